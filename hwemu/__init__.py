@@ -1,0 +1,11 @@
+"""hwemu: a hardware-accurate NUMA machine emulator.
+
+Replays memory traces on a cycle-approximate model of a multi-socket machine, runs the Linux
+page-migration protocol inside it, and reports what migration buys and what it costs.
+"""
+
+__version__ = "0.1.0"
+
+from hwemu.errors import HwemuError  # noqa: E402
+
+__all__ = ["HwemuError", "__version__"]

@@ -1,0 +1,5 @@
+import sys
+
+from hwemu.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""The ``hwemu`` command line: parse, call the library, print.
+
+Each area of hwemu contributes its subcommands through a ``register(subparsers)`` function in
+its own ``cli`` module (listed in ``_COMMAND_MODULES``); the handler set with
+``parser.set_defaults(func=...)`` receives the parsed arguments and returns an exit status.
+
+Exit status: 0 on success, 2 on bad input or usage (one line on stderr, no traceback), 1 on an
+internal error (set ``HWEMU_DEBUG=1`` to see its traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+
+from hwemu import __version__
+from hwemu.errors import HwemuError
+
+# Modules that each define register(subparsers). Order is the order in --help.
+_COMMAND_MODULES = (
+    "hwemu.traces.cli",
+    "hwemu.cachesim.cli",
+    "hwemu.machine.cli",
+    "hwemu.linux.cli",
+    "hwemu.report.cli",
+    "hwemu.dma.cli",
+)
+
+DESCRIPTION = """\
+hwemu replays memory traces of real programs on a cycle-approximate model of a NUMA machine
+and measures what page migration buys and what it costs.
+
+typical session:
+  hwemu trace record --out ls.parquet -- /bin/ls /      record a real program with Valgrind
+  hwemu trace info ls.parquet                          what is in the trace
+  hwemu cachesim ls.parquet --I1 32768,8,64 --D1 32768,8,64 --LL 8388608,16,64
+  hwemu machine show skx-2s                            topology and idle latency matrix
+  hwemu run --machine skx-2s ls.parquet                timing replay
+
+Every command that reports numbers takes --json. Run 'hwemu COMMAND --help' for details.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error and exit status 2."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hwemu",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hwemu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def print_json(obj) -> None:
+    """Print ``obj`` as JSON on stdout (the ``--json`` output of every command)."""
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=_json_default)
+    sys.stdout.write("\n")
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        status = args.func(args)
+        sys.stdout.flush()
+        return int(status or 0)
+    except HwemuError as exc:
+        print(f"hwemu: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwemu: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into head(1) or similar: not an error of ours.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except Exception as exc:  # internal error: one line unless debugging
+        if os.environ.get("HWEMU_DEBUG"):
+            traceback.print_exc()
+        else:
+            print(f"hwemu: internal error: {type(exc).__name__}: {exc} "
+                  "(set HWEMU_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
