@@ -1,0 +1,307 @@
+"""Cachegrind-exact replay of a trace through I1, D1 and a shared LL cache.
+
+The semantics are those of Valgrind 3.19's cachegrind (``cachegrind/cg_sim.c``,
+``cachegrind/cg_main.c``):
+
+* LRU, write-allocate, set index by bit selection; the block number is the tag.
+* An instruction fetch (``I``) is looked up in I1; a load (``L``) or modify (``M``) is a data
+  read in D1, a store (``S``) a data write. A modify counts as **one read** (``Dr``, and
+  ``D1mr``/``DLmr`` on a miss) and no write: cachegrind merges a load and a store of the same
+  address and size in one instruction into an ``Ev_Dm`` event and simulates it as a read.
+* LL is looked up only after an I1 or D1 miss, and is shared by instructions and data.
+* An access that straddles two lines touches both lines (in address order, both always, at
+  each level it reaches) and counts as one access and at most one miss.
+* Access sizes are clamped to ``[1, min(line sizes)]``, as cachegrind does for instruction
+  lengths of 0 (undecodable) and for large dirty-helper accesses; a record can therefore never
+  span more than two lines.
+* Threads share the caches (cachegrind serialises threads and simulates one hierarchy).
+* The caches start as cachegrind's do: its tag arrays are zero-filled with no valid bits, so
+  block 0 (addresses ``0 .. line-1``) is initially a hit in every way of set 0.
+
+``Ir`` is the number of ``I`` records plus the trace's ``insts`` column (instructions retired
+without an ``I`` record of their own; zero in traces recorded with instruction fetches).
+
+The replay is one compiled loop per trace chunk (no Python per access); cache state and
+counters persist across chunks.
+
+Library use::
+
+    from hwemu.cachesim import simulate
+    r = simulate("ls.parquet", I1="32768,8,64", D1="32768,8,64", LL="8388608,16,64")
+    r["D1mr"], r["miss_rates"]["D1"]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import numba
+import numpy as np
+
+from hwemu.cachesim import setassoc as sa
+from hwemu.cachesim.setassoc import CacheGeometry
+from hwemu.errors import HwemuError
+
+EVENTS = ("Ir", "I1mr", "ILmr", "Dr", "D1mr", "DLmr", "Dw", "D1mw", "DLmw")
+IR, I1MR, ILMR, DR, D1MR, DLMR, DW, D1MW, DLMW = range(9)
+
+# Used when an option is omitted. cachegrind would read the host's CPUID instead (and fall back
+# to 65536,2,64 / 65536,2,64 / 262144,8,64 on x86 when it cannot), which makes its results
+# depend on the machine. hwemu fixes an Intel Skylake client core (e.g. Core i7-6700): 32 KiB
+# 8-way L1I and L1D and an 8 MiB 16-way L3, 64 B lines (Intel 64 and IA-32 Architectures
+# Optimization Reference Manual, Skylake client microarchitecture cache parameters). See
+# docs/cachesim.md.
+DEFAULT_I1 = "32768,8,64"
+DEFAULT_D1 = "32768,8,64"
+DEFAULT_LL = "8388608,16,64"
+
+
+@numba.njit(cache=True, _nrt=False)
+def _replay(I1, D1, LL, kind, size, addr, insts, max_size, counts):
+    n = kind.shape[0]
+    for i in range(n):
+        k = kind[i]
+        a = addr[i]
+        s = np.int64(size[i])
+        if s < 1:
+            s = 1
+        elif s > max_size:
+            s = max_size
+        if k == 0:
+            counts[IR] += 1
+            if sa.ref_is_miss(I1, a, s):
+                counts[I1MR] += 1
+                if sa.ref_is_miss(LL, a, s):
+                    counts[ILMR] += 1
+        elif k == 2:
+            counts[DW] += 1
+            if sa.ref_is_miss(D1, a, s):
+                counts[D1MW] += 1
+                if sa.ref_is_miss(LL, a, s):
+                    counts[DLMW] += 1
+        elif k == 1 or k == 3:
+            counts[DR] += 1
+            if sa.ref_is_miss(D1, a, s):
+                counts[D1MR] += 1
+                if sa.ref_is_miss(LL, a, s):
+                    counts[DLMR] += 1
+        else:
+            return i  # bad kind: report the record index
+        counts[IR] += insts[i]
+    return -1
+
+
+def _geometry(value, name: str) -> CacheGeometry:
+    if isinstance(value, CacheGeometry):
+        return value
+    if isinstance(value, str):
+        return CacheGeometry.parse(value, where=f"--{name}")
+    if isinstance(value, (tuple, list)) and len(value) == 3:
+        return CacheGeometry(*(int(v) for v in value), where=f"--{name}")
+    raise HwemuError(f"--{name}: expected SIZE,ASSOC,LINE_SIZE, got {value!r}")
+
+
+def _cachegrind_initial_state(c):
+    """cachegrind zero-fills its tag arrays (``cachesim_initcache``) and has no valid bits, so
+    block 0 (addresses below one line) is initially present in every way of set 0. Reproduce
+    that: the ways of set 0 hold block 0 with the oldest possible LRU stamp."""
+    assoc = int(c.params[sa.P_ASSOC])
+    c.tags[:assoc] = 0
+    c.flags[:assoc] = sa.F_VALID
+    c.coh[:assoc] = sa.MESI_E
+    c.repl[:assoc] = 0
+    return c
+
+
+class CachegrindSim:
+    """An I1/D1/LL hierarchy with cachegrind's semantics, fed trace chunks one at a time."""
+
+    def __init__(self, I1=DEFAULT_I1, D1=DEFAULT_D1, LL=DEFAULT_LL, policy: str = "lru",
+                 seed: int = 0):
+        self.I1 = _geometry(I1, "I1")
+        self.D1 = _geometry(D1, "D1")
+        self.LL = _geometry(LL, "LL")
+        self.max_size = min(self.I1.line_bytes, self.D1.line_bytes, self.LL.line_bytes)
+        if str(policy).lower() not in sa.POLICIES:
+            raise HwemuError(f"--policy {policy}: unknown replacement policy (choose from "
+                             f"{', '.join(sa.POLICIES)})")
+        self.policy = str(policy).lower()
+        self.seed = int(seed)
+        caches = []
+        for k, g in enumerate((self.I1, self.D1, self.LL)):
+            c = sa.new_cache(g, self.policy, seed=self.seed * 3 + k)
+            if self.policy == "lru":          # the exact-cachegrind configuration
+                _cachegrind_initial_state(c)
+            caches.append(c)
+        self._i1, self._d1, self._ll = caches
+        self.counts = np.zeros(len(EVENTS), np.int64)
+        self.records = 0
+
+    def feed(self, chunk) -> None:
+        """Replay one :class:`~hwemu.traces.format.TraceChunk`."""
+        n = len(chunk)
+        if n == 0:
+            return
+        bad = _replay(self._i1, self._d1, self._ll, chunk.kind, chunk.size, chunk.addr,
+                      chunk.insts, self.max_size, self.counts)
+        if bad >= 0:
+            raise HwemuError(f"trace record {self.records + bad}: kind {int(chunk.kind[bad])} "
+                             "is not one of 0 I, 1 L, 2 S, 3 M")
+        self.records += n
+
+    def result(self) -> dict:
+        """Counters, geometry and miss rates as a JSON-ready dict."""
+        c = {e: int(v) for e, v in zip(EVENTS, self.counts)}
+        out: dict = dict(c)
+        out["I1"] = self.I1.to_json()
+        out["D1"] = self.D1.to_json()
+        out["LL"] = self.LL.to_json()
+        out["policy"] = self.policy
+        if self.policy == "random":
+            out["seed"] = self.seed
+        out["records"] = self.records
+        out["miss_rates"] = miss_rates(c)
+        return out
+
+    def stats(self, component: str = "cachesim"):
+        """The counters as :class:`hwemu.stats.Stats` (component ``cachesim.I1`` etc.)."""
+        from hwemu.stats import Stats
+
+        s = Stats()
+        c = self.counts
+        s.add(f"{component}.I1", "reads", int(c[IR]), "accesses")
+        s.add(f"{component}.I1", "read_misses", int(c[I1MR]), "accesses")
+        s.add(f"{component}.D1", "reads", int(c[DR]), "accesses")
+        s.add(f"{component}.D1", "read_misses", int(c[D1MR]), "accesses")
+        s.add(f"{component}.D1", "writes", int(c[DW]), "accesses")
+        s.add(f"{component}.D1", "write_misses", int(c[D1MW]), "accesses")
+        s.add(f"{component}.LL", "inst_read_misses", int(c[ILMR]), "accesses")
+        s.add(f"{component}.LL", "data_read_misses", int(c[DLMR]), "accesses")
+        s.add(f"{component}.LL", "data_write_misses", int(c[DLMW]), "accesses")
+        return s
+
+
+def _rate(num: int, den: int) -> float:
+    return 0.0 if den == 0 else num / den
+
+
+def miss_rates(c: dict) -> dict:
+    """Miss rates (fractions, not percent) as cachegrind defines them."""
+    d_refs = c["Dr"] + c["Dw"]
+    ll_refs = c["I1mr"] + c["D1mr"] + c["D1mw"]
+    ll_miss = c["ILmr"] + c["DLmr"] + c["DLmw"]
+    return {
+        "I1": _rate(c["I1mr"], c["Ir"]),
+        "LLi": _rate(c["ILmr"], c["Ir"]),
+        "D1": _rate(c["D1mr"] + c["D1mw"], d_refs),
+        "D1r": _rate(c["D1mr"], c["Dr"]),
+        "D1w": _rate(c["D1mw"], c["Dw"]),
+        "LLd": _rate(c["DLmr"] + c["DLmw"], d_refs),
+        "LLdr": _rate(c["DLmr"], c["Dr"]),
+        "LLdw": _rate(c["DLmw"], c["Dw"]),
+        # cachegrind divides LL misses by all references (Ir + Dr + Dw), not by LL refs.
+        "LL": _rate(ll_miss, c["Ir"] + d_refs),
+        "LLr": _rate(c["ILmr"] + c["DLmr"], c["Ir"] + c["Dr"]),
+        "LLw": _rate(c["DLmw"], c["Dw"]),
+    }
+
+
+def _iter_source(source, progress: bool):
+    """Yield chunks from a path, a TraceChunk or an iterable of chunks."""
+    from hwemu.traces.format import TraceChunk, TraceReader
+
+    if isinstance(source, TraceChunk):
+        yield source
+        return
+    if isinstance(source, (str, os.PathLike)):
+        reader = TraceReader(source)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=reader.num_records, unit="rec", unit_scale=True, desc="cachesim",
+                       leave=False)
+        try:
+            for chunk in reader.iter_chunks():
+                yield chunk
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        return
+    yield from source
+
+
+def simulate(source, I1=DEFAULT_I1, D1=DEFAULT_D1, LL=DEFAULT_LL, progress: bool = False,
+             policy: str = "lru", seed: int = 0) -> dict:
+    """Replay ``source`` (trace path, TraceChunk or iterable of chunks); return the result dict.
+
+    ``I1``/``D1``/``LL`` are ``"SIZE,ASSOC,LINE"`` strings, ``(size, assoc, line)`` tuples or
+    :class:`CacheGeometry` objects. Keys of the result: ``Ir I1mr ILmr Dr D1mr DLmr Dw D1mw
+    DLmw`` (ints), ``I1``/``D1``/``LL`` (geometry), ``policy``, ``records`` and ``miss_rates``.
+
+    ``policy`` other than ``"lru"`` (``"random"`` with ``seed``, ``"srrip"``, ``"plru"``) replaces LRU in
+    all three caches; everything else keeps cachegrind's rules. Only ``"lru"`` is cachegrind.
+    """
+    sim = CachegrindSim(I1, D1, LL, policy=policy, seed=seed)
+    for chunk in _iter_source(source, progress):
+        sim.feed(chunk)
+    return sim.result()
+
+
+def format_summary(r: dict, title: dict | None = None) -> str:
+    """cachegrind's end-of-run summary layout for a result of :func:`simulate`."""
+    c = r
+    mr = r["miss_rates"]
+    lines = []
+    for name in ("I1", "D1", "LL"):
+        g = r[name]
+        ways = "direct-mapped" if g["assoc"] == 1 else f"{g['assoc']}-way associative"
+        lines.append(f"{name} cache:{'':9}{g['size']} B, {g['line_size']} B, {ways}")
+    if r.get("policy", "lru") != "lru":
+        extra = f" (seed {r['seed']})" if "seed" in r else ""
+        lines.append(f"{'Replacement:':<18}{r['policy']}{extra} in all three caches, not cachegrind's LRU")
+    for k, v in (title or {}).items():
+        lines.append(f"{k + ':':<18}{v}")
+    lines.append("")
+
+    def num(x):
+        return f"{x:,}"
+
+    def pct(x):
+        return f"{100.0 * x:.1f}%"
+
+    d_refs = c["Dr"] + c["Dw"]
+    ll_rd = c["I1mr"] + c["D1mr"]
+    w = max(len(num(v)) for v in (c["Ir"], d_refs, ll_rd + c["D1mw"], 1))
+    wr = max(len(num(v)) for v in (c["Dr"], c["I1mr"] + c["D1mr"], 1))
+    ww = max(len(num(v)) for v in (c["Dw"], 1))
+
+    def row(label, total, rd=None, wt=None):
+        s = f"{label:<14}{total:>{w}}"
+        if rd is not None:
+            s += f"  ({rd:>{wr}} rd   + {wt:>{ww}} wr)"
+        return s
+
+    lines.append(row("I   refs:", num(c["Ir"])))
+    lines.append(row("I1  misses:", num(c["I1mr"])))
+    lines.append(row("LLi misses:", num(c["ILmr"])))
+    lines.append(row("I1  miss rate:", f"{100.0 * mr['I1']:.2f}%"))
+    lines.append(row("LLi miss rate:", f"{100.0 * mr['LLi']:.2f}%"))
+    lines.append("")
+    lines.append(row("D   refs:", num(d_refs), num(c["Dr"]), num(c["Dw"])))
+    lines.append(row("D1  misses:", num(c["D1mr"] + c["D1mw"]), num(c["D1mr"]), num(c["D1mw"])))
+    lines.append(row("LLd misses:", num(c["DLmr"] + c["DLmw"]), num(c["DLmr"]), num(c["DLmw"])))
+    lines.append(row("D1  miss rate:", pct(mr["D1"]), pct(mr["D1r"]), pct(mr["D1w"])))
+    lines.append(row("LLd miss rate:", pct(mr["LLd"]), pct(mr["LLdr"]), pct(mr["LLdw"])))
+    lines.append("")
+    lines.append(row("LL refs:", num(ll_rd + c["D1mw"]), num(ll_rd), num(c["D1mw"])))
+    lines.append(row("LL misses:", num(c["ILmr"] + c["DLmr"] + c["DLmw"]),
+                     num(c["ILmr"] + c["DLmr"]), num(c["DLmw"])))
+    lines.append(row("LL miss rate:", pct(mr["LL"]), pct(mr["LLr"]), pct(mr["LLw"])))
+    lines.append("")
+    lines.append("events: " + " ".join(EVENTS))
+    lines.append("summary: " + " ".join(str(c[e]) for e in EVENTS))
+    return "\n".join(lines)
