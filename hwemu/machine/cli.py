@@ -1,5 +1,298 @@
-"""Subcommands of hwemu.machine (registered by hwemu.cli)."""
+"""Subcommands of hwemu.machine: ``machine list``, ``machine show``, ``mlc`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hwemu.errors import HwemuError
+
+_FMT = argparse.RawDescriptionHelpFormatter
 
 
 def register(sub) -> None:
-    """Add this area's subcommands to the top-level parser (none yet)."""
+    p = sub.add_parser(
+        "machine", help="list and show machine descriptions (presets or TOML files)",
+        description="Machine descriptions: presets shipped with hwemu, or TOML files that may "
+                    "start from a preset with base = \"NAME\".",
+        formatter_class=_FMT,
+        epilog="examples:\n  hwemu machine list\n  hwemu machine show skx-2s\n"
+               "  hwemu machine show my.toml --json\n  hwemu machine show --params")
+    msub = p.add_subparsers(dest="machine_command", metavar="SUBCOMMAND",
+                            parser_class=type(p))
+    pl = msub.add_parser("list", help="list the machine presets",
+                         description="List the machine presets with their descriptions.",
+                         epilog="example:\n  hwemu machine list --json", formatter_class=_FMT)
+    pl.add_argument("--json", action="store_true", help="print JSON")
+    pl.set_defaults(func=_cmd_list)
+    ps = msub.add_parser(
+        "show", help="topology and measured idle latency matrix of a machine",
+        description="Print a machine's topology the way 'numactl --hardware' does (nodes, CPUs, "
+                    "memory, SLIT-style distances) and the idle load latency from every CPU node "
+                    "to every memory node, measured by a pointer chase through the model. "
+                    "Distances are 10 x latency / local latency, rounded.",
+        epilog="examples:\n  hwemu machine show skx-2s\n  hwemu machine show skx-2s-cxl --json\n"
+               "  hwemu machine show --params        the parameter table",
+        formatter_class=_FMT)
+    ps.add_argument("machine", nargs="?", help="preset name or path to a machine TOML file")
+    ps.add_argument("--json", action="store_true", help="print JSON")
+    ps.add_argument("--params", action="store_true",
+                    help="print the table of every machine parameter (key, unit, description)")
+    ps.add_argument("--no-measure", action="store_true",
+                    help="skip the latency measurement (topology only)")
+    ps.set_defaults(func=_cmd_show)
+    p.set_defaults(func=lambda a: (p.print_help(sys.stderr), 2)[1])
+
+    pm = sub.add_parser(
+        "mlc", help="idle and loaded memory latency of a machine (like Intel MLC)",
+        description="Measure memory latency through the model as Intel's Memory Latency Checker "
+                    "does on hardware. --idle-latency: pointer-chase latency from every CPU node "
+                    "to every memory node. --loaded-latency: a latency probe on the first CPU of "
+                    "--cpu-node while every other CPU of that node streams reads to --mem-node, "
+                    "one load every DELAY core cycles, for each delay (largest first; delay 0 "
+                    "saturates).",
+        epilog="examples:\n  hwemu mlc --machine skx-2s --idle-latency\n"
+               "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 1 --json\n"
+               "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 0 "
+               "--plot curve.png",
+        formatter_class=_FMT)
+    pm.add_argument("--machine", "-m", required=True, help="preset name or machine TOML file")
+    g = pm.add_mutually_exclusive_group(required=True)
+    g.add_argument("--idle-latency", action="store_true", help="idle latency matrix")
+    g.add_argument("--loaded-latency", action="store_true", help="loaded latency curve")
+    pm.add_argument("--cpu-node", type=int, default=0, help="node whose CPUs run (default 0)")
+    pm.add_argument("--mem-node", type=int, default=0, help="node whose memory is read (default 0)")
+    pm.add_argument("--delays", help="comma-separated delays in core cycles (default "
+                    "0,2,5,10,15,20,30,50,100,200,400,1000,3000,9000)")
+    pm.add_argument("--plot", metavar="PNG", help="also draw the loaded-latency curve to PNG")
+    pm.add_argument("--json", action="store_true", help="print JSON")
+    pm.set_defaults(func=_cmd_mlc)
+
+    pr = sub.add_parser(
+        "run", help="timing replay of a trace on a machine (first-touch placement)",
+        description="Replay a native trace on a machine model: every access goes through TLBs, "
+                    "caches, coherence, interconnect and memory controllers; pages are placed "
+                    "on the node of the CPU that first touches them. Thread i runs on CPU i "
+                    "unless --cpus says otherwise. Reports accesses, latency mean and "
+                    "percentiles, where accesses were served, per-node and per-link bandwidth "
+                    "and simulated time.",
+        epilog="examples:\n  hwemu run --machine skx-2s ls.parquet\n"
+               "  hwemu run --machine skx-2s --cpus 24-27 omp.parquet --json\n"
+               "  hwemu run --machine my.toml t.parquet --stats-out stats.csv",
+        formatter_class=_FMT)
+    pr.add_argument("trace", help="native trace file (hwemu trace record / import)")
+    pr.add_argument("--machine", "-m", required=True, help="preset name or machine TOML file")
+    pr.add_argument("--cpus", help="CPUs for threads 0,1,... e.g. 0-3,24 (default 0,1,...)")
+    pr.add_argument("--seed", type=int, default=0, help="seed for random replacement (default 0)")
+    pr.add_argument("--stats-out", metavar="CSV",
+                    help="also write every statistic (component, stat, value, unit) to CSV")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    pr.set_defaults(func=_cmd_run)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _cmd_list(args) -> int:
+    from hwemu.cli import print_json
+    from hwemu.machine.config import load_machine, preset_names
+
+    rows = []
+    for name in preset_names():
+        c = load_machine(name)
+        rows.append({"name": name, "sockets": c.sockets, "cpus": c.num_cpus,
+                     "nodes": c.num_nodes, "description": c.description})
+    if args.json:
+        print_json(rows)
+        return 0
+    w = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{w}}  {r['cpus']:>4} CPUs  {r['nodes']} nodes  {r['description']}")
+    return 0
+
+
+def show_dict(cfg, measure: bool = True) -> dict:
+    """The data of ``machine show``."""
+    from hwemu.units import format_size
+
+    nodes = []
+    for n in cfg.nodes:
+        nodes.append({"node": n.id, "name": n.name, "cpus": cfg.node_cpus(n.id),
+                      "size_bytes": n.size_bytes, "size": format_size(n.size_bytes),
+                      "memory": f"{n.dram.channels}ch {n.dram.type}".strip(),
+                      "peak_bandwidth_gbs": round(n.dram.peak_bandwidth_bps / 1e9, 1)})
+    d = {"name": cfg.name, "description": cfg.description, "source": cfg.source,
+         "sockets": cfg.sockets, "cpus": cfg.num_cpus, "freq_ghz": cfg.freq_hz / 1e9,
+         "caches": {k: {"size": format_size(c.size_bytes), "ways": c.ways,
+                        "latency_cycles": c.latency_cycles, "policy": c.policy}
+                    for k, c in (("l1i", cfg.l1i), ("l1d", cfg.l1d), ("l2", cfg.l2),
+                                 ("llc", cfg.llc))},
+         "nodes": nodes,
+         "links": [{"name": l.name, "ends": [l.a, l.b], "latency_ns": l.latency_ps / 1000,
+                    "bandwidth_gbs": l.bandwidth_bps / 1e9} for l in cfg.links],
+         "hops": cfg.hops()}
+    if measure:
+        from hwemu.machine.mlc import idle_matrix
+
+        cpu_nodes = cfg.cpu_nodes()
+        lat = idle_matrix(cfg)
+        d["idle_latency_cpu_nodes"] = cpu_nodes
+        d["idle_latency_ns"] = lat
+        dist = []
+        for i in range(cfg.num_nodes):
+            row = []
+            for j in range(cfg.num_nodes):
+                if i == j:
+                    row.append(10)
+                    continue
+                if i in cpu_nodes:
+                    r = cpu_nodes.index(i)
+                    row.append(int(round(10 * lat[r][j] / lat[r][i])))
+                elif j in cpu_nodes:   # a CPU-less node: use the reverse direction
+                    r = cpu_nodes.index(j)
+                    row.append(int(round(10 * lat[r][i] / lat[r][j])))
+                else:
+                    row.append(10 + 10 * d["hops"][i][j])
+            dist.append(row)
+        d["distances"] = dist
+    return d
+
+
+def _cmd_show(args) -> int:
+    from hwemu.cli import print_json
+    from hwemu.machine.config import load_machine, param_rows
+
+    if args.params:
+        rows = param_rows()
+        if args.json:
+            print_json(rows)
+            return 0
+        for r in rows:
+            dflt = f" (default {r['default']})" if r["default"] != "" else ""
+            unit = f" [{r['unit']}]" if r["unit"] else ""
+            print(f"{r['key']}{unit}{dflt}: {r['description']}")
+        return 0
+    if not args.machine:
+        raise HwemuError("machine show: give a preset name or a TOML file (see 'hwemu machine list')")
+    cfg = load_machine(args.machine)
+    d = show_dict(cfg, measure=not args.no_measure)
+    if args.json:
+        print_json(d)
+        return 0
+    print(f"machine: {d['name']}  ({d['description']})")
+    print(f"source: {d['source']}")
+    print(f"sockets: {d['sockets']}  cpus: {d['cpus']}  core clock: {d['freq_ghz']:g} GHz")
+    c = d["caches"]
+    print("caches: " + ", ".join(f"{k} {v['size']} {v['ways']}-way {v['latency_cycles']}cyc"
+                                 for k, v in c.items()))
+    print(f"available: {cfg.num_nodes} nodes (0-{cfg.num_nodes - 1})")
+    for n in d["nodes"]:
+        cpus = _ranges(n["cpus"]) if n["cpus"] else "(none)"
+        print(f"node {n['node']} cpus: {cpus}")
+        print(f"node {n['node']} size: {n['size']}  ({n['name']}, {n['memory']}, "
+              f"peak {n['peak_bandwidth_gbs']} GB/s)")
+    for l in d["links"]:
+        print(f"link {l['name']}: node {l['ends'][0]} <-> node {l['ends'][1]}, "
+              f"{l['latency_ns']:g} ns, {l['bandwidth_gbs']:g} GB/s per direction")
+    if "distances" in d:
+        print("node distances:")
+        print("node " + "".join(f"{j:>5}" for j in range(cfg.num_nodes)))
+        for i, row in enumerate(d["distances"]):
+            print(f"{i:>4}:" + "".join(f"{v:>5}" for v in row))
+        print("idle latency (ns), measured by pointer chase: rows = CPU node, columns = memory node")
+        print("node " + "".join(f"{j:>8}" for j in range(cfg.num_nodes)))
+        for i, row in zip(d["idle_latency_cpu_nodes"], d["idle_latency_ns"]):
+            print(f"{i:>4}:" + "".join(f"{v:>8.1f}" for v in row))
+    return 0
+
+
+def _ranges(xs: list[int]) -> str:
+    out, start = [], xs[0]
+    for a, b in zip(xs, xs[1:] + [None]):
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a != start else f"{a}")
+            start = b
+    return " ".join(out) if len(xs) <= 8 else ",".join(out)
+
+
+def _cmd_mlc(args) -> int:
+    from hwemu.cli import print_json
+    from hwemu.machine import mlc
+    from hwemu.machine.config import load_machine
+
+    cfg = load_machine(args.machine)
+    if args.idle_latency:
+        if args.plot:
+            raise HwemuError("--plot: only with --loaded-latency")
+        lat = mlc.idle_matrix(cfg)
+        if args.json:
+            print_json({"machine": cfg.name, "cpu_nodes": cfg.cpu_nodes(), "idle_latency_ns": lat})
+            return 0
+        print(f"idle latency (ns) on {cfg.name}: rows = CPU node, columns = memory node")
+        print("node " + "".join(f"{j:>8}" for j in range(cfg.num_nodes)))
+        for i, row in zip(cfg.cpu_nodes(), lat):
+            print(f"{i:>4}:" + "".join(f"{v:>8.1f}" for v in row))
+        return 0
+    delays = mlc.DEFAULT_DELAYS
+    if args.delays:
+        try:
+            delays = [int(x) for x in args.delays.split(",") if x.strip()]
+        except ValueError:
+            raise HwemuError(f"--delays: expected comma-separated integers, got {args.delays!r}") from None
+        if not delays or min(delays) < 0:
+            raise HwemuError("--delays: need at least one delay, none negative")
+    mlc._check_nodes(cfg, args.cpu_node, args.mem_node)
+    pts = mlc.loaded_latency(cfg, args.cpu_node, args.mem_node, delays,
+                             progress=sys.stderr.isatty())
+    if args.plot:
+        from hwemu.machine.plots import plot_loaded
+
+        plot_loaded(args.plot, {f"{cfg.name} node{args.cpu_node}->node{args.mem_node}": pts})
+    if args.json:
+        print_json({"machine": cfg.name, "cpu_node": args.cpu_node, "mem_node": args.mem_node,
+                    "points": [{"delay_cycles": p["delay_cycles"], "bandwidth_gbs": p["bandwidth_gbs"],
+                                "latency_ns": p["latency_ns"]} for p in pts]})
+        return 0
+    print(f"loaded latency on {cfg.name}: CPUs of node {args.cpu_node} reading node {args.mem_node}")
+    print(f"{'delay(cyc)':>10} {'bandwidth(GB/s)':>16} {'latency(ns)':>12}")
+    for p in pts:
+        print(f"{p['delay_cycles']:>10} {p['bandwidth_gbs']:>16.2f} {p['latency_ns']:>12.1f}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from hwemu.cli import print_json
+    from hwemu.fileio import atomic_path
+    from hwemu.machine.config import load_machine
+    from hwemu.machine.replay import parse_cpus, run_trace
+
+    cfg = load_machine(args.machine)
+    cpus = parse_cpus(args.cpus, cfg)
+    if args.stats_out:
+        from pathlib import Path
+
+        parent = Path(args.stats_out).parent
+        if not parent.is_dir():
+            raise HwemuError(f"--stats-out: directory {parent} does not exist")
+    res = run_trace(cfg, args.trace, cpus=cpus, seed=args.seed, progress=sys.stderr.isatty())
+    if args.stats_out:
+        with atomic_path(args.stats_out) as tmp:
+            res.stats.to_frame().to_csv(tmp, index=False)
+    s = res.summary
+    if args.json:
+        print_json(s)
+        return 0
+    print(f"machine: {s['machine']}  threads: {s['threads']}  simulated time: "
+          f"{s['sim_time_ns'] / 1e6:.3f} ms")
+    print(f"accesses: {s['accesses']}")
+    print(f"latency (ns): mean {s['mean_latency_ns']:.2f}  p50 {s['p50_latency_ns']:.2f}  "
+          f"p95 {s['p95_latency_ns']:.2f}  p99 {s['p99_latency_ns']:.2f}")
+    acc = max(s["accesses"], 1)
+    print("served by: " + ", ".join(f"{k} {v} ({100 * v / acc:.1f}%)" for k, v in s["served"].items()))
+    for n, bw in s["node_bandwidth_gbs"].items():
+        print(f"{n}: read {bw['read_gbs']:.3f} GB/s, write {bw['write_gbs']:.3f} GB/s")
+    for l, bw in s["link_bandwidth_gbs"].items():
+        print(f"link {l}: {bw:.3f} GB/s")
+    f = s["faults"]
+    print("page faults: " + ", ".join(f"{k} {v}" for k, v in f.items()))
+    return 0

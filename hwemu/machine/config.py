@@ -1,0 +1,435 @@
+"""Machine descriptions: TOML files loaded into frozen, validated dataclasses.
+
+A description is a TOML file whose keys are listed, with unit and meaning, in
+:mod:`hwemu.machine.params`. A file may start from a preset with ``base = "skx-2s"`` (or a path)
+and override keys: tables merge key by key, arrays (``[[node]]``, ``[[link]]``) replace whole.
+Every quantity is parsed once, here, into integers (bytes, picoseconds) or floats (Hz, B/s);
+errors name the file and the key::
+
+    my.toml: [cache.llc] size: cannot parse 'big' as a size such as 32KiB
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwemu.errors import HwemuError
+from hwemu.machine import params as P
+from hwemu.units import (parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps,
+                         period_ps)
+
+PRESET_DIR = Path(__file__).with_name("presets")
+LINE_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    size_bytes: int
+    ways: int
+    latency_cycles: int
+    policy: str
+
+    @property
+    def sets(self) -> int:
+        return self.size_bytes // (LINE_BYTES * self.ways)
+
+
+@dataclass(frozen=True, slots=True)
+class DramConfig:
+    type: str
+    channels: int
+    ranks: int
+    banks: int
+    row_bytes: int
+    interleave_bytes: int
+    tCL_ps: int
+    tCWL_ps: int
+    tRCD_ps: int
+    tRP_ps: int
+    tRAS_ps: int
+    tBURST_ps: int
+    tWR_ps: int
+    tREFI_ps: int
+    tRFC_ps: int
+    page_policy: str
+    mc_latency_ps: int
+
+    @property
+    def peak_bandwidth_bps(self) -> float:
+        return self.channels * LINE_BYTES / (self.tBURST_ps * 1e-12)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    id: int
+    name: str
+    socket: int
+    size_bytes: int
+    dram: DramConfig
+
+    @property
+    def has_cpus(self) -> bool:
+        return self.socket >= 0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    id: int
+    name: str
+    a: int
+    b: int
+    latency_ps: int
+    bandwidth_bps: float
+    header_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class MachineConfig:
+    name: str
+    description: str
+    source: str
+    sockets: int
+    cores_per_socket: int
+    freq_hz: float
+    base_cpi: float
+    lfb: int
+    rob: int
+    l1i: CacheConfig
+    l1d: CacheConfig
+    l2: CacheConfig
+    llc: CacheConfig
+    tlb: dict
+    core_snoop_ps: int
+    mesh_latency_ps: int
+    fault_cost_ps: int
+    nodes: tuple
+    links: tuple
+
+    @property
+    def num_cpus(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def period_ps(self) -> float:
+        return period_ps(self.freq_hz)
+
+    def cycles_ps(self, cycles: float) -> int:
+        return int(round(cycles * self.period_ps))
+
+    def cpu_socket(self, cpu: int) -> int:
+        return cpu // self.cores_per_socket
+
+    def socket_node(self, socket: int) -> int:
+        for n in self.nodes:
+            if n.socket == socket:
+                return n.id
+        raise AssertionError(f"socket {socket} has no node")
+
+    def cpu_node(self, cpu: int) -> int:
+        return self.socket_node(self.cpu_socket(cpu))
+
+    def node_cpus(self, node: int) -> list[int]:
+        s = self.nodes[node].socket
+        if s < 0:
+            return []
+        return list(range(s * self.cores_per_socket, (s + 1) * self.cores_per_socket))
+
+    def cpu_nodes(self) -> list[int]:
+        return [n.id for n in self.nodes if n.has_cpus]
+
+    def hops(self) -> list[list[int]]:
+        """Link hops between every pair of nodes (shortest path)."""
+        from hwemu.machine.interconnect import shortest_paths
+
+        dist, _ = shortest_paths(self.num_nodes, [(l.a, l.b) for l in self.links])
+        return dist
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A preset name or a path to a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or "/" in name_or_path or p.exists():
+        if not p.exists():
+            raise HwemuError(f"{name_or_path}: no such machine file")
+        if p.is_dir():
+            raise HwemuError(f"{name_or_path}: is a directory, expected a machine TOML file")
+        return p
+    preset = PRESET_DIR / f"{name_or_path}.toml"
+    if not preset.exists():
+        raise HwemuError(f"unknown machine {name_or_path!r}: not a file and not a preset "
+                         f"(presets: {', '.join(preset_names())})")
+    return preset
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise HwemuError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise HwemuError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _load_dict(path: Path, depth: int = 0) -> dict:
+    if depth > 8:
+        raise HwemuError(f"{path}: 'base' chain is too deep (a cycle?)")
+    d = _read_toml(path)
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    if not isinstance(base, str):
+        raise HwemuError(f"{path}: base: expected a preset name or file path string")
+    bpath = resolve(base) if not (path.parent / base).exists() else path.parent / base
+    return _merge(_load_dict(bpath, depth + 1), d)
+
+
+def load_machine(name_or_path: str) -> MachineConfig:
+    """Load a preset by name or a TOML file (which may say ``base = "preset"``)."""
+    path = resolve(name_or_path)
+    d = _load_dict(path)
+    src = str(path) if path.parent != PRESET_DIR else f"{path.stem} (preset)"
+    return from_dict(d, src)
+
+
+def load_machine_text(text: str, source: str = "<string>") -> MachineConfig:
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HwemuError(f"{source}: not valid TOML: {exc}") from None
+    base = d.pop("base", None)
+    if base is not None:
+        d = _merge(_load_dict(resolve(base)), d)
+    return from_dict(d, source)
+
+
+class _Section:
+    """Reads the keys of one TOML table, converting with the table in params.py."""
+
+    def __init__(self, src: str, label: str, table: dict, params):
+        self.src = src
+        self.label = label
+        if not isinstance(table, dict):
+            raise HwemuError(f"{src}: {label}: expected a table")
+        self.table = table
+        self.params = {p.key: p for p in params}
+        unknown = [k for k in table if k not in self.params]
+        if unknown:
+            raise HwemuError(f"{src}: {label} {unknown[0]}: unknown key (known: "
+                             f"{', '.join(self.params)})")
+
+    def where(self, key: str) -> str:
+        return f"{self.src}: {self.label} {key}".replace(":  ", ": ")
+
+    def get(self, key: str):
+        p = self.params[key]
+        if key in self.table:
+            raw = self.table[key]
+        elif p.default is not None:
+            raw = p.default
+        else:
+            raise HwemuError(f"{self.where(key)}: missing (required, {p.description})")
+        w = self.where(key)
+        kind = p.kind
+        if kind == "size":
+            return parse_size(raw, w)
+        if kind == "time":
+            return parse_time_ps(raw, w)
+        if kind == "freq":
+            return parse_freq_hz(raw, w)
+        if kind == "bw":
+            return parse_bandwidth_bps(raw, w)
+        if kind == "int":
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise HwemuError(f"{w}: expected an integer, got {raw!r}")
+            return raw
+        if kind == "float":
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                raise HwemuError(f"{w}: expected a number, got {raw!r}")
+            return float(raw)
+        if kind == "str":
+            if not isinstance(raw, str):
+                raise HwemuError(f"{w}: expected a string, got {raw!r}")
+            return raw
+        if kind == "choice":
+            if raw not in p.choices:
+                raise HwemuError(f"{w}: {raw!r} is not one of {', '.join(p.choices)}")
+            return raw
+        if kind == "table":
+            if not isinstance(raw, dict):
+                raise HwemuError(f"{w}: expected a table")
+            return raw
+        if kind == "nodelist":
+            if not (isinstance(raw, list) and all(isinstance(x, int) and not isinstance(x, bool)
+                                                  for x in raw)):
+                raise HwemuError(f"{w}: expected a list of node ids, got {raw!r}")
+            return raw
+        raise AssertionError(kind)
+
+    def positive(self, key: str, minimum: int = 1):
+        v = self.get(key)
+        if v < minimum:
+            raise HwemuError(f"{self.where(key)}: must be at least {minimum}, got {v}")
+        return v
+
+
+def _params_of(section: str):
+    return [p for p in P.PARAMS if p.section == section]
+
+
+def _cache(src: str, d: dict, name: str) -> CacheConfig:
+    sec = _Section(src, f"[cache.{name}]", d.get("cache", {}).get(name, {}), _params_of(f"cache.{name}"))
+    size = sec.positive("size", P_LINE := LINE_BYTES)
+    ways = sec.positive("ways")
+    lat = sec.positive("latency")
+    if size % (LINE_BYTES * ways):
+        raise HwemuError(f"{sec.where('size')}: {size} bytes is not a whole number of "
+                         f"{ways}-way sets of {P_LINE}-byte lines")
+    return CacheConfig(size, ways, lat, sec.get("policy"))
+
+
+def _dram(src: str, label: str, table: dict) -> DramConfig:
+    sec = _Section(src, label, table, P.DRAM_PARAMS)
+    cfg = DramConfig(
+        type=sec.get("type"), channels=sec.positive("channels"), ranks=sec.positive("ranks"),
+        banks=sec.positive("banks"), row_bytes=sec.positive("row", LINE_BYTES),
+        interleave_bytes=sec.positive("interleave", LINE_BYTES),
+        tCL_ps=sec.positive("tCL"), tCWL_ps=sec.positive("tCWL"), tRCD_ps=sec.positive("tRCD"),
+        tRP_ps=sec.positive("tRP"), tRAS_ps=sec.positive("tRAS"), tBURST_ps=sec.positive("tBURST"),
+        tWR_ps=sec.get("tWR"), tREFI_ps=sec.positive("tREFI"), tRFC_ps=sec.get("tRFC"),
+        page_policy=sec.get("page_policy"), mc_latency_ps=sec.get("mc_latency"),
+    )
+    if cfg.row_bytes % LINE_BYTES or cfg.interleave_bytes % LINE_BYTES:
+        raise HwemuError(f"{sec.where('row')}: row and interleave must be multiples of 64 bytes")
+    if cfg.interleave_bytes > cfg.row_bytes:
+        raise HwemuError(f"{sec.where('interleave')}: must not exceed the row size")
+    if cfg.tRFC_ps >= cfg.tREFI_ps:
+        raise HwemuError(f"{sec.where('tRFC')}: must be shorter than tREFI")
+    return cfg
+
+
+def from_dict(d: dict, src: str) -> MachineConfig:
+    """Validate a merged TOML dict and build the MachineConfig."""
+    known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link"}
+    top = {k: v for k, v in d.items() if k not in known_tables}
+    sec = _Section(src, "", top, _params_of(""))
+    name = sec.get("name")
+    sockets = sec.positive("sockets")
+    for k in ("cache",):
+        if k in d and not isinstance(d[k], dict):
+            raise HwemuError(f"{src}: [{k}]: expected a table")
+        unknown = [c for c in d.get("cache", {}) if c not in ("l1i", "l1d", "l2", "llc")]
+        if unknown:
+            raise HwemuError(f"{src}: [cache.{unknown[0]}]: unknown cache (known: l1i, l1d, l2, llc)")
+    core = _Section(src, "[core]", d.get("core", {}), _params_of("core"))
+    tlbs = _Section(src, "[tlb]", d.get("tlb", {}), _params_of("tlb"))
+    coh = _Section(src, "[coherence]", d.get("coherence", {}), _params_of("coherence"))
+    unc = _Section(src, "[uncore]", d.get("uncore", {}), _params_of("uncore"))
+    os_ = _Section(src, "[os]", d.get("os", {}), _params_of("os"))
+    base_cpi = core.get("base_cpi")
+    if base_cpi <= 0:
+        raise HwemuError(f"{core.where('base_cpi')}: must be positive")
+    cores = core.positive("cores_per_socket")
+    if cores > 64:
+        raise HwemuError(f"{core.where('cores_per_socket')}: at most 64 cores per socket are supported")
+    lfb = core.positive("lfb")
+    if lfb > 64:
+        raise HwemuError(f"{core.where('lfb')}: at most 64 line-fill buffers are supported")
+    tlb = {}
+    for key in ("l1i", "l1d_4k", "l1d_2m", "stlb"):
+        e = tlbs.positive(f"{key}_entries")
+        w = tlbs.positive(f"{key}_ways")
+        if e % w:
+            raise HwemuError(f"{tlbs.where(key + '_entries')}: {e} entries is not a multiple of "
+                             f"{w} ways")
+        tlb[key] = (e, w)
+    tlb["stlb_latency_cycles"] = tlbs.get("stlb_latency")
+    tlb["page_walk_ps"] = tlbs.get("page_walk")
+
+    dram_default = d.get("dram", {})
+    if not isinstance(dram_default, dict):
+        raise HwemuError(f"{src}: [dram]: expected a table")
+    raw_nodes = d.get("node")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise HwemuError(f"{src}: [[node]]: at least one node is required")
+    nodes = []
+    for i, nd in enumerate(raw_nodes):
+        ns = _Section(src, f"[[node]] #{i}", nd, P.NODE_PARAMS)
+        socket = ns.get("socket")
+        if socket < -1 or socket >= sockets:
+            raise HwemuError(f"{ns.where('socket')}: {socket} is not a socket of this machine "
+                             f"(0..{sockets - 1}, or -1 for a CPU-less node)")
+        dram = _dram(src, f"[[node]] #{i} dram", _merge(dram_default, ns.get("dram")))
+        size = ns.positive("size", 1 << 21)
+        if size % (1 << 21):
+            raise HwemuError(f"{ns.where('size')}: must be a multiple of 2MiB")
+        nodes.append(NodeConfig(i, ns.get("name") or f"node{i}", socket, size, dram))
+    for s in range(sockets):
+        owners = [n.id for n in nodes if n.socket == s]
+        if len(owners) != 1:
+            raise HwemuError(f"{src}: [[node]]: socket {s} must have exactly one local node, "
+                             f"has {len(owners)}")
+    raw_links = d.get("link", [])
+    if not isinstance(raw_links, list):
+        raise HwemuError(f"{src}: [[link]]: expected an array of tables")
+    links = []
+    for i, ld in enumerate(raw_links):
+        ls = _Section(src, f"[[link]] #{i}", ld, P.LINK_PARAMS)
+        ends = ls.get("ends")
+        if len(ends) != 2 or ends[0] == ends[1] or not all(0 <= e < len(nodes) for e in ends):
+            raise HwemuError(f"{ls.where('ends')}: expected two different node ids in "
+                             f"0..{len(nodes) - 1}, got {ends}")
+        links.append(LinkConfig(i, ls.get("name") or f"link{i}", ends[0], ends[1],
+                                ls.get("latency"), ls.get("bandwidth"), ls.get("header")))
+    cfg = MachineConfig(
+        name=name, description=sec.get("description"), source=src, sockets=sockets,
+        cores_per_socket=cores, freq_hz=core.get("freq"), base_cpi=base_cpi, lfb=lfb,
+        rob=core.positive("rob"),
+        l1i=_cache(src, d, "l1i"), l1d=_cache(src, d, "l1d"), l2=_cache(src, d, "l2"),
+        llc=_cache(src, d, "llc"), tlb=tlb, core_snoop_ps=coh.get("core_snoop"),
+        mesh_latency_ps=unc.get("mesh_latency"), fault_cost_ps=os_.get("fault_cost"),
+        nodes=tuple(nodes), links=tuple(links),
+    )
+    dist = cfg.hops()
+    for i in range(len(nodes)):
+        for j in range(len(nodes)):
+            if dist[i][j] < 0:
+                raise HwemuError(f"{src}: [[link]]: node {j} cannot be reached from node {i}")
+    return cfg
+
+
+def param_rows() -> list[dict]:
+    """The parameter table, for ``machine show --params`` and docs."""
+    rows = []
+    for p in P.all_params():
+        key = f"[{p.section}] {p.key}" if p.section else p.key
+        if p.section in ("node", "link"):
+            key = f"[[{p.section}]] {p.key}"
+        rows.append({"key": key, "kind": p.kind, "unit": p.unit,
+                     "default": p.default if p.default not in (None, {}) else "",
+                     "description": p.description})
+    return rows

@@ -1,0 +1,278 @@
+"""Cores and the compiled replay loop.
+
+Each trace thread runs on a CPU and has its own clock. The loop repeatedly takes the thread
+with the smallest clock that still has records in the current chunk and executes its next
+record, so shared resources (banks, buses, links) see requests in global time order.
+
+Timing of one record of a thread:
+
+- its instructions advance the clock by ``insts * base_cpi`` cycles (an ``I`` record is one
+  instruction);
+- ROB window: if the oldest outstanding load miss was issued ``rob`` or more instructions
+  ago, the clock waits for it to complete;
+- translation (TLBs, page walk); a PTE that is not present, a migration entry or prot-none
+  stops the loop with a fault reason (the record is retried after the OS has handled it; the
+  fault costs ``fault_cost``);
+- an L1 hit costs nothing on the clock (load-to-use is hidden by out-of-order execution) but
+  its latency is recorded;
+- an L1 miss needs a line-fill buffer: when all ``lfb`` are busy the core waits for the
+  earliest to free. Load misses occupy the ROB window, store misses drain from the store
+  buffer and do not; an instruction-fetch miss stalls the core until the line arrives;
+- a thread marked dependent (``th_dep``, used by the pointer-chase probe of ``hwemu mlc``)
+  waits for every access to complete before the next, as a chain of dependent loads does;
+- an access that spans two lines of the same page touches both (the later completion counts).
+
+Per access the latency (from the record's turn to data, including translation, excluding
+any wait for a fill buffer) goes to a
+histogram with 250 ps bins up to 256 ns and 4 ns bins up to ~12.5 us (last bin: overflow).
+
+The loop returns to Python when the chunk is done, when every runnable thread has reached
+``stop_time`` (an OS event is due), or on a fault.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from hwemu.machine.cache import ST_E, ST_M, find, touch
+from hwemu.machine.hierarchy import (C_CPS, C_DTLB2_SETS, C_DTLB4_SETS, C_FAULT, C_ITLB_SETS,
+                                     C_L1D_LAT, C_L1D_POL, C_L1D_SETS, C_L1I_LAT, C_L1I_POL,
+                                     C_L1I_SETS, C_PPI, C_ROB, K_L1D_HIT, K_L1D_MISS, K_L1I_HIT,
+                                     K_L1I_MISS, access_below_l1)
+from hwemu.machine.pagetable import PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
+from hwemu.machine.tlb import tlb_lookup, tlb_translate
+
+R_CHUNK_DONE, R_EVENT, R_FAULT = 0, 1, 2
+REASON_NAMES = ("chunk-done", "event", "fault")
+# out[] layout
+O_REASON, O_THREAD, O_VADDR, O_KIND, O_PTE, O_RECORD = 0, 1, 2, 3, 4, 5
+O_N = 8
+
+HIST_FINE_BINS, HIST_FINE_PS = 1024, 250
+HIST_COARSE_BINS, HIST_COARSE_PS = 3072, 4000
+HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS
+MAX_LFB = 64
+INF = np.int64(1) << np.int64(62)
+FAULT_KINDS = ("not_present", "migration_entry", "numa_hint")
+
+
+def hist_edges_ps() -> np.ndarray:
+    """Lower edge of every histogram bin, in ps (plus the upper edge of the last)."""
+    fine = np.arange(HIST_FINE_BINS + 1, dtype=np.int64) * HIST_FINE_PS
+    coarse = fine[-1] + np.arange(1, HIST_COARSE_BINS + 1, dtype=np.int64) * HIST_COARSE_PS
+    return np.concatenate([fine, coarse])
+
+
+@njit(cache=True, inline="always")
+def hist_bin(lat):
+    if lat < HIST_FINE_BINS * HIST_FINE_PS:
+        return lat // HIST_FINE_PS
+    b = HIST_FINE_BINS + (lat - HIST_FINE_BINS * HIST_FINE_PS) // HIST_COARSE_PS
+    if b >= HIST_BINS:
+        b = HIST_BINS - 1
+    return b
+
+
+@njit(cache=True)
+def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
+    """Replay records until the chunk is done, ``stop_time`` is reached, or a fault."""
+    nth = S.th_clock.shape[0]
+    ppi = S.cfg[C_PPI]
+    rob = S.cfg[C_ROB]
+    cps = S.cfg[C_CPS]
+    # The hot path (L1 TLB hit, L1 cache hit) works on arrays taken out of S once: calling a
+    # function with the whole state tuple costs far more than the lookup itself.
+    th_clock, th_pos, th_end, th_pend = S.th_clock, S.th_pos, S.th_end, S.th_pend
+    th_odone, th_oinst, th_insts = S.th_odone, S.th_oinst, S.th_insts
+    itlb_t, itlb_s, itlb_v = S.itlb_t, S.itlb_s, S.itlb_v
+    dtlb4_t, dtlb4_s, dtlb4_v = S.dtlb4_t, S.dtlb4_s, S.dtlb4_v
+    dtlb2_t, dtlb2_s, dtlb2_v = S.dtlb2_t, S.dtlb2_s, S.dtlb2_v
+    l1i_t, l1i_s = S.l1i_t, S.l1i_s
+    l1d_t, l1d_s, l1d_st = S.l1d_t, S.l1d_s, S.l1d_st
+    ccnt, hist, served, ctr = S.ccnt, S.hist, S.served, S.ctr
+    n_itlb, n_dtlb4, n_dtlb2 = S.cfg[C_ITLB_SETS], S.cfg[C_DTLB4_SETS], S.cfg[C_DTLB2_SETS]
+    n_l1i, n_l1d = S.cfg[C_L1I_SETS], S.cfg[C_L1D_SETS]
+    pol_l1i, pol_l1d = S.cfg[C_L1I_POL], S.cfg[C_L1D_POL]
+    lat_l1i, lat_l1d = S.cfg[C_L1I_LAT], S.cfg[C_L1D_LAT]
+    while True:
+        # the runnable thread with the smallest clock, and the next smallest clock
+        t_sel = -1
+        best = INF
+        second = INF
+        for th in range(nth):
+            if th_pos[th] < th_end[th]:
+                c = th_clock[th]
+                if c < best:
+                    second = best
+                    best = c
+                    t_sel = th
+                elif c < second:
+                    second = c
+        if t_sel < 0:
+            out[O_REASON] = R_CHUNK_DONE
+            return R_CHUNK_DONE
+        th = t_sel
+        # a thread whose clock moves past `horizon` must hand control back to the scheduler
+        horizon = second if second < stop_time else stop_time
+        if th_clock[th] >= stop_time:
+            out[O_REASON] = R_EVENT
+            out[O_THREAD] = th
+            return R_EVENT
+        i = order[th_pos[th]]
+        k = kind[i]
+        is_ifetch = k == 0
+        is_write = k >= 2
+        cpu = S.th_cpu[th]
+        clock = th_clock[th]
+        # Every wait below moves the thread's clock forward; if that passes another thread's
+        # clock (or the stop time) the thread yields, so that requests reach shared resources
+        # in global time order.
+        if th_pend[th] == 0:
+            n = np.int64(insts[i]) + (1 if is_ifetch else 0)
+            th_insts[th] += n
+            th_pend[th] = 1
+            if n > 0:
+                clock += n * ppi
+                th_clock[th] = clock
+                if clock > horizon:
+                    continue
+        cur = th_insts[th]
+        lfb = S.th_lfb[th]
+        va = np.int64(addr[i])
+        if th_pend[th] == 1:
+            # ROB window: wait for load misses that are too old
+            wait = clock
+            for j in range(lfb):
+                d = th_odone[th, j]
+                if d > wait and th_oinst[th, j] + rob <= cur:
+                    wait = d
+            if wait > clock:
+                clock = wait
+                th_clock[th] = wait
+                if clock > horizon:
+                    continue
+            # L1 TLBs inline; anything else through tlb_translate
+            pid = S.th_pid[th]
+            ct = ctr[0]
+            pte = np.int64(0)
+            tx = clock
+            if is_ifetch:
+                key = vkey(pid, va >> 12)
+                pte = tlb_lookup(itlb_t, itlb_s, itlb_v, cpu * n_itlb + key % n_itlb, key, ct)
+            else:
+                key = vkey(pid, va >> 21)
+                pte = tlb_lookup(dtlb2_t, dtlb2_s, dtlb2_v, cpu * n_dtlb2 + key % n_dtlb2, key, ct)
+                if pte == 0:
+                    key = vkey(pid, va >> 12)
+                    pte = tlb_lookup(dtlb4_t, dtlb4_s, dtlb4_v, cpu * n_dtlb4 + key % n_dtlb4, key, ct)
+            if pte == 0:
+                pte, tx = tlb_translate(S, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
+            st = pte & 3
+            if st != PTE_PRESENT:
+                th_clock[th] = clock + S.cfg[C_FAULT]
+                fk = 0 if st == PTE_NOT_PRESENT else st - 1
+                S.faults[th, fk] += 1
+                out[O_REASON] = R_FAULT
+                out[O_THREAD] = th
+                out[O_VADDR] = va
+                out[O_KIND] = k
+                out[O_PTE] = pte
+                out[O_RECORD] = i
+                return R_FAULT
+            S.th_pte[th] = pte
+            S.th_txd[th] = tx - clock
+            S.th_t0[th] = clock
+            th_pend[th] = 2
+        pte = S.th_pte[th]
+        node = (pte >> 3) & 0x7F
+        if pte & PTE_HUGE:
+            pa = (pte & ~np.int64(0x1FFFFF)) | (va & 0x1FFFFF)
+        else:
+            pa = (pte & ~np.int64(0xFFF)) | (va & 0xFFF)
+        line = pa >> 6
+        # L1 lookup of the first line (no side effects yet)
+        if is_ifetch:
+            r1 = cpu * n_l1i + line % n_l1i
+            w1 = find(l1i_t, r1, line)
+            hit = w1 >= 0
+        else:
+            r1 = cpu * n_l1d + line % n_l1d
+            w1 = find(l1d_t, r1, line)
+            hit = w1 >= 0 and (not is_write or l1d_st[r1, w1] >= ST_E)
+        # a miss needs a free line-fill buffer; if none is free the core waits
+        slot = 0
+        sd = th_odone[th, 0]
+        for j in range(1, lfb):
+            if th_odone[th, j] < sd:
+                sd = th_odone[th, j]
+                slot = j
+        if not hit and sd > clock + S.th_txd[th]:
+            clock = sd - S.th_txd[th]
+            th_clock[th] = clock
+            if clock > horizon:
+                continue
+        tx = clock + S.th_txd[th]
+        issue = tx
+        nlines = 1
+        sz = np.int64(size[i])
+        if sz > 1 and ((va & 63) + sz > 64) and (((va + sz - 1) >> 12) == (va >> 12)):
+            nlines = 2
+        done = issue
+        hit_all = True
+        where = 0
+        for ln in range(nlines):
+            if ln == 1:
+                line += 1
+                if is_ifetch:
+                    r1 = cpu * n_l1i + line % n_l1i
+                    w1 = find(l1i_t, r1, line)
+                    hit = w1 >= 0
+                else:
+                    r1 = cpu * n_l1d + line % n_l1d
+                    w1 = find(l1d_t, r1, line)
+                    hit = w1 >= 0 and (not is_write or l1d_st[r1, w1] >= ST_E)
+            ctr[0] += 1
+            if hit:
+                if is_ifetch:
+                    touch(l1i_s, r1, w1, ctr[0], pol_l1i)
+                    ccnt[cpu, K_L1I_HIT] += 1
+                    d1 = issue + lat_l1i
+                else:
+                    touch(l1d_s, r1, w1, ctr[0], pol_l1d)
+                    if is_write:
+                        l1d_st[r1, w1] = ST_M
+                    ccnt[cpu, K_L1D_HIT] += 1
+                    d1 = issue + lat_l1d
+                wh = 0
+            else:
+                hit_all = False
+                ccnt[cpu, K_L1I_MISS if is_ifetch else K_L1D_MISS] += 1
+                if ln > 0:
+                    slot = 0
+                    sd = th_odone[th, 0]
+                    for j in range(1, lfb):
+                        if th_odone[th, j] < sd:
+                            sd = th_odone[th, j]
+                            slot = j
+                    if sd > issue:
+                        issue = sd
+                d1, wh = access_below_l1(S, cpu, node, line << 6, is_write, is_ifetch, issue)
+                th_odone[th, slot] = d1
+                th_oinst[th, slot] = cur if (k == 1 or k == 3) else INF
+            if d1 > done:
+                done = d1
+            if wh > where:
+                where = wh
+        # translation + issue to data; a wait for a fill buffer is not latency
+        lat = S.th_txd[th] + (done - issue)
+        if S.th_dep[th] != 0 or (is_ifetch and not hit_all):
+            clock = done
+        th_clock[th] = clock
+        th_pend[th] = 0
+        th_pos[th] += 1
+        S.th_acc[th] += 1
+        S.th_lat_sum[th] += lat
+        hist[hist_bin(lat)] += 1
+        served[cpu // cps, where] += 1
+    return R_CHUNK_DONE

@@ -1,0 +1,478 @@
+"""The memory hierarchy of the timing model: caches, coherence and the path to memory.
+
+``access(S, cpu, node, pa, is_write, is_ifetch, t)`` serves one cache-line access that a core
+issues at time ``t`` for physical address ``pa`` (whose frame is on ``node``) and returns the
+time its data is available plus where it was served. All state lives in the arrays of ``S``
+(see :mod:`hwemu.machine.state`).
+
+Levels: private L1I/L1D and L2 per core, one shared LLC per socket. Hit latencies are
+load-to-use, cumulative (an L2 hit costs the L2 latency, not L1 + L2).
+
+Coherence (MESI): private lines are S, E or M. The LLC of a socket is inclusive of its cores'
+private caches and keeps, per line, a core-valid bit mask (the snoop filter) and whether its
+copy is dirty with respect to memory. Across sockets the home agent acts as a directory: on an
+LLC miss the other sockets' LLCs are consulted.
+
+- Read, line modified in another core of the socket: served by the LLC plus ``core_snoop``;
+  the owner downgrades to S and its data is written into the LLC.
+- Read, line modified in another socket: served cache to cache (requester -> home -> owner ->
+  requester over the links), the owner downgrades to S and writes the line back to its home.
+- Write (RFO or upgrade of an S line): every other copy is invalidated: other cores of the
+  socket (``core_snoop``), other sockets (a request/ack round trip over the links, overlapped
+  with the data fetch).
+- Evictions: dirty private lines are written into the LLC; a dirty LLC victim is written back
+  to its home memory (posted: it occupies links, buses and banks, but nobody waits); an LLC
+  victim is invalidated in the private caches holding it (inclusion).
+
+Path to memory from socket ``s`` (node ``n_s``) to home node ``h``: local
+``mc_latency + DRAM + mc_latency``; remote adds ``mesh_latency`` at the requester on each
+way and the link traversal (request header out, 64 bytes + header back) with queueing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from hwemu.machine.cache import ST_E, ST_I, ST_M, ST_S, find, install, invalidate, touch, victim
+from hwemu.machine.dram import DP_MC_LAT, dram_access
+from hwemu.machine.interconnect import traverse
+
+# where an access was served
+W_L1, W_L2, W_LLC, W_REMOTE_CACHE, W_LOCAL_DRAM, W_REMOTE_DRAM, W_CXL = 0, 1, 2, 3, 4, 5, 6
+W_N = 7
+W_NAMES = ("l1", "l2", "llc", "remote_cache", "local_dram", "remote_dram", "cxl")
+
+# indices of the scalar configuration array S.cfg
+C_CPS, C_SOCKETS, C_NNODES = 0, 1, 2
+C_L1I_LAT, C_L1D_LAT, C_L2_LAT, C_LLC_LAT = 3, 4, 5, 6
+C_L1I_SETS, C_L1D_SETS, C_L2_SETS, C_LLC_SETS = 7, 8, 9, 10
+C_L1I_POL, C_L1D_POL, C_L2_POL, C_LLC_POL = 11, 12, 13, 14
+C_ITLB_SETS, C_DTLB4_SETS, C_DTLB2_SETS, C_STLB_SETS = 15, 16, 17, 18
+C_STLB_LAT, C_WALK, C_SNOOP, C_MESH, C_FAULT, C_PPI, C_ROB = 19, 20, 21, 22, 23, 24, 25
+C_N = 26
+
+# per-cpu cache counters (S.ccnt columns)
+K_L1I_HIT, K_L1I_MISS, K_L1D_HIT, K_L1D_MISS, K_L2_HIT, K_L2_MISS = 0, 1, 2, 3, 4, 5
+K_LLC_HIT, K_LLC_MISS, K_L1_WB, K_L2_WB, K_SNOOP, K_INVAL_SENT = 6, 7, 8, 9, 10, 11
+K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS, K_LLC_WB = 12, 13, 14, 15
+K_N = 16
+K_NAMES = ("l1i_hits", "l1i_misses", "l1d_hits", "l1d_misses", "l2_hits", "l2_misses",
+           "llc_hits", "llc_misses", "l1d_writebacks", "l2_writebacks", "core_snoops",
+           "invalidations_sent", "dtlb_misses", "itlb_misses", "stlb_misses", "llc_writebacks")
+
+ONE = np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _bit(i):
+    return ONE << np.uint64(i)
+
+
+# ---------------------------------------------------------------------------------------------
+# memory and links
+
+
+@njit(cache=True)
+def send(S, src, dst, t, payload):
+    """A message between nodes (0 cost within a node); mesh latency at socket ends."""
+    if src == dst:
+        return t
+    t2 = t
+    if S.node_socket[src] >= 0:
+        t2 += S.cfg[C_MESH]
+    t2 = traverse(S.route_next, S.route_chan, S.chan_lat, S.chan_ppb, S.chan_hdr, S.chan_busy,
+                  S.chan_bytes, src, dst, t2, payload)
+    if S.node_socket[dst] >= 0:
+        t2 += S.cfg[C_MESH]
+    return t2
+
+
+@njit(cache=True)
+def dram(S, node, line_local, t, is_write):
+    return dram_access(S.dram_p, node, line_local, t, is_write, S.bank_row, S.bank_ready,
+                       S.bank_act, S.bank_wr_end, S.bank_last, S.chan_bus, S.dram_cnt)
+
+
+@njit(cache=True)
+def node_of_line(S, line):
+    pa = line << 6
+    for n in range(S.node_base.shape[0]):
+        if pa >= S.node_base[n] and pa < S.node_base[n] + S.node_size[n]:
+            return n
+    return -1
+
+
+@njit(cache=True)
+def mem_read(S, src_node, home, line, t):
+    """Read a line from ``home``'s memory on behalf of node ``src_node``; returns data time."""
+    local = line - (S.node_base[home] >> 6)
+    mc = S.dram_p[home, DP_MC_LAT]
+    t1 = send(S, src_node, home, t, 0) + mc
+    t2 = dram(S, home, local, t1, False) + mc
+    return send(S, home, src_node, t2, 64)
+
+
+@njit(cache=True)
+def mem_write(S, src_node, home, line, t):
+    """Write a line to ``home``'s memory (posted); returns when the write has completed."""
+    local = line - (S.node_base[home] >> 6)
+    mc = S.dram_p[home, DP_MC_LAT]
+    t1 = send(S, src_node, home, t, 64) + mc
+    return dram(S, home, local, t1, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# private caches and coherence actions
+
+
+@njit(cache=True)
+def core_state(S, cpu, line):
+    """Highest state of ``line`` among the private caches of ``cpu``."""
+    st = ST_I
+    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
+    w = find(S.l1d_t, r, line)
+    if w >= 0 and S.l1d_st[r, w] > st:
+        st = S.l1d_st[r, w]
+    r = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
+    w = find(S.l2_t, r, line)
+    if w >= 0 and S.l2_st[r, w] > st:
+        st = S.l2_st[r, w]
+    return st
+
+
+@njit(cache=True)
+def core_downgrade(S, cpu, line):
+    """Make ``line`` shared in ``cpu``'s caches; returns True if it was modified there."""
+    was_m = False
+    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
+    w = find(S.l1d_t, r, line)
+    if w >= 0:
+        if S.l1d_st[r, w] == ST_M:
+            was_m = True
+        S.l1d_st[r, w] = ST_S
+    r = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
+    w = find(S.l2_t, r, line)
+    if w >= 0:
+        if S.l2_st[r, w] == ST_M:
+            was_m = True
+        S.l2_st[r, w] = ST_S
+    return was_m
+
+
+@njit(cache=True)
+def core_invalidate(S, cpu, line):
+    """Drop ``line`` from ``cpu``'s caches; returns (had_copy, was_modified)."""
+    s1 = invalidate(S.l1d_t, S.l1d_st, cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS], line)
+    s2 = invalidate(S.l2_t, S.l2_st, cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS], line)
+    s3 = invalidate(S.l1i_t, S.l1i_st, cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS], line)
+    had = s1 != ST_I or s2 != ST_I or s3 != ST_I
+    return had, (s1 == ST_M or s2 == ST_M)
+
+
+@njit(cache=True)
+def socket_probe(S, sock, line, exclusive, home, t):
+    """Snoop ``line`` in socket ``sock`` (LLC and cores): invalidate if ``exclusive``, else
+    downgrade to shared. Returns (present, was_dirty). A dirty line that is only downgraded is
+    written back to ``home`` (posted, at time t)."""
+    cps = S.cfg[C_CPS]
+    r = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
+    w = find(S.llc_t, r, line)
+    if w < 0:
+        return False, False
+    dirty = S.llc_st[r, w] == ST_M
+    cv = S.llc_cv[r, w]
+    c = 0
+    while cv != 0:
+        if cv & ONE:
+            cpu = sock * cps + c
+            if exclusive:
+                had, m = core_invalidate(S, cpu, line)
+                if m:
+                    dirty = True
+            else:
+                if core_downgrade(S, cpu, line):
+                    dirty = True
+        cv >>= ONE
+        c += 1
+    if exclusive:
+        S.llc_t[r, w] = -1
+        S.llc_st[r, w] = ST_I
+        S.llc_cv[r, w] = 0
+    else:
+        S.llc_st[r, w] = ST_S
+        if dirty:
+            mem_write(S, S.socket_node[sock], home, line, t)
+    return True, dirty
+
+
+@njit(cache=True)
+def _llc_mark_dirty(S, cpu, line, t):
+    sock = cpu // S.cfg[C_CPS]
+    r = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
+    w = find(S.llc_t, r, line)
+    if w >= 0:
+        S.llc_st[r, w] = ST_M
+    else:  # not held (cannot happen with inclusion, kept for safety): write to memory
+        home = node_of_line(S, line)
+        if home >= 0:
+            mem_write(S, S.socket_node[sock], home, line, t)
+
+
+@njit(cache=True)
+def fill_l2(S, cpu, line, st, t):
+    r = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
+    ctr = S.ctr[0]
+    w = find(S.l2_t, r, line)
+    if w >= 0:
+        if st > S.l2_st[r, w] or st == ST_S:
+            S.l2_st[r, w] = st
+        touch(S.l2_s, r, w, ctr, S.cfg[C_L2_POL])
+        return
+    w = victim(S.l2_t, S.l2_s, r, S.cfg[C_L2_POL], S.rng)
+    old = S.l2_t[r, w]
+    if old >= 0 and S.l2_st[r, w] == ST_M:
+        S.ccnt[cpu, K_L2_WB] += 1
+        _llc_mark_dirty(S, cpu, old, t)
+    install(S.l2_t, S.l2_s, S.l2_st, r, w, line, st, ctr)
+
+
+@njit(cache=True)
+def fill_l1(S, cpu, line, st, is_ifetch, t):
+    ctr = S.ctr[0]
+    if is_ifetch:
+        r = cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS]
+        w = find(S.l1i_t, r, line)
+        if w < 0:
+            w = victim(S.l1i_t, S.l1i_s, r, S.cfg[C_L1I_POL], S.rng)
+        install(S.l1i_t, S.l1i_s, S.l1i_st, r, w, line, ST_S, ctr)
+        return
+    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
+    w = find(S.l1d_t, r, line)
+    if w >= 0:
+        S.l1d_st[r, w] = st
+        touch(S.l1d_s, r, w, ctr, S.cfg[C_L1D_POL])
+        return
+    w = victim(S.l1d_t, S.l1d_s, r, S.cfg[C_L1D_POL], S.rng)
+    old = S.l1d_t[r, w]
+    if old >= 0 and S.l1d_st[r, w] == ST_M:
+        # write the dirty victim into L2 if it holds the line, else into the LLC
+        S.ccnt[cpu, K_L1_WB] += 1
+        r2 = cpu * S.cfg[C_L2_SETS] + old % S.cfg[C_L2_SETS]
+        w2 = find(S.l2_t, r2, old)
+        if w2 >= 0:
+            S.l2_st[r2, w2] = ST_M
+        else:
+            _llc_mark_dirty(S, cpu, old, t)
+    install(S.l1d_t, S.l1d_s, S.l1d_st, r, w, line, st, ctr)
+
+
+@njit(cache=True)
+def llc_fill(S, sock, line, t):
+    """Allocate ``line`` in socket ``sock``'s LLC (clean); evict and back-invalidate a victim."""
+    cps = S.cfg[C_CPS]
+    r = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
+    w = victim(S.llc_t, S.llc_s, r, S.cfg[C_LLC_POL], S.rng)
+    old = S.llc_t[r, w]
+    if old >= 0:
+        dirty = S.llc_st[r, w] == ST_M
+        cv = S.llc_cv[r, w]
+        c = 0
+        while cv != 0:
+            if cv & ONE:
+                had, m = core_invalidate(S, sock * cps + c, old)
+                if m:
+                    dirty = True
+            cv >>= ONE
+            c += 1
+        if dirty:
+            home = node_of_line(S, old)
+            if home >= 0:
+                S.ccnt[sock * cps, K_LLC_WB] += 1
+                mem_write(S, S.socket_node[sock], home, old, t)
+    install(S.llc_t, S.llc_s, S.llc_st, r, w, line, ST_S, S.ctr[0])
+    S.llc_cv[r, w] = 0
+    return r, w
+
+
+# ---------------------------------------------------------------------------------------------
+# the access path
+
+
+@njit(cache=True)
+def l1_would_hit(S, cpu, line, is_write, is_ifetch):
+    """Whether the access would hit L1 (no side effects)."""
+    if is_ifetch:
+        r = cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS]
+        return find(S.l1i_t, r, line) >= 0
+    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
+    w = find(S.l1d_t, r, line)
+    return w >= 0 and (not is_write or S.l1d_st[r, w] >= ST_E)
+
+
+@njit(cache=True)
+def l1_hit(S, cpu, line, is_write, is_ifetch):
+    """Serve from L1 if possible (updating replacement and state). True on a hit."""
+    S.ctr[0] += 1
+    if is_ifetch:
+        r = cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS]
+        w = find(S.l1i_t, r, line)
+        if w >= 0:
+            touch(S.l1i_s, r, w, S.ctr[0], S.cfg[C_L1I_POL])
+            S.ccnt[cpu, K_L1I_HIT] += 1
+            return True
+        S.ccnt[cpu, K_L1I_MISS] += 1
+        return False
+    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
+    w = find(S.l1d_t, r, line)
+    if w >= 0 and (not is_write or S.l1d_st[r, w] >= ST_E):
+        touch(S.l1d_s, r, w, S.ctr[0], S.cfg[C_L1D_POL])
+        if is_write:
+            S.l1d_st[r, w] = ST_M
+        S.ccnt[cpu, K_L1D_HIT] += 1
+        return True
+    S.ccnt[cpu, K_L1D_MISS] += 1
+    return False
+
+
+@njit(cache=True)
+def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
+    """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
+    Returns (done_time, where)."""
+    cps = S.cfg[C_CPS]
+    line = pa >> 6
+    sock = cpu // cps
+    lcpu = cpu - sock * cps
+    ctr = S.ctr[0]
+    # ---- L2
+    r2 = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
+    w2 = find(S.l2_t, r2, line)
+    if w2 >= 0 and (not is_write or S.l2_st[r2, w2] >= ST_E):
+        touch(S.l2_s, r2, w2, ctr, S.cfg[C_L2_POL])
+        S.ccnt[cpu, K_L2_HIT] += 1
+        st = S.l2_st[r2, w2]
+        if is_write:
+            st = ST_M
+        fill_l1(S, cpu, line, st, is_ifetch, t)
+        return t + S.cfg[C_L2_LAT], W_L2
+    S.ccnt[cpu, K_L2_MISS] += 1
+    # ---- LLC of this socket
+    rl = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
+    wl = find(S.llc_t, rl, line)
+    tt = t + S.cfg[C_LLC_LAT]
+    my_node = S.socket_node[sock]
+    where = W_LLC
+    others_sockets_have = False
+    if wl >= 0:
+        S.ccnt[cpu, K_LLC_HIT] += 1
+        touch(S.llc_s, rl, wl, ctr, S.cfg[C_LLC_POL])
+        cv = S.llc_cv[rl, wl]
+        others = cv & ~_bit(lcpu)
+        if others != 0:
+            snooped = False
+            c = 0
+            o = others
+            while o != 0:
+                if o & ONE:
+                    ocpu = sock * cps + c
+                    if is_write:
+                        had, m = core_invalidate(S, ocpu, line)
+                        if had:
+                            snooped = True
+                            S.ccnt[cpu, K_INVAL_SENT] += 1
+                        if m:
+                            S.llc_st[rl, wl] = ST_M
+                    else:
+                        if core_downgrade(S, ocpu, line):
+                            snooped = True
+                            S.llc_st[rl, wl] = ST_M
+                o >>= ONE
+                c += 1
+            if snooped:
+                tt += S.cfg[C_SNOOP]
+                S.ccnt[cpu, K_SNOOP] += 1
+            if is_write:
+                cv = cv & _bit(lcpu)
+        # other sockets may share the line
+        tinv = tt
+        for rs in range(S.cfg[C_SOCKETS]):
+            if rs == sock:
+                continue
+            if is_write:
+                present, dirty = socket_probe(S, rs, line, True, node, tt)
+                if present:
+                    S.ccnt[cpu, K_INVAL_SENT] += 1
+                    rn = S.socket_node[rs]
+                    ta = send(S, rn, my_node, send(S, my_node, rn, t + S.cfg[C_LLC_LAT], 0), 0)
+                    if ta > tinv:
+                        tinv = ta
+            else:
+                rr = rs * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
+                if find(S.llc_t, rr, line) >= 0:
+                    others_sockets_have = True
+        tt = tinv
+        S.llc_cv[rl, wl] = cv | _bit(lcpu)
+        if is_write:
+            st = ST_M
+        elif (cv & ~_bit(lcpu)) != 0 or others_sockets_have:
+            st = ST_S
+        else:
+            st = ST_E
+        fill_l2(S, cpu, line, st, tt)
+        fill_l1(S, cpu, line, st, is_ifetch, tt)
+        return tt, where
+    # ---- LLC miss: the home agent consults the other sockets (directory)
+    S.ccnt[cpu, K_LLC_MISS] += 1
+    owner = -1
+    tinv = tt
+    for rs in range(S.cfg[C_SOCKETS]):
+        if rs == sock:
+            continue
+        present, dirty = socket_probe(S, rs, line, is_write, node, tt)
+        if present:
+            others_sockets_have = True
+            if dirty:
+                owner = rs
+            elif is_write:
+                S.ccnt[cpu, K_INVAL_SENT] += 1
+                rn = S.socket_node[rs]
+                ta = send(S, rn, my_node, send(S, node, rn, send(S, my_node, node, tt, 0), 0), 0)
+                if ta > tinv:
+                    tinv = ta
+    if owner >= 0:
+        on = S.socket_node[owner]
+        t1 = send(S, my_node, node, tt, 0)            # request to the home agent
+        t1 = send(S, node, on, t1, 0)                 # forwarded to the owner
+        t1 += S.cfg[C_LLC_LAT]                        # owner's LLC / core snoop
+        done = send(S, on, my_node, t1, 64)           # data straight to the requester
+        where = W_REMOTE_CACHE
+    else:
+        done = mem_read(S, my_node, node, line, tt)
+        if node == my_node:
+            where = W_LOCAL_DRAM
+        elif S.node_socket[node] < 0:
+            where = W_CXL
+        else:
+            where = W_REMOTE_DRAM
+    if tinv > done:
+        done = tinv
+    r, w = llc_fill(S, sock, line, done)
+    S.llc_cv[r, w] = _bit(lcpu)
+    if is_write:
+        st = ST_M
+    elif others_sockets_have:
+        st = ST_S
+    else:
+        st = ST_E
+    fill_l2(S, cpu, line, st, done)
+    fill_l1(S, cpu, line, st, is_ifetch, done)
+    return done, where
+
+
+@njit(cache=True)
+def access(S, cpu, node, pa, is_write, is_ifetch, t):
+    """One cache-line access issued at ``t``: returns (done_time, where)."""
+    if l1_hit(S, cpu, pa >> 6, is_write, is_ifetch):
+        lat = S.cfg[C_L1I_LAT] if is_ifetch else S.cfg[C_L1D_LAT]
+        return t + lat, W_L1
+    return access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t)

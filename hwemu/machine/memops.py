@@ -1,0 +1,65 @@
+"""Memory traffic the OS issues through the model on behalf of a CPU (page copies, flushes)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from hwemu.machine.hierarchy import C_CPS, C_LLC_LAT, C_SOCKETS, mem_read, mem_write, node_of_line, send, socket_probe
+
+
+@njit(cache=True)
+def copy_lines(S, cpu, src_pa, dst_pa, nbytes, t0, window):
+    """Copy ``nbytes`` (whole lines) from ``src_pa`` to ``dst_pa`` as ``cpu`` would with
+    non-temporal loads and stores, ``window`` lines in flight. Source lines held in any cache
+    are invalidated there (a modified one is read from that cache instead of memory);
+    destination lines are dropped from every cache. Reads and writes go through the links,
+    buses and banks of the model, so the copy contends with everything else. Returns the time
+    the last write completed (``t0`` for an empty copy)."""
+    cps = S.cfg[C_CPS]
+    my = S.socket_node[cpu // cps]
+    nl = (nbytes + 63) // 64
+    sl0 = src_pa >> 6
+    dl0 = dst_pa >> 6
+    sn = node_of_line(S, sl0)
+    dn = node_of_line(S, dl0)
+    slots = np.full(window, t0, np.int64)
+    end = t0
+    for i in range(nl):
+        j = 0
+        for q in range(1, window):
+            if slots[q] < slots[j]:
+                j = q
+        t = slots[j]
+        sl = sl0 + i
+        dl = dl0 + i
+        tr = np.int64(-1)
+        for s in range(S.cfg[C_SOCKETS]):
+            present, dirty = socket_probe(S, s, sl, True, sn, t)
+            if dirty:
+                tr = send(S, S.socket_node[s], my, t + S.cfg[C_LLC_LAT], 64)
+        if tr < 0:
+            tr = mem_read(S, my, sn, sl, t)
+        for s in range(S.cfg[C_SOCKETS]):
+            socket_probe(S, s, dl, True, dn, tr)
+        tw = mem_write(S, my, dn, dl, tr)
+        slots[j] = tw
+        if tw > end:
+            end = tw
+    return end
+
+
+@njit(cache=True)
+def drop_lines(S, pa, nbytes, t):
+    """Invalidate ``nbytes`` from ``pa`` in every cache, writing modified lines back to their
+    home (posted at ``t``). Returns the number of lines that were modified."""
+    n = 0
+    l0 = pa >> 6
+    home = node_of_line(S, l0)
+    for i in range((nbytes + 63) // 64):
+        for s in range(S.cfg[C_SOCKETS]):
+            present, dirty = socket_probe(S, s, l0 + i, True, home, t)
+            if dirty:
+                mem_write(S, S.socket_node[s], home, l0 + i, t)
+                n += 1
+    return n

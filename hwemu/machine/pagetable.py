@@ -1,0 +1,229 @@
+"""Per-process page tables as numpy hash tables, readable by the compiled replay loop.
+
+Two open-addressing hash tables (linear probing, power-of-two capacity, tombstones on delete)
+map virtual page numbers to page-table entries: one keyed by ``vaddr >> 12`` for 4 KiB pages,
+one keyed by ``vaddr >> 21`` for 2 MiB pages. A translation looks in the 2 MiB table first.
+Only Python inserts and deletes (at trap and event time); the replay loop only reads.
+
+A PTE is one int64::
+
+    bits 0-1   state: 0 not present, 1 present, 2 migration entry, 3 prot-none (NUMA hint)
+    bit  2     huge (2 MiB page)
+    bits 3-9   node of the frame
+    bits 12-   physical address of the frame (4 KiB aligned; 2 MiB aligned for huge pages)
+
+An absent key reads as PTE 0 (not present).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from hwemu.errors import HwemuError
+
+PTE_NOT_PRESENT, PTE_PRESENT, PTE_MIGRATION, PTE_PROTNONE = 0, 1, 2, 3
+PTE_STATE_NAMES = ("not-present", "present", "migration-entry", "prot-none")
+PTE_HUGE = 4
+EMPTY, TOMB = -1, -2
+PAGE_SHIFT, HUGE_SHIFT = 12, 21
+MAX_NODES = 128
+
+
+def make_pte(phys: int, node: int, huge: bool = False, state: int = PTE_PRESENT) -> int:
+    align = (1 << HUGE_SHIFT) if huge else (1 << PAGE_SHIFT)
+    if phys % align:
+        raise ValueError(f"physical address {phys:#x} is not {align}-byte aligned")
+    if not 0 <= node < MAX_NODES:
+        raise ValueError(f"node {node} out of range")
+    if state not in (PTE_PRESENT, PTE_MIGRATION, PTE_PROTNONE):
+        raise ValueError(f"bad PTE state {state}")
+    return int(phys) | (node << 3) | (PTE_HUGE if huge else 0) | state
+
+
+def pte_state(pte: int) -> int:
+    return int(pte) & 3
+
+
+def pte_node(pte: int) -> int:
+    return (int(pte) >> 3) & 0x7F
+
+
+def pte_phys(pte: int) -> int:
+    return int(pte) & ~0xFFF
+
+
+def pte_huge(pte: int) -> bool:
+    return bool(int(pte) & PTE_HUGE)
+
+
+def pte_with_state(pte: int, state: int) -> int:
+    return (int(pte) & ~3) | state
+
+
+@njit(cache=True, inline="always")
+def _slot(key, mask):
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64((h >> np.uint64(20)) & np.uint64(mask))
+
+
+@njit(cache=True)
+def ht_lookup(keys, vals, key):
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            return vals[i]
+        if k == EMPTY:
+            return np.int64(0)
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def ht_insert(keys, vals, key, val):
+    """Insert or replace; returns 1 if a new slot was used (EMPTY consumed), else 0."""
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    first_tomb = -1
+    while True:
+        k = keys[i]
+        if k == key:
+            vals[i] = val
+            return 0
+        if k == TOMB and first_tomb < 0:
+            first_tomb = i
+        if k == EMPTY:
+            if first_tomb >= 0:
+                keys[first_tomb] = key
+                vals[first_tomb] = val
+                return 0
+            keys[i] = key
+            vals[i] = val
+            return 1
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def ht_delete(keys, vals, key):
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            keys[i] = TOMB
+            vals[i] = 0
+            return 1
+        if k == EMPTY:
+            return 0
+        i = (i + 1) & mask
+
+
+PID_SHIFT = 46
+MAX_PID = 1 << 15
+
+
+@njit(cache=True, inline="always")
+def vkey(pid, vpn):
+    """Hash/TLB key of a virtual page number in process ``pid``."""
+    return (np.int64(pid) << PID_SHIFT) | np.int64(vpn)
+
+
+@njit(cache=True, inline="always")
+def translate(k2, v2, k4, v4, pid, vaddr):
+    """The PTE mapping ``vaddr`` in process ``pid`` (2 MiB table first), 0 when not mapped."""
+    pte = ht_lookup(k2, v2, vkey(pid, vaddr >> 21))
+    if pte != 0:
+        return pte
+    return ht_lookup(k4, v4, vkey(pid, vaddr >> 12))
+
+
+class _Table:
+    def __init__(self, cap: int = 1 << 12):
+        self.keys = np.full(cap, EMPTY, np.int64)
+        self.vals = np.zeros(cap, np.int64)
+        self.used = 0       # slots not EMPTY (live + tombstones)
+        self.live = 0
+
+    def _grow(self) -> None:
+        live = self.keys >= 0
+        k, v = self.keys[live], self.vals[live]
+        cap = self.keys.shape[0]
+        while cap < 4 * max(len(k), 1):
+            cap *= 2
+        self.keys = np.full(cap, EMPTY, np.int64)
+        self.vals = np.zeros(cap, np.int64)
+        for kk, vv in zip(k.tolist(), v.tolist()):
+            ht_insert(self.keys, self.vals, kk, vv)
+        self.used = self.live = len(k)
+
+    def set(self, key: int, val: int) -> None:
+        if 2 * (self.used + 1) > self.keys.shape[0]:
+            self._grow()
+        if ht_lookup(self.keys, self.vals, key) == 0:
+            self.live += 1
+        self.used += ht_insert(self.keys, self.vals, key, val)
+
+    def get(self, key: int) -> int:
+        return int(ht_lookup(self.keys, self.vals, key))
+
+    def delete(self, key: int) -> bool:
+        if ht_delete(self.keys, self.vals, key):
+            self.live -= 1
+            return True
+        return False
+
+    def items(self):
+        live = self.keys >= 0
+        return zip(self.keys[live].tolist(), self.vals[live].tolist())
+
+
+def _key(pid: int, vpn: int) -> int:
+    if not 0 <= pid < MAX_PID:
+        raise HwemuError(f"process id {pid} out of range 0..{MAX_PID - 1}")
+    return (pid << PID_SHIFT) | vpn
+
+
+class PageTables:
+    """The page tables of every process: map, change and unmap 4 KiB and 2 MiB pages.
+
+    Keys combine the process id and the virtual page number, so one pair of hash tables serves
+    all processes (and TLB entries are tagged by process, as with PCIDs). The arrays are
+    replaced when a table grows, so the replay loop receives them afresh on every call.
+    """
+
+    def __init__(self):
+        self.t4 = _Table()
+        self.t2 = _Table()
+
+    def set(self, pid: int, vaddr: int, pte: int) -> None:
+        """Install ``pte`` for the page containing ``vaddr`` (size from the PTE's huge bit)."""
+        if vaddr < 0 or vaddr >= 1 << 57:
+            raise HwemuError(f"virtual address {vaddr:#x} out of range")
+        if pte_huge(pte):
+            self.t2.set(_key(pid, vaddr >> HUGE_SHIFT), pte)
+        else:
+            self.t4.set(_key(pid, vaddr >> PAGE_SHIFT), pte)
+
+    def get(self, pid: int, vaddr: int) -> int:
+        """The PTE that translates ``vaddr`` in ``pid`` (0 if not mapped)."""
+        pte = self.t2.get(_key(pid, vaddr >> HUGE_SHIFT))
+        return pte if pte else self.t4.get(_key(pid, vaddr >> PAGE_SHIFT))
+
+    def clear(self, pid: int, vaddr: int, huge: bool = False) -> bool:
+        """Unmap the page at ``vaddr``; True if it was mapped."""
+        if huge:
+            return self.t2.delete(_key(pid, vaddr >> HUGE_SHIFT))
+        return self.t4.delete(_key(pid, vaddr >> PAGE_SHIFT))
+
+    def __len__(self) -> int:
+        return self.t4.live + self.t2.live
+
+    def mappings(self, pid: int | None = None):
+        """(pid, vaddr, pte) of every mapped page (of ``pid`` only if given)."""
+        mask = (1 << PID_SHIFT) - 1
+        for table, shift in ((self.t2, HUGE_SHIFT), (self.t4, PAGE_SHIFT)):
+            for k, v in table.items():
+                p = k >> PID_SHIFT
+                if pid is None or p == pid:
+                    yield p, (k & mask) << shift, v

@@ -1,0 +1,126 @@
+"""The parameter table of a machine description: every key, its kind, unit and meaning.
+
+This table drives the TOML loader (:mod:`hwemu.machine.config`), ``hwemu machine show`` and
+the parameter table in docs/machine.md, so the three never disagree.
+
+Kinds: ``size`` ("32KiB"), ``time`` ("13.75ns"), ``freq`` ("2.1GHz"), ``bw`` ("20.8GB/s"),
+``int``, ``float``, ``str``, ``choice`` (one of ``choices``), ``nodelist`` (list of node ids).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    section: str
+    key: str
+    kind: str
+    unit: str
+    default: object
+    description: str
+    choices: tuple = ()
+
+
+REPLACEMENT_POLICIES = ("lru", "fifo", "random")
+PAGE_POLICIES = ("open", "close")
+
+_CACHE = (
+    ("size", "size", "bytes", None, "capacity"),
+    ("ways", "int", "ways", None, "associativity"),
+    ("latency", "int", "cycles", None, "load-to-use latency of a hit at this level, core cycles "
+     "(cumulative: the time from issue until data returns when this level hits)"),
+    ("policy", "choice", "", "lru", "replacement policy"),
+)
+
+
+def _cache_params(section: str, what: str, defaults: dict) -> list[Param]:
+    out = []
+    for key, kind, unit, default, desc in _CACHE:
+        out.append(Param(section, key, kind, unit, defaults.get(key, default), f"{what}: {desc}",
+                         REPLACEMENT_POLICIES if key == "policy" else ()))
+    return out
+
+
+PARAMS: tuple[Param, ...] = tuple([
+    Param("", "name", "str", "", None, "machine name shown in reports"),
+    Param("", "description", "str", "", "", "one-line description of the machine"),
+    Param("", "sockets", "int", "sockets", None, "number of CPU sockets (each has one local memory node)"),
+    Param("core", "cores_per_socket", "int", "cores", None, "cores per socket (one hardware thread each)"),
+    Param("core", "freq", "freq", "Hz", None, "core clock"),
+    Param("core", "base_cpi", "float", "cycles/inst", 0.5,
+          "cycles per instruction when no miss stalls the core (the non-memory work of a record)"),
+    Param("core", "lfb", "int", "entries", 10,
+          "line-fill buffers: L1D misses a core keeps outstanding; a further miss waits for one"),
+    Param("core", "rob", "int", "insts", 224,
+          "reorder-buffer window: the core stalls when its oldest outstanding load miss is this many "
+          "instructions old"),
+    *_cache_params("cache.l1i", "private L1 instruction cache", {}),
+    *_cache_params("cache.l1d", "private L1 data cache", {}),
+    *_cache_params("cache.l2", "private L2 cache", {}),
+    *_cache_params("cache.llc", "shared last-level cache of a socket (inclusive of the private caches; "
+                   "its core-valid bits act as the snoop filter)", {}),
+    Param("tlb", "l1i_entries", "int", "entries", 128, "L1 instruction TLB entries (4 KiB pages)"),
+    Param("tlb", "l1i_ways", "int", "ways", 8, "L1 instruction TLB associativity"),
+    Param("tlb", "l1d_4k_entries", "int", "entries", 64, "L1 data TLB entries for 4 KiB pages"),
+    Param("tlb", "l1d_4k_ways", "int", "ways", 4, "L1 data TLB associativity, 4 KiB pages"),
+    Param("tlb", "l1d_2m_entries", "int", "entries", 32, "L1 data TLB entries for 2 MiB pages"),
+    Param("tlb", "l1d_2m_ways", "int", "ways", 4, "L1 data TLB associativity, 2 MiB pages"),
+    Param("tlb", "stlb_entries", "int", "entries", 1536, "second-level TLB entries (4 KiB and 2 MiB)"),
+    Param("tlb", "stlb_ways", "int", "ways", 12, "second-level TLB associativity"),
+    Param("tlb", "stlb_latency", "int", "cycles", 9, "extra latency of an L1 TLB miss that hits the STLB"),
+    Param("tlb", "page_walk", "time", "ps", "20ns", "extra latency of a page walk after an STLB miss"),
+    Param("coherence", "core_snoop", "time", "ps", "10ns",
+          "extra latency when an LLC hit must fetch or invalidate a modified line in another core "
+          "of the same socket"),
+    Param("uncore", "mesh_latency", "time", "ps", "0ns",
+          "one-way on-die latency between the LLC and the socket's interconnect ports"),
+    Param("os", "fault_cost", "time", "ps", "1us",
+          "time a page fault (not-present, migration entry or NUMA hinting) adds to the faulting "
+          "thread before the OS handler runs"),
+])
+
+DRAM_PARAMS: tuple[Param, ...] = (
+    Param("dram", "type", "str", "", "", "memory type, for display (e.g. DDR4-2666)"),
+    Param("dram", "channels", "int", "channels", None, "memory channels of the node"),
+    Param("dram", "ranks", "int", "ranks", 2, "ranks per channel"),
+    Param("dram", "banks", "int", "banks", 16, "banks per rank"),
+    Param("dram", "row", "size", "bytes", "8KiB", "row (page) size of a rank"),
+    Param("dram", "interleave", "size", "bytes", "256B", "channel interleave granularity"),
+    Param("dram", "tCL", "time", "ps", None, "CAS latency: read command to first data"),
+    Param("dram", "tCWL", "time", "ps", None, "CAS write latency: write command to first data"),
+    Param("dram", "tRCD", "time", "ps", None, "activate to read/write command"),
+    Param("dram", "tRP", "time", "ps", None, "precharge to activate"),
+    Param("dram", "tRAS", "time", "ps", None, "activate to precharge"),
+    Param("dram", "tBURST", "time", "ps", None, "data bus time of one 64-byte burst (BL8)"),
+    Param("dram", "tWR", "time", "ps", "15ns", "write recovery: end of write data to precharge"),
+    Param("dram", "tREFI", "time", "ps", "7.8us", "refresh interval of a rank"),
+    Param("dram", "tRFC", "time", "ps", "350ns", "refresh cycle time (rank busy per refresh)"),
+    Param("dram", "page_policy", "choice", "", "open", "row-buffer policy: open (keep row open) or "
+          "close (precharge after each access)", PAGE_POLICIES),
+    Param("dram", "mc_latency", "time", "ps", None,
+          "one-way latency between the node's fabric entry (LLC or link port) and its memory "
+          "controller, including controller pipeline"),
+)
+
+NODE_PARAMS: tuple[Param, ...] = (
+    Param("node", "name", "str", "", "", "node name (default nodeN)"),
+    Param("node", "socket", "int", "socket", -1, "socket whose CPUs are local to this node; -1 = "
+          "CPU-less node (e.g. CXL memory)"),
+    Param("node", "size", "size", "bytes", None, "memory capacity of the node"),
+    Param("node", "dram", "table", "", {}, "overrides of [dram] keys for this node"),
+)
+
+LINK_PARAMS: tuple[Param, ...] = (
+    Param("link", "ends", "nodelist", "nodes", None, "the two node ids this link connects"),
+    Param("link", "name", "str", "", "", "link name (default linkI)"),
+    Param("link", "latency", "time", "ps", None, "one-way latency of a message, excluding serialisation"),
+    Param("link", "bandwidth", "bw", "B/s", None, "bandwidth per direction"),
+    Param("link", "header", "size", "bytes", "16B", "bytes a message adds on the wire (a request is "
+          "one header; a data message carries 64 bytes plus a header)"),
+)
+
+
+def all_params() -> tuple[Param, ...]:
+    return PARAMS + DRAM_PARAMS + NODE_PARAMS + LINK_PARAMS

@@ -1,0 +1,247 @@
+"""Timing replay of a trace on a machine: the library behind ``hwemu run``.
+
+:func:`run_trace` streams a trace in chunks through :class:`~hwemu.machine.system.Machine`,
+handles faults with a page allocator (first touch by default), calls an optional event hook at
+scheduled times, and returns the run's :class:`~hwemu.stats.Stats` and a summary derived from
+them. The OS half (hwemu.linux) supplies its own fault handler and event hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from hwemu.errors import HwemuError
+from hwemu.machine import core as C
+from hwemu.machine import hierarchy as H
+from hwemu.machine.config import MachineConfig, load_machine
+from hwemu.machine.dram import DC_N, DC_NAMES, DC_READS, DC_WRITES
+from hwemu.machine.pagetable import PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, pte_with_state
+from hwemu.machine.system import Machine, Stop
+from hwemu.stats import Stats
+
+CHUNK_RECORDS = 1 << 20
+
+
+class FirstTouch:
+    """Linux's default placement: a page is allocated on the node of the CPU that first
+    touches it; when that node is full, on the nearest node (by link hops, then id) with room.
+    Frames are handed out in order per node; 4 KiB pages."""
+
+    def __init__(self, machine: Machine):
+        self.m = machine
+        cfg = machine.config
+        self.next = [0] * cfg.num_nodes
+        hops = cfg.hops()
+        self.order = {n: sorted(range(cfg.num_nodes), key=lambda j: (hops[n][j], j))
+                      for n in range(cfg.num_nodes)}
+        self.pages = [0] * cfg.num_nodes
+
+    def __call__(self, stop: Stop) -> None:
+        m = self.m
+        if stop.fault == "not_present":
+            cpu = m.thread_cpu(stop.thread)
+            home = m.config.cpu_node(cpu)
+            pid = int(m.S.th_pid[stop.thread])
+            for node in self.order[home]:
+                if self.next[node] < m.node_frames(node):
+                    m.map_page(pid, stop.vaddr & ~0xFFF, node, self.next[node])
+                    self.next[node] += 1
+                    self.pages[node] += 1
+                    return
+            raise HwemuError("out of simulated memory: every node is full")
+        if stop.fault == "numa_hint":
+            # no balancing policy: just make the page accessible again
+            pid = int(m.S.th_pid[stop.thread])
+            m.set_pte(pid, stop.vaddr, pte_with_state(stop.pte, PTE_PRESENT))
+            m.flush_tlb(pid, stop.vaddr, bool(stop.pte & 4))
+            return
+        raise HwemuError(f"thread {stop.thread} faulted on a migration entry at {stop.vaddr:#x} "
+                         "with no OS to wait for")
+
+
+@dataclass
+class RunResult:
+    stats: Stats
+    summary: dict
+    machine: Machine = field(repr=False, default=None)
+
+
+def parse_cpus(text: str | None, cfg: MachineConfig) -> list[int] | None:
+    """``"0-3,8"`` -> [0, 1, 2, 3, 8]."""
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise HwemuError(f"--cpus: cannot parse {part!r} (use a list like 0-3,8)") from None
+    for c in out:
+        if not 0 <= c < cfg.num_cpus:
+            raise HwemuError(f"--cpus: CPU {c} does not exist on {cfg.name} "
+                             f"(0..{cfg.num_cpus - 1})")
+    if len(set(out)) != len(out):
+        raise HwemuError("--cpus: a CPU is listed twice")
+    return out
+
+
+def run_chunks(m: Machine, chunks, on_fault: Callable[[Stop], None],
+               on_event: Callable[[Machine], int | None] | None = None,
+               first_event_ps: int | None = None, progress=None) -> None:
+    """Replay ``chunks`` on ``m``. ``on_fault(stop)`` must resolve each fault; ``on_event(m)``
+    is called when the earliest thread reaches the scheduled time and returns the next event
+    time (or None)."""
+    next_ev = first_event_ps
+    for chunk in chunks:
+        m.load_chunk(chunk)
+        while True:
+            s = m.run(next_ev)
+            if s.reason == "chunk-done":
+                break
+            if s.reason == "fault":
+                on_fault(s)
+            elif s.reason == "event":
+                next_ev = on_event(m) if on_event else None
+        if progress is not None:
+            progress.update(len(chunk))
+
+
+def _max_tid(reader) -> int:
+    """Largest thread id, from the Parquet column statistics (thread ids need not be dense)."""
+    md = reader._pf.metadata
+    idx = reader._pf.schema_arrow.names.index("tid")
+    best = 0
+    for i in range(md.num_row_groups):
+        st = md.row_group(i).column(idx).statistics
+        if st is None or not st.has_min_max:
+            return max(0, reader.meta.threads - 1)
+        best = max(best, int(st.max))
+    return best
+
+
+def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None = None,
+              seed: int = 0, progress: bool = False, on_fault=None, on_event=None,
+              first_event_ps: int | None = None, chunk_records: int = CHUNK_RECORDS) -> RunResult:
+    """Replay a native trace on ``machine`` with first-touch placement (or ``on_fault``)."""
+    from tqdm import tqdm
+
+    from hwemu.traces.format import TraceReader
+
+    cfg = machine if isinstance(machine, MachineConfig) else load_machine(machine)
+    reader = TraceReader(trace_path)
+    threads = max(1, reader.meta.threads, _max_tid(reader) + 1)
+    if cpus is not None and len(cpus) < threads:
+        raise HwemuError(f"--cpus: the trace has {threads} thread(s) but only {len(cpus)} CPU(s) "
+                         "were given")
+    if threads > cfg.num_cpus:
+        raise HwemuError(f"the trace has {threads} threads but {cfg.name} has {cfg.num_cpus} CPUs")
+    m = Machine(cfg, threads=threads, cpus=cpus, seed=seed)
+    handler = on_fault or FirstTouch(m)
+    with tqdm(total=reader.num_records, disable=not progress, unit="rec", unit_scale=True,
+              desc="replay", leave=False) as bar:
+        run_chunks(m, reader.iter_chunks(chunk_records), handler, on_event, first_event_ps, bar)
+    stats = machine_stats(m)
+    return RunResult(stats, summarize(stats, m), m)
+
+
+def _percentile_ps(hist: np.ndarray, q: float) -> float:
+    total = int(hist.sum())
+    if total == 0:
+        return 0.0
+    edges = C.hist_edges_ps()
+    cum = np.cumsum(hist)
+    b = int(np.searchsorted(cum, q * total, side="left"))
+    return float(edges[b] + edges[b + 1]) / 2.0
+
+
+def machine_stats(m: Machine) -> Stats:
+    """Every counter of the model as one Stats collection (component paths as in docs)."""
+    S, cfg = m.S, m.config
+    st = Stats()
+    acc = int(S.th_acc.sum())
+    st.add("machine", "accesses", acc, "accesses")
+    st.add("machine", "latency_sum", int(S.th_lat_sum.sum()), "ps")
+    for q in (50, 95, 99):
+        st.add("machine", f"latency_p{q}", _percentile_ps(S.hist, q / 100), "ps")
+    st.add("machine", "sim_time", m.sim_time_ps(), "ps")
+    for t in range(m.threads):
+        comp = f"thread{t}"
+        st.add(comp, "cpu", int(S.th_cpu[t]), "cpu")
+        st.add(comp, "accesses", int(S.th_acc[t]), "accesses")
+        st.add(comp, "latency_sum", int(S.th_lat_sum[t]), "ps")
+        st.add(comp, "instructions", int(S.th_insts[t]), "instructions")
+        st.add(comp, "clock", int(S.th_clock[t]), "ps")
+        for k, name in enumerate(C.FAULT_KINDS):
+            st.add(comp, f"faults_{name}", int(S.faults[t, k]), "faults")
+    for s in range(cfg.sockets):
+        node = cfg.socket_node(s)
+        for w, name in enumerate(H.W_NAMES):
+            st.add(f"node{node}.socket{s}", f"served_{name}", int(S.served[s, w]), "accesses")
+    active = np.nonzero(S.ccnt.sum(axis=1))[0]
+    for cpu in active.tolist():
+        node = cfg.cpu_node(cpu)
+        for k, name in enumerate(H.K_NAMES):
+            v = int(S.ccnt[cpu, k])
+            if v:
+                st.add(f"node{node}.cpu{cpu}", name, v, "events")
+    for n in cfg.nodes:
+        comp = f"node{n.id}.mc"
+        for k in range(DC_N):
+            unit = "ps" if DC_NAMES[k] == "bank_wait" else "requests"
+            st.add(comp, DC_NAMES[k], int(S.dram_cnt[n.id, k]), unit)
+        st.add(comp, "bytes_read", int(S.dram_cnt[n.id, DC_READS]) * 64, "bytes")
+        st.add(comp, "bytes_written", int(S.dram_cnt[n.id, DC_WRITES]) * 64, "bytes")
+    for l in cfg.links:
+        for c, (a, b) in ((2 * l.id, (l.a, l.b)), (2 * l.id + 1, (l.b, l.a))):
+            st.add(f"link.{l.name}.{a}->{b}", "bytes", int(S.chan_bytes[c]), "bytes")
+    return st
+
+
+def summarize(stats: Stats, m: Machine) -> dict:
+    """The numbers ``hwemu run`` prints, all derived from ``stats``."""
+    df = stats.to_frame()
+    cfg = m.config
+
+    def get(comp, stat):
+        return stats.get(comp, stat, 0)
+
+    acc = get("machine", "accesses")
+    t_ps = get("machine", "sim_time")
+    secs = t_ps * 1e-12
+    served = {}
+    for name in H.W_NAMES:
+        served[name] = int(df[(df.stat == f"served_{name}")]["value"].sum())
+    node_bw = {}
+    for n in cfg.nodes:
+        rd = get(f"node{n.id}.mc", "bytes_read")
+        wr = get(f"node{n.id}.mc", "bytes_written")
+        node_bw[n.name] = {"read_gbs": round(rd / secs / 1e9, 3) if secs else 0.0,
+                           "write_gbs": round(wr / secs / 1e9, 3) if secs else 0.0}
+    link_bw = {}
+    for l in cfg.links:
+        for a, b in ((l.a, l.b), (l.b, l.a)):
+            by = get(f"link.{l.name}.{a}->{b}", "bytes")
+            link_bw[f"{l.name} {a}->{b}"] = round(by / secs / 1e9, 3) if secs else 0.0
+    faults = {k: int(df[df.stat == f"faults_{k}"]["value"].sum()) for k in C.FAULT_KINDS}
+    return {
+        "machine": cfg.name,
+        "threads": m.threads,
+        "accesses": int(acc),
+        "mean_latency_ns": round(get("machine", "latency_sum") / acc / 1000, 3) if acc else 0.0,
+        "p50_latency_ns": round(get("machine", "latency_p50") / 1000, 3),
+        "p95_latency_ns": round(get("machine", "latency_p95") / 1000, 3),
+        "p99_latency_ns": round(get("machine", "latency_p99") / 1000, 3),
+        "served": served,
+        "node_bandwidth_gbs": node_bw,
+        "link_bandwidth_gbs": link_bw,
+        "faults": faults,
+        "sim_time_ns": round(t_ps / 1000, 3),
+    }

@@ -1,0 +1,252 @@
+"""A modelled machine and the interface the OS half (hwemu.linux) drives it through.
+
+:class:`Machine` owns the state arrays, the page tables and the replay cursor. Python calls
+:meth:`Machine.run` to replay the loaded chunk until it is done, an event time is reached, or an
+access faults; it gets a :class:`Stop` back, handles it (maps a page, migrates, schedules), and
+calls :meth:`Machine.run` again. See docs/machine.md, section "OS interface".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwemu.errors import HwemuError
+from hwemu.machine import core as C
+from hwemu.machine import pagetable as PT
+from hwemu.machine.config import MachineConfig, load_machine
+from hwemu.machine.state import build_state
+
+NEVER = int(C.INF)
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why the replay loop returned."""
+
+    reason: str          # "chunk-done", "event" or "fault"
+    thread: int = -1     # faulting thread (fault) or the earliest thread (event)
+    vaddr: int = 0       # faulting virtual address
+    kind: int = 0        # record kind of the faulting access (0 I, 1 L, 2 S, 3 M)
+    pte: int = 0         # the PTE found (state: not-present, migration entry, prot-none)
+    fault: str = ""      # "not_present", "migration_entry" or "numa_hint"
+
+
+class Machine:
+    """A machine (from a preset name, a TOML path or a MachineConfig) running ``threads``
+    trace threads, thread ``i`` on ``cpus[i]`` (default CPU ``i``), all in process 0."""
+
+    def __init__(self, config: MachineConfig | str, threads: int = 1, cpus=None, seed: int = 0):
+        self.config = config if isinstance(config, MachineConfig) else load_machine(config)
+        self.threads = max(1, int(threads))
+        self.S = build_state(self.config, self.threads, seed)
+        self.pt = PT.PageTables()
+        self._out = np.zeros(C.O_N, np.int64)
+        self._chunk = None
+        if cpus is not None:
+            cpus = list(cpus)
+            if len(cpus) < self.threads:
+                raise HwemuError(f"{self.threads} threads need {self.threads} CPUs, got "
+                                 f"{len(cpus)} ({cpus})")
+            for t in range(self.threads):
+                self.move_thread(t, cpus[t])
+
+    # ---- physical memory ------------------------------------------------------------------
+    def node_frames(self, node: int) -> int:
+        """Number of 4 KiB frames of ``node`` (frames are numbered 0.. per node)."""
+        return int(self.S.node_size[node]) >> PT.PAGE_SHIFT
+
+    def phys_addr(self, node: int, frame: int) -> int:
+        """Physical address of 4 KiB frame ``frame`` of ``node``."""
+        if not 0 <= frame < self.node_frames(node):
+            raise HwemuError(f"frame {frame} is outside node {node} ({self.node_frames(node)} frames)")
+        return int(self.S.node_base[node]) + (frame << PT.PAGE_SHIFT)
+
+    def node_of_phys(self, pa: int) -> int:
+        for n in range(self.config.num_nodes):
+            b = int(self.S.node_base[n])
+            if b <= pa < b + int(self.S.node_size[n]):
+                return n
+        raise HwemuError(f"physical address {pa:#x} is not in any node")
+
+    def frame_of_phys(self, pa: int) -> tuple[int, int]:
+        n = self.node_of_phys(pa)
+        return n, (pa - int(self.S.node_base[n])) >> PT.PAGE_SHIFT
+
+    # ---- page tables ----------------------------------------------------------------------
+    def map_page(self, pid: int, vaddr: int, node: int, frame: int, huge: bool = False,
+                 state: int = PT.PTE_PRESENT) -> int:
+        """Map the page at ``vaddr`` to ``frame`` of ``node`` (a 2 MiB page needs a frame
+        aligned to 512); returns the PTE."""
+        if huge and frame % 512:
+            raise HwemuError(f"frame {frame} is not 2 MiB aligned for a huge page")
+        pte = PT.make_pte(self.phys_addr(node, frame), node, huge, state)
+        self.pt.set(pid, vaddr, pte)
+        self._retranslate()
+        return pte
+
+    def _retranslate(self) -> None:
+        # threads that translated but have not yet issued must translate again
+        self.S.th_pend[self.S.th_pend == 2] = 1
+
+    def set_pte(self, pid: int, vaddr: int, pte: int) -> None:
+        """Install a PTE (see pagetable.make_pte / pte_with_state). The caller flushes TLBs."""
+        self.pt.set(pid, vaddr, pte)
+        self._retranslate()
+
+    def get_pte(self, pid: int, vaddr: int) -> int:
+        return self.pt.get(pid, vaddr)
+
+    def unmap_page(self, pid: int, vaddr: int, huge: bool = False) -> bool:
+        self._retranslate()
+        return self.pt.clear(pid, vaddr, huge)
+
+    def flush_tlb(self, pid: int, vaddr: int, huge: bool = False, cpus=None) -> int:
+        """Drop the translation of ``pid``'s page at ``vaddr`` from the TLBs of ``cpus``
+        (default all); returns how many entries were dropped."""
+        from hwemu.machine.tlb import tlb_flush_page
+
+        cpus = range(self.config.num_cpus) if cpus is None else cpus
+        self._retranslate()
+        return sum(int(tlb_flush_page(self.S, int(c), int(pid), int(vaddr), bool(huge))) for c in cpus)
+
+    def warm_tlb(self, cpu: int, pid: int, vaddrs) -> None:
+        """Load the translations of ``vaddrs`` into ``cpu``'s TLBs (no time passes)."""
+        from hwemu.machine.tlb import tlb_translate
+
+        t = self.pt
+        for va in vaddrs:
+            tlb_translate(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, int(cpu), int(pid),
+                          int(va), False, 0)
+
+    def flush_tlb_all(self, cpu: int) -> None:
+        from hwemu.machine.tlb import tlb_flush_all
+
+        tlb_flush_all(self.S, cpu)
+
+    # ---- threads --------------------------------------------------------------------------
+    def _check_thread(self, tid: int) -> None:
+        if not 0 <= tid < self.threads:
+            raise HwemuError(f"thread {tid} does not exist (0..{self.threads - 1})")
+
+    def move_thread(self, tid: int, cpu: int) -> None:
+        """Run thread ``tid`` on ``cpu`` from now on (its caches and TLBs are those of the CPU)."""
+        self._check_thread(tid)
+        if not 0 <= cpu < self.config.num_cpus:
+            raise HwemuError(f"CPU {cpu} does not exist (0..{self.config.num_cpus - 1})")
+        self.S.th_cpu[tid] = cpu
+
+    def thread_cpu(self, tid: int) -> int:
+        return int(self.S.th_cpu[tid])
+
+    def set_thread_pid(self, tid: int, pid: int) -> None:
+        self._check_thread(tid)
+        self.S.th_pid[tid] = pid
+
+    def thread_clock(self, tid: int) -> int:
+        """The thread's local clock (ps)."""
+        return int(self.S.th_clock[tid])
+
+    def clocks(self) -> np.ndarray:
+        return self.S.th_clock.copy()
+
+    def advance_thread(self, tid: int, ps: int) -> int:
+        """Add ``ps`` to a thread's clock (OS work done on its CPU); returns the new clock."""
+        self._check_thread(tid)
+        self.S.th_clock[tid] += int(ps)
+        return int(self.S.th_clock[tid])
+
+    def set_thread_clock(self, tid: int, ps: int) -> None:
+        """Set a thread's clock, e.g. to when a lock it waited on was released (never back)."""
+        self._check_thread(tid)
+        self.S.th_clock[tid] = max(int(self.S.th_clock[tid]), int(ps))
+
+    def set_dependent(self, tid: int, dependent: bool = True) -> None:
+        """Make every access of ``tid`` wait for the previous one (a pointer chase)."""
+        self.S.th_dep[tid] = 1 if dependent else 0
+
+    # ---- memory traffic on behalf of a CPU ------------------------------------------------
+    def copy_lines(self, cpu: int, src_phys: int, dst_phys: int, nbytes: int,
+                   start_ps: int | None = None, window: int | None = None) -> int:
+        """Copy ``nbytes`` from ``src_phys`` to ``dst_phys`` through the controllers and links
+        on behalf of ``cpu``, starting at ``start_ps`` (default: the latest clock of the threads
+        on that CPU); returns the completion time (ps)."""
+        from hwemu.machine.memops import copy_lines
+
+        if start_ps is None:
+            on = [int(self.S.th_clock[t]) for t in range(self.threads) if int(self.S.th_cpu[t]) == cpu]
+            start_ps = max(on) if on else 0
+        self.node_of_phys(src_phys)
+        self.node_of_phys(dst_phys)
+        w = int(window or self.config.lfb)
+        return int(copy_lines(self.S, int(cpu), int(src_phys), int(dst_phys), int(nbytes),
+                              int(start_ps), w))
+
+    def access_line(self, cpu: int, phys: int, write: bool = False, at_ps: int = 0) -> tuple[int, str]:
+        """One cache-line access by ``cpu`` to physical address ``phys`` at time ``at_ps``
+        (kernel metadata: struct page, PTE, lock word; an atomic is a write), through the
+        caches, coherence, links and controllers. Returns (latency ps, where it was served)."""
+        from hwemu.machine.hierarchy import W_NAMES, access
+
+        node = self.node_of_phys(phys)
+        if not 0 <= cpu < self.config.num_cpus:
+            raise HwemuError(f"CPU {cpu} does not exist (0..{self.config.num_cpus - 1})")
+        done, where = access(self.S, int(cpu), node, int(phys), bool(write), False, int(at_ps))
+        return int(done) - int(at_ps), W_NAMES[int(where)]
+
+    def node_start_pfn(self, node: int) -> int:
+        """First physical frame number (4 KiB) of ``node``."""
+        return int(self.S.node_base[node]) >> PT.PAGE_SHIFT
+
+    def drop_lines(self, phys: int, nbytes: int, at_ps: int = 0) -> int:
+        """Invalidate a physical range in every cache (modified lines are written back)."""
+        from hwemu.machine.memops import drop_lines
+
+        return int(drop_lines(self.S, int(phys), int(nbytes), int(at_ps)))
+
+    # ---- replay ---------------------------------------------------------------------------
+    def load_chunk(self, chunk) -> None:
+        """Give the replay loop a chunk of trace records (a TraceChunk)."""
+        n = len(chunk)
+        tid = chunk.tid
+        if n and int(tid.max()) >= self.threads:
+            raise HwemuError(f"trace record has thread id {int(tid.max())} but the run has "
+                             f"{self.threads} thread(s)")
+        counts = np.zeros(self.threads, np.int64)
+        if n and int(tid.min()) == int(tid.max()):
+            order = np.arange(n, dtype=np.int64)         # one thread: records in order
+            counts[int(tid[0])] = n
+        elif n:
+            order = np.argsort(tid, kind="stable").astype(np.int64)
+            counts[:] = np.bincount(tid, minlength=self.threads)
+        ends = np.cumsum(counts)
+        self.S.th_pos[:] = ends - counts
+        self.S.th_end[:] = ends
+        self._chunk = (np.ascontiguousarray(chunk.kind), np.ascontiguousarray(chunk.addr),
+                       np.ascontiguousarray(chunk.size), np.ascontiguousarray(chunk.insts), order)
+
+    def run(self, stop_ps: int | None = None) -> Stop:
+        """Replay the loaded chunk until done, until every runnable thread has reached
+        ``stop_ps``, or until an access faults."""
+        from hwemu.machine.core import replay
+
+        if self._chunk is None:
+            return Stop("chunk-done")
+        kind, addr, size, insts, order = self._chunk
+        t = self.pt
+        r = int(replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
+                       insts, order, NEVER if stop_ps is None else int(stop_ps), self._out))
+        o = self._out
+        if r == C.R_CHUNK_DONE:
+            self._chunk = None
+            return Stop("chunk-done")
+        if r == C.R_EVENT:
+            return Stop("event", thread=int(o[C.O_THREAD]))
+        pte = int(o[C.O_PTE])
+        st = pte & 3
+        return Stop("fault", thread=int(o[C.O_THREAD]), vaddr=int(o[C.O_VADDR]), kind=int(o[C.O_KIND]),
+                    pte=pte, fault=C.FAULT_KINDS[0 if st == 0 else st - 1])
+
+    def sim_time_ps(self) -> int:
+        return int(self.S.th_clock.max())

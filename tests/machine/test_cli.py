@@ -1,0 +1,122 @@
+"""The machine commands end to end: list, show, mlc, run; bad input exits 2 in one line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hwemu.cli import main
+from hwemu.traces.format import TraceChunk, write_trace
+
+from conftest import TINY
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    n = 20000
+    addr = 0x5000000 + (rng.integers(0, 1 << 22, n) & ~7)
+    kind = rng.choice([0, 1, 2, 3], n, p=[0.5, 0.3, 0.15, 0.05])
+    tid = rng.integers(0, 2, n)
+    p = tmp_path_factory.mktemp("t") / "t.parquet"
+    write_trace(p, TraceChunk.from_arrays(kind, addr, np.full(n, 4), tid=tid), "synthetic", "test")
+    return str(p)
+
+
+def test_machine_list_and_show(capsys):
+    code, out, _ = run(capsys, "machine", "list", "--json")
+    assert code == 0 and {r["name"] for r in json.loads(out)} >= {"skx-2s", "epyc-2s"}
+    code, out, _ = run(capsys, "machine", "show", str(TINY), "--json")
+    d = json.loads(out)
+    assert code == 0 and d["cpus"] == 4 and len(d["idle_latency_ns"]) == 2
+    assert d["distances"][0][0] == 10 and d["distances"][0][1] > 10
+    assert d["idle_latency_ns"][0][1] > d["idle_latency_ns"][0][0]
+    code, out, _ = run(capsys, "machine", "show", "skx-2s", "--no-measure")
+    assert code == 0 and "node 1 cpus: 24-47" in out and "96GiB" in out
+    code, out, _ = run(capsys, "machine", "show", "--params")
+    assert code == 0 and "[dram] tRCD [ps]" in out
+
+
+def test_mlc_json(capsys):
+    code, out, _ = run(capsys, "mlc", "--machine", str(TINY), "--idle-latency", "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["idle_latency_ns"]) == 2 and len(d["idle_latency_ns"][0]) == 2
+    code, out, _ = run(capsys, "mlc", "-m", str(TINY), "--loaded-latency", "--cpu-node", "0",
+                       "--mem-node", "1", "--delays", "400,0", "--json")
+    d = json.loads(out)
+    assert code == 0 and [p["delay_cycles"] for p in d["points"]] == [400, 0]
+    assert d["points"][1]["latency_ns"] > d["points"][0]["latency_ns"]
+
+
+def test_mlc_plot(capsys, tmp_path):
+    png = tmp_path / "c.png"
+    code, out, _ = run(capsys, "mlc", "-m", str(TINY), "--loaded-latency", "--delays", "0",
+                       "--plot", str(png))
+    assert code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_json_and_stats_csv(capsys, trace, tmp_path):
+    csv = tmp_path / "s.csv"
+    code, out, err = run(capsys, "run", "--machine", str(TINY), trace, "--cpus", "0,2", "--json",
+                         "--stats-out", str(csv))
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["accesses"] == 20000 and s["threads"] == 2
+    assert sum(s["served"].values()) == 20000
+    assert 0 < s["p50_latency_ns"] <= s["p95_latency_ns"] <= s["p99_latency_ns"]
+    assert s["faults"]["not_present"] > 0 and s["sim_time_ns"] > 0
+    assert set(s["node_bandwidth_gbs"]) == {"node0", "node1"}
+    import pandas as pd
+
+    df = pd.read_csv(csv)
+    assert list(df.columns) == ["component", "stat", "value", "unit"]
+    assert int(df[(df.component == "machine") & (df.stat == "accesses")].value.iloc[0]) == 20000
+    # deterministic
+    code, out2, _ = run(capsys, "run", "--machine", str(TINY), trace, "--cpus", "0,2", "--json")
+    assert json.loads(out2) == s
+    code, out3, _ = run(capsys, "run", "--machine", str(TINY), trace)
+    assert code == 0 and "accesses: 20000" in out3 and "served by:" in out3
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["run", "--machine", "nope", "x.parquet"], "unknown machine 'nope'"),
+    (["run", "--machine", "skx-2s", "/no/such.parquet"], "no such trace file"),
+    (["run", "--machine", "skx-2s", "--cpus", "0-99", "x"], "--cpus: CPU 48 does not exist"),
+    (["run", "--machine", "skx-2s", "--cpus", "a", "x"], "--cpus: cannot parse 'a'"),
+    (["mlc", "--machine", "skx-2s", "--loaded-latency", "--mem-node", "5"], "--mem-node 5"),
+    (["mlc", "--machine", "skx-2s", "--loaded-latency", "--delays", "x"], "--delays"),
+    (["machine", "show"], "give a preset name"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, msg):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_cpu_count_and_stats_out_dir(capsys, trace, tmp_path):
+    code, _, err = run(capsys, "run", "-m", str(TINY), trace, "--cpus", "0")
+    assert code == 2 and "2 thread(s) but only 1 CPU" in err
+    code, _, err = run(capsys, "run", "-m", str(TINY), trace, "--stats-out", "/no/dir/s.csv")
+    assert code == 2 and "does not exist" in err
+
+
+def test_run_error_leaves_no_output(capsys, tmp_path):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    out = tmp_path / "s.csv"
+    code, _, err = run(capsys, "run", "-m", str(TINY), str(bad), "--stats-out", str(out))
+    assert code == 2 and not out.exists() and not list(tmp_path.glob(".s.csv*"))
+
+
+def test_help_has_examples(capsys):
+    for cmd in (["run"], ["mlc"], ["machine", "show"], ["machine", "list"]):
+        with pytest.raises(SystemExit):
+            main(cmd + ["--help"])
+        out, _ = capsys.readouterr()
+        assert "example" in out

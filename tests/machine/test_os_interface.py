@@ -1,0 +1,83 @@
+"""The OS interface end to end: a page migrated at an event while a thread uses it."""
+
+import numpy as np
+
+from hwemu.machine import hierarchy as H
+from hwemu.machine import pagetable as PT
+from hwemu.machine.replay import FirstTouch, run_chunks
+from hwemu.machine.system import Machine
+from hwemu.traces.format import TraceChunk
+
+from conftest import NS
+
+BASE = 0x20000000
+
+
+def test_migrate_page_under_a_running_thread(tiny):
+    m = Machine(tiny, threads=1, cpus=[0])          # cpu 0: socket 0, node 0
+    # the page starts on node 1 (remote); the thread streams over it and beyond
+    m.map_page(0, BASE, 1, 3)
+    n = 4000
+    addr = BASE + (np.arange(n) * 64) % 4096
+    chunk = TraceChunk.from_arrays(np.ones(n, np.uint8), addr.astype(np.uint64), np.full(n, 8),
+                                   insts=np.full(n, 20, np.uint32))
+    events = []
+    migrated_at = {}
+
+    def on_event(mm):
+        events.append(mm.thread_clock(0))
+        if len(events) == 1:
+            # steps of a migration, in the order the kernel performs them
+            old = mm.get_pte(0, BASE)
+            mm.set_pte(0, BASE, PT.pte_with_state(old, PT.PTE_MIGRATION))
+            assert mm.flush_tlb(0, BASE, cpus=[0]) >= 1
+            start = mm.thread_clock(0)
+            dst_frame = 9
+            end = mm.copy_lines(0, PT.pte_phys(old), mm.phys_addr(0, dst_frame), 4096,
+                                start_ps=start)
+            assert end > start
+            migrated_at["end"] = end
+            mm.map_page(0, BASE, 0, dst_frame)
+            mm.flush_tlb(0, BASE, cpus=[0])
+            mm.advance_thread(0, end - start)       # the copy occupied the thread's CPU
+            return None
+        return None
+
+    def on_fault(stop):
+        raise AssertionError(f"unexpected fault {stop}")
+
+    run_chunks(m, [chunk], on_fault, on_event, first_event_ps=40_000 * NS)
+    assert len(events) == 1 and events[0] >= 40_000 * NS
+    assert PT.pte_node(m.get_pte(0, BASE)) == 0
+    # accesses before the migration were remote, afterwards local (the copy invalidated the
+    # cached source lines, so the first touches after it go to node 0's memory)
+    assert m.S.served[0, H.W_REMOTE_DRAM] > 0 and m.S.served[0, H.W_LOCAL_DRAM] > 0
+    assert m.S.dram_cnt[0, 1] == 64                 # the copy wrote 64 lines to node 0
+    assert m.thread_clock(0) > migrated_at["end"]
+
+
+def test_migration_entry_fault_waits(tiny):
+    m = Machine(tiny, threads=1)
+    m.map_page(0, BASE, 0, 1)
+    pte = m.get_pte(0, BASE)
+    m.set_pte(0, BASE, PT.pte_with_state(pte, PT.PTE_MIGRATION))
+    m.load_chunk(TraceChunk.from_arrays([1], [BASE], [8]))
+    s = m.run()
+    assert s.fault == "migration_entry"
+    # the OS makes the thread wait for the page lock, then restores a present PTE
+    m.set_thread_clock(0, 50_000 * NS)
+    m.set_pte(0, BASE, pte)
+    assert m.run().reason == "chunk-done"
+    assert m.thread_clock(0) >= 50_000 * NS
+
+
+def test_access_line_for_kernel_metadata(tiny):
+    m = Machine(tiny, threads=1)
+    pa = m.phys_addr(1, 5)
+    lat, where = m.access_line(0, pa, write=False, at_ps=1_000_000 * NS)
+    assert where == "remote_dram" and lat > 74 * NS
+    assert m.access_line(0, pa, at_ps=2_000_000 * NS) == (2 * NS, "l1")
+    # another socket writes it (an atomic): cpu 0's copy is invalidated
+    assert m.access_line(2, pa, write=True, at_ps=3_000_000 * NS)[1] in ("local_dram", "remote_cache")
+    assert m.access_line(0, pa, at_ps=4_000_000 * NS)[1] == "remote_cache"
+    assert m.node_start_pfn(1) == (1 << 30) >> 12
