@@ -1,0 +1,748 @@
+"""The OS state of one simulated machine and its fault paths.
+
+:class:`Kernel` holds the hardware interface, the engine (simulated time, per-CPU busy time),
+the page allocator, every process (:class:`~hwemu.linux.mm.MM`), file and page, the per-node
+LRU lists and the statistics. It implements the paths other modules build on: page faults
+(first touch by policy, migration-entry waits, NUMA hinting faults), LRU isolation and
+putback, page lock and writeback, pins (get_user_pages / pin_user_pages), and user accesses
+that read and write page contents.
+
+Every path charges its cost through a :class:`Meter`: kernel-code cycles plus the cache lines
+it touches at their physical addresses (struct page in the memmap of the page's node, PTEs in
+page-table frames, locks in the node's slab area), all timed by the hardware interface.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Generator
+
+from hwemu.engine import Engine, Process, Sleep
+from hwemu.errors import HwemuError
+from hwemu.linux.hw import Hardware, PAGE_SHIFT, PAGE_SIZE
+from hwemu.linux.mempolicy import Mempolicy, policy_node
+from hwemu.linux.mm import (
+    AddressSpace, AnonVma, GUP_PIN_COUNTING_BIAS, HPAGE_NR, HPAGE_SHIFT, HPAGE_SIZE, LRU, MM,
+    PG, Page, Pte, PteKind, Thread, VMA, VmaKind,
+)
+from hwemu.linux.page_alloc import PageAllocator
+from hwemu.stats import Stats
+
+# Kernel-code path lengths of the fault handler, in core cycles (instructions at IPC ~1 on the
+# paths measured by perf on x86 servers; see docs/migration.md "Calibration").
+FAULT_CYCLES = {
+    "entry_exit": 600,        # exception entry, handle_mm_fault dispatch, iret
+    "anon_page": 350,         # do_anonymous_page: alloc, rmap add, set_pte
+    "file_page": 450,         # filemap_fault + finish_fault
+    "migration_wait": 200,    # migration_entry_wait_on_locked: lookup, wait set-up
+    "numa_hint": 400,         # do_numa_page: restore PTE, record cpupid
+    "alloc": 250,             # __alloc_pages fast path (per-cpu list)
+    "lru_add": 120,           # folio_add_lru via the per-cpu batch
+    "gup_page": 150,          # get_user_pages per page
+}
+
+
+class Meter:
+    """Accumulates the cost of one kernel step on one CPU, starting at ``start_ps``."""
+
+    __slots__ = ("k", "cpu", "start_ps", "ps", "lines")
+
+    def __init__(self, kernel: "Kernel", cpu: int, start_ps: int | None = None):
+        self.k = kernel
+        self.cpu = cpu
+        self.start_ps = kernel.engine.now_ps if start_ps is None else start_ps
+        self.ps = 0
+        self.lines = 0
+
+    def cycles(self, n: int) -> None:
+        self.ps += self.k.hw.cycles_ps(self.cpu, n)
+
+    def touch(self, paddr: int, write: bool = False, atomic: bool = False) -> None:
+        self.ps += self.k.hw.mem_access_ps(self.cpu, paddr, write, atomic, self.start_ps + self.ps)
+        self.lines += 1
+
+    def page(self, page: Page, write: bool = False, atomic: bool = False) -> None:
+        """Touch the struct page of ``page`` (in the memmap of its node)."""
+        self.touch(self.k.alloc.struct_page_paddr(page.pfn), write, atomic)
+
+    def add(self, ps: int) -> None:
+        self.ps += int(ps)
+
+    def take(self) -> int:
+        ps, self.ps = self.ps, 0
+        self.start_ps += ps
+        return ps
+
+
+@dataclass
+class FaultResult:
+    latency_ps: int
+    pfn: int
+    kind: str          # "anon", "file", "huge", "migration_wait", "numa_hint", "none"
+    waited_ps: int = 0
+
+
+class OutOfMemory(HwemuError):
+    pass
+
+
+class KernelObserver:
+    """Hooks for a machine model that keeps its own copy of the page tables and caches.
+
+    ``pte_changed`` is called after every change of a page-table entry (install, migration
+    entry, restore, PROT_NONE, THP split: the PMD becomes ``NONE`` and 512 PTEs appear) with
+    the entry's new kind and the physical address and node of the page it points at (-1 for
+    ``NONE``). ``page_freed`` is called when a frame returns to the allocator (its lines may be
+    dropped from the caches). Subclass and override; the defaults do nothing."""
+
+    def pte_changed(self, pid: int, vaddr: int, huge: bool, kind: PteKind, paddr: int,
+                    node: int) -> None:
+        pass
+
+    def page_freed(self, paddr: int, nbytes: int) -> None:
+        pass
+
+
+class Kernel:
+    def __init__(self, hw: Hardware, engine: Engine | None = None, tlb_batch: bool = True,
+                 copy_engine=None):
+        from hwemu.linux.copy import CpuCopyEngine
+
+        self.hw = hw
+        self.engine = engine or Engine(hw.num_cpus)
+        self.alloc = PageAllocator(hw)
+        self.tlb_batch = tlb_batch
+        self.copy_engine = copy_engine or CpuCopyEngine()
+        self.pages: dict[int, Page] = {}
+        self.mms: dict[int, MM] = {}
+        self.threads: dict[int, Thread] = {}
+        self.files: dict[str, AddressSpace] = {}
+        self.lru: list[dict[LRU, dict[int, Page]]] = [
+            {l: {} for l in LRU} for _ in range(hw.num_nodes)]
+        self.lru_lock = [a.slab_alloc(64) for a in self.alloc.nodes]
+        self.stats = Stats()
+        self.counters: dict[tuple[str, str], list] = defaultdict(lambda: [0, ""])
+        self._store_seq = 0
+        # Duration of one page's writeback I/O started by the model (step 15): a 4 KiB write
+        # to an NVMe SSD, ~20-50 us (vendor data sheets; see docs/migration.md).
+        self.writeback_io_ps = 30_000_000
+        self.numa_balancing = None     # hwemu.linux.numa_balancing.NumaBalancing when enabled
+        self.observers: list[KernelObserver] = []
+        self.on_migrated = None        # optional callable(nr_pages) after each folio moves
+        # When a list: every user load/store appends (time_ps, tid, addr, is_write, value) at
+        # the instant it reads or writes the page (for checking and debugging).
+        self.access_log: list | None = None
+
+    # -- statistics -------------------------------------------------------------------------
+    def count(self, component: str, stat: str, value=1, unit: str = "count") -> None:
+        c = self.counters[(component, stat)]
+        c[0] += value
+        c[1] = unit
+
+    def collect_stats(self) -> Stats:
+        for (comp, stat), (value, unit) in self.counters.items():
+            self.stats.add(comp, stat, value, unit)
+        return self.stats
+
+    # -- processes, threads, VMAs, files ------------------------------------------------------
+    def create_process(self, pid: int, name: str = "", thp: bool = False,
+                       policy: Mempolicy | None = None, auto_vma: bool = True) -> MM:
+        if pid in self.mms:
+            raise HwemuError(f"process {pid} already exists")
+        if policy is not None:
+            policy.check_nodes(self.hw.num_nodes, f"process {pid} policy")
+        mm = MM(pid=pid, name=name or f"pid{pid}", policy=policy, thp=thp, auto_vma=auto_vma,
+                kaddr=self.alloc.nodes[0].slab_alloc(128))
+        self.mms[pid] = mm
+        return mm
+
+    def mm(self, pid: int) -> MM:
+        mm = self.mms.get(pid)
+        if mm is None:
+            raise HwemuError(f"no process with pid {pid}")
+        return mm
+
+    def add_thread(self, pid: int, tid: int, cpu: int) -> Thread:
+        mm = self.mm(pid)
+        if tid in self.threads:
+            raise HwemuError(f"thread {tid} already exists")
+        self.hw.cpu_node(cpu)
+        t = Thread(tid=tid, mm=mm, cpu=cpu)
+        mm.threads[tid] = t
+        self.threads[tid] = t
+        return t
+
+    def move_thread(self, tid: int, cpu: int) -> None:
+        self.hw.cpu_node(cpu)
+        self.thread(tid).cpu = cpu
+
+    def thread(self, tid: int) -> Thread:
+        t = self.threads.get(tid)
+        if t is None:
+            raise HwemuError(f"no thread with tid {tid}")
+        return t
+
+    def open_file(self, name: str, shmem: bool = False, nr_pages: int | None = None) -> AddressSpace:
+        f = self.files.get(name)
+        if f is None:
+            f = AddressSpace(name, swapbacked=shmem, kaddr=self.alloc.nodes[0].slab_alloc(1024),
+                             nr_pages=nr_pages)
+            self.files[name] = f
+        return f
+
+    def mmap(self, pid: int, start: int, size: int, kind: VmaKind | str, file: str | None = None,
+             offset: int = 0, thp: bool | None = None, policy: Mempolicy | None = None,
+             name: str = "") -> VMA:
+        mm = self.mm(pid)
+        kind = VmaKind(kind) if isinstance(kind, str) else kind
+        if start % PAGE_SIZE or size % PAGE_SIZE or size <= 0:
+            raise HwemuError(f"mmap {start:#x}+{size}: start and size must be page aligned and size > 0")
+        if offset % PAGE_SIZE:
+            raise HwemuError(f"mmap {start:#x}: file offset {offset} is not page aligned")
+        if policy is not None:
+            policy.check_nodes(self.hw.num_nodes, f"mmap {start:#x} policy")
+        vma = VMA(mm=mm, start=start, end=start + size, kind=kind, pgoff=offset >> PAGE_SHIFT,
+                  policy=policy, thp=(mm.thp if thp is None else thp) and kind is VmaKind.ANON,
+                  kaddr=self.alloc.nodes[0].slab_alloc(192), name=name)
+        if kind is VmaKind.ANON:
+            vma.anon_vma = AnonVma(self.alloc.nodes[0].slab_alloc(64))
+            vma.anon_vma.vmas.append(vma)
+        else:
+            fname = file if kind is VmaKind.FILE else (file or f"shmem:{pid}:{start:#x}")
+            if not fname:
+                raise HwemuError(f"mmap {start:#x}: a file mapping needs a file name")
+            vma.file = self.open_file(fname, shmem=(kind is VmaKind.SHARED))
+            vma.file.i_mmap.append(vma)
+        try:
+            mm.insert_vma(vma)
+        except ValueError as exc:
+            raise HwemuError(f"mmap: {exc}") from None
+        return vma
+
+    def _auto_vma(self, mm: MM, addr: int) -> VMA | None:
+        if not mm.auto_vma:
+            return None
+        lo = addr & ~(HPAGE_SIZE - 1)
+        hi = lo + HPAGE_SIZE
+        for v in mm.vmas:
+            if v.end <= addr and v.end > lo:
+                lo = v.end
+            if v.start > addr and v.start < hi:
+                hi = v.start
+        prev = mm.find_vma(lo - 1) if lo else None
+        if prev is not None and prev.name == "[auto]" and prev.end == lo:
+            prev.end = hi
+            return prev
+        vma = VMA(mm=mm, start=lo, end=hi, kind=VmaKind.ANON, thp=mm.thp, name="[auto]",
+                  kaddr=self.alloc.nodes[0].slab_alloc(192))
+        vma.anon_vma = AnonVma(self.alloc.nodes[0].slab_alloc(64))
+        vma.anon_vma.vmas.append(vma)
+        mm.insert_vma(vma)
+        return vma
+
+    def notify_pte(self, mm: MM, addr: int, is_pmd: bool, entry: Pte | None) -> None:
+        if not self.observers:
+            return
+        if entry is None or entry.kind is PteKind.NONE:
+            kind, paddr, node = PteKind.NONE, -1, -1
+        else:
+            page = self.pages.get(entry.pfn)
+            kind, paddr = entry.kind, entry.pfn << PAGE_SHIFT
+            node = page.node if page is not None else self.alloc.node_of_pfn(entry.pfn)
+        base = addr & ~((HPAGE_SIZE if is_pmd else PAGE_SIZE) - 1)
+        for ob in self.observers:
+            ob.pte_changed(mm.pid, base, is_pmd, kind, paddr, node)
+
+    # -- pages --------------------------------------------------------------------------------
+    def _new_page(self, pfn: int, node: int, order: int) -> Page:
+        page = Page(pfn, node, order)
+        if order:
+            page.set(PG.HEAD)
+        assert pfn not in self.pages
+        self.pages[pfn] = page
+        return page
+
+    def alloc_page(self, order: int, preferred: int, nodemask: set[int] | None = None,
+                   thisnode: bool = False) -> Page | None:
+        got = self.alloc.alloc(order, preferred, nodemask, thisnode)
+        if got is None:
+            return None
+        return self._new_page(got[0], got[1], order)
+
+    def free_page(self, page: Page) -> None:
+        assert page.refcount == 0, f"freeing {page!r} with references"
+        assert page.mapcount == 0, f"freeing mapped {page!r}"
+        assert page.lru is None
+        page.freed = True
+        page.flags = PG(0)
+        del self.pages[page.pfn]
+        self.alloc.free(page.pfn, page.order)
+        for ob in self.observers:
+            ob.page_freed(page.paddr, page.size_bytes)
+
+    def folio_put(self, page: Page, n: int = 1) -> None:
+        page.refcount -= n
+        assert page.refcount >= 0, f"refcount underflow on {page!r}"
+        if page.refcount == 0:
+            if page.lru is not None:
+                self._lru_remove(page)
+            self.free_page(page)
+
+    def page_of(self, pfn: int) -> Page:
+        return self.pages[pfn]
+
+    def _lru_list(self, page: Page) -> LRU:
+        if page.test(PG.UNEVICTABLE):
+            return LRU.UNEVICTABLE
+        anon = page.test(PG.SWAPBACKED)
+        active = page.test(PG.ACTIVE)
+        if anon:
+            return LRU.ACTIVE_ANON if active else LRU.INACTIVE_ANON
+        return LRU.ACTIVE_FILE if active else LRU.INACTIVE_FILE
+
+    def _lru_remove(self, page: Page) -> None:
+        del self.lru[page.node][page.lru][page.pfn]
+        page.lru = None
+        page.clear(PG.LRU)
+
+    def lru_add(self, page: Page, meter: Meter) -> None:
+        """folio_add_lru: onto the node's list (PG_lru set); costs the lruvec lock and the
+        list neighbours' struct pages."""
+        assert page.lru is None and not page.test(PG.LRU)
+        meter.cycles(FAULT_CYCLES["lru_add"])
+        meter.touch(self.lru_lock[page.node], atomic=True)
+        lst = self._lru_list(page)
+        bucket = self.lru[page.node][lst]
+        if bucket:
+            meter.page(self.pages[next(reversed(bucket))], write=True)
+        meter.page(page, write=True)
+        bucket[page.pfn] = page
+        page.lru = lst
+        page.set(PG.LRU)
+
+    def isolate_lru_page(self, page: Page, meter: Meter) -> bool:
+        """folio_isolate_lru: take the page off its LRU list with a reference. False when the
+        page is not on an LRU list (already isolated, being freed)."""
+        meter.page(page, atomic=True)          # TestClearPageLRU
+        if not page.test(PG.LRU):
+            return False
+        meter.touch(self.lru_lock[page.node], atomic=True)
+        page.refcount += 1                     # folio_get
+        self._lru_remove(page)
+        return True
+
+    def putback_lru_page(self, page: Page, meter: Meter) -> None:
+        """folio_putback_lru: back on the LRU and drop the isolation reference."""
+        self.lru_add(page, meter)
+        meter.page(page, atomic=True)
+        self.folio_put(page)
+
+    # -- page lock / writeback ----------------------------------------------------------------
+    def trylock_page(self, page: Page, owner: object) -> bool:
+        if page.test(PG.LOCKED):
+            return False
+        page.set(PG.LOCKED)
+        page.lock_owner = owner
+        return True
+
+    def lock_page(self, page: Page, owner: object) -> Generator:
+        """folio_lock: sleep on the page lock until it is free (a generator for processes)."""
+        while page.test(PG.LOCKED):
+            yield page.lock_wait
+        page.set(PG.LOCKED)
+        page.lock_owner = owner
+
+    def unlock_page(self, page: Page) -> None:
+        assert page.test(PG.LOCKED), f"unlocking unlocked {page!r}"
+        page.clear(PG.LOCKED)
+        page.lock_owner = None
+        page.lock_wait.wake(self.engine)
+
+    def hold_page_lock(self, page: Page, duration_ps: int, owner: object = "holder") -> Process:
+        """Another kernel path (e.g. a read-ahead I/O) holds the page lock for a while."""
+        page.refcount += 1                      # whoever locks a page holds a reference
+
+        def proc():
+            yield from self.lock_page(page, owner)
+            yield Sleep(duration_ps)
+            self.unlock_page(page)
+            self.folio_put(page)
+        return self.engine.spawn(proc(), None, name=f"lock:{page.pfn}")
+
+    def start_writeback(self, page: Page, duration_ps: int) -> None:
+        """The page is under writeback I/O for ``duration_ps`` (PG_writeback; a reference is
+        not taken, as in Linux)."""
+        page.set(PG.WRITEBACK)
+        page.clear(PG.DIRTY)
+        end = self.engine.now_ps + int(duration_ps)
+        page.writeback_end_ps = end
+
+        def finish(p=page):
+            if p.test(PG.WRITEBACK) and p.writeback_end_ps == end:
+                p.clear(PG.WRITEBACK)
+                p.writeback_end_ps = None
+                p.writeback_wait.wake(self.engine)
+        self.engine.call_at(end, finish)
+
+    def wait_on_writeback(self, page: Page) -> Generator:
+        while page.test(PG.WRITEBACK):
+            yield page.writeback_wait
+
+    # -- address translation ------------------------------------------------------------------
+    def entry_page(self, mm: MM, addr: int) -> tuple[Pte | None, bool, Page | None]:
+        entry, is_pmd = mm.lookup(addr)
+        if entry is None or entry.kind is PteKind.NONE:
+            return entry, is_pmd, None
+        return entry, is_pmd, self.pages.get(entry.pfn)
+
+    def follow_page(self, pid: int, addr: int) -> Page | None:
+        """The page mapped at ``addr`` (present or NUMA-hinting entry), else None."""
+        entry, _, page = self.entry_page(self.mm(pid), addr)
+        if entry is None or entry.kind in (PteKind.NONE, PteKind.MIGRATION):
+            return None
+        return page
+
+    def _subindex(self, page: Page, mm: MM, addr: int, is_pmd: bool) -> int:
+        return ((addr >> PAGE_SHIFT) & (HPAGE_NR - 1)) if is_pmd else 0
+
+    def _ensure_table(self, mm: MM, addr: int, is_pmd: bool, meter: Meter, cpu: int) -> None:
+        """Allocate the page-table page for ``addr`` on the faulting CPU's node if missing."""
+        node = self.hw.cpu_node(cpu)
+        tables, key = (mm.pmd_tables, addr >> 30) if is_pmd else (mm.pte_tables, addr >> HPAGE_SHIFT)
+        if key not in tables:
+            got = self.alloc.alloc(0, node)
+            if got is None:
+                raise OutOfMemory(f"out of memory allocating a page table for pid {mm.pid}")
+            tables[key] = got[0]
+            meter.cycles(FAULT_CYCLES["alloc"])
+            meter.add(self.hw.fill_ps(cpu, got[0] << PAGE_SHIFT, PAGE_SIZE, meter.start_ps + meter.ps))
+        if not is_pmd and (addr >> 30) not in mm.pmd_tables:
+            self._ensure_table(mm, addr, True, meter, cpu)
+
+    def walk_cost(self, meter: Meter, mm: MM, addr: int, is_pmd: bool, write: bool = False) -> None:
+        """Page-table walk to the entry: the PMD line, then the PTE line (write: atomic)."""
+        pmd_line = mm.pte_paddr(addr, True)
+        if pmd_line is not None:
+            meter.touch(pmd_line, write=write and is_pmd, atomic=write and is_pmd)
+        if not is_pmd:
+            pte_line = mm.pte_paddr(addr, False)
+            if pte_line is not None:
+                meter.touch(pte_line, write=write, atomic=write)
+
+    # -- faults -------------------------------------------------------------------------------
+    def policy_for(self, vma: VMA) -> tuple[Mempolicy | None, bool]:
+        if vma.policy is not None:
+            return vma.policy, True
+        return vma.mm.policy, False
+
+    def alloc_for_fault(self, vma: VMA, addr: int, thread: Thread | None, cpu: int,
+                        order: int) -> Page | None:
+        pol, is_vma = self.policy_for(vma)
+        shift = PAGE_SHIFT + order
+        ilx = (vma.pgoff >> order) + ((addr - vma.start) >> shift)
+        if vma.kind is VmaKind.ANON:
+            ilx = (addr >> shift)
+        place = policy_node(pol, self.hw.cpu_node(cpu), self.hw.distance, self.hw.num_nodes,
+                            is_vma, ilx, thread)
+        if order:
+            # THP: only the policy's node, no fallback (GFP_TRANSHUGE_LIGHT | __GFP_THISNODE).
+            return self.alloc_page(order, place.preferred, place.nodemask, thisnode=True)
+        return self.alloc_page(0, place.preferred, place.nodemask)
+
+    def fault(self, tid: int, addr: int, write: bool) -> Process:
+        """Handle a fault of thread ``tid`` at ``addr`` as a process on the thread's CPU.
+        Its value is a :class:`FaultResult`; latency includes any wait for a page lock."""
+        t = self.thread(tid)
+        return self.engine.spawn(self._fault_proc(t, addr, write), t.cpu, name=f"fault:{tid}:{addr:#x}")
+
+    def _fault_proc(self, t: Thread, addr: int, write: bool) -> Generator:
+        start = self.engine.now_ps
+        mm = t.mm
+        waited = 0
+        kind = "none"
+        while True:
+            cpu = t.cpu
+            m = Meter(self, cpu)
+            m.cycles(FAULT_CYCLES["entry_exit"])
+            vma = mm.find_vma(addr) or self._auto_vma(mm, addr)
+            if vma is None:
+                raise HwemuError(f"pid {mm.pid}: access to {addr:#x} outside every mapping (SIGSEGV)")
+            entry, is_pmd, page = self.entry_page(mm, addr)
+            self.walk_cost(m, mm, addr, is_pmd)
+            if entry is None or entry.kind is PteKind.NONE:
+                if vma.kind is VmaKind.ANON:
+                    kind = self._do_anonymous(t, vma, addr, write, m)
+                else:
+                    res = yield from self._do_file_fault(t, vma, addr, write, m)
+                    if res is None:
+                        continue
+                    kind = res
+                yield m.take()
+                break
+            if entry.kind is PteKind.MIGRATION:
+                m.cycles(FAULT_CYCLES["migration_wait"])
+                self.count("linux.fault", "migration_entry_faults")
+                yield m.take()
+                old = self.pages.get(entry.pfn)
+                if old is not None and old.test(PG.LOCKED):
+                    t0 = self.engine.now_ps
+                    yield old.lock_wait
+                    waited += self.engine.now_ps - t0
+                kind = "migration_wait"
+                entry, is_pmd, page = self.entry_page(mm, addr)
+                if entry is not None and entry.kind is PteKind.PRESENT:
+                    break     # the access is retried and goes through
+                continue      # fault again (migration entry again, or gone)
+            if entry.kind is PteKind.PROTNONE:
+                m.cycles(FAULT_CYCLES["numa_hint"])
+                self.walk_cost(m, mm, addr, is_pmd, write=True)
+                m.page(page, atomic=True)
+                migrated = False
+                if self.numa_balancing is not None:
+                    migrated = yield from self.numa_balancing.hinting_fault(t, page, m)
+                else:
+                    page.last_cpupid = (t.cpu << 16) | (t.tid & 0xFFFF)
+                if not migrated:
+                    entry, is_pmd, page = self.entry_page(mm, addr)
+                    if entry is not None and entry.kind is PteKind.PROTNONE:
+                        entry.kind = PteKind.PRESENT
+                        self.notify_pte(mm, addr, is_pmd, entry)
+                kind = "numa_hint"
+                yield m.take()
+                break
+            # Present: a spurious fault (another thread resolved it meanwhile).
+            yield m.take()
+            kind = kind if kind != "none" else "spurious"
+            break
+        entry, is_pmd, page = self.entry_page(mm, addr)
+        lat = self.engine.now_ps - start
+        self.count("linux.fault", f"{kind}_faults")
+        self.count("linux.fault", "fault_time", lat, "ps")
+        self.count("linux.fault", "fault_wait_time", waited, "ps")
+        return FaultResult(lat, page.pfn if page else -1, kind, waited)
+
+    def _do_anonymous(self, t: Thread, vma: VMA, addr: int, write: bool, m: Meter) -> str:
+        mm = vma.mm
+        cpu = t.cpu
+        haddr = addr & ~(HPAGE_SIZE - 1)
+        if (vma.thp and haddr >= vma.start and haddr + HPAGE_SIZE <= vma.end
+                and (addr >> HPAGE_SHIFT) not in mm.pte_tables):
+            page = self.alloc_for_fault(vma, haddr, t, cpu, 9)
+            if page is not None:
+                self._ensure_table(mm, haddr, True, m, cpu)
+                m.cycles(FAULT_CYCLES["alloc"] + FAULT_CYCLES["anon_page"])
+                m.add(self.hw.fill_ps(cpu, page.paddr, HPAGE_SIZE, m.start_ps + m.ps))
+                self._init_anon(page, vma, haddr)
+                mm.pmds[haddr >> HPAGE_SHIFT] = Pte(PteKind.PRESENT, page.pfn, True, True, write)
+                self.notify_pte(mm, haddr, True, mm.pmds[haddr >> HPAGE_SHIFT])
+                self.walk_cost(m, mm, haddr, True, write=True)
+                m.page(page, write=True)
+                self.lru_add(page, m)
+                self.count("linux.fault", "thp_allocated")
+                return "huge"
+            self.count("linux.fault", "thp_fallback")
+        page = self.alloc_for_fault(vma, addr, t, cpu, 0)
+        if page is None:
+            raise OutOfMemory(f"pid {mm.pid}: out of memory faulting {addr:#x} (policy allows no free node)")
+        self._ensure_table(mm, addr, False, m, cpu)
+        m.cycles(FAULT_CYCLES["alloc"] + FAULT_CYCLES["anon_page"])
+        m.add(self.hw.fill_ps(cpu, page.paddr, PAGE_SIZE, m.start_ps + m.ps))
+        self._init_anon(page, vma, addr & ~(PAGE_SIZE - 1))
+        mm.ptes[addr >> PAGE_SHIFT] = Pte(PteKind.PRESENT, page.pfn, True, True, write)
+        self.notify_pte(mm, addr, False, mm.ptes[addr >> PAGE_SHIFT])
+        self.walk_cost(m, mm, addr, False, write=True)
+        m.page(page, write=True)
+        self.lru_add(page, m)
+        return "anon"
+
+    def _init_anon(self, page: Page, vma: VMA, addr: int) -> None:
+        page.mapping = vma.anon_vma
+        page.index = addr >> PAGE_SHIFT
+        page.set(PG.SWAPBACKED | PG.UPTODATE)
+        page.mapcount = 1          # refcount 1 from allocation becomes the mapping's reference
+
+    def _do_file_fault(self, t: Thread, vma: VMA, addr: int, write: bool, m: Meter) -> Generator:
+        """filemap_fault / shmem_fault + finish_fault. Returns the fault kind, or None when the
+        lookup must be redone (the page moved or was locked meanwhile)."""
+        mm = vma.mm
+        f = vma.file
+        index = vma.linear_index(addr)
+        cpu = t.cpu
+        m.cycles(FAULT_CYCLES["file_page"])
+        # Look-ups through the mapping spin on its lock while a migration holds it.
+        if f.lock_holder is not None:
+            yield m.take()
+            t0 = self.engine.now_ps
+            yield f.lock_wait
+            spin = self.engine.now_ps - t0
+            self.engine.cpus.occupy(cpu, t0, spin)        # spinning keeps the CPU busy
+            self.count("linux.fault", "mapping_lock_spin_time", spin, "ps")
+            return None
+        m.touch(f.slot_paddr(index))
+        page = f.pages.get(index)
+        if page is None:
+            page = self.alloc_for_fault(vma, addr, t, cpu, 0)
+            if page is None:
+                raise OutOfMemory(f"pid {mm.pid}: out of memory faulting {addr:#x}")
+            m.cycles(FAULT_CYCLES["alloc"])
+            m.add(self.hw.fill_ps(cpu, page.paddr, PAGE_SIZE, m.start_ps + m.ps))
+            page.mapping = f
+            page.index = index
+            page.set(PG.UPTODATE)
+            if f.swapbacked:
+                page.set(PG.SWAPBACKED)
+            # refcount 1 (allocation) becomes the page cache's reference
+            f.pages[index] = page
+            m.touch(f.slot_paddr(index), write=True)
+            self.lru_add(page, m)
+        elif page.test(PG.LOCKED):
+            # The new page of a migration (slot switched, not yet unlocked) or an I/O: sleep.
+            yield m.take()
+            t0 = self.engine.now_ps
+            yield page.lock_wait
+            self.count("linux.fault", "page_lock_wait_time", self.engine.now_ps - t0, "ps")
+            return None
+        self._ensure_table(mm, addr, False, m, cpu)
+        mm.ptes[addr >> PAGE_SHIFT] = Pte(PteKind.PRESENT, page.pfn, True, True, write)
+        self.notify_pte(mm, addr, False, mm.ptes[addr >> PAGE_SHIFT])
+        page.mapcount += 1
+        page.refcount += 1
+        self.walk_cost(m, mm, addr, False, write=True)
+        m.page(page, atomic=True)
+        return "file"
+
+    # -- NUMA hinting ---------------------------------------------------------------------------
+    def change_prot_numa(self, pid: int, start: int, end: int, cpu: int = 0) -> int:
+        """task_numa_work's change_prot_numa over [start, end): present entries become
+        PROT_NONE hinting entries (the next access takes a NUMA hinting fault, which records
+        last_cpupid and restores the entry). One flush of the range. Returns entries changed."""
+        mm = self.mm(pid)
+        m = Meter(self, cpu)
+        n = 0
+        changed: list[int] = []
+        for table in (mm.pmds, mm.ptes):
+            shift = HPAGE_SHIFT if table is mm.pmds else PAGE_SHIFT
+            for key in sorted(table):
+                a = key << shift
+                e = table[key]
+                if start <= a < end and e.kind is PteKind.PRESENT:
+                    e.kind = PteKind.PROTNONE
+                    self.walk_cost(m, mm, a, table is mm.pmds, write=True)
+                    self.notify_pte(mm, a, table is mm.pmds, e)
+                    changed.append(a)
+                    n += 1
+        if n:
+            m.add(self.hw.flush_tlb(cpu, mm.cpumask, n, m.start_ps, pid, changed))
+        self.engine.cpus.occupy(cpu, self.engine.now_ps, m.take())
+        self.count("linux.numa", "protnone_entries", n)
+        return n
+
+    # -- user accesses ------------------------------------------------------------------------
+    def access(self, tid: int, addr: int, write: bool) -> Process:
+        """A load or store by thread ``tid``: faults if needed (blocking on migration entries),
+        then reads or writes the page contents. Value: ``(latency_ps, value)``; a store writes
+        a fresh, unique value and returns it."""
+        t = self.thread(tid)
+        return self.engine.spawn(self._access_proc(t, addr, write), t.cpu, name=f"access:{tid}")
+
+    def _access_proc(self, t: Thread, addr: int, write: bool) -> Generator:
+        start = self.engine.now_ps
+        mm = t.mm
+        while True:
+            entry, is_pmd, page = self.entry_page(mm, addr)
+            if entry is not None and entry.kind is PteKind.PRESENT:
+                break
+            yield self.fault(t.tid, addr, write)
+        sub = self._subindex(page, mm, addr, is_pmd)
+        if write:
+            self._store_seq += 1
+            page.data[sub] = self._store_seq
+            entry.dirty = True
+            if page.mapping is not None and not page.is_anon:
+                page.set(PG.DIRTY)
+        entry.young = True
+        if self.access_log is not None:
+            self.access_log.append((self.engine.now_ps, t.tid, addr, write, page.data[sub]))
+        cost = self.hw.mem_access_ps(t.cpu, page.paddr + sub * PAGE_SIZE, write, False,
+                                     self.engine.now_ps)
+        yield Sleep(cost)
+        return self.engine.now_ps - start, page.data[sub]
+
+    def read_now(self, pid: int, addr: int) -> int | None:
+        """The value the page mapped at ``addr`` holds now, without timing (for checks)."""
+        mm = self.mm(pid)
+        entry, is_pmd, page = self.entry_page(mm, addr)
+        if page is None:
+            vma = mm.find_vma(addr)
+            if vma is not None and vma.file is not None:
+                page = vma.file.pages.get(vma.linear_index(addr))
+                return None if page is None else page.data[0]
+            return None
+        return page.data[self._subindex(page, mm, addr, is_pmd)]
+
+    # -- pins ---------------------------------------------------------------------------------
+    def pin_user_pages(self, pid: int, addr: int, npages: int, kind: str = "pin") -> list[Page]:
+        """get_user_pages (kind "get", +1 reference) or pin_user_pages (kind "pin",
+        +GUP_PIN_COUNTING_BIAS on a small page, +1 and pincount on a large one). Pages not yet
+        present are faulted in first (FOLL_WRITE). Returns the pages (one per 4 KiB page).
+        Runs the engine until done: call it from outside event callbacks (use
+        :meth:`pin_user_pages_gen` inside a process)."""
+        mm = self.mm(pid)
+        tid = next(iter(mm.threads), None)
+        if tid is None:
+            raise HwemuError(f"pin: pid {pid} has no thread to fault {addr:#x} in")
+        proc = self.engine.spawn(self.pin_user_pages_gen(pid, addr, npages, kind),
+                                 self.threads[tid].cpu, name="gup")
+        return self.engine.run_process(proc)
+
+    def pin_user_pages_gen(self, pid: int, addr: int, npages: int, kind: str = "pin") -> Generator:
+        if kind not in ("pin", "get"):
+            raise HwemuError(f"pin kind must be 'pin' or 'get', got {kind!r}")
+        mm = self.mm(pid)
+        tid = next(iter(mm.threads), None)
+        out = []
+        for i in range(npages):
+            a = addr + i * PAGE_SIZE
+            while True:
+                entry, _, page = self.entry_page(mm, a)
+                if entry is not None and entry.kind is PteKind.PRESENT:
+                    break
+                if tid is None:
+                    raise HwemuError(f"pin: pid {pid} has no thread to fault {a:#x} in")
+                yield self.fault(tid, a, True)
+            m = Meter(self, self.threads[tid].cpu if tid is not None else 0)
+            m.cycles(FAULT_CYCLES["gup_page"])
+            m.page(page, atomic=True)
+            self._grab(page, kind, +1)
+            out.append(page)
+            yield m.take()
+        self.count("linux.gup", f"{kind}_pages", npages)
+        return out
+
+    def _grab(self, page: Page, kind: str, sign: int) -> None:
+        if kind == "get":
+            page.refcount += sign
+        elif page.order:
+            page.refcount += sign
+            page.pincount += sign
+        else:
+            page.refcount += sign * GUP_PIN_COUNTING_BIAS
+
+    def unpin_user_pages(self, pages: list[Page], kind: str = "pin") -> None:
+        for p in pages:
+            if kind == "get":
+                self.folio_put(p)
+            elif p.order:
+                p.pincount -= 1
+                self.folio_put(p)
+            else:
+                self.folio_put(p, GUP_PIN_COUNTING_BIAS)
+
+    # -- accounting ---------------------------------------------------------------------------
+    def node_usage(self) -> list[int]:
+        """Frames in use per node (by pages of processes and the page cache)."""
+        used = [0] * self.hw.num_nodes
+        for p in self.pages.values():
+            used[p.node] += p.nr_pages
+        return used

@@ -1,0 +1,173 @@
+"""Automatic NUMA balancing (kernel/sched/fair.c task_numa_work, mm/memory.c do_numa_page,
+mm/migrate.c migrate_misplaced_folio), the policy Linux ships.
+
+* A periodic scan (per process, on the CPU of its first thread) turns the present entries of
+  the next ``scan_size`` bytes of address space into PROT_NONE hinting entries
+  (``change_prot_numa``), wrapping around at the end.
+* The next access takes a NUMA hinting fault. The fault records the faulting CPU and thread in
+  the page (``last_cpupid``) and, if the page is misplaced (policy node: the faulting CPU's
+  node), decides with the two-stage filter of ``should_numa_migrate_memory``: migrate right
+  away on the first faults of a task and on private faults, otherwise only if the previous
+  recorded fault came from the same node. The faulting task then migrates the page itself
+  (``migrate_misplaced_folio``: isolate, MIGRATE_ASYNC, reason MR_NUMA_MISPLACED, no THP split,
+  the target node only, and only while it has free memory above a watermark).
+* The scan period adapts to how local the faults were (``update_task_scan_period``): with 7 in
+  10 or more faults local it grows, otherwise it shrinks, between ``scan_period_min`` and
+  ``scan_period_max``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hwemu.linux.mempolicy import Mempolicy
+from hwemu.linux.mm import HPAGE_SHIFT, PAGE_SHIFT, Page, PteKind
+
+NUMA_PERIOD_SLOTS = 10
+NUMA_PERIOD_THRESHOLD = 7
+HINT_CYCLES = 300          # task_numa_fault bookkeeping + numa_migrate_check
+
+
+@dataclass
+class NumaBalancingParams:
+    """Linux defaults (kernel/sched/fair.c sysctl_numa_balancing_*)."""
+
+    scan_delay_ps: int = 1_000_000_000_000         # 1000 ms before the first scan
+    scan_period_min_ps: int = 1_000_000_000_000    # 1000 ms
+    scan_period_max_ps: int = 60_000_000_000_000   # 60 s
+    scan_size_bytes: int = 256 << 20               # 256 MB per scan
+    min_free_frames: int = 256                     # watermark kept free on the target node
+
+
+@dataclass
+class _TaskState:
+    scan_period_ps: int
+    scan_offset: int = 0
+    scan_seq: int = 0
+    faults_local: int = 0
+    faults_remote: int = 0
+    migrated: int = 0
+    event: object | None = None
+
+
+class NumaBalancing:
+    def __init__(self, kernel, params: NumaBalancingParams | None = None):
+        self.k = kernel
+        self.p = params or NumaBalancingParams()
+        self.tasks: dict[int, _TaskState] = {}
+        kernel.numa_balancing = self
+
+    # -- scanning -------------------------------------------------------------------------
+    def start(self, pid: int) -> None:
+        st = _TaskState(self.p.scan_period_min_ps)
+        self.tasks[pid] = st
+        st.event = self.k.engine.call_at(self.k.engine.now_ps + self.p.scan_delay_ps,
+                                         self._scan, pid)
+
+    def stop(self, pid: int) -> None:
+        st = self.tasks.pop(pid, None)
+        if st is not None and st.event is not None:
+            st.event.cancel()
+
+    def _scan(self, pid: int) -> None:
+        st = self.tasks.get(pid)
+        if st is None:
+            return
+        k = self.k
+        mm = k.mm(pid)
+        self._update_period(st)
+        cpu = next(iter(mm.threads.values())).cpu if mm.threads else 0
+        budget = self.p.scan_size_bytes >> PAGE_SHIFT
+        end = max((v.end for v in mm.vmas), default=0)
+        start = st.scan_offset
+        changed = 0
+        # Collect the entries at or after the scan offset, in address order, up to the budget.
+        addrs = sorted([key << HPAGE_SHIFT for key, e in mm.pmds.items() if e.kind is PteKind.PRESENT]
+                       + [key << PAGE_SHIFT for key, e in mm.ptes.items() if e.kind is PteKind.PRESENT])
+        todo = [a for a in addrs if a >= start]
+        taken, pages, last = [], 0, start
+        for a in todo:
+            nr = 512 if (a >> HPAGE_SHIFT) in mm.pmds and mm.pmds[a >> HPAGE_SHIFT].kind is PteKind.PRESENT \
+                and a % (1 << HPAGE_SHIFT) == 0 else 1
+            if pages + nr > budget:
+                break
+            taken.append(a)
+            pages += nr
+            last = a + 1
+        if taken:
+            lo, hi = taken[0], taken[-1] + 1
+            changed = k.change_prot_numa(pid, lo, hi, cpu)
+        if not taken or last >= end or len(taken) == len(todo):
+            st.scan_offset = 0
+            st.scan_seq += 1
+        else:
+            st.scan_offset = last
+        k.count("linux.numa", "scans")
+        st.event = k.engine.call_at(k.engine.now_ps + st.scan_period_ps, self._scan, pid)
+
+    def _update_period(self, st: _TaskState) -> None:
+        total = st.faults_local + st.faults_remote
+        if total:
+            ratio = st.faults_local * NUMA_PERIOD_SLOTS // total
+            slot = -(-st.scan_period_ps // NUMA_PERIOD_SLOTS)
+            if ratio >= NUMA_PERIOD_THRESHOLD:
+                diff = max(ratio - NUMA_PERIOD_THRESHOLD, 1) * slot
+            else:
+                diff = -(NUMA_PERIOD_THRESHOLD - ratio) * slot
+            st.scan_period_ps = min(self.p.scan_period_max_ps,
+                                    max(self.p.scan_period_min_ps, st.scan_period_ps + diff))
+        st.faults_local = st.faults_remote = 0
+
+    # -- the hinting fault --------------------------------------------------------------------
+    def should_migrate(self, page: Page, thread, dst_node: int) -> bool:
+        """should_numa_migrate_memory: record this CPU/thread, apply the two-stage filter."""
+        this = (thread.cpu << 16) | (thread.tid & 0xFFFF)
+        last = page.last_cpupid
+        page.last_cpupid = this
+        st = self.tasks.get(thread.mm.pid)
+        unset = last < 0
+        same_task = not unset and (last & 0xFFFF) == (thread.tid & 0xFFFF)
+        if (st is None or st.scan_seq <= 4) and (unset or same_task):
+            return True
+        if not unset and self.k.hw.cpu_node(last >> 16) != dst_node:
+            return False
+        return True
+
+    def hinting_fault(self, thread, page: Page, meter):
+        """Called by the fault handler on a PROT_NONE entry (the entry is still PROT_NONE).
+        A generator: returns True if the page was migrated (the entry then maps the new page)."""
+        from hwemu.linux.migrate import MR_NUMA_MISPLACED, Migrator, alloc_on_node
+
+        k = self.k
+        meter.cycles(HINT_CYCLES)
+        node = k.hw.cpu_node(thread.cpu)
+        st = self.tasks.get(thread.mm.pid)
+        if st is not None:
+            if page.node == node:
+                st.faults_local += page.nr_pages
+            else:
+                st.faults_remote += page.nr_pages
+        pol = thread.mm.policy
+        if isinstance(pol, Mempolicy) and pol.mode not in ("default", "local"):
+            return False                      # only MPOL_F_MOF policies migrate on fault
+        if page.node == node or not self.should_migrate(page, thread, node):
+            return False
+        # migrate_misplaced_folio_prepare
+        if k.alloc.nodes[node].free_count - page.nr_pages < self.p.min_free_frames:
+            k.count("linux.numa", "migrate_skipped_low_memory")
+            return False
+        if page.mapcount > 1 and page.file_mapping is not None:
+            return False
+        if not k.isolate_lru_page(page, meter):
+            return False
+        yield meter.take()
+        mig = Migrator(k, thread.cpu, alloc_on_node(k, node), "async", MR_NUMA_MISPLACED)
+        res = yield from mig.migrate_pages([page])
+        if res.remaining:
+            yield from mig.putback(res.remaining)
+            k.count("linux.numa", "migrate_failed")
+            return False
+        k.count("linux.numa", "pages_migrated", res.nr_succeeded)
+        if st is not None:
+            st.migrated += res.nr_succeeded
+        return True

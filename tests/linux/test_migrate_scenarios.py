@@ -1,0 +1,402 @@
+"""Whole migrations through the syscalls: backouts, shared and file pages, THP, waits."""
+
+from hwemu.linux.hw import ParametricHardware
+from hwemu.linux.kernel import Kernel, Meter
+from hwemu.linux.mempolicy import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT, Mempolicy
+from hwemu.linux.migrate import (
+    EACCES, EBUSY, EFAULT, EIO, ENODEV, ENOENT, ENOMEM, Migrator, alloc_on_node,
+)
+from hwemu.linux.mm import PG, PteKind, VmaKind
+from hwemu.linux.syscalls import mbind, migrate_pages, move_pages, numa_maps, run_syscall
+
+from linux_testkit import BASE, FixedHardware, make, run, touch
+
+P = 4096
+
+
+def pages_at(n, base=BASE):
+    return [base + i * P for i in range(n)]
+
+
+def test_move_pages_moves_and_reports_status(kern):
+    k = kern
+    for a in pages_at(4):
+        touch(k, 1, a)
+    vals = [k.read_now(1, a) for a in pages_at(4)]
+    r = run_syscall(k, move_pages(k, 0, 1, pages_at(4), [1, 1, 1, 1]), 0)
+    assert r.ret == 0 and r.status == [1, 1, 1, 1]
+    assert [k.follow_page(1, a).node for a in pages_at(4)] == [1] * 4
+    assert [k.read_now(1, a) for a in pages_at(4)] == vals
+    assert k.counters[("linux.migrate", "pages_migrated")][0] == 4
+    assert k.counters[("linux.migrate", "passes")][0] == 1
+    # Every moved page is back on an LRU list of node 1 with one reference per mapping.
+    for a in pages_at(4):
+        p = k.follow_page(1, a)
+        assert p.test(PG.LRU) and p.refcount == 1 and p.mapcount == 1 and not p.test(PG.LOCKED)
+
+
+def test_query_only_and_error_statuses(kern):
+    k = kern
+    touch(k, 1, BASE)
+    outside = 0x1000                              # no VMA there
+    not_present = BASE + 5 * P
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE, outside, not_present], None), 0)
+    assert r.ret == 0 and r.status == [0, -EFAULT, -ENOENT]
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [7]), 0)
+    assert r.ret == -ENODEV
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE, outside, BASE + P], [1, 1, 1]), 0)
+    assert r.status[1] == -EFAULT and r.status[0] == 1 and r.status[2] == -ENOENT
+    assert r.ret == 0
+
+
+def test_pinned_page_stays_and_is_reported_as_linux_does(kern):
+    k = kern
+    for a in pages_at(3):
+        touch(k, 1, a)
+    pinned = k.pin_user_pages(1, BASE + P, 1, "pin")[0]
+    ref0 = pinned.refcount
+    r = run_syscall(k, move_pages(k, 0, 1, pages_at(3), [1, 1, 1], status_init="unset"), 0)
+    # migrate_pages() returns 1 (one folio not migrated); move_pages returns the number of
+    # pages not migrated and leaves the batch's statuses unwritten.
+    assert r.migrations[0].rc == 1
+    assert r.ret == 1
+    assert r.status == ["unset"] * 3
+    assert r.reasons == {1: "EAGAIN: extra references (pinned or in use)"}
+    # The unmap succeeds each time (one unmap pass async, one sync); the reference check of
+    # the move phase fails: 3 asynchronous move passes, then 7 synchronous ones.
+    assert k.counters[("linux.migrate", "passes")][0] == 2
+    assert k.counters[("linux.migrate", "move_passes")][0] == 10
+    assert pinned.node == 0 and k.follow_page(1, BASE + P) is pinned
+    assert pinned.refcount == ref0 and pinned.test(PG.LRU) and not pinned.test(PG.LOCKED)
+    assert k.mm(1).ptes[(BASE + P) >> 12].kind is PteKind.PRESENT
+    assert k.follow_page(1, BASE).node == 1 and k.follow_page(1, BASE + 2 * P).node == 1
+    assert k.counters[("linux.migrate", "failed_EAGAIN")][0] == 1
+    # Once unpinned it moves.
+    k.unpin_user_pages([pinned], "pin")
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE + P], [1]), 0)
+    assert r.ret == 0 and r.status == [1]
+
+
+def test_get_user_pages_reference_also_blocks(kern):
+    k = kern
+    touch(k, 1, BASE)
+    k.pin_user_pages(1, BASE, 1, "get")
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
+    assert r.ret == 1 and k.follow_page(1, BASE).node == 0
+
+
+def test_page_already_isolated_is_ebusy(kern):
+    k = kern
+    touch(k, 1, BASE)
+    page = k.follow_page(1, BASE)
+    assert k.isolate_lru_page(page, Meter(k, 0))      # someone else isolated it
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
+    assert r.ret == 0 and r.status == [-EBUSY]
+
+
+def test_writeback_is_waited_for_in_late_passes(kern):
+    k = kern
+    touch(k, 1, BASE)
+    page = k.follow_page(1, BASE)
+    k.start_writeback(page, 40_000_000)
+    end = page.writeback_end_ps
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
+    assert r.ret == 0 and r.status == [1]
+    assert k.engine.now_ps >= end
+    assert k.counters[("linux.migrate", "writeback_wait_time")][0] > 0
+    # The async pass saw -EBUSY and the folio went to the synchronous pass.
+    assert k.counters[("linux.migrate", "passes")][0] == 2
+
+
+def test_locked_page_is_waited_for_in_late_passes(kern):
+    k = kern
+    touch(k, 1, BASE)
+    page = k.follow_page(1, BASE)
+    k.hold_page_lock(page, 30_000_000)
+    k.engine.run_until(k.engine.now_ps + 1)
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
+    assert r.ret == 0 and k.follow_page(1, BASE).node == 1
+    assert k.counters[("linux.migrate", "lock_wait_time")][0] > 0
+    assert k.counters[("linux.migrate", "passes")][0] == 4   # 3 async trylock failures + 1 sync
+
+
+def test_enomem_when_target_full():
+    hw = FixedHardware(frames=512)        # 512 frames, the memmap+slab take the first ones
+    k = Kernel(hw)
+    k.create_process(1)
+    k.add_thread(1, 1, 0)
+    k.mmap(1, BASE, 64 * P, VmaKind.ANON)
+    for a in pages_at(4):
+        touch(k, 1, a)
+    # Fill node 1 completely.
+    while k.alloc.alloc(0, 1, thisnode=True) is not None:
+        pass
+    r = run_syscall(k, move_pages(k, 0, 1, pages_at(4), [1] * 4), 0)
+    assert r.ret == -ENOMEM
+    for a in pages_at(4):
+        p = k.follow_page(1, a)
+        assert p.node == 0 and p.test(PG.LRU) and p.refcount == 1
+        assert k.mm(1).ptes[a >> 12].kind is PteKind.PRESENT
+    assert k.counters[("linux.migrate", "failed_ENOMEM")][0] == 4
+
+
+def shared_setup():
+    k = make()
+    k.create_process(2)
+    k.add_thread(2, 2, 1)
+    k.mmap(1, BASE + (1 << 20), 8 * P, VmaKind.SHARED, file="shm")
+    k.mmap(2, 0x20_0000_0000, 8 * P, VmaKind.SHARED, file="shm")
+    touch(k, 1, BASE + (1 << 20))
+    touch(k, 2, 0x20_0000_0000, False)
+    page = k.follow_page(1, BASE + (1 << 20))
+    assert k.follow_page(2, 0x20_0000_0000) is page and page.mapcount == 2
+    return k, page
+
+
+def test_shared_page_needs_move_all_and_then_every_mapping_moves():
+    k, page = shared_setup()
+    addr = BASE + (1 << 20)
+    r = run_syscall(k, move_pages(k, 0, 1, [addr], [1]), 0)
+    assert r.status == [-EACCES] and page.node == 0
+    r = run_syscall(k, move_pages(k, 0, 1, [addr], [1], MPOL_MF_MOVE_ALL), 0)
+    assert r.ret == 0 and r.status == [1]
+    new = k.follow_page(1, addr)
+    assert new.node == 1 and k.follow_page(2, 0x20_0000_0000) is new
+    assert new.mapcount == 2 and new.refcount == 3      # two mappings + the page cache
+    assert k.files["shm"].pages[0] is new and page.freed
+    for pid, a in ((1, addr), (2, 0x20_0000_0000)):
+        e = k.mm(pid).ptes[a >> 12]
+        assert e.kind is PteKind.PRESENT and e.pfn == new.pfn
+
+
+def test_migrate_pages_skips_shared_unless_move_all():
+    k, page = shared_setup()
+    touch(k, 1, BASE)
+    assert run_syscall(k, migrate_pages(k, 0, 1, [0], [1]), 0) == 0
+    assert k.follow_page(1, BASE).node == 1 and page.node == 0
+    assert run_syscall(k, migrate_pages(k, 0, 1, [0], [1], move_all=True), 0) == 0
+    assert k.follow_page(1, BASE + (1 << 20)).node == 1
+
+
+def test_file_page_slot_switched_and_lookups_find_new_page(kern):
+    k = kern
+    faddr = BASE + (2 << 20)
+    k.mmap(1, faddr, 4 * P, VmaKind.FILE, file="data")
+    touch(k, 1, faddr)
+    old = k.follow_page(1, faddr)
+    r = run_syscall(k, move_pages(k, 0, 1, [faddr], [1]), 0)
+    assert r.ret == 0
+    new = k.files["data"].pages[0]
+    assert new is not old and new.node == 1 and old.freed
+    assert new.mapping is k.files["data"] and new.index == 0 and new.test(PG.DIRTY)
+    # A second process mapping the file later finds the new page through the cache.
+    k.create_process(3)
+    k.add_thread(3, 3, 3)
+    k.mmap(3, 0x30_0000_0000, 4 * P, VmaKind.FILE, file="data")
+    lat, value = touch(k, 3, 0x30_0000_0000, False)
+    assert k.follow_page(3, 0x30_0000_0000) is new and value == new.data[0]
+
+
+def test_access_during_migration_waits_and_write_is_not_lost():
+    hw = ParametricHardware(cpus_per_node=2, mem_per_node_bytes=32 << 20)
+    k = Kernel(hw)
+    k.create_process(1)
+    k.add_thread(1, 1, 0)
+    k.add_thread(1, 2, 2)
+    k.mmap(1, BASE, 64 * P, VmaKind.ANON)
+    for a in pages_at(32):
+        touch(k, 1, a)
+    proc = k.engine.spawn(move_pages(k, 1, 1, pages_at(32), [1] * 32), 1)
+    # Run until the unmap of the batch has replaced the first PTE, then store to that page
+    # from the other thread.
+    target = BASE
+    while k.mm(1).ptes[target >> 12].kind is not PteKind.MIGRATION:
+        assert k.engine.queue.step() is not None
+    t0 = k.engine.now_ps
+    acc = k.access(2, target, True)
+    k.engine.run_process(proc)
+    k.engine.run_process(acc)
+    lat, value = acc.value
+    assert lat > 1_000_000                     # it waited for the protocol to release the page
+    assert k.follow_page(1, target).node == 1
+    assert k.read_now(1, target) == value
+    assert k.counters[("linux.fault", "migration_wait_faults")][0] >= 1
+    assert k.counters[("linux.fault", "fault_wait_time")][0] > 0
+    assert acc.end_ps > t0
+
+
+def thp_kernel(mem=16 << 20):
+    hw = ParametricHardware(cpus_per_node=2, mem_per_node_bytes=mem)
+    k = Kernel(hw)
+    k.create_process(1, thp=True)
+    k.add_thread(1, 1, 0)
+    k.mmap(1, BASE, 4 << 20, VmaKind.ANON, thp=True)
+    return k
+
+
+def test_thp_migrates_whole():
+    k = thp_kernel()
+    touch(k, 1, BASE + 5 * P)
+    page = k.follow_page(1, BASE)
+    assert page.order == 9 and k.mm(1).pmds[BASE >> 21].kind is PteKind.PRESENT
+    vals = list(page.data)
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
+    assert r.ret == 0 and r.status == [1]
+    new = k.follow_page(1, BASE + 100 * P)
+    assert new.order == 9 and new.node == 1 and new.data == vals
+    assert k.mm(1).pmds[BASE >> 21].pfn == new.pfn
+    assert k.counters[("linux.migrate", "bytes_copied")][0] == 2 << 20
+    assert k.counters[("linux.migrate", "thp_migrated")][0] == 1
+    text, rows = numa_maps(k, 1)
+    assert rows[0]["nodes"] == {1: 512}
+
+
+def test_thp_split_when_target_has_no_huge_frame():
+    k = thp_kernel()
+    touch(k, 1, BASE + 7 * P)
+    vals = list(k.follow_page(1, BASE).data)
+    # Take every whole 2 MiB block of node 1, leaving only scattered 4 KiB frames.
+    node1 = k.alloc.nodes[1]
+    small = []
+    while node1.free_huge_blocks() == 7:      # use up the partial block, split one whole one
+        small.append(node1.alloc(0))
+    while node1.free_huge_blocks():
+        node1.alloc(9)
+    for pfn in small[:-1]:
+        node1.free(pfn, 0)
+    assert node1.free_count >= 512
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
+    assert r.ret == 0
+    assert k.counters[("linux.migrate", "thp_split")][0] == 1
+    assert (BASE >> 21) not in k.mm(1).pmds
+    for i in range(512):
+        p = k.follow_page(1, BASE + i * P)
+        assert p.order == 0 and p.node == 1 and p.data == [vals[i]]
+
+
+def test_mbind_interleave_moves_and_strict_reports_eio(kern):
+    k = kern
+    for a in pages_at(8):
+        touch(k, 1, a)
+    pol = Mempolicy("interleave", (0, 1))
+    assert run_syscall(k, mbind(k, 0, 1, BASE, 8 * P, pol, MPOL_MF_MOVE), 0) == 0
+    # Pages already on a node of the policy stay; the VMA was split at the range's end.
+    vmas = k.mm(1).vmas
+    assert [(v.start, v.end) for v in vmas] == [(BASE, BASE + 8 * P), (BASE + 8 * P, BASE + 64 * P)]
+    assert vmas[0].policy == pol and vmas[1].policy is None
+    bind1 = Mempolicy("bind", (1,))
+    k.pin_user_pages(1, BASE, 1, "pin")
+    rc = run_syscall(k, mbind(k, 0, 1, BASE, 8 * P, bind1, MPOL_MF_MOVE | MPOL_MF_STRICT), 0)
+    assert rc == -EIO
+    assert k.follow_page(1, BASE).node == 0
+    assert all(k.follow_page(1, a).node == 1 for a in pages_at(8)[1:])
+    # New faults in the range follow the VMA policy.
+    touch(k, 1, BASE + 20 * P)
+    assert k.follow_page(1, BASE + 20 * P).node == 0      # outside the mbind range: local
+    text, rows = numa_maps(k, 1)
+    assert text.splitlines()[0].startswith(f"{BASE:08x} bind:1 anon=8 dirty=8")
+    assert "N0=1 N1=7" in text.splitlines()[0]
+
+
+def test_migrate_pages_node_remap_and_counts():
+    hw = FixedHardware(nodes=3)
+    k = Kernel(hw)
+    k.create_process(1)
+    k.add_thread(1, 1, 0)
+    k.mmap(1, BASE, 64 * P, VmaKind.ANON, policy=Mempolicy("interleave", (0, 1, 2)))
+    for a in pages_at(9):
+        touch(k, 1, a)
+    assert sorted(k.follow_page(1, a).node for a in pages_at(9)) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    # {0,1} -> {1,2}: node 1's pages go to 2 first, then node 0's to 1 (no page moves twice).
+    assert run_syscall(k, migrate_pages(k, 0, 1, [0, 1], [1, 2]), 0) == 0
+    assert sorted(k.follow_page(1, a).node for a in pages_at(9)) == [1, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert k.counters[("linux.migrate", "pages_migrated")][0] == 6
+
+
+def test_two_addresses_in_one_thp():
+    k = thp_kernel()
+    touch(k, 1, BASE)
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE, BASE + 3 * P], [1, 1]), 0)
+    # The second address finds the THP already isolated by the first: -EBUSY, as in Linux;
+    # the first batch (the whole THP) then moves.
+    assert r.ret == 0 and r.status == [1, -EBUSY]
+    assert k.follow_page(1, BASE + 3 * P).node == 1
+
+
+def test_async_mode_for_numa_balancing_does_not_split_or_wait(kern):
+    k = kern
+    touch(k, 1, BASE)
+    page = k.follow_page(1, BASE)
+    k.start_writeback(page, 50_000_000)
+    assert k.isolate_lru_page(page, Meter(k, 0))
+    mig = Migrator(k, 0, alloc_on_node(k, 1), "async", "numa_misplaced")
+    res = run(k, mig.migrate_pages([page]))
+    # -EBUSY is a permanent failure for an async batch: one pass, no waiting.
+    assert res.rc == 1 and res.reasons[page.pfn] == "EBUSY: under writeback"
+    assert k.counters[("linux.migrate", "passes")][0] == 1
+    assert page.test(PG.WRITEBACK) and page.node == 0
+    run(k, mig.putback(res.remaining))
+    assert page.test(PG.LRU) and page.refcount == 1
+
+
+def test_page_cache_lookup_spins_on_mapping_lock_then_finds_new_page():
+    k = make()
+    faddr = BASE + (2 << 20)
+    k.mmap(1, faddr, 4 * P, VmaKind.FILE, file="data")
+    touch(k, 1, faddr)
+    k.create_process(2)
+    k.add_thread(2, 2, 3)
+    k.mmap(2, 0x30_0000_0000, 4 * P, VmaKind.FILE, file="data")
+    f = k.files["data"]
+    proc = k.engine.spawn(move_pages(k, 0, 1, [faddr], [1]), 0)
+    while f.lock_holder is None:                 # step 5 taken
+        assert k.engine.queue.step() is not None
+    fault = k.fault(2, 0x30_0000_0000, False)
+    k.engine.run_process(proc)
+    res = k.engine.run_process(fault)
+    new = f.pages[0]
+    assert new.node == 1 and res.pfn == new.pfn
+    spun = k.counters[("linux.fault", "mapping_lock_spin_time")][0]
+    slept = k.counters.get(("linux.fault", "page_lock_wait_time"), [0])[0]
+    assert spun > 0 and slept > 0                # spun on xa_lock, then slept on the new page
+    assert new.mapcount == 2 and new.refcount == 3
+
+
+def test_mbind_move_all_moves_shared_pages():
+    k, page = shared_setup()
+    addr = BASE + (1 << 20)
+    pol = Mempolicy("bind", (1,))
+    assert run_syscall(k, mbind(k, 0, 1, addr, P, pol, MPOL_MF_MOVE), 0) == 0
+    assert page.node == 0                         # shared: skipped without MOVE_ALL
+    assert run_syscall(k, mbind(k, 0, 1, addr, P, pol, MPOL_MF_MOVE | MPOL_MF_STRICT), 0) == 0
+    assert page.node == 0                         # skipping a shared page is not a failure
+    assert run_syscall(k, mbind(k, 0, 1, addr, P, pol, MPOL_MF_MOVE_ALL), 0) == 0
+    assert k.follow_page(1, addr).node == 1 and k.follow_page(2, 0x20_0000_0000).node == 1
+
+
+def test_observer_sees_every_entry_change_and_the_freed_frame(kern):
+    from hwemu.linux.kernel import KernelObserver
+
+    class Rec(KernelObserver):
+        def __init__(self):
+            self.events = []
+
+        def pte_changed(self, pid, vaddr, huge, kind, paddr, node):
+            self.events.append(("pte", pid, vaddr, huge, kind.value, paddr, node))
+
+        def page_freed(self, paddr, nbytes):
+            self.events.append(("free", paddr, nbytes))
+
+    k = kern
+    rec = Rec()
+    k.observers.append(rec)
+    touch(k, 1, BASE)
+    old = k.follow_page(1, BASE)
+    run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
+    new = k.follow_page(1, BASE)
+    assert rec.events == [
+        ("pte", 1, BASE, False, "present", old.paddr, 0),
+        ("pte", 1, BASE, False, "migration", old.paddr, 0),
+        ("pte", 1, BASE, False, "present", new.paddr, 1),
+        ("free", old.paddr, 4096),
+    ]

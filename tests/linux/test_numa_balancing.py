@@ -1,0 +1,83 @@
+"""Automatic NUMA balancing: scanning, hinting faults, the two-stage filter, the scan period."""
+
+from hwemu.linux.mm import PteKind
+from hwemu.linux.numa_balancing import NumaBalancing, NumaBalancingParams
+
+from linux_testkit import BASE, make, touch
+
+P = 4096
+US = 1_000_000
+
+
+def params(**kw):
+    base = dict(scan_delay_ps=10 * US, scan_period_min_ps=50 * US, scan_period_max_ps=800 * US,
+                scan_size_bytes=1 << 20, min_free_frames=8)
+    base.update(kw)
+    return NumaBalancingParams(**base)
+
+
+def test_pages_follow_the_thread_that_uses_them():
+    k = make()
+    for i in range(8):
+        touch(k, 1, BASE + i * P)
+    nb = NumaBalancing(k, params())
+    nb.start(1)
+    k.move_thread(1, 2)                       # the thread now runs on node 1
+    for _ in range(3):
+        k.engine.run_until(k.engine.now_ps + 60 * US)
+        for i in range(8):
+            touch(k, 1, BASE + i * P, False)
+    assert [k.follow_page(1, BASE + i * P).node for i in range(8)] == [1] * 8
+    assert k.counters[("linux.numa", "pages_migrated")][0] == 8
+    assert k.counters[("linux.fault", "numa_hint_faults")][0] >= 8
+    assert all(k.mm(1).ptes[(BASE + i * P) >> 12].kind is PteKind.PRESENT for i in range(8))
+    # Misplaced-page migrations are asynchronous, with the NUMA-misplaced reason.
+    assert k.counters[("linux.migrate", "passes")][0] == 8
+
+
+def test_two_stage_filter():
+    k = make()
+    k.add_thread(1, 2, 2)                     # thread 2 on node 1
+    touch(k, 1, BASE)
+    page = k.follow_page(1, BASE)
+    nb = NumaBalancing(k, params())
+    nb.start(1)
+    nb.tasks[1].scan_seq = 10                 # past the first scans of the task
+    t1, t2 = k.thread(1), k.thread(2)
+    page.last_cpupid = (t1.cpu << 16) | t1.tid
+    # Previous fault from node 0 by another thread: a fault from node 1 does not migrate ...
+    assert nb.should_migrate(page, t2, 1) is False
+    # ... but a second fault from node 1 in a row does.
+    assert nb.should_migrate(page, t2, 1) is True
+    assert page.last_cpupid == (t2.cpu << 16) | t2.tid
+
+
+def test_scan_period_adapts_to_locality():
+    k = make()
+    nb = NumaBalancing(k, params())
+    nb.start(1)
+    st = nb.tasks[1]
+    st.faults_local, st.faults_remote = 10, 0
+    nb._update_period(st)
+    assert st.scan_period_ps == 50 * US + 3 * 5 * US          # ratio 10: +3 slots
+    st.faults_local, st.faults_remote = 0, 10
+    nb._update_period(st)
+    assert st.scan_period_ps == 50 * US                       # clamped at the minimum
+    for _ in range(40):
+        st.faults_local, st.faults_remote = 10, 0
+        nb._update_period(st)
+    assert st.scan_period_ps == 800 * US                      # and at the maximum
+
+
+def test_scan_respects_scan_size_and_wraps():
+    k = make()
+    for i in range(8):
+        touch(k, 1, BASE + i * P)
+    nb = NumaBalancing(k, params(scan_size_bytes=3 * P))
+    nb.start(1)
+    k.engine.run_until(k.engine.now_ps + 11 * US)             # first scan: 3 pages
+    kinds = [k.mm(1).ptes[(BASE + i * P) >> 12].kind for i in range(8)]
+    assert kinds.count(PteKind.PROTNONE) == 3 and kinds[:3] == [PteKind.PROTNONE] * 3
+    assert nb.tasks[1].scan_offset == BASE + 2 * P + 1
+    k.engine.run_until(k.engine.now_ps + 100 * US)            # two more scans: wrapped
+    assert nb.tasks[1].scan_seq >= 1
