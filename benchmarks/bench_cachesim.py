@@ -3,8 +3,8 @@
 
 Run by hand (not part of the test suite)::
 
-    /work/venv/bin/python benchmarks/bench_cachesim.py                 # records gzip itself
-    /work/venv/bin/python benchmarks/bench_cachesim.py --trace t.parquet --repeat 5
+    python benchmarks/bench_cachesim.py                 # records gzip itself
+    python benchmarks/bench_cachesim.py --trace t.parquet --repeat 5
 
 Rows of the table (accesses per second, best of --repeat runs, numba compile excluded):
 

@@ -1,6 +1,6 @@
 """Import speed: lackey lines per second through ``hwemu trace import`` (run by hand).
 
-    /work/venv/bin/python benchmarks/bench_import.py [--lines 10000000] [--input FILE]
+    python benchmarks/bench_import.py [--lines 10000000] [--input FILE]
 
 Without --input it writes a lackey-format text file of --lines lines into a temporary
 directory (instruction fetches and loads/stores/modifies in the proportions of a real lackey

@@ -2,7 +2,7 @@
 """Replay speed of the timing model: accesses per second of a full timing replay of a
 single-threaded real-program trace on skx-2s (one core, after compilation).
 
-    /work/venv/bin/python benchmarks/bench_replay.py [TRACE] [--machine skx-2s] [--repeat 3]
+    python benchmarks/bench_replay.py [TRACE] [--machine skx-2s] [--repeat 3]
 
 Compilation is excluded (a first, short replay compiles or loads the cached kernels). The
 trace is decoded before timing; the timed part is the replay loop plus first-touch fault

@@ -1,6 +1,6 @@
 """Regenerate the figures and tables of docs/validation.md.
 
-    /work/venv/bin/python -m hwemu.machine.validation [OUT_DIR]   (default: docs/img)
+    python -m hwemu.machine.validation [OUT_DIR]   (default: docs/img)
 
 For every preset: the idle latency matrix and loaded-latency curves (first CPU node reading
 each memory node), drawn beside the published figures, one PNG per preset; the tables are
