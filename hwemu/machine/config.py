@@ -55,6 +55,19 @@ class DramConfig:
     tRFC_ps: int
     page_policy: str
     mc_latency_ps: int
+    bank_groups: int = 1
+    tCCD_L_ps: int = 0
+    tRRD_S_ps: int = 0
+    tRRD_L_ps: int = 0
+    tFAW_ps: int = 0
+    tRTP_ps: int = 0
+    tWTR_S_ps: int = 0
+    tWTR_L_ps: int = 0
+    tRTRS_ps: int = 0
+    scheduler: str = "frfcfs"
+    write_queue: int = 0
+    write_high: int = 0
+    write_low: int = 0
 
     @property
     def peak_bandwidth_bps(self) -> float:
@@ -312,6 +325,19 @@ def _cache(src: str, d: dict, name: str) -> CacheConfig:
     return CacheConfig(size, ways, lat, sec.get("policy"))
 
 
+def _watermarks(sec) -> dict:
+    """write_high / write_low fractions -> entry counts (1 <= low < high <= write_queue)."""
+    hi, lo, n = sec.get("write_high"), sec.get("write_low"), sec.get("write_queue")
+    if not 0.0 < hi <= 1.0:
+        raise HwemuError(f"{sec.where('write_high')}: must be in (0, 1], got {hi}")
+    if not 0.0 <= lo < hi:
+        raise HwemuError(f"{sec.where('write_low')}: must be in [0, write_high), got {lo}")
+    if n <= 0:
+        return {"write_high": 0, "write_low": 0}
+    h = max(1, min(n, round(hi * n)))
+    return {"write_high": h, "write_low": min(h - 1, round(lo * n))}
+
+
 def _dram(src: str, label: str, table: dict) -> DramConfig:
     sec = _Section(src, label, table, P.DRAM_PARAMS)
     cfg = DramConfig(
@@ -322,7 +348,18 @@ def _dram(src: str, label: str, table: dict) -> DramConfig:
         tRP_ps=sec.positive("tRP"), tRAS_ps=sec.positive("tRAS"), tBURST_ps=sec.positive("tBURST"),
         tWR_ps=sec.get("tWR"), tREFI_ps=sec.positive("tREFI"), tRFC_ps=sec.get("tRFC"),
         page_policy=sec.get("page_policy"), mc_latency_ps=sec.get("mc_latency"),
+        bank_groups=sec.positive("bank_groups"), tCCD_L_ps=sec.get("tCCD_L"),
+        tRRD_S_ps=sec.get("tRRD_S"), tRRD_L_ps=sec.get("tRRD_L"), tFAW_ps=sec.get("tFAW"),
+        tRTP_ps=sec.get("tRTP"), tWTR_S_ps=sec.get("tWTR_S"), tWTR_L_ps=sec.get("tWTR_L"),
+        tRTRS_ps=sec.get("tRTRS"),
+        scheduler=sec.get("scheduler"), write_queue=sec.positive("write_queue", 0),
+        **_watermarks(sec),
     )
+    if cfg.banks % cfg.bank_groups:
+        raise HwemuError(f"{sec.where('bank_groups')}: {cfg.banks} banks do not divide into "
+                         f"{cfg.bank_groups} bank groups")
+    if cfg.write_queue > 1024:
+        raise HwemuError(f"{sec.where('write_queue')}: at most 1024 entries, got {cfg.write_queue}")
     if cfg.row_bytes % LINE_BYTES or cfg.interleave_bytes % LINE_BYTES:
         raise HwemuError(f"{sec.where('row')}: row and interleave must be multiples of 64 bytes")
     if cfg.interleave_bytes > cfg.row_bytes:

@@ -1,31 +1,57 @@
-"""Memory controllers: channels, ranks, banks, row buffers and DDR timing, with queueing.
+"""Memory controllers: channels, ranks, bank groups, banks, row buffers and DDR timing, with
+read scheduling (FR-FCFS), a write queue drained between watermarks, and queueing.
 
-State is a set of busy-until times (picoseconds) per bank and per channel data bus. A request
-that reaches the controller of its node at time ``t``:
+The controller is an *issue-time* model: a request is scheduled completely when it reaches the
+controller (the core needs its completion time then), against state that records what earlier
+requests have booked: busy-until times per bank, calendars of data-bus slots per channel, and
+short histories of ACT and column commands per rank and bank group. A request that reaches the
+controller of its node at time ``t``:
 
 1. maps its node-local line address to (channel, rank, bank, row): ``interleave`` bytes go to
    one channel, then another; within a channel, rows are striped across the banks of all
    ranks; channel and bank choices are rotated by a hash of the higher address bits (as
-   controllers hash to spread strided streams and row conflicts), see ``map_line``;
+   controllers hash to spread strided streams and row conflicts), see ``map_line``. Bank ``b``
+   of a rank is in bank group ``b mod bank_groups``;
 2. waits until the bank can take a command (``bank_ready``) and, if the rank is refreshing
    (every ``tREFI`` for ``tRFC``, ranks staggered), until the refresh ends; a refresh
    precharges the bank, closing its row;
 3. row hit: the column command issues at once. Closed bank: ACT, then ``tRCD``. Row conflict:
-   PRE no earlier than ``tRAS`` after the last ACT and ``tWR`` after the last write data, then
-   ``tRP``, ACT, ``tRCD``;
-4. data appears ``tCL`` (``tCWL`` for a write) after the column command and needs the channel
+   PRE no earlier than ``tRAS`` after the last ACT, ``tRTP`` after the last column command and
+   ``tWR`` after the last write data, then ``tRP``, ACT, ``tRCD``. An ACT also respects the
+   other ACTs of its rank: ``tRRD_S`` apart (``tRRD_L`` within a bank group) and at most four
+   in any ``tFAW`` window;
+4. a read's column command is not placed between a write's column command and ``tWTR_S``
+   (``tWTR_L`` in the same bank group) after the end of its data, on the same rank (writes
+   close together form one window); column commands of one bank group are ``tCCD_L`` apart (across
+   groups ``tCCD_S`` = ``tBURST``, which the bus slots enforce);
+5. data appears ``tCL`` (``tCWL`` for a write) after the column command and needs the channel
    bus for ``tBURST``. The bus is a calendar of burst slots (``tBURST`` each): the transfer
    takes the first free slot at or after the earliest possible time, so a request to an idle
    bank can use a gap left before a transfer booked later (as a controller that reorders
    across banks does), and the column command is delayed to fit its slot;
-5. ``page_policy = "close"`` precharges right after the access (the next access pays ACT only).
+6. ``page_policy = "close"`` precharges right after the access (the next access pays ACT only).
 
-Requests are served in the order the model presents them (first come, first served per bank on
-a busy-until timeline). Latency therefore rises with load because requests find banks and
-buses busy and wait: no latency table is involved.
+Scheduling (``scheduler = "frfcfs"``): requests to one bank are served in arrival order, except
+that a row hit to the row that a booked row switch is about to close is served first if it fits
+before that precharge (first ready). It never delays what was booked before it: in an issue-time
+model a booked request's completion is already known. ``"fcfs"`` turns this off.
 
-Counters per node (``cnt`` columns): reads, writes, row hits, row empty (closed), row
-conflicts, total wait (ps) before the column command beyond the unloaded case.
+Writes (``write_queue > 0``): a write is posted into its channel's write queue (it is complete
+for the requester when accepted). While reads are in flight on the channel, writes accumulate;
+when the queue reaches the high watermark a drain starts at once and issues writes (row hits
+first, then oldest) until the low watermark; their bursts take the bus and the following reads
+of the rank pay the write-to-read turnaround, so reads are blocked during the drain. When the
+channel has no reads in flight, queued writes are issued in the idle time. A read that finds its
+line in the write queue is served from it (forwarded). With ``write_queue = 0`` a write is
+scheduled on arrival like a read and its completion is returned.
+
+Latency therefore rises with load because requests find banks, buses and queues busy and wait:
+no latency table is involved.
+
+Counters per node (``cnt`` columns, names in ``DC_NAMES``): reads, writes, row hits, row empty
+(closed), row conflicts, total wait (ps) before the column command beyond the unloaded case,
+row hits served ahead of a booked row switch, writes issued by watermark drains, writes issued
+while reads were idle, reads forwarded from the write queue.
 """
 
 from __future__ import annotations
@@ -37,19 +63,41 @@ from numba import njit
 DP_CH, DP_RANKS, DP_BANKS, DP_ROW_LINES, DP_IL_LINES = 0, 1, 2, 3, 4
 DP_TCL, DP_TCWL, DP_TRCD, DP_TRP, DP_TRAS, DP_TBURST, DP_TWR, DP_TREFI, DP_TRFC = 5, 6, 7, 8, 9, 10, 11, 12, 13
 DP_CLOSE, DP_MC_LAT, DP_BANK_BASE, DP_CHAN_BASE = 14, 15, 16, 17
-DP_N = 18
+DP_BG, DP_TCCDL, DP_TRRDS, DP_TRRDL, DP_TFAW, DP_TRTP, DP_TWTRS, DP_TWTRL = 18, 19, 20, 21, 22, 23, 24, 25
+DP_FRFCFS, DP_WQ, DP_WQ_HI, DP_WQ_LO = 26, 27, 28, 29
+DP_X_BANK, DP_X_RANK, DP_X_BG, DP_X_CH, DP_RANK_BASE, DP_BG_BASE = 30, 31, 32, 33, 34, 35
+DP_BUNIT, DP_BLEN, DP_RTRS = 36, 37, 38
+DP_N = 39
 
 # counter columns
 DC_READS, DC_WRITES, DC_ROW_HIT, DC_ROW_EMPTY, DC_ROW_CONFLICT, DC_WAIT_PS = 0, 1, 2, 3, 4, 5
-DC_N = 6
-BUS_SLOTS = 1 << 14   # calendar horizon: 16384 bursts (~49 us at 3 ns) per channel
-DC_NAMES = ("reads", "writes", "row_hits", "row_empty", "row_conflicts", "bank_wait")
+DC_HIT_FIRST, DC_WQ_DRAINED, DC_WQ_IDLE, DC_WQ_FWD = 6, 7, 8, 9
+DC_N = 10
+DC_NAMES = ("reads", "writes", "row_hits", "row_empty", "row_conflicts", "bank_wait",
+            "row_hits_first", "writes_drained", "writes_idle", "write_forwards")
+BUS_UNITS = 1 << 16   # calendar horizon in bus units: 16384 bursts (~49 us at 3 ns) per channel
+BUS_TAG = 64          # a calendar entry is unit * BUS_TAG + rank + 1
+
+# layout of the auxiliary state array ``x`` (one flat int64 array, sections per node)
+NACT = 8              # ACT history per rank (tRRD, tFAW); any order of arrival
+NCOL = 8              # column-command history per bank group (tCCD_L)
+XB = 3                # per bank: row a booked switch will close, its PRE time, next column time
+XB_PROW, XB_PPRE, XB_PREADY = 0, 1, 2
+XR = 2 * NACT + 3     # per rank: ACT times, their bank groups, next index, write window
+XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1
+XG = NCOL + 3         # per bank group: column times, next index, write window
+XG_IDX, XG_WS = NCOL, NCOL + 1
+XC_HDR = 2            # per channel: queued writes, read-busy-until; then write_queue lines
+XC_N, XC_RD = 0, 1
+IDLE_DRAIN_PS = 2_000_000   # idle-time drains are placed at most 2 us back (well inside BUS_UNITS)
+NEVER = -(1 << 40)
 
 
 def dram_params(nodes) -> np.ndarray:
-    """The per-node parameter array from NodeConfig objects; also assigns bank/channel bases."""
+    """The per-node parameter array from NodeConfig objects; also assigns bank/channel bases and
+    the sections of the auxiliary state array."""
     p = np.zeros((len(nodes), DP_N), np.int64)
-    bank_base = chan_base = 0
+    bank_base = chan_base = rank_base = bg_base = 0
     for n in nodes:
         d = n.dram
         p[n.id] = 0
@@ -71,23 +119,76 @@ def dram_params(nodes) -> np.ndarray:
         p[n.id, DP_MC_LAT] = d.mc_latency_ps
         p[n.id, DP_BANK_BASE] = bank_base
         p[n.id, DP_CHAN_BASE] = chan_base
+        p[n.id, DP_RANK_BASE] = rank_base
+        p[n.id, DP_BG_BASE] = bg_base
+        p[n.id, DP_BG] = d.bank_groups
+        p[n.id, DP_TCCDL] = d.tCCD_L_ps
+        p[n.id, DP_TRRDS] = d.tRRD_S_ps
+        p[n.id, DP_TRRDL] = d.tRRD_L_ps
+        p[n.id, DP_TFAW] = d.tFAW_ps
+        p[n.id, DP_TRTP] = d.tRTP_ps
+        p[n.id, DP_TWTRS] = d.tWTR_S_ps
+        p[n.id, DP_TWTRL] = d.tWTR_L_ps
+        p[n.id, DP_FRFCFS] = 1 if d.scheduler == "frfcfs" else 0
+        p[n.id, DP_WQ] = d.write_queue
+        p[n.id, DP_WQ_HI] = d.write_high
+        p[n.id, DP_WQ_LO] = d.write_low
+        # the bus calendar counts in burst slots; with a rank-switch gap it counts in quarter
+        # bursts (one tCK of a BL8 burst) when tBURST allows, so that the gap can be 1-3 tCK
+        blen = 4 if d.tRTRS_ps > 0 and d.tBURST_ps % 4 == 0 else 1
+        p[n.id, DP_BUNIT] = d.tBURST_ps // blen
+        p[n.id, DP_BLEN] = blen
+        p[n.id, DP_RTRS] = -(-d.tRTRS_ps // (d.tBURST_ps // blen))
         bank_base += d.channels * d.ranks * d.banks
         chan_base += d.channels
+        rank_base += d.channels * d.ranks
+        bg_base += d.channels * d.ranks * d.bank_groups
+    # sections of x: all banks, then all ranks, then all bank groups, then channels by node
+    off = bank_base * XB
+    p[:, DP_X_BANK] = 0
+    p[:, DP_X_RANK] = off
+    off += rank_base * XR
+    p[:, DP_X_BG] = off
+    off += bg_base * XG
+    for n in nodes:
+        p[n.id, DP_X_CH] = off
+        off += n.dram.channels * (XC_HDR + n.dram.write_queue)
     return p
 
 
+def _x_size(p: np.ndarray) -> int:
+    nid = int(np.argmax(p[:, DP_X_CH]))
+    return int(p[nid, DP_X_CH] + p[nid, DP_CH] * (XC_HDR + p[nid, DP_WQ]))
+
+
 def dram_state(p: np.ndarray):
-    """Fresh state arrays: (bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, cnt)."""
+    """Fresh state arrays: (bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x,
+    cnt); ``x`` holds the scheduler's histories and write queues (layout: ``XB``, ``XR``, ...)."""
     nb = int((p[:, DP_CH] * p[:, DP_RANKS] * p[:, DP_BANKS]).sum())
     nc = int(p[:, DP_CH].sum())
     bank_row = np.full(nb, -1, np.int64)
     bank_ready = np.zeros(nb, np.int64)
-    bank_act = np.full(nb, -(1 << 40), np.int64)
-    bank_wr_end = np.full(nb, -(1 << 40), np.int64)
-    bank_last = np.full(nb, -(1 << 40), np.int64)
-    chan_bus = np.full((nc, BUS_SLOTS), -1, np.int64)
+    bank_act = np.full(nb, NEVER, np.int64)
+    bank_wr_end = np.full(nb, NEVER, np.int64)
+    bank_last = np.full(nb, NEVER, np.int64)
+    chan_bus = np.full((nc, BUS_UNITS), -1, np.int64)
+    x = np.full(_x_size(p), NEVER, np.int64)
+    x[0:nb * XB:XB] = -1                                   # no row awaits a switch
+    nr = int((p[:, DP_CH] * p[:, DP_RANKS]).sum())
+    r0 = int(p[0, DP_X_RANK])
+    for r in range(nr):
+        x[r0 + r * XR + NACT:r0 + r * XR + 2 * NACT] = -1  # bank group of the ACT
+        x[r0 + r * XR + XR_IDX] = 0
+    ng = int((p[:, DP_CH] * p[:, DP_RANKS] * p[:, DP_BG]).sum())
+    g0 = int(p[0, DP_X_BG])
+    for g in range(ng):
+        x[g0 + g * XG + XG_IDX] = 0
+    for n in range(p.shape[0]):
+        for c in range(int(p[n, DP_CH])):
+            b = int(p[n, DP_X_CH] + c * (XC_HDR + p[n, DP_WQ]))
+            x[b + XC_N] = 0
     cnt = np.zeros((p.shape[0], DC_N), np.int64)
-    return bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, cnt
+    return bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt
 
 
 @njit(cache=True, inline="always")
@@ -134,17 +235,201 @@ def _refresh_window(t, off, trefi, trfc):
 
 
 @njit(cache=True)
-def dram_access(p, node, line, t, is_write,
-                bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, cnt):
-    """Serve one 64-byte read or write of node-local ``line`` arriving at the controller at
-    ``t``. Returns the time the last data beat has crossed the channel bus."""
+def _act_time(p, node, x, xr, bg, te):
+    """Earliest ACT at or after ``te`` in rank history ``x[xr:]`` that keeps tRRD_S/tRRD_L to
+    every recorded ACT of the rank and at most four ACTs in any tFAW window. The history may
+    have been recorded out of time order; candidate times only move forward, so this ends."""
+    rs = p[node, DP_TRRDS]
+    rl = p[node, DP_TRRDL]
+    faw = p[node, DP_TFAW]
+    if rs == 0 and rl == 0 and faw == 0:
+        return te
+    c = te
+    for _ in range(4 * NACT):
+        moved = False
+        for i in range(NACT):
+            a = x[xr + i]
+            g = rl if x[xr + NACT + i] == bg else rs
+            if a > c - g and a < c + g:
+                c = a + g
+                moved = True
+        if faw > 0:
+            # every window [s, s + tFAW) that contains c may hold at most 3 other ACTs
+            for i in range(NACT):
+                s = x[xr + i]
+                if s <= c - faw or s > c:
+                    continue
+                k = 0
+                for j in range(NACT):
+                    if x[xr + j] >= s and x[xr + j] < s + faw:
+                        k += 1
+                if k >= 4:
+                    c = s + faw
+                    moved = True
+            k = 0
+            last = c
+            for j in range(NACT):
+                a = x[xr + j]
+                if a >= c and a < c + faw:
+                    k += 1
+                    if a > last:
+                        last = a
+            if k >= 4:
+                c = last + rs
+                moved = True
+        if not moved:
+            break
+    return c
+
+
+@njit(cache=True, inline="always")
+def _record(x, base, n, idx_off, t, extra_off, extra):
+    """Insert t into a ring of n times at x[base:] (next index at x[base+idx_off])."""
+    i = x[base + idx_off]
+    x[base + i] = t
+    if extra_off >= 0:
+        x[base + extra_off + i] = extra
+    x[base + idx_off] = (i + 1) % n
+
+
+@njit(cache=True, inline="always")
+def _write_window(x, w, tcol, tend, twtr):
+    """Record a write (column ``tcol``, data end ``tend``) in the write window at x[w], x[w+1]:
+    writes closer than the turnaround to the window merge into it, a later one starts anew."""
+    if tcol > x[w + 1] + twtr:            # after the window (or none yet): a new window
+        x[w] = tcol
+        x[w + 1] = tend
+    elif tend + twtr >= x[w]:             # overlaps or touches it: merge
+        if tcol < x[w]:
+            x[w] = tcol
+        if tend > x[w + 1]:
+            x[w + 1] = tend
+    # else: well before the window (booked out of order); the later window is kept
+
+
+@njit(cache=True, inline="always")
+def _bus_rank(chan_bus, gc, u):
+    """Rank (within the channel) whose burst holds bus unit u, or -1 if the unit is free."""
+    v = chan_bus[gc, u % chan_bus.shape[1]]
+    if v // BUS_TAG != u:
+        return -1
+    return v % BUS_TAG - 1
+
+
+@njit(cache=True)
+def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
+    """First bus unit at which a burst of ``rank`` can start: its column command (start - lat)
+    at or after ``tmin``, the burst's units free, ``tRTRS`` free units between it and a burst of
+    another rank, tCCD_L to the bank group's recorded column commands and, for a read, not
+    inside a write window of the rank (bank group) or within tWTR_S (tWTR_L) after it: a read
+    either goes before the writes or after their turnaround. Not booked."""
+    unit = p[node, DP_BUNIT]
+    blen = p[node, DP_BLEN]
+    gap = p[node, DP_RTRS]
+    tccdl = p[node, DP_TCCDL]
+    tburst = unit * blen
+    tccdl_b = (tccdl + tburst - 1) // tburst * tburst
+    twtrs = p[node, DP_TWTRS]
+    twtrl = p[node, DP_TWTRL]
+    u = (tmin + lat + unit - 1) // unit
+    for _ in range(1 << 16):
+        nxt = u
+        for j in range(blen):
+            if _bus_rank(chan_bus, gc, u + j) >= 0:
+                nxt = u + j + 1
+                break
+        if nxt == u and gap > 0:
+            for j in range(1, gap + 1):
+                r = _bus_rank(chan_bus, gc, u - j)
+                if r >= 0 and r != rank:
+                    nxt = u - j + gap + 1
+                    break
+            if nxt == u:
+                for j in range(gap):
+                    r = _bus_rank(chan_bus, gc, u + blen + j)
+                    if r >= 0 and r != rank:
+                        nxt = u + j + 1
+                        break
+        if nxt != u:
+            u = nxt
+            continue
+        tcol = u * unit - lat
+        bump = NEVER
+        if not is_write:
+            if tcol >= x[xr + XR_WS] and tcol < x[xr + XR_WS + 1] + twtrs:
+                bump = x[xr + XR_WS + 1] + twtrs
+            if tcol >= x[xg + XG_WS] and tcol < x[xg + XG_WS + 1] + twtrl \
+                    and x[xg + XG_WS + 1] + twtrl > bump:
+                bump = x[xg + XG_WS + 1] + twtrl
+        if tccdl > 0:
+            # a bank group's bursts keep whole-burst spacing (tCCD_L rounded up to bursts), so
+            # that the gap between them fits another group's burst, as a scheduler
+            # interleaving bank groups would use it
+            for i in range(NCOL):
+                a = x[xg + i]
+                if a > tcol - tccdl and a < tcol + tccdl and a + tccdl_b > bump:
+                    bump = a + tccdl_b
+        if bump == NEVER:
+            break
+        u = (bump + lat + unit - 1) // unit
+    return u
+
+
+@njit(cache=True, inline="always")
+def _book(chan_bus, gc, u, blen, rank):
+    n = chan_bus.shape[1]
+    for j in range(blen):
+        chan_bus[gc, (u + j) % n] = (u + j) * BUS_TAG + rank + 1
+
+
+@njit(cache=True)
+def _serve(p, node, line, t, is_write,
+           bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
+    """Schedule one read or write of node-local ``line`` arriving at the DRAM at ``t``; returns
+    the time its last data beat has crossed the channel bus."""
     ch, rank, bank, row = map_line(p, node, line)
     nbanks = p[node, DP_BANKS]
+    nbg = p[node, DP_BG]
+    bg = bank % nbg
+    grank = p[node, DP_RANK_BASE] + ch * p[node, DP_RANKS] + rank
     gb = p[node, DP_BANK_BASE] + (ch * p[node, DP_RANKS] + rank) * nbanks + bank
     gc = p[node, DP_CHAN_BASE] + ch
+    xb = p[node, DP_X_BANK] + gb * XB
+    xr = p[node, DP_X_RANK] + grank * XR
+    xg = p[node, DP_X_BG] + (grank * nbg + bg) * XG
     trefi = p[node, DP_TREFI]
     trfc = p[node, DP_TRFC]
     off = (rank * trefi) // p[node, DP_RANKS] + (ch * trefi) // (p[node, DP_RANKS] * p[node, DP_CH] + 1)
+    lat = p[node, DP_TCWL] if is_write else p[node, DP_TCL]
+    tburst = p[node, DP_TBURST]
+    unit = p[node, DP_BUNIT]
+
+    # first ready: a hit to the row that a booked switch will close goes first if it fits
+    if p[node, DP_FRFCFS] != 0 and x[xb + XB_PROW] == row and x[xb + XB_PPRE] > t \
+            and bank_row[gb] != row:
+        tmin = t if t > x[xb + XB_PREADY] else x[xb + XB_PREADY]
+        u = _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write)
+        tcol = u * unit - lat
+        tend = tcol + lat + tburst
+        if is_write:
+            fits = tend + p[node, DP_TWR] <= x[xb + XB_PPRE]
+        else:
+            fits = tcol + p[node, DP_TRTP] <= x[xb + XB_PPRE]
+        ws = _refresh_window(tcol, off, trefi, trfc)
+        if fits and tcol >= ws + trfc and ws == _refresh_window(x[xb + XB_PREADY], off, trefi, trfc):
+            _book(chan_bus, gc, u, p[node, DP_BLEN], rank)
+            _record(x, xg, NCOL, XG_IDX, tcol, -1, 0)
+            x[xb + XB_PREADY] = tcol + tburst
+            cnt[node, DC_ROW_HIT] += 1
+            cnt[node, DC_HIT_FIRST] += 1
+            cnt[node, DC_WAIT_PS] += tcol - t
+            if is_write:
+                cnt[node, DC_WRITES] += 1
+                _write_window(x, xr + XR_WS, tcol, tend, p[node, DP_TWTRS])
+                _write_window(x, xg + XG_WS, tcol, tend, p[node, DP_TWTRL])
+            else:
+                cnt[node, DC_READS] += 1
+            return tend
 
     tcmd = t if t > bank_ready[gb] else bank_ready[gb]
     # refresh: a command may not issue inside a refresh window of its rank
@@ -157,13 +442,15 @@ def dram_access(p, node, line, t, is_write,
         open_row = -1
 
     trcd = p[node, DP_TRCD]
+    activated = False
     if open_row == row:
         tcol = tcmd
         tact = bank_act[gb]
         cnt[node, DC_ROW_HIT] += 1
         unloaded = 0
     elif open_row < 0:
-        tact = tcmd
+        tact = _act_time(p, node, x, xr, bg, tcmd)
+        activated = True
         tcol = tact + trcd
         cnt[node, DC_ROW_EMPTY] += 1
         unloaded = trcd
@@ -173,31 +460,39 @@ def dram_access(p, node, line, t, is_write,
             tpre = bank_act[gb] + p[node, DP_TRAS]
         if bank_wr_end[gb] + p[node, DP_TWR] > tpre:
             tpre = bank_wr_end[gb] + p[node, DP_TWR]
-        tact = tpre + p[node, DP_TRP]
+        if bank_last[gb] + p[node, DP_TRTP] > tpre:
+            tpre = bank_last[gb] + p[node, DP_TRTP]
+        tact = _act_time(p, node, x, xr, bg, tpre + p[node, DP_TRP])
+        activated = True
         tcol = tact + trcd
         cnt[node, DC_ROW_CONFLICT] += 1
         unloaded = p[node, DP_TRP] + trcd
-    lat = p[node, DP_TCWL] if is_write else p[node, DP_TCL]
-    tburst = p[node, DP_TBURST]
-    # the data bus is a calendar of burst slots: take the first free one at or after tcol+lat
-    nslot = chan_bus.shape[1]
-    slot = (tcol + lat + tburst - 1) // tburst
-    while chan_bus[gc, slot % nslot] == slot:
-        slot += 1
-    chan_bus[gc, slot % nslot] = slot
-    tdata = slot * tburst
+        # the old row stays open until tpre: later hits to it may still be served first
+        x[xb + XB_PROW] = open_row
+        x[xb + XB_PPRE] = tpre
+        x[xb + XB_PREADY] = tcmd
+    u = _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tcol, lat, is_write)
+    _book(chan_bus, gc, u, p[node, DP_BLEN], rank)
+    tdata = u * unit
     tcol = tdata - lat
     tend = tdata + tburst
+    _record(x, xg, NCOL, XG_IDX, tcol, -1, 0)
+    if activated:
+        _record(x, xr, NACT, XR_IDX, tact, NACT, bg)
     cnt[node, DC_WAIT_PS] += (tcol - t) - unloaded
     if is_write:
         cnt[node, DC_WRITES] += 1
         bank_wr_end[gb] = tend
+        _write_window(x, xr + XR_WS, tcol, tend, p[node, DP_TWTRS])
+        _write_window(x, xg + XG_WS, tcol, tend, p[node, DP_TWTRL])
     else:
         cnt[node, DC_READS] += 1
     bank_last[gb] = tcol
     if p[node, DP_CLOSE] != 0:
         # precharge as soon as allowed; the next access finds the bank closed
         tpre = tcol + tburst
+        if tcol + p[node, DP_TRTP] > tpre:
+            tpre = tcol + p[node, DP_TRTP]
         if tact + p[node, DP_TRAS] > tpre:
             tpre = tact + p[node, DP_TRAS]
         if is_write and tend + p[node, DP_TWR] > tpre:
@@ -209,3 +504,96 @@ def dram_access(p, node, line, t, is_write,
         bank_act[gb] = tact
         bank_ready[gb] = tcol + tburst
     return tend
+
+
+@njit(cache=True)
+def _drain(p, node, xc, keep, t,
+           bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
+    """Issue queued writes of the channel whose state is at ``x[xc:]``, from time ``t``, until
+    ``keep`` remain: writes to open rows first, then the oldest. Returns the end of the last
+    write's data (or NEVER if none was issued)."""
+    q = xc + XC_HDR
+    n = x[xc + XC_N]
+    nbanks = p[node, DP_BANKS]
+    last = np.int64(NEVER)
+    while n > keep:
+        j = 0
+        for i in range(n):
+            ch, rank, bank, row = map_line(p, node, x[q + i])
+            gb = p[node, DP_BANK_BASE] + (ch * p[node, DP_RANKS] + rank) * nbanks + bank
+            if bank_row[gb] == row:
+                j = i
+                break
+        line = x[q + j]
+        for i in range(j, n - 1):
+            x[q + i] = x[q + i + 1]
+        n -= 1
+        x[xc + XC_N] = n
+        cnt[node, DC_WRITES] -= 1          # counted when it was accepted
+        e = _serve(p, node, line, t, True, bank_row, bank_ready, bank_act, bank_wr_end,
+                   bank_last, chan_bus, x, cnt)
+        if e > last:
+            last = e
+    return last
+
+
+@njit(cache=True)
+def dram_access(p, node, line, t, is_write,
+                bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
+    """Serve one 64-byte read or write of node-local ``line`` arriving at the controller at
+    ``t``. Returns the time the last data beat has crossed the channel bus, for a posted write
+    (write queue enabled) the time it was accepted, for a read forwarded from the write queue
+    ``t``."""
+    wq = p[node, DP_WQ]
+    if wq == 0:
+        return _serve(p, node, line, t, is_write, bank_row, bank_ready, bank_act, bank_wr_end,
+                      bank_last, chan_bus, x, cnt)
+    ch = map_line(p, node, line)[0]
+    xc = p[node, DP_X_CH] + ch * (XC_HDR + wq)
+    q = xc + XC_HDR
+    n = x[xc + XC_N]
+    idle = x[xc + XC_RD] <= t              # no read in flight on this channel
+    if not is_write:
+        for i in range(n):
+            if x[q + i] == line:
+                cnt[node, DC_READS] += 1
+                cnt[node, DC_WQ_FWD] += 1
+                return t
+        if idle and n > 0:
+            # the controller drained the queue when its reads ran out
+            t0 = x[xc + XC_RD]
+            if t0 < t - IDLE_DRAIN_PS:
+                t0 = t - IDLE_DRAIN_PS
+            if t0 < 0:
+                t0 = 0
+            cnt[node, DC_WQ_IDLE] += n
+            _drain(p, node, xc, 0, t0, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
+                   chan_bus, x, cnt)
+        e = _serve(p, node, line, t, False, bank_row, bank_ready, bank_act, bank_wr_end,
+                   bank_last, chan_bus, x, cnt)
+        if e > x[xc + XC_RD]:
+            x[xc + XC_RD] = e
+        return e
+    if idle:
+        # reads are idle: queued writes and this one issue now
+        if n > 0:
+            cnt[node, DC_WQ_IDLE] += n
+            _drain(p, node, xc, 0, t, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
+                   chan_bus, x, cnt)
+        cnt[node, DC_WQ_IDLE] += 1
+        return _serve(p, node, line, t, True, bank_row, bank_ready, bank_act, bank_wr_end,
+                      bank_last, chan_bus, x, cnt)
+    # posted: a write to a line already queued merges with it
+    cnt[node, DC_WRITES] += 1
+    for i in range(n):
+        if x[q + i] == line:
+            return t
+    x[q + n] = line
+    n += 1
+    x[xc + XC_N] = n
+    if n >= p[node, DP_WQ_HI]:
+        keep = p[node, DP_WQ_LO]
+        cnt[node, DC_WQ_DRAINED] += n - keep
+        _drain(p, node, xc, keep, t, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
+               chan_bus, x, cnt)
+    return t

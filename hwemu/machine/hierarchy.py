@@ -91,7 +91,7 @@ def send(S, src, dst, t, payload):
 @njit(cache=True)
 def dram(S, node, line_local, t, is_write):
     return dram_access(S.dram_p, node, line_local, t, is_write, S.bank_row, S.bank_ready,
-                       S.bank_act, S.bank_wr_end, S.bank_last, S.chan_bus, S.dram_cnt)
+                       S.bank_act, S.bank_wr_end, S.bank_last, S.chan_bus, S.dram_x, S.dram_cnt)
 
 
 @njit(cache=True)

@@ -25,6 +25,7 @@ class Param:
 
 REPLACEMENT_POLICIES = ("lru", "fifo", "random")
 PAGE_POLICIES = ("open", "close")
+SCHEDULERS = ("frfcfs", "fcfs")
 
 _CACHE = (
     ("size", "size", "bytes", None, "capacity"),
@@ -99,6 +100,36 @@ DRAM_PARAMS: tuple[Param, ...] = (
     Param("dram", "tRFC", "time", "ps", "350ns", "refresh cycle time (rank busy per refresh)"),
     Param("dram", "page_policy", "choice", "", "open", "row-buffer policy: open (keep row open) or "
           "close (precharge after each access)", PAGE_POLICIES),
+    Param("dram", "bank_groups", "int", "groups", 1,
+          "bank groups per rank (DDR4: 4 for x4/x8 devices); banks must be a multiple. Bank b is in "
+          "group b mod bank_groups"),
+    Param("dram", "tCCD_L", "time", "ps", "0ns",
+          "column command to column command in the same bank group (0 = not modelled), applied "
+          "rounded up to whole bursts; across groups the spacing is tCCD_S = tBURST, enforced by "
+          "the bus calendar"),
+    Param("dram", "tRRD_S", "time", "ps", "0ns", "ACT to ACT of one rank, different bank groups (0 = not modelled)"),
+    Param("dram", "tRRD_L", "time", "ps", "0ns", "ACT to ACT of one rank, same bank group (0 = not modelled)"),
+    Param("dram", "tFAW", "time", "ps", "0ns",
+          "four-activate window: at most four ACTs per rank in any tFAW (0 = not modelled)"),
+    Param("dram", "tRTP", "time", "ps", "0ns", "read command to precharge of the same bank"),
+    Param("dram", "tWTR_S", "time", "ps", "0ns",
+          "end of write data to a read command of the same rank, different bank group"),
+    Param("dram", "tWTR_L", "time", "ps", "0ns",
+          "end of write data to a read command of the same rank, same bank group"),
+    Param("dram", "tRTRS", "time", "ps", "0ns",
+          "rank-to-rank switch: idle data-bus time between bursts of different ranks of a channel "
+          "(0 = none; otherwise the bus calendar counts in tBURST/4 units, one tCK of a BL8 burst, "
+          "instead of whole bursts)"),
+    Param("dram", "scheduler", "choice", "", "frfcfs",
+          "frfcfs: a row hit may be served ahead of an already scheduled row switch of its bank "
+          "(first ready, first come first served); fcfs: strictly in arrival order per bank", SCHEDULERS),
+    Param("dram", "write_queue", "int", "entries", 0,
+          "write queue entries per channel; writes are posted there and drained in batches (0 = "
+          "no write queue: a write is scheduled when it arrives, like a read)"),
+    Param("dram", "write_high", "float", "fraction", 0.8,
+          "high watermark (fraction of write_queue): reaching it starts a write drain that blocks reads"),
+    Param("dram", "write_low", "float", "fraction", 0.2,
+          "low watermark (fraction of write_queue): a drain stops when the queue is down to it"),
     Param("dram", "mc_latency", "time", "ps", None,
           "one-way latency between the node's fabric entry (LLC or link port) and its memory "
           "controller, including controller pipeline"),

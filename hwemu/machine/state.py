@@ -38,7 +38,7 @@ FIELDS = (
     "itlb_t", "itlb_s", "itlb_v", "dtlb4_t", "dtlb4_s", "dtlb4_v",
     "dtlb2_t", "dtlb2_s", "dtlb2_v", "stlb_t", "stlb_s", "stlb_v",
     "dram_p", "bank_row", "bank_ready", "bank_act", "bank_wr_end", "bank_last", "chan_bus",
-    "dram_cnt",
+    "dram_x", "dram_cnt",
     "route_next", "route_chan", "chan_lat", "chan_ppb", "chan_hdr", "chan_busy", "chan_bytes",
     "node_socket", "socket_node", "node_base", "node_size",
     "th_clock", "th_cpu", "th_pid", "th_insts", "th_lfb", "th_dep", "th_odone", "th_oinst",

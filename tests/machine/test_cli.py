@@ -8,7 +8,7 @@ import pytest
 from hwemu.cli import main
 from hwemu.traces.format import TraceChunk, write_trace
 
-from conftest import TINY
+from machine_testkit import TINY
 
 
 def run(capsys, *argv):

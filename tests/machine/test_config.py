@@ -5,7 +5,7 @@ import pytest
 from hwemu.errors import HwemuError
 from hwemu.machine.config import load_machine, load_machine_text, param_rows, preset_names
 
-from conftest import TINY
+from machine_testkit import TINY
 
 
 def test_presets_load_with_expected_topology():

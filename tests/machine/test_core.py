@@ -10,7 +10,7 @@ from hwemu.machine.replay import FirstTouch, run_chunks
 from hwemu.machine.system import Machine
 from hwemu.traces.format import TraceChunk
 
-from conftest import NS, align
+from machine_testkit import NS, align
 
 L, S_, I_ = 1, 2, 0
 BASE = 0x10000000
@@ -173,7 +173,7 @@ def test_copy_lines_goes_through_links_and_memory(tiny):
 
 def test_first_touch_places_on_the_cpu_node_with_fallback(tiny):
     from hwemu.machine.config import load_machine_text
-    from conftest import TINY
+    from machine_testkit import TINY
 
     cfg = load_machine_text(TINY.read_text().replace('size = "1GiB"', 'size = "2MiB"'), "t.toml")
     m = Machine(cfg, threads=1, cpus=[2])            # cpu 2 is on socket 1 = node 1

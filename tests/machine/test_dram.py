@@ -1,11 +1,13 @@
 """Memory controller between mock neighbours: exact DDR timing and queueing."""
 
+import re
+
 import numpy as np
 import pytest
 
 from hwemu.machine import dram as D
 
-from conftest import NS, align
+from machine_testkit import NS, align
 
 T = 1000 * NS          # a start time well past the refresh at t=0
 
@@ -89,7 +91,7 @@ def test_write_then_conflict_waits_for_write_recovery(mc):
 
 def test_refresh_blocks_and_closes_rows(tiny):
     from hwemu.machine.config import load_machine_text
-    from conftest import TINY
+    from machine_testkit import TINY
 
     cfg = load_machine_text(TINY.read_text().replace('tREFI = "1s"', 'tREFI = "10us"')
                             .replace('tRFC = "1ns"', 'tRFC = "500ns"'), "t.toml")
@@ -107,7 +109,7 @@ def test_refresh_blocks_and_closes_rows(tiny):
 
 def test_close_page_policy(tiny):
     from hwemu.machine.config import load_machine_text
-    from conftest import TINY
+    from machine_testkit import TINY
 
     cfg = load_machine_text(TINY.read_text().replace('mc_latency = "10ns"',
                                                      'mc_latency = "10ns"\npage_policy = "close"'), "t.toml")
@@ -143,3 +145,197 @@ def test_peak_bandwidth_of_preset():
     from hwemu.machine.config import load_machine
 
     assert load_machine("skx-2s").nodes[0].dram.peak_bandwidth_bps == pytest.approx(128e9)
+
+
+# ---------------------------------------------------------------------------------------------
+# bank groups, ACT windows, write queue and first-ready scheduling (tiny DRAM with extra keys)
+
+
+def variant(extra: str, **subs):
+    """The tiny machine's DRAM with extra [dram] keys; returns (access, counters)."""
+    from hwemu.machine.config import load_machine_text
+    from machine_testkit import TINY
+
+    text = TINY.read_text().replace('mc_latency = "10ns"', 'mc_latency = "10ns"\n' + extra)
+    for k, v in subs.items():
+        if f"\n{k} = " in text:
+            text = text.replace(f"\n{k} = ", f"\n{k} = {v}\n#", 1)
+        else:
+            text = text.replace('mc_latency = "10ns"', f'mc_latency = "10ns"\n{k} = {v}', 1)
+    cfg = load_machine_text(text, "t.toml")
+    p = D.dram_params(cfg.nodes)
+    st = D.dram_state(p)
+
+    def access(line, t, write=False):
+        return D.dram_access(p, 0, line, t, write, *st)
+    access.p = p
+    access.cnt = lambda: dict(zip(D.DC_NAMES, st[-1][0].tolist()))
+    return access
+
+
+def first_line_of_bank(p, bank, start=0):
+    """A line whose row is the first row (from ``start``) of ``bank`` (1 channel, 1 rank)."""
+    rl = int(p[0, D.DP_ROW_LINES])
+    return next(l for l in range(start, 1 << 16, rl) if D.map_line(p, 0, l)[2] == bank)
+
+
+def test_tccd_l_same_bank_group_vs_tccd_s_across_groups():
+    # 4 banks in 2 groups (bank b in group b % 2); tCCD_L 8 ns = 2 bursts, tCCD_S = tBURST 4 ns
+    mc = variant('tCCD_L = "8ns"', banks=4, bank_groups=2)
+    a, b, c = (first_line_of_bank(mc.p, k) for k in (0, 2, 1))   # a, b group 0; c group 1
+    for line in (a, b, c):
+        mc(line, T)                                # open the three rows
+    t = T + 500 * NS
+    assert mc(a, t) == t + (8 + 4) * NS            # row hit: tCL + tBURST
+    # same bank group: the next column command 8 ns later (the slot 4 ns later is too close)
+    assert mc(b, t) == t + (8 + 8 + 4) * NS
+    t2 = T + 1000 * NS
+    assert mc(a, t2) == t2 + (8 + 4) * NS
+    # other bank group: only tCCD_S = one burst slot later
+    assert mc(c, t2) == t2 + (4 + 8 + 4) * NS
+
+
+def test_trrd_l_and_trrd_s_space_activates():
+    mc = variant('tRRD_S = "2ns"\ntRRD_L = "6ns"', banks=4, bank_groups=2)
+    a, b, c = (first_line_of_bank(mc.p, k) for k in (0, 2, 1))
+    assert mc(a, T) == T + (12 + 8 + 4) * NS       # ACT at T, data T+20..24
+    # same group: ACT at T+6 (tRRD_L), column T+18, data from T+26 -> burst slot T+28..32
+    assert mc(b, T) == T + 32 * NS
+    mc2 = variant('tRRD_S = "2ns"\ntRRD_L = "6ns"', banks=4, bank_groups=2)
+    mc2(a, T)
+    # other group: ACT at T+2 (tRRD_S), data from T+22 -> slot T+24
+    assert mc2(c, T) == T + 28 * NS
+
+
+def test_tfaw_allows_four_activates_per_window():
+    extra = 'tRRD_S = "2ns"\ntRRD_L = "2ns"\ntFAW = "20ns"'
+    mc = variant(extra, banks=8, bank_groups=4)
+    lines = [first_line_of_bank(mc.p, k) for k in range(5)]
+    done = [mc(l, T) - T for l in lines]
+    # ACTs at T, T+2, T+4, T+6; the fifth waits for the window: T+20. Data needs tRCD + tCL
+    # and a free burst slot: T+20, 24, 28, 32 for the first four, T+40 for the fifth.
+    assert done == [24 * NS, 28 * NS, 32 * NS, 36 * NS, 44 * NS]
+    assert mc.cnt()["row_empty"] == 5
+    # without tFAW the fifth ACT is at T+8 and its data takes the next free slot, T+36
+    mc0 = variant('tRRD_S = "2ns"\ntRRD_L = "2ns"', banks=8, bank_groups=4)
+    assert [mc0(l, T) - T for l in lines][-1] == 40 * NS
+
+
+def test_write_queue_drains_between_watermarks_and_blocks_reads():
+    # 4-entry queue: drain at 3 queued writes, down to 1; write-to-read turnaround 6 ns
+    mc = variant('write_queue = 4\nwrite_high = 0.75\nwrite_low = 0.25\ntWTR_S = "6ns"\n'
+                 'tWTR_L = "6ns"')
+    assert mc(0, T) == T + 24 * NS                 # a read: ACT T, column T+12, data T+20..24
+    # reads are in flight on the channel: writes are posted (complete when accepted)
+    t = T + 1 * NS
+    assert mc(1, t, write=True) == t
+    assert mc(2, t, write=True) == t
+    assert mc.cnt()["writes_drained"] == 0
+    # the third reaches the high watermark: lines 1 and 2 (row hits) drain at once, from t:
+    # bank free at T+16 -> write data T+24..28 (tCWL 8), then T+28..32
+    assert mc(3, t, write=True) == t
+    c = mc.cnt()
+    assert (c["writes"], c["writes_drained"], c["row_hits"]) == (3, 2, 2)
+    # a read of the still-queued line is forwarded from the queue
+    assert mc(3, T + 2 * NS) == T + 2 * NS
+    # a read of the open row must wait for the drain: column >= last write data end (T+32)
+    # + tWTR (6) = T+38; data from T+46 -> burst slot T+48..52
+    assert mc(4, T + 2 * NS) == T + 52 * NS
+    # later, no read is in flight: the queued write and a new one issue at once
+    t = T + 500 * NS
+    assert mc(5, t, write=True) == t + 16 * NS     # line 3 takes T+508..512, line 5 T+512..516
+    c = mc.cnt()
+    assert (c["reads"], c["writes"], c["write_forwards"], c["writes_idle"]) == (3, 4, 1, 2)
+
+
+def test_row_hit_is_served_before_a_booked_row_switch():
+    p = variant("").p
+    bk, row = D.map_line(p, 0, 0)[2], D.map_line(p, 0, 0)[3]
+    other = next(l for l in range(16, 4096, 16) if D.map_line(p, 0, l)[2] == bk
+                 and D.map_line(p, 0, l)[3] != row)
+    results = {}
+    for sched in ("frfcfs", "fcfs"):
+        mc = variant(f'scheduler = "{sched}"')
+        assert mc(0, T) == T + 24 * NS             # opens row 0 (ACT at T)
+        # a conflict arrives: PRE at T+28 (tRAS), ACT T+44, column T+56, data T+64..68
+        assert mc(other, T + 1 * NS) == T + 68 * NS
+        # then a hit to row 0
+        results[sched] = mc(1, T + 2 * NS) - T
+        results[sched + "_first"] = mc.cnt()["row_hits_first"]
+    # first ready: the hit uses the open row before the PRE: column at T+16 (bank free),
+    # data T+24..28, and the booked switch keeps its times
+    assert results["frfcfs"] == 28 * NS and results["frfcfs_first"] == 1
+    # strictly in order: after the switch (column T+56, bank free T+60) row 0 must be reopened:
+    # PRE at T+72 (tRAS after the ACT at T+44), ACT T+88, column T+100, data T+108..112
+    assert results["fcfs"] == 112 * NS and results["fcfs_first"] == 0
+
+
+@pytest.mark.parametrize("extra, msg", [
+    ("bank_groups = 3", "2 banks do not divide into 3 bank groups"),
+    ("write_queue = 8\nwrite_low = 0.9", "write_low: must be in [0, write_high)"),
+    ("write_high = 1.5", "write_high: must be in (0, 1]"),
+    ('scheduler = "random"', "'random' is not one of frfcfs, fcfs"),
+    ("write_queue = -1", "write_queue: must be at least 0"),
+])
+def test_bad_controller_keys_are_named(extra, msg):
+    from hwemu.errors import HwemuError
+
+    with pytest.raises(HwemuError, match=re.escape(msg)):
+        variant(extra)
+
+
+def test_presets_use_ddr4_bank_groups_and_a_write_queue():
+    from hwemu.machine.config import load_machine
+
+    d = load_machine("skx-2s").nodes[0].dram
+    assert (d.bank_groups, d.tCCD_L_ps, d.tFAW_ps, d.write_queue, d.write_high, d.write_low) == \
+        (4, 5250, 21000, 32, 26, 6)
+
+
+def test_rank_switch_leaves_trtrs_idle_on_the_bus():
+    # 2 ranks of 2 banks; a burst of the other rank keeps tRTRS (2 ns = 2 bus units of 1 ns)
+    # away from the previous one; a burst of the same rank follows directly
+    mc = variant('tRTRS = "2ns"', ranks=2)
+    p = mc.p
+    loc = {}
+    for l in range(0, 4096, 16):
+        loc.setdefault(D.map_line(p, 0, l)[1:3], l)
+    r0b0, r0b1, r1b0 = loc[(0, 0)], loc[(0, 1)], loc[(1, 0)]
+    assert mc(r0b0, T) == T + 24 * NS               # data T+20..24
+    assert mc(r1b0, T) == T + (24 + 2 + 4) * NS     # other rank: T+26..30
+    mc2 = variant('tRTRS = "2ns"', ranks=2)
+    mc2(r0b0, T)
+    assert mc2(r0b1, T) == T + 28 * NS              # same rank: T+24..28
+
+
+@pytest.mark.parametrize("preset, extra", [("skx-2s", ""), ("skx-2s", 'tRTRS = "0ns"'),
+                                           ("epyc-2s", 'scheduler = "fcfs"\nwrite_queue = 0')])
+def test_random_traffic_never_double_books_the_bus(preset, extra):
+    """Random reads and writes, arriving in time order at 60 GB/s: every burst gets its own
+    bus time (no unit of the calendar is booked twice), no request finishes before its unloaded
+    latency, and the counters add up."""
+    from hwemu.machine.config import load_machine_text
+
+    cfg = load_machine_text(f'base = "{preset}"\n[dram]\n{extra}\n', "r.toml")
+    p = D.dram_params(cfg.nodes)
+    st = D.dram_state(p)
+    rng = np.random.default_rng(7)
+    n = 4000
+    t = 1_000_000 + np.cumsum(rng.exponential(1067, n)).astype(np.int64)   # 60 GB/s
+    lines = np.where(rng.random(n) < 0.5, rng.integers(0, 1 << 22, n), np.arange(n))
+    writes = rng.random(n) < 0.3
+    d = cfg.nodes[0].dram
+    for i in range(n):
+        done = D.dram_access(p, 0, int(lines[i]), int(t[i]), bool(writes[i]), *st)
+        if writes[i]:
+            assert done >= t[i]
+        else:
+            assert done == t[i] or done >= t[i] + d.tCL_ps + d.tBURST_ps   # forwarded or DRAM
+    c = dict(zip(D.DC_NAMES, st[-1][0].tolist()))
+    queued = sum(int(st[-2][int(p[0, D.DP_X_CH]) + ch * (D.XC_HDR + d.write_queue)])
+                 for ch in range(d.channels))
+    served = c["reads"] - c["write_forwards"] + c["writes"] - queued
+    assert c["row_hits"] + c["row_empty"] + c["row_conflicts"] == served
+    bus = st[5][:d.channels]
+    booked = int((bus >= 0).sum())
+    assert booked == served * int(p[0, D.DP_BLEN])

@@ -12,7 +12,7 @@ from hwemu.machine.cache import ST_E, ST_M, ST_S, find
 from hwemu.machine.dram import DC_READS, DC_WRITES
 from hwemu.machine.system import Machine
 
-from conftest import NS, align
+from machine_testkit import NS, align
 
 T = 1_000_000 * NS
 

@@ -6,7 +6,7 @@ from hwemu.machine.config import load_machine
 from hwemu.machine.interconnect import (build_routes, link_arrays, link_calendar, shortest_paths,
                                         traverse)
 
-from conftest import NS
+from machine_testkit import NS
 
 
 def _links(cfg):

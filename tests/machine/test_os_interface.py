@@ -8,7 +8,7 @@ from hwemu.machine.replay import FirstTouch, run_chunks
 from hwemu.machine.system import Machine
 from hwemu.traces.format import TraceChunk
 
-from conftest import NS
+from machine_testkit import NS
 
 BASE = 0x20000000
 
