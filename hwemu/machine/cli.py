@@ -78,7 +78,15 @@ def register(sub) -> None:
                     "and simulated time.",
         epilog="examples:\n  hwemu run --machine skx-2s ls.parquet\n"
                "  hwemu run --machine skx-2s --cpus 24-27 omp.parquet --json\n"
-               "  hwemu run --machine my.toml t.parquet --stats-out stats.csv",
+               "  hwemu run --machine my.toml t.parquet --stats-out stats.csv\n"
+               "  hwemu run -m traces/demo/skx-2s-demo.toml traces/demo/numa_move.parquet \\\n"
+               "      --schedule traces/demo/numa_move.toml --policy manual --json\n\n"
+               "With --schedule or --policy the Linux memory-management model runs inside the "
+               "machine: page faults, mempolicies, the schedule's thread moves and system "
+               "calls, and the policy's migrations, each step timed on the machine. The "
+               "report then adds pages attempted/migrated/failed by reason, passes, time per "
+               "protocol step, TLB shootdowns, bytes copied, latency before and after each "
+               "migration and numa_maps snapshots.",
         formatter_class=_FMT)
     pr.add_argument("trace", help="native trace file (hwemu trace record / import)")
     pr.add_argument("--machine", "-m", required=True, help="preset name or machine TOML file")
@@ -86,6 +94,17 @@ def register(sub) -> None:
     pr.add_argument("--seed", type=int, default=0, help="seed for random replacement (default 0)")
     pr.add_argument("--stats-out", metavar="CSV",
                     help="also write every statistic (component, stat, value, unit) to CSV")
+    pr.add_argument("--schedule", metavar="FILE",
+                    help="schedule TOML (docs/schedule.md): processes, threads and their CPUs, "
+                         "thread moves, system calls; runs the OS model inside the machine "
+                         "(docs/experiments.md)")
+    pr.add_argument("--policy", metavar="NAME",
+                    help="placement and/or migration policy, e.g. autonuma or "
+                         "interleave+autonuma (hwemu policies); implies the OS model")
+    pr.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="policy parameter (repeatable), e.g. scan_period_min=200us")
+    pr.add_argument("--window", metavar="TIME",
+                    help="timeline window with the OS model (default 10us)")
     pr.add_argument("--json", action="store_true", help="print JSON")
     pr.set_defaults(func=_cmd_run)
 
@@ -274,6 +293,8 @@ def _cmd_run(args) -> int:
         parent = Path(args.stats_out).parent
         if not parent.is_dir():
             raise HwemuError(f"--stats-out: directory {parent} does not exist")
+    if args.schedule or args.policy or args.param or args.window:
+        return _cmd_run_os(args, cfg, cpus)
     res = run_trace(cfg, args.trace, cpus=cpus, seed=args.seed, progress=sys.stderr.isatty())
     if args.stats_out:
         with atomic_path(args.stats_out) as tmp:
@@ -295,4 +316,86 @@ def _cmd_run(args) -> int:
         print(f"link {l}: {bw:.3f} GB/s")
     f = s["faults"]
     print("page faults: " + ", ".join(f"{k} {v}" for k, v in f.items()))
+    return 0
+
+
+def _parse_params(items) -> dict:
+    out = {}
+    for it in items:
+        key, sep, value = it.partition("=")
+        if not sep or not key.strip():
+            raise HwemuError(f"--param: expected KEY=VALUE, got {it!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cmd_run_os(args, cfg, cpus) -> int:
+    """``hwemu run`` with the OS model (hwemu.cosim)."""
+    from pathlib import Path
+
+    from hwemu.cli import print_json
+    from hwemu.cosim import CoSim
+    from hwemu.fileio import atomic_path
+    from hwemu.policies.base import parse_policy_spec
+    from hwemu.units import parse_time_ps
+
+    if not Path(args.trace).is_file():
+        raise HwemuError(f"{args.trace}: no such trace file")
+    if args.schedule and cpus is not None:
+        raise HwemuError("--cpus: the schedule gives each thread its CPU; use one or the other")
+    placement, migration = parse_policy_spec(args.policy or "first-touch", _parse_params(args.param))
+    window = parse_time_ps(args.window, "--window") if args.window else None
+    if window is not None and window <= 0:
+        raise HwemuError("--window: must be positive")
+    res = CoSim(cfg, args.trace, schedule=args.schedule, placement=placement,
+                migration=migration, seed=args.seed, cpus=cpus, window_ps=window,
+                progress=sys.stderr.isatty()).run()
+    if args.stats_out:
+        with atomic_path(args.stats_out) as tmp:
+            res.stats.to_frame().to_csv(tmp, index=False)
+    s = dict(res.summary)
+    s["policy"] = args.policy or "first-touch"
+    s["schedule"] = args.schedule
+    s["migrations"] = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                       for row in res.migrations.to_dict("records")]
+    s["numa_maps"] = [{"time_ns": n["time_ns"], "when": n["when"], "pid": n["pid"],
+                       "text": n["text"]} for n in res.numa_maps]
+    s["syscalls"] = [e for e in res.log if e["action"] != "move_thread"]
+    if args.json:
+        print_json(s)
+        return 0
+    print(f"machine: {s['machine']}  threads: {s['threads']}  simulated time: "
+          f"{s['sim_time_ns'] / 1e6:.3f} ms  policy: {s['policy']}")
+    print(f"accesses: {s['accesses']}")
+    print(f"latency (ns): mean {s['mean_latency_ns']:.2f}  p50 {s['p50_latency_ns']:.2f}  "
+          f"p95 {s['p95_latency_ns']:.2f}  p99 {s['p99_latency_ns']:.2f}")
+    acc = max(s["accesses"], 1)
+    print("served by: " + ", ".join(f"{k} {v} ({100 * v / acc:.1f}%)" for k, v in s["served"].items()))
+    print(f"memory accesses: local {s['local_share'] * 100:.1f}%  remote "
+          f"{s['remote_share'] * 100:.1f}%  cxl {s['cxl_share'] * 100:.1f}%")
+    for l, bw in s["link_bandwidth_gbs"].items():
+        print(f"link {l}: {bw:.3f} GB/s")
+    f = s["faults_handled"]
+    print("page faults: " + ", ".join(f"{k} {v}" for k, v in f.items())
+          + f"  (waiting on migrations {s['fault_lock_wait_ns'] / 1000:.1f} us)")
+    print(f"migration: {s['pages_attempted']} pages attempted, {s['pages_migrated']} migrated, "
+          f"{s['pages_failed']} failed"
+          + (" (" + ", ".join(f"{k} {v}" for k, v in s["pages_failed_by_reason"].items()) + ")"
+             if s["pages_failed_by_reason"] else "")
+          + f", {s['migration_passes']} passes, {s['bytes_copied']} bytes copied")
+    print(f"TLB shootdowns: {s['tlb_shootdowns']} ({s['ipis_sent']} IPIs)  OS CPU time: "
+          f"{s['os_cpu_time_ns'] / 1000:.1f} us")
+    if s["step_time_ns"]:
+        print("protocol steps (us): " + ", ".join(f"{k} {v / 1000:.1f}"
+                                                 for k, v in s["step_time_ns"].items()))
+    for row in s["migrations"][:20]:
+        print(f"  at {row['time_ns'] / 1000:.1f} us {row['kind']}: {row['pages']} pages in "
+              f"{row['duration_ns'] / 1000:.1f} us; latency before {row['latency_before_ns']} ns, "
+              f"after {row['latency_after_ns']} ns")
+    if len(s["migrations"]) > 20:
+        print(f"  ... {len(s['migrations']) - 20} more migrations (--json for all)")
+    for n in s["numa_maps"]:
+        print(f"numa_maps pid {n['pid']} ({n['when']}, {n['time_ns'] / 1000:.1f} us):")
+        for line in n["text"].splitlines():
+            print("  " + line)
     return 0

@@ -99,6 +99,15 @@ class LinkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PrefetchConfig:
+    """The L2 stream prefetcher ([prefetch] table)."""
+    enable: bool = False
+    streams: int = 32
+    distance: int = 20
+    degree: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class MachineConfig:
     name: str
     description: str
@@ -119,6 +128,8 @@ class MachineConfig:
     fault_cost_ps: int
     nodes: tuple
     links: tuple
+    superqueue: int = 10
+    prefetch: PrefetchConfig = PrefetchConfig()
 
     @property
     def num_cpus(self) -> int:
@@ -284,6 +295,10 @@ class _Section:
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
                 raise HwemuError(f"{w}: expected a number, got {raw!r}")
             return float(raw)
+        if kind == "bool":
+            if not isinstance(raw, bool):
+                raise HwemuError(f"{w}: expected true or false, got {raw!r}")
+            return raw
         if kind == "str":
             if not isinstance(raw, str):
                 raise HwemuError(f"{w}: expected a string, got {raw!r}")
@@ -371,7 +386,8 @@ def _dram(src: str, label: str, table: dict) -> DramConfig:
 
 def from_dict(d: dict, src: str) -> MachineConfig:
     """Validate a merged TOML dict and build the MachineConfig."""
-    known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link"}
+    known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link",
+                    "prefetch"}
     top = {k: v for k, v in d.items() if k not in known_tables}
     sec = _Section(src, "", top, _params_of(""))
     name = sec.get("name")
@@ -387,6 +403,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     coh = _Section(src, "[coherence]", d.get("coherence", {}), _params_of("coherence"))
     unc = _Section(src, "[uncore]", d.get("uncore", {}), _params_of("uncore"))
     os_ = _Section(src, "[os]", d.get("os", {}), _params_of("os"))
+    pfs = _Section(src, "[prefetch]", d.get("prefetch", {}), _params_of("prefetch"))
     base_cpi = core.get("base_cpi")
     if base_cpi <= 0:
         raise HwemuError(f"{core.where('base_cpi')}: must be positive")
@@ -396,6 +413,17 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     lfb = core.positive("lfb")
     if lfb > 64:
         raise HwemuError(f"{core.where('lfb')}: at most 64 line-fill buffers are supported")
+    superqueue = core.positive("superqueue", 0) or lfb
+    if superqueue > 64:
+        raise HwemuError(f"{core.where('superqueue')}: at most 64 superqueue entries are supported")
+    streams = pfs.positive("streams")
+    if streams > 256:
+        raise HwemuError(f"{pfs.where('streams')}: at most 256 streams are supported")
+    distance = pfs.positive("distance")
+    if distance > 63:
+        raise HwemuError(f"{pfs.where('distance')}: at most 63 lines (a stream stays in its 4 KiB "
+                         f"page), got {distance}")
+    prefetch = PrefetchConfig(pfs.get("enable"), streams, distance, pfs.positive("degree"))
     tlb = {}
     for key in ("l1i", "l1d_4k", "l1d_2m", "stlb"):
         e = tlbs.positive(f"{key}_entries")
@@ -449,7 +477,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         l1i=_cache(src, d, "l1i"), l1d=_cache(src, d, "l1d"), l2=_cache(src, d, "l2"),
         llc=_cache(src, d, "llc"), tlb=tlb, core_snoop_ps=coh.get("core_snoop"),
         mesh_latency_ps=unc.get("mesh_latency"), fault_cost_ps=os_.get("fault_cost"),
-        nodes=tuple(nodes), links=tuple(links),
+        nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
     )
     dist = cfg.hops()
     for i in range(len(nodes)):
@@ -466,7 +494,10 @@ def param_rows() -> list[dict]:
         key = f"[{p.section}] {p.key}" if p.section else p.key
         if p.section in ("node", "link"):
             key = f"[[{p.section}]] {p.key}"
+        default = p.default if p.default not in (None, {}) else ""
+        if isinstance(default, bool):
+            default = "true" if default else "false"      # as written in TOML
         rows.append({"key": key, "kind": p.kind, "unit": p.unit,
-                     "default": p.default if p.default not in (None, {}) else "",
+                     "default": default,
                      "description": p.description})
     return rows

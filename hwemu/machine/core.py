@@ -18,6 +18,8 @@ Timing of one record of a thread:
 - an L1 miss needs a line-fill buffer: when all ``lfb`` are busy the core waits for the
   earliest to free. Load misses occupy the ROB window, store misses drain from the store
   buffer and do not; an instruction-fetch miss stalls the core until the line arrives;
+  below L1 an L2 miss also holds an L2 superqueue entry, and the L2 stream prefetcher may
+  issue prefetches (hierarchy.py);
 - a thread marked dependent (``th_dep``, used by the pointer-chase probe of ``hwemu mlc``)
   waits for every access to complete before the next, as a chain of dependent loads does;
 - an access that spans two lines of the same page touches both (the later completion counts).

@@ -24,6 +24,13 @@ LLC miss the other sockets' LLCs are consulted.
   to its home memory (posted: it occupies links, buses and banks, but nobody waits); an LLC
   victim is invalidated in the private caches holding it (inclusion).
 
+L2 superqueue and stream prefetcher (docs/machine.md): every L2 miss holds one of
+``superqueue`` entries per core until its data arrive (a demand miss waits for one). The
+streamer trains on the L1 misses reaching L2, one stream per 4 KiB physical page; after two
+steps in one direction it issues up to ``degree`` prefetches per lookup, at most ``distance``
+lines ahead, within the page: into L2 with a free superqueue entry, else into the LLC only.
+A prefetched line records when its data arrive; a demand that comes earlier waits for them.
+
 Path to memory from socket ``s`` (node ``n_s``) to home node ``h``: local
 ``mc_latency + DRAM + mc_latency``; remote adds ``mesh_latency`` at the requester on each
 way and the link traversal (request header out, 64 bytes + header back) with queueing.
@@ -50,16 +57,33 @@ C_L1I_SETS, C_L1D_SETS, C_L2_SETS, C_LLC_SETS = 7, 8, 9, 10
 C_L1I_POL, C_L1D_POL, C_L2_POL, C_LLC_POL = 11, 12, 13, 14
 C_ITLB_SETS, C_DTLB4_SETS, C_DTLB2_SETS, C_STLB_SETS = 15, 16, 17, 18
 C_STLB_LAT, C_WALK, C_SNOOP, C_MESH, C_FAULT, C_PPI, C_ROB = 19, 20, 21, 22, 23, 24, 25
-C_N = 26
+C_SQ, C_PF_ON, C_PF_STREAMS, C_PF_DIST, C_PF_DEG = 26, 27, 28, 29, 30
+C_N = 31
 
 # per-cpu cache counters (S.ccnt columns)
 K_L1I_HIT, K_L1I_MISS, K_L1D_HIT, K_L1D_MISS, K_L2_HIT, K_L2_MISS = 0, 1, 2, 3, 4, 5
 K_LLC_HIT, K_LLC_MISS, K_L1_WB, K_L2_WB, K_SNOOP, K_INVAL_SENT = 6, 7, 8, 9, 10, 11
 K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS, K_LLC_WB = 12, 13, 14, 15
-K_N = 16
+K_PF_ISSUED, K_PF_USEFUL, K_PF_LATE, K_PF_LLC, K_SQ_FULL = 16, 17, 18, 19, 20
+K_N = 21
 K_NAMES = ("l1i_hits", "l1i_misses", "l1d_hits", "l1d_misses", "l2_hits", "l2_misses",
            "llc_hits", "llc_misses", "l1d_writebacks", "l2_writebacks", "core_snoops",
-           "invalidations_sent", "dtlb_misses", "itlb_misses", "stlb_misses", "llc_writebacks")
+           "invalidations_sent", "dtlb_misses", "itlb_misses", "stlb_misses", "llc_writebacks",
+           "l2_pf_issued", "l2_pf_useful", "l2_pf_late", "llc_pf_issued", "sq_full_waits")
+
+# L2 superqueue and stream prefetcher
+MAX_SQ = 64
+PF_PAGE, PF_LAST, PF_DIR, PF_CONF, PF_FRONT, PF_STAMP = 0, 1, 2, 3, 4, 5
+PF_F = 6
+PF_TRAIN = 2          # same-direction steps within a page before a stream issues prefetches
+PAGE_LINES = 64       # a stream stays within its 4 KiB page
+
+
+def stream_table(ncpu: int, streams: int) -> np.ndarray:
+    """Per-CPU stream table: one row per tracked stream (page -1 = free)."""
+    t = np.zeros((ncpu, max(1, streams), PF_F), np.int64)
+    t[:, :, PF_PAGE] = -1
+    return t
 
 ONE = np.uint64(1)
 
@@ -235,6 +259,8 @@ def fill_l2(S, cpu, line, st, t):
         S.ccnt[cpu, K_L2_WB] += 1
         _llc_mark_dirty(S, cpu, old, t)
     install(S.l2_t, S.l2_s, S.l2_st, r, w, line, st, ctr)
+    S.l2_pf[r, w] = 0
+    S.l2_rdy[r, w] = 0
 
 
 @njit(cache=True)
@@ -292,6 +318,7 @@ def llc_fill(S, sock, line, t):
                 mem_write(S, S.socket_node[sock], home, old, t)
     install(S.llc_t, S.llc_s, S.llc_st, r, w, line, ST_S, S.ctr[0])
     S.llc_cv[r, w] = 0
+    S.llc_rdy[r, w] = 0
     return r, w
 
 
@@ -336,27 +363,28 @@ def l1_hit(S, cpu, line, is_write, is_ifetch):
 
 
 @njit(cache=True)
-def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
-    """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
-    Returns (done_time, where)."""
+def sq_entry(S, cpu):
+    """The superqueue entry of ``cpu`` that frees first, and when it frees."""
+    e = 0
+    best = S.sq_done[cpu, 0]
+    for j in range(1, S.cfg[C_SQ]):
+        d = S.sq_done[cpu, j]
+        if d < best:
+            best = d
+            e = j
+    return e, best
+
+
+@njit(cache=True)
+def beyond_l2(S, cpu, node, line, is_write, t, demand):
+    """The LLC and memory part of an access that missed L2, issued at ``t``: LLC lookup,
+    coherence, memory. Updates the LLC and other caches, not this core's L1/L2.
+    Returns (done_time, where, state for the private caches). ``demand`` False (a prefetch)
+    leaves the demand LLC counters alone."""
     cps = S.cfg[C_CPS]
-    line = pa >> 6
     sock = cpu // cps
     lcpu = cpu - sock * cps
     ctr = S.ctr[0]
-    # ---- L2
-    r2 = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
-    w2 = find(S.l2_t, r2, line)
-    if w2 >= 0 and (not is_write or S.l2_st[r2, w2] >= ST_E):
-        touch(S.l2_s, r2, w2, ctr, S.cfg[C_L2_POL])
-        S.ccnt[cpu, K_L2_HIT] += 1
-        st = S.l2_st[r2, w2]
-        if is_write:
-            st = ST_M
-        fill_l1(S, cpu, line, st, is_ifetch, t)
-        return t + S.cfg[C_L2_LAT], W_L2
-    S.ccnt[cpu, K_L2_MISS] += 1
-    # ---- LLC of this socket
     rl = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
     wl = find(S.llc_t, rl, line)
     tt = t + S.cfg[C_LLC_LAT]
@@ -364,7 +392,10 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
     where = W_LLC
     others_sockets_have = False
     if wl >= 0:
-        S.ccnt[cpu, K_LLC_HIT] += 1
+        if demand:
+            S.ccnt[cpu, K_LLC_HIT] += 1
+        if S.llc_rdy[rl, wl] > tt:      # an LLC prefetch of the line is still on its way
+            tt = S.llc_rdy[rl, wl]
         touch(S.llc_s, rl, wl, ctr, S.cfg[C_LLC_POL])
         cv = S.llc_cv[rl, wl]
         others = cv & ~_bit(lcpu)
@@ -418,11 +449,10 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
             st = ST_S
         else:
             st = ST_E
-        fill_l2(S, cpu, line, st, tt)
-        fill_l1(S, cpu, line, st, is_ifetch, tt)
-        return tt, where
+        return tt, where, st
     # ---- LLC miss: the home agent consults the other sockets (directory)
-    S.ccnt[cpu, K_LLC_MISS] += 1
+    if demand:
+        S.ccnt[cpu, K_LLC_MISS] += 1
     owner = -1
     tinv = tt
     for rs in range(S.cfg[C_SOCKETS]):
@@ -464,8 +494,146 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
         st = ST_S
     else:
         st = ST_E
+    return done, where, st
+
+
+@njit(cache=True)
+def prefetch_l2(S, cpu, node, line, t):
+    """Prefetch ``line`` at ``t`` unless it is already in L2. With a free superqueue entry it
+    is an L2 prefetch: the line is installed in L2 (and the LLC) marked prefetched, with the
+    time its data arrive, and holds the entry until then. With the superqueue full it is an
+    LLC prefetch (unless the LLC holds the line): fetched into the LLC only, holding no
+    superqueue entry. Returns 1 for an L2 prefetch, 2 for an LLC prefetch, 0 for none."""
+    r2 = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
+    if find(S.l2_t, r2, line) >= 0:
+        return 0
+    e, free = sq_entry(S, cpu)
+    if free > t:
+        sock = cpu // S.cfg[C_CPS]
+        rl = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
+        if find(S.llc_t, rl, line) >= 0:
+            return 0
+        S.ccnt[cpu, K_PF_LLC] += 1
+        done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+        wl = find(S.llc_t, rl, line)
+        if wl >= 0:                    # always: the read has just allocated it
+            S.llc_cv[rl, wl] = 0
+            S.llc_rdy[rl, wl] = done
+        return 2
+    S.ccnt[cpu, K_PF_ISSUED] += 1
+    done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+    S.sq_done[cpu, e] = done
+    fill_l2(S, cpu, line, st, done)
+    w2 = find(S.l2_t, r2, line)
+    S.l2_rdy[r2, w2] = done
+    S.l2_pf[r2, w2] = 1
+    return 1
+
+
+@njit(cache=True)
+def stream_train(S, cpu, node, line, t):
+    """The L2 streamer sees an L2 lookup of ``line`` at ``t``: track the line's 4 KiB page;
+    once a page has seen ``PF_TRAIN`` steps in one direction, issue up to ``degree``
+    prefetches continuing the stream, at most ``distance`` lines ahead of this access and
+    never past the page."""
+    tab = S.pf_tab
+    page = line // PAGE_LINES
+    off = line - page * PAGE_LINES
+    ctr = S.ctr[0]
+    e = -1
+    lru = 0
+    lru_stamp = tab[cpu, 0, PF_STAMP]
+    for j in range(S.cfg[C_PF_STREAMS]):
+        if tab[cpu, j, PF_PAGE] == page:
+            e = j
+            break
+        if tab[cpu, j, PF_STAMP] < lru_stamp:
+            lru_stamp = tab[cpu, j, PF_STAMP]
+            lru = j
+    if e < 0:
+        tab[cpu, lru, PF_PAGE] = page
+        tab[cpu, lru, PF_LAST] = off
+        tab[cpu, lru, PF_DIR] = 0
+        tab[cpu, lru, PF_CONF] = 0
+        tab[cpu, lru, PF_FRONT] = off
+        tab[cpu, lru, PF_STAMP] = ctr
+        return
+    tab[cpu, e, PF_STAMP] = ctr
+    d = off - tab[cpu, e, PF_LAST]
+    if d == 0:
+        return
+    dr = 1 if d > 0 else -1
+    if dr == tab[cpu, e, PF_DIR]:
+        if tab[cpu, e, PF_CONF] < PF_TRAIN:
+            tab[cpu, e, PF_CONF] += 1
+    else:
+        tab[cpu, e, PF_DIR] = dr
+        tab[cpu, e, PF_CONF] = 1
+        tab[cpu, e, PF_FRONT] = off
+    tab[cpu, e, PF_LAST] = off
+    if tab[cpu, e, PF_CONF] < PF_TRAIN:
+        return
+    front = tab[cpu, e, PF_FRONT]
+    if (front - off) * dr < 0:
+        front = off
+    limit = off + dr * S.cfg[C_PF_DIST]
+    base = page * PAGE_LINES
+    n = 0
+    while n < S.cfg[C_PF_DEG]:
+        nxt = front + dr
+        if nxt < 0 or nxt >= PAGE_LINES or (nxt - limit) * dr > 0:
+            break
+        front = nxt
+        n += 1
+        prefetch_l2(S, cpu, node, base + nxt, t)
+    tab[cpu, e, PF_FRONT] = front
+
+
+@njit(cache=True)
+def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
+    """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
+    Returns (done_time, where)."""
+    line = pa >> 6
+    ctr = S.ctr[0]
+    # ---- L2
+    r2 = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
+    w2 = find(S.l2_t, r2, line)
+    ready = t
+    if w2 >= 0 and S.l2_pf[r2, w2] != 0:
+        # first demand use of a prefetched line; if its data are still on the way, wait
+        S.l2_pf[r2, w2] = 0
+        S.ccnt[cpu, K_PF_USEFUL] += 1
+        ready = S.l2_rdy[r2, w2]
+        if ready > t + S.cfg[C_L2_LAT]:
+            S.ccnt[cpu, K_PF_LATE] += 1
+    if w2 >= 0 and (not is_write or S.l2_st[r2, w2] >= ST_E):
+        touch(S.l2_s, r2, w2, ctr, S.cfg[C_L2_POL])
+        S.ccnt[cpu, K_L2_HIT] += 1
+        st = S.l2_st[r2, w2]
+        if is_write:
+            st = ST_M
+        fill_l1(S, cpu, line, st, is_ifetch, t)
+        done = t + S.cfg[C_L2_LAT]
+        if ready > done:
+            done = ready
+        if S.cfg[C_PF_ON] != 0:
+            stream_train(S, cpu, node, line, t)
+        return done, W_L2
+    S.ccnt[cpu, K_L2_MISS] += 1
+    # ---- a superqueue entry for the miss (wait for the first to free if all are busy)
+    e, free = sq_entry(S, cpu)
+    tq = t
+    if free > t:
+        tq = free
+        S.ccnt[cpu, K_SQ_FULL] += 1
+    done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, True)
+    if ready > done:
+        done = ready
+    S.sq_done[cpu, e] = done
     fill_l2(S, cpu, line, st, done)
     fill_l1(S, cpu, line, st, is_ifetch, done)
+    if S.cfg[C_PF_ON] != 0:
+        stream_train(S, cpu, node, line, t)
     return done, where
 
 

@@ -4,7 +4,7 @@ This table drives the TOML loader (:mod:`hwemu.machine.config`), ``hwemu machine
 the parameter table in docs/machine.md, so the three never disagree.
 
 Kinds: ``size`` ("32KiB"), ``time`` ("13.75ns"), ``freq`` ("2.1GHz"), ``bw`` ("20.8GB/s"),
-``int``, ``float``, ``str``, ``choice`` (one of ``choices``), ``nodelist`` (list of node ids).
+``int``, ``float``, ``bool``, ``str``, ``choice`` (one of ``choices``), ``nodelist`` (list of node ids).
 """
 
 from __future__ import annotations
@@ -57,11 +57,24 @@ PARAMS: tuple[Param, ...] = tuple([
     Param("core", "rob", "int", "insts", 224,
           "reorder-buffer window: the core stalls when its oldest outstanding load miss is this many "
           "instructions old"),
+    Param("core", "superqueue", "int", "entries", 0,
+          "L2 superqueue: L2 misses (demand and L2 prefetches) a core keeps outstanding; a demand "
+          "L2 miss waits for a free entry, a prefetch that finds none goes to the LLC only "
+          "(0 = as many entries as line-fill buffers)"),
     *_cache_params("cache.l1i", "private L1 instruction cache", {}),
     *_cache_params("cache.l1d", "private L1 data cache", {}),
     *_cache_params("cache.l2", "private L2 cache", {}),
     *_cache_params("cache.llc", "shared last-level cache of a socket (inclusive of the private caches; "
                    "its core-valid bits act as the snoop filter)", {}),
+    Param("prefetch", "enable", "bool", "", False,
+          "L2 stream prefetcher on (true) or off; it watches the L1 misses reaching L2 and "
+          "fetches lines ahead of ascending or descending streams within a 4 KiB page"),
+    Param("prefetch", "streams", "int", "streams", 32,
+          "streams tracked per core (one per 4 KiB page, least recently used replaced)"),
+    Param("prefetch", "distance", "int", "lines", 20,
+          "how far ahead of the latest demand access a stream prefetches"),
+    Param("prefetch", "degree", "int", "lines", 2,
+          "prefetches a trained stream may issue per L2 lookup"),
     Param("tlb", "l1i_entries", "int", "entries", 128, "L1 instruction TLB entries (4 KiB pages)"),
     Param("tlb", "l1i_ways", "int", "ways", 8, "L1 instruction TLB associativity"),
     Param("tlb", "l1d_4k_entries", "int", "entries", 64, "L1 data TLB entries for 4 KiB pages"),

@@ -12,7 +12,11 @@ component works on. Field groups (see the component modules for their meaning):
 - links ``route_*``, ``chan_*`` (per directed channel latency, ps/byte, header, busy, bytes);
 - nodes ``node_socket``, ``socket_node``, ``node_base``, ``node_size`` (physical layout);
 - threads ``th_*`` (clock, CPU, process, instruction count, fill-buffer state, cursors);
-- statistics ``hist``, ``served``, ``faults``, ``ccnt``.
+- statistics ``hist``, ``served``, ``faults``, ``ccnt``;
+- L2 superqueue and stream prefetcher ``sq_done`` (per CPU: completion time of each entry),
+  ``pf_tab`` (per CPU stream table), ``l2_rdy``/``l2_pf`` (per L2 way: data-arrival time and
+  not-yet-used flag of a prefetched line), ``llc_rdy`` (per LLC way: data-arrival time of a
+  line an LLC prefetch is still fetching).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ FIELDS = (
     "th_clock", "th_cpu", "th_pid", "th_insts", "th_lfb", "th_dep", "th_odone", "th_oinst",
     "th_pend", "th_pte", "th_txd", "th_t0", "th_pos", "th_end", "th_acc", "th_lat_sum",
     "hist", "served", "faults", "ccnt",
+    "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy",
 )
 State = namedtuple("State", FIELDS)
 
@@ -90,6 +95,11 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     c[H.C_FAULT] = cfg.fault_cost_ps
     c[H.C_PPI] = max(1, int(round(cfg.base_cpi * cfg.period_ps)))
     c[H.C_ROB] = cfg.rob
+    c[H.C_SQ] = cfg.superqueue
+    c[H.C_PF_ON] = 1 if cfg.prefetch.enable else 0
+    c[H.C_PF_STREAMS] = cfg.prefetch.streams
+    c[H.C_PF_DIST] = cfg.prefetch.distance
+    c[H.C_PF_DEG] = cfg.prefetch.degree
 
     l1i = cache_arrays(ncpu, cfg.l1i.sets, cfg.l1i.ways)
     l1d = cache_arrays(ncpu, cfg.l1d.sets, cfg.l1d.ways)
@@ -125,4 +135,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.zeros(T, np.int64), np.zeros(T, np.int64),
         np.zeros(HIST_BINS, np.int64), np.zeros((cfg.sockets, H.W_N), np.int64),
         np.zeros((T, len(FAULT_KINDS)), np.int64), np.zeros((ncpu, H.K_N), np.int64),
+        np.zeros((ncpu, H.MAX_SQ), np.int64), H.stream_table(ncpu, cfg.prefetch.streams),
+        np.zeros(l2[0].shape, np.int64), np.zeros(l2[0].shape, np.uint8),
+        np.zeros(llc[0].shape, np.int64),
     )

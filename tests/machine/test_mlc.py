@@ -33,7 +33,8 @@ def test_skx_loaded_latency_curve(skx, mem_node, sat_gbs, idle_ns):
     lat = [p["latency_ns"] for p in pts]
     # flat at low load, rising as queues build, highest at saturation
     assert lat[0] == pytest.approx(idle_ns, rel=0.06)
-    assert bw == sorted(bw)
+    # bandwidth grows with load; once the path is saturated, points differ by window noise
+    assert all(b >= a * 0.99 for a, b in zip(bw, bw[1:]))
     assert lat[-1] > 1.4 * lat[0]
     assert lat[-1] == max(lat)
     # saturation bandwidth near the published figure
