@@ -19,9 +19,20 @@ from hwemu.linux.syscalls import move_pages, run_syscall
 BENCH_BASE = 0x7F00_0000_0000
 
 
+def machine_hardware(machine: str):
+    """MachineHardware on a fresh Machine of preset/TOML ``machine`` (the timing model)."""
+    from hwemu.linux.machine_hw import MachineHardware
+    from hwemu.machine.system import Machine
+
+    return MachineHardware(Machine(machine, threads=1))
+
+
 def run_bench(pages: int, page_size: int, copy: str = "cpu", machine: str = "epyc-2s",
               threads: int = 1, tlb_batch: bool = True, hw: ParametricHardware | None = None,
-              progress=None, migrate_progress=None) -> dict:
+              progress=None, migrate_progress=None, hw_kind: str = "parametric") -> dict:
+    """``hw_kind``: "parametric" (ParametricHardware preset) or "machine" (MachineHardware on
+    the timing model of hwemu.machine: every metadata line, copy and flush goes through its
+    caches, controllers and links)."""
     if page_size not in (PAGE_SIZE, HPAGE_SIZE):
         raise HwemuError(f"--page-size: must be 4KiB or 2MiB, got {page_size} bytes")
     if pages < 1:
@@ -29,6 +40,12 @@ def run_bench(pages: int, page_size: int, copy: str = "cpu", machine: str = "epy
     if threads < 1:
         raise HwemuError(f"--threads: must be >= 1, got {threads}")
     nbytes = pages * page_size
+    if hw is None and hw_kind == "machine":
+        hw = machine_hardware(machine)
+        if hw.node_frames(1) < pages * (page_size // PAGE_SIZE) + 4096:
+            raise HwemuError(f"--pages: {pages} pages do not fit on node 1 of {machine}")
+    elif hw_kind not in ("parametric", "machine"):
+        raise HwemuError(f"--hw: unknown hardware {hw_kind!r} (use parametric or machine)")
     if hw is None:
         need = nbytes + (256 << 20)
         per_node = max(1 << 30, -(-need // (1 << 30)) * (1 << 30))
@@ -68,7 +85,7 @@ def run_bench(pages: int, page_size: int, copy: str = "cpu", machine: str = "epy
     copy_ps = steps.get("12_copy", {}).get("total_ps", 0)
     ipis = stats.get("linux.tlb", "ipis_sent", 0)
     return {
-        "machine": machine, "page_size": page_size, "pages": pages, "bytes": nbytes,
+        "machine": machine, "hw": hw_kind, "page_size": page_size, "pages": pages, "bytes": nbytes,
         "copy": copy, "threads": threads, "tlb_batch": tlb_batch,
         "dma_model": ("placeholder" if getattr(k.copy_engine, "placeholder", False) else
                       "hwemu.dma.model") if copy == "dma" else None,

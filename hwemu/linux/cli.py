@@ -21,14 +21,19 @@ move_pages(). With --threads > 1 the process also runs on other CPUs, so every u
 needs a TLB shootdown: batched (one IPI round per batch of up to 512 pages, Linux's default)
 or, with --no-tlb-batch, one IPI round per page.
 
---machine picks a parametric stand-in of a machine preset (epyc-2s: 2-socket AMD EPYC 7763,
-the calibration target; skx-2s: 2-socket Intel Xeon Skylake-SP). --copy dma offloads the page
-copy to the DMA engine (cycle model of hwemu.dma).
+--hw parametric (the default) times every step with ParametricHardware, a few calibrated
+numbers per machine: --machine picks epyc-2s (2-socket AMD EPYC 7763, the calibration target) or
+skx-2s (2-socket Intel Xeon Skylake-SP). --hw machine times them on the machine timing model
+(hwemu.machine; any preset of 'hwemu machine list' or a TOML file): struct pages, PTEs and locks
+go through its caches, coherence and links, the copy streams lines through its memory
+controllers, TLB flushes drop entries from its TLBs. --copy dma offloads the page copy to the
+DMA engine (cycle model of hwemu.dma).
 
 examples:
   hwemu bench migrate --page-size 4KiB --pages 4096
   hwemu bench migrate --page-size 2MiB --pages 64 --copy dma --json
   hwemu bench migrate --pages 2048 --threads 2 --no-tlb-batch
+  hwemu bench migrate --hw machine --machine skx-2s --pages 1024 --json
 """
 
 SCHEDULE_HELP = """\
@@ -48,7 +53,10 @@ def register(sub) -> None:
     m = bsub.add_parser("migrate", help="move_pages microbenchmark: N pages from node 0 to node 1",
                         description=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("--machine", default="epyc-2s", metavar="M",
-                   help="parametric machine preset (epyc-2s, skx-2s; default epyc-2s)")
+                   help="machine (default epyc-2s): a parametric preset (epyc-2s, skx-2s) with "
+                        "--hw parametric, any machine preset or TOML file with --hw machine")
+    m.add_argument("--hw", default="parametric", choices=("parametric", "machine"),
+                   help="hardware timing the kernel steps (default parametric)")
     m.add_argument("--page-size", default="4KiB", metavar="SIZE", help="4KiB or 2MiB (default 4KiB)")
     m.add_argument("--pages", type=int, default=4096, metavar="N", help="pages to move (default 4096)")
     m.add_argument("--copy", default="cpu", choices=("cpu", "dma"), help="copy engine (default cpu)")
@@ -59,6 +67,19 @@ def register(sub) -> None:
     m.add_argument("--json", action="store_true", help="print the results as JSON")
     m.set_defaults(func=_bench_migrate)
     b.set_defaults(func=lambda args: (b.print_help(sys.stderr), 2)[1])
+
+    pol = sub.add_parser(
+        "policies", help="list the placement and migration policies and their parameters",
+        description="List the placement policies (where a page goes on first touch) and the "
+                    "migration policies (when and where pages move) that 'hwemu run --policy' "
+                    "and 'hwemu compare' accept, with every parameter, its default and the "
+                    "Linux setting it corresponds to (docs/policies.md).",
+        epilog="examples:\n  hwemu policies\n  hwemu policies --json\n"
+               "  hwemu run -m skx-2s t.parquet --policy interleave+autonuma "
+               "--param scan_period_min=200us",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pol.add_argument("--json", action="store_true", help="print the list as JSON")
+    pol.set_defaults(func=_policies)
 
     s = sub.add_parser("schedule", help="check a schedule file (processes, threads, pins, syscalls)",
                        description="Schedule files for 'hwemu run --schedule'.")
@@ -92,7 +113,7 @@ def _bench_migrate(args) -> int:
     try:
         res = run_bench(args.pages, size, args.copy, args.machine, args.threads,
                         not args.no_tlb_batch, progress=progress,
-                        migrate_progress=migrate_progress)
+                        migrate_progress=migrate_progress, hw_kind=args.hw)
     finally:
         for bar in bars:
             bar.close()
@@ -100,7 +121,7 @@ def _bench_migrate(args) -> int:
         print_json(res)
         return 0
     print(f"move_pages: {res['pages']} x {args.page_size} pages node 0 -> node 1 "
-          f"({args.machine}, copy={res['copy']}, threads={res['threads']}, "
+          f"({args.machine}, hw={res['hw']}, copy={res['copy']}, threads={res['threads']}, "
           f"tlb batch={'on' if res['tlb_batch'] else 'off'})")
     print(f"  moved        {res['pages_moved']}/{res['pages']} (ret {res['ret']})")
     print(f"  elapsed      {res['elapsed_ps'] / 1e6:.3f} us")
@@ -113,6 +134,25 @@ def _bench_migrate(args) -> int:
     print("  step                   ns/page   share")
     for name, v in res["steps"].items():
         print(f"  {name:20s} {v['per_page_ns']:9.1f}  {v['fraction'] * 100:5.1f} %")
+    return 0
+
+
+def _policies(args) -> int:
+    from hwemu.cli import print_json
+    from hwemu.policies.base import list_policies
+
+    pols = list_policies()
+    if args.json:
+        print_json(pols)
+        return 0
+    for fam in ("placement", "migration"):
+        print(f"{fam} policies:")
+        for p in (p for p in pols if p["family"] == fam):
+            print(f"  {p['name']:12s} {p['description']}")
+            for prm in p["params"]:
+                linux = f"  [Linux: {prm['linux']}]" if prm["linux"] else ""
+                print(f"      {prm['name']} ({prm['kind']}, default {prm['default']}): "
+                      f"{prm['description']}{linux}")
     return 0
 
 

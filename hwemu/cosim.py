@@ -1,0 +1,623 @@
+"""Co-simulation: the OS model (hwemu.linux) running inside the machine timing model.
+
+One :class:`~hwemu.machine.system.Machine` replays the trace; one
+:class:`~hwemu.linux.kernel.Kernel` on :class:`~hwemu.linux.machine_hw.MachineHardware` (the
+same Machine) owns the pages, page tables, schedule events and policies; the engine
+(hwemu.engine) holds OS time. The loop:
+
+1. ``machine.run(stop_ps=min(next engine event, next timeline window))`` replays accesses;
+2. on ``event``: ``engine.run_until(t)`` runs the due OS work (schedule events, NUMA scans,
+   policy ticks, migrations in progress), then the loop syncs thread moves and charges OS work
+   done on a CPU to the thread that runs there;
+3. on ``fault``: the kernel handles it (``Kernel.fault``: first touch by mempolicy, waits on
+   migration entries, NUMA hinting faults through the migration policy) as a process on the
+   faulting thread's CPU; the engine runs until it is resolved; the thread's clock then moves
+   by the fault's latency, or - when it slept on a page lock - to the time the page was
+   unlocked. The kernel writes every PTE change into the machine's page tables
+   (:class:`~hwemu.linux.machine_hw.MachineSync`), so the retried access goes through.
+
+Migrations run as engine processes on the CPU that performs them; their metadata accesses and
+copies go through the machine (``access_line``, ``copy_lines``) and contend with the
+application, whose threads keep running. Time is conservative-synchronous: OS work runs at
+engine time, which the loop keeps at the earliest application thread's clock except while a
+fault is being resolved (see docs/experiments.md, "Accuracy").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hwemu.errors import HwemuError
+from hwemu.stats import Stats
+
+DEFAULT_WINDOW_PS = 10_000_000        # 10 us timeline windows
+DEFAULT_SLICE = 1 << 20               # records loaded into the machine at once
+PARKED = 1 << 60                      # clock of a thread blocked in a fault
+
+
+@dataclass
+class CoSimResult:
+    stats: Stats
+    summary: dict
+    timeline: object          # DataFrame: time_ns, accesses, mean_latency_ns
+    placement: object         # DataFrame: time_ns, node, pages
+    migrations: object        # DataFrame: time_ns, pages, bytes, duration_ns, kind, ...
+    steps: object             # DataFrame: step, time_ns, count
+    numa_maps: list = field(default_factory=list)   # snapshots: {time_ns, when, pid, text, rows}
+    log: list = field(default_factory=list)         # schedule event log
+    machine: object = field(default=None, repr=False)
+    kernel: object = field(default=None, repr=False)
+
+
+class _HintDispatcher:
+    """Installed as ``kernel.numa_balancing``: the kernel's fault handler calls
+    ``hinting_fault`` on a PROT_NONE entry; it goes to the migration policy (or, if the policy
+    has no hint-fault hook, to Linux NUMA balancing enabled by the schedule)."""
+
+    def __init__(self, policy, ctx, fallback=None):
+        from hwemu.policies.base import MigrationPolicy
+
+        self.policy = policy
+        self.ctx = ctx
+        self.fallback = fallback
+        self.own = type(policy).on_hint_fault is not MigrationPolicy.on_hint_fault
+        self.tasks = fallback.tasks if fallback is not None else {}
+        self.fault_vaddr: dict[int, int] = {}
+
+    def start(self, pid):
+        if self.fallback is not None:
+            self.fallback.start(pid)
+
+    def stop(self, pid):
+        if self.fallback is not None:
+            self.fallback.stop(pid)
+
+    def hinting_fault(self, thread, page, meter):
+        from hwemu.policies.base import HintFault
+
+        if not self.own:
+            if self.fallback is not None:
+                return (yield from self.fallback.hinting_fault(thread, page, meter))
+            page.last_cpupid = (thread.cpu << 16) | (thread.tid & 0xFFFF)
+            return False
+        k = self.ctx.kernel
+        f = HintFault(tid=thread.tid, pid=thread.mm.pid, cpu=thread.cpu,
+                      cpu_node=k.hw.cpu_node(thread.cpu), vaddr=self.fault_vaddr.get(thread.tid, 0),
+                      page=page, time_ps=meter.start_ps, meter=meter, thread=thread)
+        res = yield from self.policy.on_hint_fault(f)
+        return bool(res)
+
+
+def default_schedule(hw, threads: int, cpus: list[int] | None, tids: list[int] | None = None):
+    """One process (pid 1) with the trace's threads, thread i on cpus[i] (default CPU i)."""
+    from hwemu.linux.schedule import ProcessSpec, Schedule, ThreadSpec
+
+    tids = tids if tids is not None else list(range(threads))
+    cpus = cpus if cpus is not None else list(range(len(tids)))
+    if len(cpus) < len(tids):
+        raise HwemuError(f"--cpus: the trace has {len(tids)} thread(s) but only {len(cpus)} CPU(s) were given")
+    return Schedule("<default>", [ProcessSpec(1, "trace")],
+                    [ThreadSpec(t, 1, cpus[i]) for i, t in enumerate(tids)], [])
+
+
+def _trace_tids(reader) -> list[int]:
+    """Thread ids present in the trace (from Parquet column statistics, else a scan)."""
+    from hwemu.machine.replay import _max_tid
+
+    return list(range(_max_tid(reader) + 1))
+
+
+class CoSim:
+    def __init__(self, machine, trace, schedule=None, placement="first-touch",
+                 migration="none", seed: int = 0, params: dict | None = None,
+                 cpus: list[int] | None = None, window_ps: int | None = None,
+                 slice_records: int = DEFAULT_SLICE, progress: bool = False,
+                 fault_cost: bool = False):
+        from hwemu.engine import Engine
+        from hwemu.linux.kernel import Kernel
+        from hwemu.linux.machine_hw import MachineHardware, MachineSync
+        from hwemu.linux.schedule import Schedule, load_schedule
+        from hwemu.machine.config import MachineConfig, load_machine
+        from hwemu.machine.system import Machine
+        from hwemu.policies.base import (MigrationPolicy, PlacementPolicy, PolicyContext,
+                                         get_policy)
+        from hwemu.traces.format import TraceReader
+
+        cfg = machine if isinstance(machine, MachineConfig) else load_machine(str(machine))
+        if not fault_cost:
+            # The kernel model charges the fault handler itself; the machine's fixed
+            # per-fault cost is for runs without an OS model.
+            cfg = dataclasses.replace(cfg, fault_cost_ps=0)
+        self.cfg = cfg
+        self.trace = Path(trace)
+        self.reader = TraceReader(trace)
+        tids = _trace_tids(self.reader)
+        nthreads = max(1, len(tids), self.reader.meta.threads)
+        if nthreads > cfg.num_cpus:
+            raise HwemuError(f"the trace has {nthreads} threads but {cfg.name} has {cfg.num_cpus} CPUs")
+        self.m = Machine(cfg, threads=nthreads, seed=seed)
+        self.hw = MachineHardware(self.m)
+        self.engine = Engine(self.hw.num_cpus)
+        self.kernel = Kernel(self.hw, self.engine)
+        self.sync = MachineSync(self.m, self.engine)
+        self.kernel.observers.append(self.sync)
+
+        if schedule is None:
+            sched = default_schedule(self.hw, nthreads, cpus, list(range(nthreads)))
+        elif isinstance(schedule, Schedule):
+            sched = schedule
+        else:
+            sched = load_schedule(schedule, self.hw)
+        self.schedule = sched
+        for t in range(nthreads):
+            if sched.thread_for(t) is None:
+                raise HwemuError(f"{sched.path}: the trace has thread {t} but no [[thread]] "
+                                 f"with tid = {t}")
+
+        params = dict(params or {})
+        self.window_ps = int(window_ps or DEFAULT_WINDOW_PS)
+        self.slice = int(slice_records)
+        self.progress = progress
+        if isinstance(placement, str):
+            placement = get_policy(placement)
+        if isinstance(migration, str):
+            migration = get_policy(migration)
+        if not isinstance(placement, PlacementPolicy):
+            raise HwemuError(f"policy {placement.name!r} is not a placement policy")
+        if not isinstance(migration, MigrationPolicy):
+            raise HwemuError(f"policy {migration.name!r} is not a migration policy")
+        self.placement = placement
+        self.policy = migration
+        self.seed = seed
+
+        # -- the OS: processes, threads, schedule events --------------------------------------
+        from hwemu.linux.schedule import apply_schedule
+
+        self.run_log = apply_schedule(self.kernel, sched)
+        self._sys_pages: dict[str, list] = {}
+        for ev in sched.events:
+            if ev.action in ("move_pages", "migrate_pages", "mbind"):
+                self.engine.call_at(ev.at_ps, self._mark_syscall, ev.where)
+        self.tid_pid = {t.tid: t.pid for t in sched.threads}
+        for t in range(nthreads):
+            th = self.kernel.thread(t)
+            self.m.set_thread_pid(t, th.mm.pid)
+            self.m.move_thread(t, th.cpu)
+        self.pids = [p.pid for p in sched.processes]
+
+        self.pstats = Stats()
+        self.ctx = PolicyContext(
+            kernel=self.kernel, machine=self.m, engine=self.engine, trace=self.trace,
+            params=params, seed=seed, stats=self.pstats, pids=self.pids,
+            tid_pid=dict(self.tid_pid), rng=np.random.default_rng(seed), schedule=sched,
+            hw=self.hw, record_migration=self._record_migration)
+        pol = placement.mempolicy(self.ctx)
+        if pol is not None:
+            pol.check_nodes(self.hw.num_nodes, f"policy {placement.name}")
+            for ps in sched.processes:
+                if ps.policy is None:
+                    self.kernel.mm(ps.pid).policy = pol
+        fallback = self.kernel.numa_balancing
+        self.dispatch = _HintDispatcher(migration, self.ctx, fallback)
+        self.kernel.numa_balancing = self.dispatch
+        migration.attach(self.ctx)
+        self.kernel.numa_balancing = self.dispatch
+        if migration.tick_ps:
+            self.engine.call_at(self.engine.now_ps + migration.tick_ps, self._tick)
+
+        # -- records ---------------------------------------------------------------------------
+        self.mig_rows: list[tuple] = []
+        self.win_rows: list[tuple] = []
+        self.place_rows: list[tuple] = []
+        self.numa_maps: list[dict] = []
+        self._log_seen = 0
+        self._busy_seen = list(self.engine.cpus.busy_ps)
+        self._win_acc = 0
+        self._win_lat = 0
+        self._fault_lat = {"not_present": [0, 0], "migration_entry": [0, 0], "numa_hint": [0, 0]}
+        self._fault_waited = 0
+        self._moves = 0
+        self.blocked: dict[int, tuple] = {}
+        self._loaded = False
+        self._next_win = self.window_ps
+        self._cur_sel: dict = {}
+        self._cur_start: dict = {}
+        self._samp_pos: dict = {}
+        self._samp_clock: dict = {}
+        self._samp_count: dict = {}
+
+    # -- hooks -------------------------------------------------------------------------------
+    def _record_migration(self, kind, t0_ps, pages, nbytes, duration_ps):
+        self.mig_rows.append((int(t0_ps), int(pages), int(nbytes), int(duration_ps), str(kind)))
+
+    def _tick(self):
+        p = self.policy
+        p.on_tick(self.engine.now_ps)
+        if p.tick_ps:
+            self.engine.call_at(self.engine.now_ps + p.tick_ps, self._tick)
+
+    # -- synchronisation ---------------------------------------------------------------------
+    def _advance_os(self, t_ps: int) -> None:
+        """Run the OS up to ``t_ps`` (engine events due by then), then sync the machine."""
+        self.engine.run_until(max(int(t_ps), self.engine.now_ps))
+        self._sync()
+
+    def _sync(self) -> None:
+        m, k = self.m, self.kernel
+        busy = self.engine.cpus.busy_ps
+        for t in range(m.threads):
+            kcpu = k.threads[t].cpu
+            old = m.thread_cpu(t)
+            if kcpu != old:
+                m.move_thread(t, kcpu)
+                self._moves += 1
+                # the thread cannot run on its new CPU before the move happened
+                m.set_thread_clock(t, self.engine.now_ps)
+                self.policy.on_thread_moved(t, old, kcpu, self.engine.now_ps)
+        # OS work done on a CPU (syscalls, policy work, migrations) delays the application
+        # thread that runs there by the CPU time it took. A thread blocked in a fault is
+        # charged by the fault itself when it resumes.
+        for t in range(m.threads):
+            if t in self.blocked:
+                continue
+            cpu = m.thread_cpu(t)
+            d = busy[cpu] - self._busy_seen[cpu]
+            if d > 0:
+                m.advance_thread(t, d)
+                self._busy_seen[cpu] = busy[cpu]
+        self._snapshot_syscalls()
+
+    def _migrated_pages(self) -> int:
+        return int(self.kernel.counters[("linux.migrate", "pages_migrated")][0])
+
+    def _mark_syscall(self, where: str) -> None:
+        self._sys_pages[where] = [self._migrated_pages(), None]
+
+    def _snapshot_syscalls(self) -> None:
+        log = self.run_log.log
+        while self._log_seen < len(log):
+            ev = log[self._log_seen]
+            self._log_seen += 1
+            if ev["where"] in self._sys_pages:
+                self._sys_pages[ev["where"]][1] = self._migrated_pages()
+            if ev["action"] in ("move_pages", "migrate_pages", "mbind", "set_mempolicy"):
+                pid = self._event_pid(ev)
+                if pid is not None:
+                    self._numa_maps_snapshot(f"after {ev['where']} {ev['action']}", pid)
+
+    def _event_pid(self, ev):
+        for e in self.schedule.events:
+            if e.where == ev["where"]:
+                return e.args.get("pid")
+        return None
+
+    def _numa_maps_snapshot(self, when: str, pid: int) -> None:
+        from hwemu.linux.syscalls import numa_maps
+
+        text, rows = numa_maps(self.kernel, pid)
+        self.numa_maps.append({"time_ns": self.engine.now_ps / 1000, "when": when, "pid": pid,
+                               "text": text, "vmas": rows})
+
+    def _window(self, t_ps: int) -> None:
+        self._sample_flush()
+        S = self.m.S
+        acc = int(S.th_acc.sum())
+        lat = int(S.th_lat_sum.sum())
+        da, dl = acc - self._win_acc, lat - self._win_lat
+        self.win_rows.append((t_ps, da, dl))
+        self._win_acc, self._win_lat = acc, lat
+        for node, pages in enumerate(self.kernel.node_usage()):
+            self.place_rows.append((t_ps, node, pages))
+
+    def _handle_fault(self, s) -> None:
+        """Start the kernel's fault handler for thread ``s.thread`` as a process on its CPU
+        and block the thread until it finishes; the machine keeps replaying the others.
+
+        Blocking parks the thread's clock far in the future (the replay loop always runs the
+        thread with the smallest clock, and returns ``event`` once every thread is at or past
+        the stop time), so a blocked thread never runs and never ends the chunk."""
+        m, k, eng = self.m, self.kernel, self.engine
+        tid = s.thread
+        c = m.thread_clock(tid)
+        if c > eng.now_ps:
+            self._advance_to(c)
+            c = m.thread_clock(tid)
+        m.S.th_clock[tid] = PARKED
+        self.dispatch.fault_vaddr[tid] = s.vaddr
+        proc = k.fault(tid, s.vaddr, s.kind in (2, 3))
+        self.blocked[tid] = (proc, c, s.fault)
+        proc.on_done.append(lambda p, t=tid: self._unblock(t))
+
+    def _unblock(self, tid: int) -> None:
+        proc, c, fault = self.blocked.pop(tid)
+        m = self.m
+        res = proc.value
+        lat = proc.end_ps - proc.start_ps
+        # A wait on a page lock ends at an absolute time (the unlock); the rest of a fault's
+        # latency counts from when the thread faulted.
+        new = max(c, proc.end_ps if res.waited_ps else c + lat)
+        m.S.th_clock[tid] = new
+        delay = new - c
+        if fault == "migration_entry":
+            # An access that found its page under migration waited for it: that wait is part
+            # of the access's latency (the machine times the retried access from when it
+            # translates, so add it here). The handler time of other faults is OS time: it
+            # moves the thread's clock and is reported per fault kind, not as access latency.
+            m.S.th_lat_sum[tid] += delay
+        acc = self._fault_lat.setdefault(fault, [0, 0])
+        acc[0] += 1
+        acc[1] += delay
+        self._fault_waited += res.waited_ps
+        cpu = m.thread_cpu(tid)
+        self._busy_seen[cpu] = self.engine.cpus.busy_ps[cpu]
+
+    def _advance_to(self, t_ps: int) -> None:
+        """Advance OS time to ``t_ps``, closing the timeline windows passed on the way."""
+        while self._next_win <= t_ps:
+            self._advance_os(self._next_win)
+            self._window(self._next_win)
+            self._next_win += self.window_ps
+        self._advance_os(t_ps)
+
+    def _load(self, chunk) -> None:
+        self._sample_flush()
+        self._samp_pos, self._samp_clock = {}, {}
+        self.m.load_chunk(chunk)
+        self._loaded = True
+        tids = chunk.tid
+        self._cur_sel = {}
+        self._cur_start = {}
+        S = self.m.S
+        for t in np.unique(tids).tolist():
+            self._cur_sel[t] = np.nonzero(tids == t)[0]
+            self._cur_start[t] = int(S.th_pos[t])
+        self._cur_chunk = chunk
+
+    def _run_slice(self, chunk) -> None:
+        m, eng = self.m, self.engine
+        self._load(chunk)
+        while True:
+            ev = eng.queue.peek_time()
+            stop = self._next_win if ev is None else min(ev, self._next_win)
+            s = m.run(stop)
+            if s.reason == "fault":
+                self._handle_fault(s)
+                continue
+            if s.reason == "event":
+                # every runnable thread reached ``stop`` (blocked threads are parked)
+                self._advance_to(stop)
+                continue
+            assert not self.blocked, "chunk ended with a thread blocked in a fault"
+            self._loaded = False
+            return
+
+    def _sample_flush(self) -> None:
+        """Deliver the records replayed since the last flush, one in ``sample_every`` per
+        thread, to the policy (called at every timeline window and chunk boundary)."""
+        from hwemu.policies.base import AccessSamples
+
+        n = self.policy.sample_every
+        if n <= 0 or not self._loaded and not self._cur_sel:
+            return
+        S, m = self.m.S, self.m
+        cpu_nodes = set(self.cfg.cpu_nodes())
+        parts = []
+        for t, sel in self._cur_sel.items():
+            a = self._samp_pos.get(t, self._cur_start[t])
+            b = int(S.th_pos[t])
+            c1 = int(S.th_clock[t]) if t not in self.blocked else self.blocked[t][1]
+            c0 = self._samp_clock.get(t, c1)
+            self._samp_pos[t] = b
+            self._samp_clock[t] = c1
+            if b <= a:
+                continue
+            seen = self._samp_count.get(t, 0)
+            k = np.arange(b - a, dtype=np.int64)
+            pick = k[(seen + k) % n == n - 1]
+            self._samp_count[t] = seen + (b - a)
+            if not len(pick):
+                continue
+            idx = sel[a - self._cur_start[t] + pick]
+            frac = (pick + 1) / (b - a)
+            times = (c0 + (c1 - c0) * frac).astype(np.int64)
+            parts.append((t, idx, times))
+        if not parts:
+            return
+        ch = self._cur_chunk
+        k = self.kernel
+        tid = np.concatenate([np.full(len(i), t, np.int32) for t, i, _ in parts])
+        idx = np.concatenate([i for _, i, _ in parts])
+        time_ps = np.concatenate([x for _, _, x in parts])
+        order = np.argsort(time_ps, kind="stable")
+        tid, idx, time_ps = tid[order], idx[order], time_ps[order]
+        vaddr = ch.addr[idx].astype(np.uint64)
+        is_write = np.isin(ch.kind[idx], (2, 3))
+        pid = np.array([self.tid_pid.get(int(t), 0) for t in tid], np.int32)
+        node = np.full(len(idx), -1, np.int16)
+        served = np.full(len(idx), -1, np.int8)
+        for i in range(len(idx)):
+            page = k.follow_page(int(pid[i]), int(vaddr[i]))
+            if page is None:
+                continue
+            node[i] = page.node
+            my = self.hw.cpu_node(m.thread_cpu(int(tid[i])))
+            served[i] = 0 if page.node == my else (1 if page.node in cpu_nodes else 2)
+        self.policy.on_samples(AccessSamples(time_ps, tid, pid, vaddr, is_write, node, served))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> CoSimResult:
+        from tqdm import tqdm
+
+        m = self.m
+        self._advance_os(0)
+        with tqdm(total=self.reader.num_records, disable=not self.progress, unit="rec",
+                  unit_scale=True, desc="cosim", leave=False) as bar:
+            for big in self.reader.iter_chunks(1 << 20):
+                for lo in range(0, len(big), self.slice):
+                    chunk = big.slice(lo, lo + self.slice)
+                    self._run_slice(chunk)
+                    bar.update(len(chunk))
+        end = m.sim_time_ps()
+        # OS work still in flight (a migration started near the end) finishes
+        self._advance_to(max(end, self.engine.now_ps))
+        self._drain()
+        end = max(m.sim_time_ps(), self.engine.now_ps)
+        self._window(end)
+        self.policy.finish(self.engine.now_ps)
+        for pid in self.pids:
+            self._numa_maps_snapshot("end", pid)
+        return self._result()
+
+    def _drain(self) -> None:
+        """Run engine events until no process started by a migration/syscall is in flight
+        (periodic scans re-arm forever, so stop at the first quiet point)."""
+        eng = self.engine
+        limit = eng.now_ps + 1_000_000_000_000      # at most 1 s more
+        while True:
+            t = eng.queue.peek_time()
+            if t is None or t > limit:
+                break
+            busy = any(b > eng.now_ps for b in eng.cpus.busy_until_ps)
+            if not busy:
+                break
+            eng.run_until(t)
+        self._sync()
+
+    # -- results ----------------------------------------------------------------------------------
+    def _result(self) -> CoSimResult:
+        import pandas as pd
+
+        from hwemu.linux.migrate import STEP_ORDER
+        from hwemu.machine.replay import machine_stats, summarize
+
+        m, k = self.m, self.kernel
+        st = machine_stats(m)
+        kst = k.collect_stats()
+        df_k = kst.to_frame()
+        for row in df_k.itertuples(index=False):
+            st.add(row.component, row.stat, row.value, row.unit)
+        for key, v in self.hw.counters.items():
+            st.add("os.hw", key, v, "bytes" if key.endswith("bytes") else "count")
+        for where, v in sorted(self.hw.metadata_served.items()):
+            st.add("os.hw", f"metadata_served_{where}", v, "accesses")
+        for kind, (n, ps) in self._fault_lat.items():
+            st.add("cosim.faults", f"{kind}_faults", n, "faults")
+            st.add("cosim.faults", f"{kind}_time", ps, "ps")
+        st.add("cosim.faults", "lock_wait_time", self._fault_waited, "ps")
+        st.add("cosim", "thread_moves", self._moves, "moves")
+        st.add("cosim", "os_cpu_time", sum(self.engine.cpus.busy_ps), "ps")
+        for row in self.pstats.to_frame().itertuples(index=False):
+            st.add(row.component, row.stat, row.value, row.unit)
+        for name, v in self.policy.describe_params().items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                st.add(f"policy.{self.policy.name}.params", name, v, "param")
+
+        timeline = pd.DataFrame(
+            [(t / 1000, a, (l / a / 1000) if a else float("nan")) for t, a, l in self.win_rows],
+            columns=["time_ns", "accesses", "mean_latency_ns"])
+        placement = pd.DataFrame([(t / 1000, n, p) for t, n, p in self.place_rows],
+                                 columns=["time_ns", "node", "pages"])
+        mig = pd.DataFrame(self.mig_rows, columns=["t_ps", "pages", "bytes", "duration_ps", "kind"])
+        # also the schedule's syscalls
+        sys_rows = []
+        for ev in self.run_log.log:
+            if ev["action"] in ("move_pages", "migrate_pages", "mbind") and "elapsed_ps" in ev:
+                a, b = self._sys_pages.get(ev["where"], [0, None])
+                pages = (b if b is not None else self._migrated_pages()) - a
+                sys_rows.append((ev["at_ps"], ev["elapsed_ps"], ev["action"], pages))
+        migrations = _migration_frame(mig, sys_rows, k, self.win_rows, self.window_ps)
+
+        steps_counts = {}
+        df_k = df_k[df_k.component == "linux.migrate.steps"]
+        for row in df_k.itertuples(index=False):
+            if row.stat.endswith("_time"):
+                steps_counts.setdefault(row.stat[:-5], [0, 0])[0] = row.value
+            elif row.stat.endswith("_calls"):
+                steps_counts.setdefault(row.stat[:-6], [0, 0])[1] = row.value
+        order = [s for s in STEP_ORDER if s in steps_counts] + sorted(
+            s for s in steps_counts if s not in STEP_ORDER)
+        steps = pd.DataFrame([(s, steps_counts[s][0] / 1000, steps_counts[s][1]) for s in order],
+                             columns=["step", "time_ns", "count"])
+        summary = summarize(st, m)
+        summary.update(cosim_summary(st, m, self))
+        return CoSimResult(st, summary, timeline, placement, migrations, steps, self.numa_maps,
+                           list(self.run_log.log), m, k)
+
+
+def _migration_frame(mig, sys_rows, kernel, win_rows, window_ps):
+    """One row per migration (policy batches, hinting-fault migrations, schedule syscalls),
+    with the mean access latency in the windows before it started and after it ended."""
+    import pandas as pd
+
+    rows = [(r.t_ps, r.pages, r.bytes, r.duration_ps, r.kind) for r in mig.itertuples(index=False)]
+    kinds = {r[4] for r in rows}
+    for at, elapsed, action, pages in sys_rows:
+        if action in kinds:        # already recorded by the policy (manual)
+            continue
+        # pages: base pages migrated while the call ran (by it, or concurrently by others)
+        rows.append((at, pages, pages * 4096, elapsed, action))
+    rows.sort(key=lambda r: (r[0], r[4]))
+    t_end = np.array([w[0] for w in win_rows], np.int64)
+    acc = np.array([w[1] for w in win_rows], np.int64)
+    lat = np.array([w[2] for w in win_rows], np.int64)
+    span = 5
+    out = []
+    for t, pages, nbytes, dur, kind in rows:
+        i0 = int(np.searchsorted(t_end, t, side="right"))        # first window ending after t
+        lo = max(0, i0 - span)
+        a_b, l_b = acc[lo:i0].sum(), lat[lo:i0].sum()
+        i1 = int(np.searchsorted(t_end, t + dur, side="left")) + 1
+        a_a, l_a = acc[i1:i1 + span].sum(), lat[i1:i1 + span].sum()
+        out.append((t / 1000, pages, nbytes, dur / 1000, kind,
+                    l_b / a_b / 1000 if a_b else float("nan"),
+                    l_a / a_a / 1000 if a_a else float("nan")))
+    df = pd.DataFrame(out, columns=["time_ns", "pages", "bytes", "duration_ns", "kind",
+                                    "latency_before_ns", "latency_after_ns"])
+    return df
+
+
+def cosim_summary(st: Stats, m, sim) -> dict:
+    """The numbers the co-simulation adds to ``hwemu run``'s summary, from the Stats."""
+    df = st.to_frame()
+
+    def get(comp, stat, default=0):
+        return st.get(comp, stat, default)
+
+    served = {}
+    for name in ("local_dram", "remote_dram", "remote_cache", "cxl"):
+        served[name] = int(df[df.stat == f"served_{name}"]["value"].sum())
+    mem = sum(served.values())
+    failed = {}
+    for row in df[(df.component == "linux.migrate") & df.stat.str.startswith("failed_")].itertuples():
+        failed[row.stat[len("failed_"):]] = int(row.value)
+    steps = {}
+    for row in df[df.component == "linux.migrate.steps"].itertuples():
+        if row.stat.endswith("_time"):
+            steps[row.stat[:-5]] = round(row.value / 1000, 3)
+    link_bytes = int(df[df.component.str.startswith("link.")]["value"].sum())
+    mig_time = sum(v for v in steps.values())
+    return {
+        "local_share": round(served["local_dram"] / mem, 6) if mem else 0.0,
+        "remote_share": round((served["remote_dram"] + served["remote_cache"]) / mem, 6) if mem else 0.0,
+        "cxl_share": round(served["cxl"] / mem, 6) if mem else 0.0,
+        "pages_attempted": int(get("linux.migrate", "pages_attempted")),
+        "pages_migrated": int(get("linux.migrate", "pages_migrated")),
+        "pages_failed": int(get("linux.migrate", "pages_failed")),
+        "pages_failed_by_reason": failed,
+        "migration_passes": int(get("linux.migrate", "passes")),
+        "migration_time_ns": round(mig_time, 3),
+        "step_time_ns": steps,
+        "tlb_shootdowns": int(get("linux.tlb", "flushes") + get("linux.tlb", "batched_flushes")),
+        "ipis_sent": int(get("linux.tlb", "ipis_sent")),
+        "bytes_copied": int(get("os.hw", "copy_bytes")),
+        "interconnect_bytes": link_bytes,
+        "os_cpu_time_ns": round(get("cosim", "os_cpu_time") / 1000, 3),
+        "thread_moves": int(get("cosim", "thread_moves")),
+        "faults_handled": {k: int(get("cosim.faults", f"{k}_faults"))
+                           for k in ("not_present", "migration_entry", "numa_hint")},
+        "fault_lock_wait_ns": round(get("cosim.faults", "lock_wait_time") / 1000, 3),
+    }

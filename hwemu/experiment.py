@@ -1,0 +1,113 @@
+"""Experiments: one *cell* = one trace on one machine under one policy (and schedule, seed).
+
+:func:`run_cell` runs a cell through the co-simulation (hwemu.cosim) and returns a
+:class:`CellResult`: flat summary numbers plus the long-form frames the reports are made of.
+:func:`demo_cells` lists the bundled demo (traces/demo/) that ``hwemu compare`` runs with no
+arguments. See docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from hwemu.errors import HwemuError
+
+#: Keys of CellResult.summary (the report layer codes against these names).
+SUMMARY_KEYS = (
+    "machine", "trace", "policy", "seed", "accesses", "mean_latency_ns", "p50_latency_ns",
+    "p95_latency_ns", "p99_latency_ns", "local_share", "remote_share", "cxl_share",
+    "pages_migrated", "pages_failed", "migration_time_ns", "interconnect_bytes", "sim_time_ns",
+)
+
+#: Parameters run_cell itself takes (the others go to the policies).
+RUN_PARAMS = {"window": "timeline window (time, default 10us)"}
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "traces" / "demo"
+
+
+@dataclass
+class CellResult:
+    summary: dict           # flat JSON-able numbers for the cell (SUMMARY_KEYS and more)
+    stats: pd.DataFrame     # long-form (component, stat, value, unit): every number of the run
+    timeline: pd.DataFrame  # time_ns, accesses, mean_latency_ns (one row per time window)
+    placement: pd.DataFrame  # time_ns, node, pages (where the pages live over time)
+    migrations: pd.DataFrame  # time_ns, pages, bytes, duration_ns, kind, latency_before_ns, latency_after_ns
+    steps: pd.DataFrame     # step, time_ns, count (protocol time per step)
+    numa_maps: list = None  # /proc/<pid>/numa_maps snapshots (after each syscall, at the end)
+
+
+def _flat(summary: dict) -> dict:
+    """Keep the JSON-able scalars; nested dicts become ``key.sub`` entries."""
+    out = {}
+    for k, v in summary.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                if isinstance(v2, (int, float, str, bool)):
+                    out[f"{k}.{k2}"] = v2
+        elif isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+    return out
+
+
+def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict | None = None,
+             progress: bool = False) -> CellResult:
+    """Run ``trace`` on ``machine`` (preset name or TOML path) with ``policy`` (a registered
+    name, or ``placement+migration`` such as ``interleave+autonuma``), the optional
+    ``schedule`` file, ``seed`` and ``params`` (policy parameters, plus ``window``: the
+    timeline window). Deterministic: the same arguments give identical numbers."""
+    from hwemu.cosim import CoSim
+    from hwemu.policies.base import parse_policy_spec
+    from hwemu.units import parse_time_ps
+
+    params = dict(params or {})
+    window = params.pop("window", None)
+    window_ps = None
+    if window is not None:
+        window_ps = window if isinstance(window, int) else parse_time_ps(str(window))
+        if window_ps <= 0:
+            raise HwemuError(f"params.window: must be positive, got {window!r}")
+    if not Path(str(trace)).is_file():
+        raise HwemuError(f"{trace}: no such trace file")
+    placement, migration = parse_policy_spec(str(policy), params)
+    sim = CoSim(machine, trace, schedule=schedule, placement=placement, migration=migration,
+                seed=int(seed), params=params, window_ps=window_ps, progress=progress)
+    res = sim.run()
+    s = dict(res.summary)
+    summary = {"machine": s["machine"], "trace": str(trace), "policy": str(policy),
+               "seed": int(seed)}
+    for key in SUMMARY_KEYS[4:]:
+        summary[key] = s[key]
+    summary["schedule"] = None if schedule is None else str(schedule)
+    for k, v in _flat(s).items():
+        summary.setdefault(k, v)
+    return CellResult(summary, res.stats.to_frame(), res.timeline, res.placement,
+                      res.migrations, res.steps, res.numa_maps)
+
+
+def _registered(names):
+    from hwemu.policies.base import list_policies
+
+    have = {p["name"] for p in list_policies()}
+    return [n for n in names if n in have]
+
+
+def demo_cells() -> list[dict]:
+    """The bundled demo, one dict per cell: ``machine``, ``trace``, ``schedule``, ``policy``
+    (absolute paths). Two workloads (traces/demo/README.md): the classic migration case on
+    skx-2s-demo (threads moved to the other socket) and a tiering case on skx-2s-cxl-demo
+    (hot pages first touched on the CXL node)."""
+    d = DEMO_DIR
+    pairs = [
+        (str(d / "skx-2s-demo.toml"), str(d / "numa_move.parquet"), str(d / "numa_move.toml"),
+         _registered(("none", "manual", "autonuma", "tpp", "hotness", "nomad", "oracle"))),
+        (str(d / "skx-2s-cxl-demo.toml"), str(d / "tiering.parquet"), str(d / "tiering.toml"),
+         _registered(("none", "autonuma", "tpp", "hotness", "nomad", "oracle"))),
+    ]
+    out = []
+    for machine, trace, schedule, policies in pairs:
+        for p in policies:
+            out.append({"machine": machine, "trace": trace, "schedule": schedule, "policy": p})
+    return out

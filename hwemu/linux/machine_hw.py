@@ -1,0 +1,269 @@
+"""The OS model's hardware interface implemented on the machine timing model.
+
+:class:`MachineHardware` implements :class:`hwemu.linux.hw.Hardware` on a
+:class:`hwemu.machine.system.Machine`, so every kernel step is timed by the same caches,
+coherence, memory controllers and links that replay the application:
+
+* ``mem_access_ps``: one cache-line access through the CPU's caches (``Machine.access_line``);
+  an atomic is a write plus ``atomic_cycles`` of the locked RMW.
+* ``copy_ps`` / ``fill_ps``: ``Machine.copy_lines`` - every line is read from the source
+  node's controller (through the links when remote) and written to the destination's, so a
+  migration's copy contends with the application's traffic. A fill (clear_page) streams from
+  the node's zero page (a reserved frame of the memmap area; reads of it come from DRAM).
+* ``flush_tlb``: drops the translations from the machine's TLBs of the target CPUs (single
+  pages of ``pid`` when ``pages`` > 0, everything when ``pages`` == 0) and returns the time
+  the initiating CPU spends: local INVLPGs or a full flush, plus for remote targets the IPIs
+  sent one after another and the slowest acknowledgement, whose round trip grows with the
+  link hops between the sockets (the machine model has no interrupt network; the round-trip
+  figures are parameters, see docs/migration.md "MachineHardware").
+* topology: CPUs and nodes of the machine config; the SLIT distance is derived from the
+  model's own idle latencies (as ``hwemu machine show`` prints it); node ``n``'s frames start
+  at ``Machine.node_start_pfn(n)``.
+
+:class:`MachineSync` is the :class:`~hwemu.linux.kernel.KernelObserver` that mirrors every
+page-table entry the kernel writes into the machine's page tables (present / migration entry /
+PROT_NONE / none) and drops the cached lines of freed frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+from hwemu.errors import HwemuError
+from hwemu.linux.kernel import KernelObserver
+from hwemu.linux.mm import PteKind
+from hwemu.machine import pagetable as PT
+
+
+@dataclass
+class TlbIpiParams:
+    """Costs of TLB maintenance the machine model does not simulate itself.
+
+    Sources (docs/migration.md "MachineHardware"): a local single-page INVLPG ~100 ns and an
+    IPI round trip of 1-3 us (PROTOCOL.md, "Published figures"); Linux x86
+    ``tlb_single_page_flush_ceiling`` = 33; one x2APIC ICR write per destination ~50 ns."""
+
+    tlb_flush_page_ps: int = 100_000
+    tlb_flush_all_ps: int = 250_000
+    tlb_single_page_ceiling: int = 33
+    ipi_send_ps: int = 50_000
+    ipi_rtt_same_socket_ps: int = 1_200_000
+    ipi_rtt_per_hop_ps: int = 1_300_000        # added per link hop between the sockets
+    atomic_cycles: int = 20
+    # copy_page()/clear_page() are sequential streams that the L2 streamer prefetches ahead
+    # of the demand loads; the timing model has no prefetcher, so a copy keeps the line-fill
+    # buffers plus this many lines in flight. lfb (10) + 6 = 16 lines: the outstanding L2
+    # misses of one Skylake core (16 superqueue entries, Intel 64 and IA-32 Architectures
+    # Optimization Reference Manual, Skylake server microarchitecture). With it a 2 MiB copy
+    # across the socket link runs at ~11 GB/s on skx-2s and epyc-2s, the published
+    # single-thread move_pages rate for huge pages (PROTOCOL.md).
+    stream_prefetch_lines: int = 6
+    # Metadata streams (consecutive struct pages, PTEs of consecutive pages): after two
+    # adjacent lines the streamer keeps this many lines ahead, within the 4 KiB page (as
+    # ParametricHardware.prefetch_degree; 0 disables).
+    prefetch_degree: int = 4
+
+
+# Per-preset figures (the ParametricHardware presets of the same machines).
+IPI_PRESETS = {
+    "epyc-2s": TlbIpiParams(),
+    "skx": TlbIpiParams(ipi_rtt_same_socket_ps=1_000_000, ipi_rtt_per_hop_ps=1_000_000),
+}
+
+
+def _ipi_params_for(name: str) -> TlbIpiParams:
+    if name.startswith("epyc"):
+        return TlbIpiParams()
+    if name.startswith("skx"):
+        return TlbIpiParams(**vars(IPI_PRESETS["skx"]))
+    return TlbIpiParams()
+
+
+@lru_cache(maxsize=16)
+def _slit_cached(key) -> tuple:
+    cfg = _SLIT_CFGS[key]
+    from hwemu.machine.cli import show_dict
+
+    return tuple(tuple(r) for r in show_dict(cfg, measure=True)["distances"])
+
+
+_SLIT_CFGS: dict = {}
+
+
+def machine_slit(cfg) -> tuple:
+    """SLIT-style distances (10 = local) from the model's idle latencies, as `machine show`."""
+    key = (cfg.name, cfg.source, repr(cfg.nodes), repr(cfg.links))
+    _SLIT_CFGS[key] = cfg
+    return _slit_cached(key)
+
+
+class MachineHardware:
+    """:class:`hwemu.linux.hw.Hardware` on a :class:`hwemu.machine.system.Machine`."""
+
+    def __init__(self, machine, ipi: TlbIpiParams | None = None):
+        self.m = machine
+        cfg = machine.config
+        self.cfg = cfg
+        self.num_nodes = cfg.num_nodes
+        self.num_cpus = cfg.num_cpus
+        self.p = ipi or _ipi_params_for(cfg.name)
+        pf = getattr(cfg, "prefetch", None)
+        self.machine_prefetch = bool(getattr(pf, "enable", False))
+        if self.machine_prefetch:
+            # the machine's own L2 streamer sees every access_line: do not prefetch twice
+            self.p = dataclasses.replace(self.p, prefetch_degree=0)
+        self._slit = machine_slit(cfg)
+        self._hops = cfg.hops()
+        self._cpu_node = [cfg.cpu_node(c) for c in range(cfg.num_cpus)]
+        self._cpu_socket = [cfg.cpu_socket(c) for c in range(cfg.num_cpus)]
+        self.counters = {"ipis": 0, "tlb_entries_dropped": 0, "full_flushes": 0,
+                         "metadata_accesses": 0, "copy_bytes": 0, "fill_bytes": 0}
+        self.metadata_served: dict[str, int] = {}
+        # per CPU: lines brought by the prefetcher and not used yet; recent demand lines
+        self._pf: list[dict] = [dict() for _ in range(cfg.num_cpus)]
+        self._recent: list[dict] = [dict() for _ in range(cfg.num_cpus)]
+
+    # -- topology -------------------------------------------------------------------------
+    def cpu_node(self, cpu: int) -> int:
+        if not 0 <= cpu < self.num_cpus:
+            raise HwemuError(f"cpu {cpu} does not exist ({self.cfg.name} has cpus 0-{self.num_cpus - 1})")
+        return self._cpu_node[cpu]
+
+    def distance(self, a: int, b: int) -> int:
+        return self._slit[a][b]
+
+    def node_start_pfn(self, node: int) -> int:
+        return self.m.node_start_pfn(node)
+
+    def node_frames(self, node: int) -> int:
+        return self.m.node_frames(node)
+
+    def node_of_paddr(self, paddr: int) -> int:
+        return self.m.node_of_phys(paddr)
+
+    # -- primitives -----------------------------------------------------------------------
+    def cycles_ps(self, cpu: int, cycles: int) -> int:
+        return self.cfg.cycles_ps(cycles)
+
+    def mem_access_ps(self, cpu: int, paddr: int, write: bool, atomic: bool, at_ps: int) -> int:
+        lat, where = self.m.access_line(cpu, paddr, bool(write or atomic), int(at_ps))
+        self.counters["metadata_accesses"] += 1
+        self.metadata_served[where] = self.metadata_served.get(where, 0) + 1
+        if atomic:
+            lat += self.cfg.cycles_ps(self.p.atomic_cycles)
+        if self.p.prefetch_degree:
+            self._stream(cpu, paddr >> 6, int(at_ps))
+        return lat
+
+    def _stream(self, cpu: int, line: int, at_ps: int) -> None:
+        """L2 streamer for kernel metadata: prefetches are real line reads through the
+        machine (they fill the caches and load the controllers); they never cross a 4 KiB
+        page."""
+        pf, recent = self._pf[cpu], self._recent[cpu]
+        deg = self.p.prefetch_degree
+        if pf.pop(line, None) is not None:
+            self._prefetch(cpu, line + deg, line, at_ps)
+        elif (line - 1) in recent:
+            for ln in range(line + 1, line + 1 + deg):
+                self._prefetch(cpu, ln, line, at_ps)
+        recent[line] = True
+        if len(recent) > 32:
+            del recent[next(iter(recent))]
+
+    def _prefetch(self, cpu: int, ln: int, demand: int, at_ps: int) -> None:
+        if (ln >> 6) != (demand >> 6) or ln in self._pf[cpu]:
+            return
+        self.m.access_line(cpu, ln << 6, False, at_ps)
+        self.counters["metadata_prefetches"] = self.counters.get("metadata_prefetches", 0) + 1
+        pf = self._pf[cpu]
+        pf[ln] = True
+        if len(pf) > 64:
+            del pf[next(iter(pf))]
+
+    def _targets(self, cpu: int, targets: Iterable[int]) -> tuple[bool, list[int]]:
+        ts = sorted(set(targets))
+        return cpu in ts, [c for c in ts if c != cpu]
+
+    def ipi_count(self, cpu: int, targets: Iterable[int]) -> int:
+        return len(self._targets(cpu, targets)[1])
+
+    def ipi_rtt_ps(self, a: int, b: int) -> int:
+        """Round trip of an IPI from CPU ``a`` to CPU ``b``: grows with the link hops between
+        their sockets' nodes."""
+        hops = self._hops[self._cpu_node[a]][self._cpu_node[b]]
+        return self.p.ipi_rtt_same_socket_ps + hops * self.p.ipi_rtt_per_hop_ps
+
+    def flush_tlb(self, cpu: int, targets: Iterable[int], pages: int, at_ps: int,
+                  pid: int | None = None, vaddrs: Iterable[int] = ()) -> int:
+        local, remote = self._targets(cpu, targets)
+        full = pages == 0 or pages > self.p.tlb_single_page_ceiling or pid is None
+        m = self.m
+        cpus = ([cpu] if local else []) + remote
+        dropped = 0
+        if full:
+            for c in cpus:
+                m.flush_tlb_all(c)
+            self.counters["full_flushes"] += len(cpus)
+            flush = self.p.tlb_flush_all_ps
+        else:
+            for v in vaddrs:
+                dropped += m.flush_tlb(pid, int(v), False, cpus=cpus)
+                dropped += m.flush_tlb(pid, int(v) & ~((1 << 21) - 1), True, cpus=cpus)
+            flush = pages * self.p.tlb_flush_page_ps
+        self.counters["tlb_entries_dropped"] += dropped
+        cost = flush if local else 0
+        if remote:
+            worst = max(self.ipi_rtt_ps(cpu, c) for c in remote)
+            cost = max(cost, len(remote) * self.p.ipi_send_ps + worst + flush)
+            self.counters["ipis"] += len(remote)
+        return cost
+
+    def copy_ps(self, cpu: int, src_paddr: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
+        end = self.m.copy_lines(cpu, src_paddr, dst_paddr, nbytes, start_ps=int(at_ps),
+                                window=self.cfg.lfb + self.p.stream_prefetch_lines)
+        self.counters["copy_bytes"] += nbytes
+        return max(0, end - int(at_ps))
+
+    def zero_page_paddr(self, node: int) -> int:
+        # Frame 0 of a node holds the struct pages of the node's own memmap frames, which
+        # are never touched; it stands for the kernel's zero page of that node.
+        return self.m.phys_addr(node, 0)
+
+    def fill_ps(self, cpu: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
+        node = self.m.node_of_phys(dst_paddr)
+        src = self.zero_page_paddr(node)
+        done = int(at_ps)
+        window = self.cfg.lfb + self.p.stream_prefetch_lines
+        for off in range(0, nbytes, 4096):
+            done = self.m.copy_lines(cpu, src, dst_paddr + off, min(4096, nbytes - off),
+                                     start_ps=done, window=window)
+        self.counters["fill_bytes"] += nbytes
+        return max(0, done - int(at_ps))
+
+
+_STATE = {PteKind.PRESENT: PT.PTE_PRESENT, PteKind.MIGRATION: PT.PTE_MIGRATION,
+          PteKind.PROTNONE: PT.PTE_PROTNONE}
+
+
+class MachineSync(KernelObserver):
+    """Keeps the machine's page tables identical to the kernel's entries and drops the lines
+    of freed frames from the machine's caches (writing dirty ones back)."""
+
+    def __init__(self, machine, engine=None):
+        self.m = machine
+        self.engine = engine
+        self.changes = 0
+
+    def pte_changed(self, pid, vaddr, huge, kind, paddr, node):
+        self.changes += 1
+        if kind is PteKind.NONE:
+            self.m.unmap_page(pid, vaddr, huge)
+            return
+        self.m.set_pte(pid, vaddr, PT.make_pte(paddr, node, huge, _STATE[kind]))
+
+    def page_freed(self, paddr, nbytes):
+        at = self.engine.now_ps if self.engine is not None else 0
+        self.m.drop_lines(paddr, nbytes, at)

@@ -1,0 +1,248 @@
+"""``hwemu.compare``: run every (trace, machine, policy) cell and write the report.
+
+The runner that executes one cell is injectable: any callable with the signature of
+``hwemu.experiment.run_cell(machine, trace, policy, schedule=None, seed=0, params=None)``
+returning an object with ``summary`` and the frames ``stats``, ``timeline``, ``placement``,
+``migrations``, ``steps``. By default that is :func:`hwemu.experiment.run_cell`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from hwemu.errors import HwemuError
+from hwemu.report.cells import CellData, CellSpec, save_cell
+
+BASELINE = "none"
+
+
+def default_runner():
+    try:
+        from hwemu.experiment import run_cell
+    except ImportError as exc:  # pragma: no cover - depends on the installed tree
+        raise HwemuError(f"the experiment runner is not available ({exc})") from None
+    return run_cell
+
+
+#: Policies ``compare`` runs when --policy is not given (``manual`` too when a schedule is).
+DEFAULT_POLICIES = ("none", "autonuma", "tpp", "hotness", "nomad", "oracle")
+#: Machine ``compare`` uses when --machine is not given.
+DEFAULT_MACHINE = "skx-2s"
+
+
+def run_params() -> frozenset:
+    """Parameters of the run itself (not of a policy): every cell, the baseline's included,
+    gets them. From hwemu.experiment.RUN_PARAMS."""
+    try:
+        from hwemu.experiment import RUN_PARAMS
+    except ImportError:  # pragma: no cover
+        return frozenset()
+    return frozenset(RUN_PARAMS)
+
+
+def demo_specs(seed: int = 0, params: dict | None = None) -> list[CellSpec]:
+    """The bundled demo's cells (hwemu.experiment.demo_cells(): machine, trace, schedule and
+    policy per cell), with ``seed`` and the run parameters ``params``."""
+    try:
+        from hwemu.experiment import demo_cells
+    except ImportError as exc:  # pragma: no cover
+        raise HwemuError(f"the bundled demo is not available ({exc})") from None
+    specs = [CellSpec.make(c["trace"], c["machine"], c["policy"], seed, c.get("schedule"),
+                           params) for c in demo_cells()]
+    return sorted(set(specs), key=CellSpec.sort_key)
+
+
+def _unique(values, what: str) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if not isinstance(v, str) or not v:
+            raise HwemuError(f"{what}: {v!r} is not a name")
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def plan_cells(machines, traces, policies, schedule=None, seeds=(0,), params_list=({},),
+               policy_params=None):
+    """The cells to run: the cross product, with the ``none`` baseline added when missing.
+
+    ``params_list`` holds the shared parameter combinations (every cell, ``none`` included,
+    gets one); ``policy_params`` maps a policy to its own combinations, crossed only with that
+    policy's cells.
+    """
+    machines = _unique(machines, "machine")
+    traces = _unique(traces, "trace")
+    policies = _unique(policies, "policy")
+    policy_params = dict(policy_params or {})
+    if not machines:
+        raise HwemuError("no machine given")
+    if not traces:
+        raise HwemuError("no trace given")
+    if not policies:
+        raise HwemuError("no policy given")
+    for pol in policy_params:
+        if pol not in policies:
+            raise HwemuError(f"parameters given for policy {pol!r}, which is not in the "
+                             f"policies ({', '.join(policies)})")
+    if BASELINE in policy_params:
+        raise HwemuError("the baseline policy 'none' takes no parameters of its own")
+    if BASELINE not in policies:
+        policies = [BASELINE] + policies
+    specs = []
+    for trace in traces:
+        for machine in machines:
+            for shared in params_list:
+                for seed in seeds:
+                    for policy in policies:
+                        for own in policy_params.get(policy) or ({},):
+                            clash = sorted(set(shared) & set(own))
+                            if clash:
+                                raise HwemuError(f"parameter {clash[0]!r} is given both to "
+                                                 f"every policy and to {policy!r}")
+                            specs.append(CellSpec.make(trace, machine, policy, seed, schedule,
+                                                       {**shared, **own}))
+    return sorted(set(specs), key=CellSpec.sort_key)
+
+
+def split_params(params: dict | None, policies) -> tuple[dict, dict]:
+    """``compare``'s params: a run parameter (``window``) goes to every cell; another
+    ``{name: value}`` to every listed policy except ``none``; ``{policy: {name: value}}`` to
+    that policy only. Returns (shared, {policy: [own]})."""
+    per: dict[str, dict] = {}
+    common = {}
+    shared = {}
+    run = run_params()
+    for key, value in (params or {}).items():
+        if isinstance(value, dict):
+            per.setdefault(str(key), {}).update(value)
+        elif str(key) in run:
+            shared[str(key)] = value
+        else:
+            common[str(key)] = value
+    for pol in policies:
+        if pol != BASELINE and common:
+            per.setdefault(pol, {}).update({k: v for k, v in common.items()
+                                            if k not in per.get(pol, {})})
+    return shared, {pol: [d] for pol, d in per.items() if d}
+
+
+def check_policy(policy: str, params: dict | None = None) -> None:
+    """Fail early, with the registry's one-line message, on an unknown policy (``name`` or
+    ``placement+migration``) or a policy parameter it does not declare or cannot parse."""
+    from hwemu.policies import parse_policy_spec
+
+    run = run_params()
+    parse_policy_spec(policy, {k: v for k, v in (params or {}).items() if k not in run})
+
+
+def check_machine(machine: str, base_dir=None) -> None:
+    """Fail early on a machine that is neither a preset nor a valid machine file."""
+    from hwemu.machine.config import load_machine
+
+    load_machine(_resolve(machine, base_dir, _looks_like_file(machine)))
+
+
+def check_file(path: str, base_dir=None, what: str = "trace") -> None:
+    full = _resolve(path, base_dir, True)
+    if not Path(full).is_file():
+        raise HwemuError(f"{path}: no such {what} file")
+
+
+def _resolve(name: str | None, base_dir: str | Path | None, is_file: bool) -> str | None:
+    """A path relative to ``base_dir`` (the sweep file's directory) made absolute."""
+    if name is None or base_dir is None or not is_file or os.path.isabs(name):
+        return name
+    return str(Path(base_dir) / name)
+
+
+def _looks_like_file(name: str) -> bool:
+    return "/" in name or os.sep in name or name.endswith((".toml", ".parquet"))
+
+
+def run_one(spec: CellSpec, runner=None, base_dir: str | Path | None = None) -> CellData:
+    """Run one cell with ``runner`` (default hwemu.experiment.run_cell)."""
+    runner = runner or default_runner()
+    trace = _resolve(spec.trace, base_dir, True)
+    machine = _resolve(spec.machine, base_dir, _looks_like_file(spec.machine))
+    schedule = _resolve(spec.schedule, base_dir, True)
+    result = runner(machine, trace, spec.policy, schedule=schedule, seed=spec.seed,
+                    params=spec.params_dict or None)
+    return CellData.from_result(spec, result)
+
+
+def progress(total: int, quiet: bool, desc: str, initial: int = 0):
+    from tqdm import tqdm
+
+    disable = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    return tqdm(total=total, initial=initial, desc=desc, unit="cell", file=sys.stderr,
+                disable=disable, dynamic_ncols=True)
+
+
+def prepare_out(out) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HwemuError(f"--out {out}: exists and is not a directory")
+    try:
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwemuError(f"--out {out}: cannot create: {exc.strerror}") from None
+    return out
+
+
+def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, out=None,
+            quiet=True, runner=None, params=None):
+    """Run each (trace, machine, policy) cell and return the results table (a DataFrame).
+
+    With no machines, traces and policies it runs the bundled demo
+    (hwemu.experiment.demo_cells()). Otherwise ``traces`` is required, ``machines`` defaults
+    to skx-2s and ``policies`` to DEFAULT_POLICIES (plus ``manual`` with a schedule). The
+    ``none`` baseline is always run, listed or not. With ``out`` it also writes the report
+    directory (docs/reports.md). ``runner`` replaces hwemu.experiment.run_cell. ``params``: a
+    run parameter (``window``) goes to every cell, another ``{name: value}`` entry to every
+    listed policy but the baseline, a ``{policy: {name: value}}`` entry to that policy only.
+    """
+    from hwemu.report.table import results_table
+    from hwemu.report.writer import write_report
+
+    if machines is None and traces is None and policies is None:
+        shared, per_policy = split_params(params, ())
+        if per_policy:
+            raise HwemuError("the demo takes run parameters only (" +
+                             ", ".join(sorted(run_params())) + ")")
+        specs = demo_specs(int(seed), shared)
+    else:
+        if traces is None:
+            raise HwemuError("no trace given (pass --trace, or nothing at all for the demo)")
+        machines = [machines] if isinstance(machines, str) else list(machines or
+                                                                      [DEFAULT_MACHINE])
+        traces = [traces] if isinstance(traces, str) else list(traces)
+        if policies is None:
+            policies = list(DEFAULT_POLICIES) + (["manual"] if schedule is not None else [])
+        policies = [policies] if isinstance(policies, str) else list(policies)
+        shared, per_policy = split_params(params, policies)
+        if runner is None:
+            for pol in _unique(policies, "policy"):
+                check_policy(pol, (per_policy.get(pol) or [{}])[0])
+            for m in _unique(machines, "machine"):
+                check_machine(m)
+            for t in _unique(traces, "trace"):
+                check_file(t)
+            if schedule is not None:
+                check_file(schedule, what="schedule")
+        specs = plan_cells(machines, traces, policies, schedule, (int(seed),), (shared,),
+                           per_policy)
+    out_dir = prepare_out(out) if out is not None else None
+    cells = []
+    with progress(len(specs), quiet, "compare") as bar:
+        for spec in specs:
+            bar.set_postfix_str(f"{spec.policy}", refresh=False)
+            cell = run_one(spec, runner)
+            if out_dir is not None:
+                save_cell(out_dir / "cells", cell)
+            cells.append(cell)
+            bar.update(1)
+    if out_dir is not None:
+        return write_report(out_dir, cells)
+    return results_table(cells)

@@ -1,0 +1,201 @@
+"""The report's figures (matplotlib, Agg backend), one set per (trace, machine):
+
+* ``latency-*.png``: mean access latency over time, one line per cell, and a strip of migration
+  events below;
+* ``placement-*.png``: resident pages per NUMA node over time, one panel per cell;
+* ``steps-*.png``: time spent in each step of the migration protocol, grouped bars per cell.
+
+Figures are deterministic: fixed sizes and DPI, a fixed hash salt, no timestamps or software
+tag in the PNG metadata, and cells in the order of the results table; the same inputs give
+byte-identical PNGs.
+"""
+
+from __future__ import annotations
+
+import io
+
+DPI = 100
+_RC = {
+    "svg.hashsalt": "hwemu",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "path.simplify": True,
+}
+_PNG_METADATA = {"Software": None}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata=_PNG_METADATA)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def cell_label(cell, varying_seed: bool) -> str:
+    label = cell.spec.policy
+    extra = [f"{k}={v}" for k, v in cell.spec.params]
+    if varying_seed:
+        extra.append(f"seed={cell.spec.seed}")
+    return label + (" (" + ", ".join(extra) + ")" if extra else "")
+
+
+def _colors(n: int):
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def latency_figure(cells, title: str, labels: list[str]) -> bytes:
+    """Mean latency per time window, one line per cell; below it, when there are migrations,
+    a strip with one row per migrating cell and a tick at each migration event. Short spikes
+    (migration stalls) are clipped so the steady state stays readable: the y axis ends at
+    1.2 x the 99th percentile of all windows, and a note gives the highest clipped peak."""
+    import matplotlib
+    import numpy as np
+
+    plt = _plt()
+    colors = _colors(len(cells))
+    events = [(i, c) for i, c in enumerate(cells) if len(c.migrations)]
+    with matplotlib.rc_context(_RC):
+        if events:
+            strip = 0.25 * len(events) + 0.5
+            fig, (ax, ev) = plt.subplots(
+                2, 1, figsize=(9.0, 4.2 + strip), sharex=True, layout="constrained",
+                gridspec_kw={"height_ratios": [4.2, strip]})
+        else:
+            fig, ax = plt.subplots(figsize=(9.0, 4.2), layout="constrained")
+            ev = None
+        all_lat = []
+        for cell, label, color in zip(cells, labels, colors):
+            tl = cell.timeline.sort_values("time_ns", kind="stable")
+            t_us = tl["time_ns"].to_numpy(dtype=float) / 1e3
+            lat = tl["mean_latency_ns"].to_numpy(dtype=float)
+            all_lat.append(lat[np.isfinite(lat)])
+            ax.plot(t_us, lat, color=color, linewidth=1.2, label=label)
+        lat = np.concatenate(all_lat) if all_lat else np.zeros(0)
+        if len(lat):
+            top = 1.2 * float(np.percentile(lat, 99))
+            peak = float(lat.max())
+            if peak > top > 0:
+                ax.set_ylim(0, top)
+                ax.text(0.99, 0.98, f"peaks up to {peak:,.0f} ns clipped", ha="right",
+                        va="top", transform=ax.transAxes, fontsize=8, color="0.35")
+            else:
+                ax.set_ylim(0, max(peak * 1.05, 1.0))
+        ax.set_ylabel("mean access latency (ns)")
+        ax.set_title(f"Access latency over time: {title}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8, bbox_to_anchor=(1.0, 0.93))
+        if ev is not None:
+            for row, (i, cell) in enumerate(events):
+                mt = np.sort(cell.migrations["time_ns"].to_numpy(dtype=float)) / 1e3
+                ev.plot(mt, np.full(len(mt), row), linestyle="none", marker="|", markersize=9,
+                        color=colors[i])
+            ev.set_yticks(range(len(events)))
+            ev.set_yticklabels([labels[i] for i, _ in events], fontsize=8)
+            ev.set_ylim(len(events) - 0.5, -0.5)
+            ev.set_ylabel("migrations", fontsize=8)
+            ev.grid(True, axis="x", alpha=0.3)
+            ev.set_xlabel("simulated time (µs)")
+        else:
+            ax.set_xlabel("simulated time (µs)")
+        fig.align_ylabels()
+        return _png(fig)
+
+
+def placement_figure(cells, title: str, labels: list[str]) -> bytes:
+    """Pages resident on each node over time (stacked), one panel per cell."""
+    import math
+
+    import matplotlib
+
+    plt = _plt()
+    nodes = sorted({int(n) for c in cells for n in c.placement["node"].unique()})
+    node_colors = dict(zip(nodes, _colors(len(nodes))))
+    n = max(1, len(cells))
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    with matplotlib.rc_context(_RC):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.8 * nrows + 0.6),
+                                 squeeze=False, sharey=True)
+        for i, ax in enumerate(axes.flat):
+            if i >= len(cells):
+                ax.set_visible(False)
+                continue
+            cell = cells[i]
+            pl = cell.placement
+            ax.set_title(labels[i], fontsize=9)
+            if len(pl):
+                wide = pl.pivot_table(index="time_ns", columns="node", values="pages",
+                                      aggfunc="sum", fill_value=0).sort_index()
+                t_us = wide.index.to_numpy(dtype=float) / 1e3
+                cols = [nd for nd in nodes if nd in wide.columns]
+                ax.stackplot(t_us, *[wide[nd].to_numpy(dtype=float) for nd in cols],
+                             colors=[node_colors[nd] for nd in cols],
+                             labels=[f"node {nd}" for nd in cols], step="post")
+            else:
+                ax.text(0.5, 0.5, "no placement samples", ha="center", va="center",
+                        transform=ax.transAxes)
+            ax.set_xlabel("simulated time (µs)")
+            if i % ncols == 0:
+                ax.set_ylabel("pages")
+            ax.grid(True, alpha=0.3)
+        handles = [matplotlib.patches.Patch(color=node_colors[nd], label=f"node {nd}")
+                   for nd in nodes]
+        if handles:
+            fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8)
+        fig.suptitle(f"Where the pages live: {title}", x=0.02, ha="left")
+        fig.tight_layout(rect=(0, 0, 1, 0.97))
+        return _png(fig)
+
+
+def steps_figure(cells, title: str, labels: list[str]) -> bytes:
+    """Total time in each migration-protocol step, grouped horizontal bars per cell."""
+    import matplotlib
+    import numpy as np
+
+    plt = _plt()
+    steps: list[str] = []
+    for c in cells:
+        for s in c.steps["step"].astype(str):
+            if s not in steps:
+                steps.append(s)
+    shown = [(c, lab) for c, lab in zip(cells, labels) if len(c.steps)]
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(9.0, max(3.0, 0.35 * len(steps) * max(1, len(shown))
+                                                 / 2 + 1.5)))
+        if not steps or not shown:
+            ax.text(0.5, 0.5, "no page migrations in these runs", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+        else:
+            y = np.arange(len(steps), dtype=float)
+            h = 0.8 / len(shown)
+            colors = _colors(len(cells))
+            for j, (c, lab) in enumerate(shown):
+                per = c.steps.assign(step=c.steps["step"].astype(str)).groupby(
+                    "step", sort=False)["time_ns"].sum()
+                vals = np.array([float(per.get(s, 0.0)) for s in steps]) / 1e3
+                ax.barh(y + (j - (len(shown) - 1) / 2) * h, vals, height=h,
+                        color=colors[cells.index(c)], label=lab)
+            ax.set_yticks(y)
+            ax.set_yticklabels(steps)
+            ax.invert_yaxis()
+            ax.set_xlabel("time in step, all migrations (µs)")
+            ax.grid(True, axis="x", alpha=0.3)
+            ax.legend(loc="best", fontsize=8)
+        ax.set_title(f"Migration cost per protocol step: {title}")
+        fig.tight_layout()
+        return _png(fig)

@@ -1,0 +1,281 @@
+"""``hwemu sweep``: the cross product of machines, traces, policies, seeds and parameters,
+run on Dask, one file per finished cell, resumable (docs/sweep.md).
+
+Each cell runs as one Dask task that writes ``DIR/cells/<cell_id>.zip`` atomically as soon as
+the cell finishes; the client only collects small status records. A re-run plans the same
+cells, finds their files and skips them. A task whose worker dies is rescheduled by the Dask
+scheduler (up to ``retries`` times; ``distributed.scheduler.allowed-failures``) and a task that
+raises is retried ``retries`` times; errors the user caused (bad trace, unknown policy) are not
+retried, and are reported after the other cells have finished.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwemu.errors import HwemuError
+from hwemu.report.cells import CellSpec, cell_path, load_cell, save_cell
+from hwemu.report.compare import (BASELINE, check_file, check_machine, check_policy, plan_cells,
+                                  prepare_out, progress, run_one, run_params)
+
+_TOP_KEYS = {"machines", "traces", "policies", "seeds", "schedule", "params", "retries"}
+DEFAULT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep file. Paths inside it are relative to ``base_dir``."""
+
+    path: str
+    base_dir: str
+    machines: tuple
+    traces: tuple
+    policies: tuple
+    seeds: tuple = (0,)
+    schedule: str | None = None
+    params: dict = field(default_factory=dict)
+    retries: int = DEFAULT_RETRIES
+    policy_params: dict = field(default_factory=dict)
+
+    def cells(self) -> list[CellSpec]:
+        return plan_cells(self.machines, self.traces, self.policies, self.schedule,
+                          self.seeds, _combinations(self.params),
+                          {pol: _combinations(t) for pol, t in self.policy_params.items()})
+
+
+def _str_list(path, data, key, required=True) -> tuple:
+    if key not in data:
+        if required:
+            raise HwemuError(f"{path}: key '{key}' is missing (a list of names)")
+        return ()
+    v = data[key]
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        raise HwemuError(f"{path}: key '{key}' must be a non-empty list of strings, "
+                         f"got {v!r}")
+    if len(set(v)) != len(v):
+        raise HwemuError(f"{path}: key '{key}' lists a name twice")
+    return tuple(v)
+
+
+def _param_values(path, key: str, values) -> list:
+    if not isinstance(values, list):
+        values = [values]
+    if not values:
+        raise HwemuError(f"{path}: key '{key}' is an empty list")
+    for v in values:
+        if isinstance(v, (dict, list)) or not isinstance(v, (int, float, str, bool)):
+            raise HwemuError(f"{path}: key '{key}': {v!r} is not a number, string or boolean")
+    if len({repr(v) for v in values}) != len(values):
+        raise HwemuError(f"{path}: key '{key}' lists a value twice")
+    return values
+
+
+def _combinations(table: dict[str, list]) -> list[dict]:
+    names = sorted(table)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(table[n] for n in names))]
+
+
+def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
+    """Parse and validate a sweep TOML file; errors name the file and the key.
+
+    With ``check`` the inputs are checked before anything runs: every machine loads, every
+    trace and the schedule exist, every policy name and every value of a policy's own
+    parameters is accepted by the policy registry (hwemu.policies), and the shared parameters
+    are parameters of the run (hwemu.experiment.RUN_PARAMS)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise HwemuError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise HwemuError(f"{p}: is a directory, expected a sweep TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise HwemuError(f"{p}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise HwemuError(f"{p}: cannot read: {exc.strerror}") from None
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise HwemuError(f"{p}: unknown key '{unknown[0]}' (known: "
+                         f"{', '.join(sorted(_TOP_KEYS))})")
+    machines = _str_list(p, data, "machines")
+    traces = _str_list(p, data, "traces")
+    policies = _str_list(p, data, "policies")
+    seeds = data.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise HwemuError(f"{p}: key 'seeds' must be a non-empty list of integers >= 0, "
+                         f"got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise HwemuError(f"{p}: key 'seeds' lists a seed twice")
+    schedule = data.get("schedule")
+    if schedule is not None and (not isinstance(schedule, str) or not schedule):
+        raise HwemuError(f"{p}: key 'schedule' must be a file name, got {schedule!r}")
+    retries = data.get("retries", DEFAULT_RETRIES)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
+        raise HwemuError(f"{p}: key 'retries' must be an integer from 0 to 100, got {retries!r}")
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise HwemuError(f"{p}: key 'params' must be a table of lists")
+    shared: dict[str, list] = {}
+    per_policy: dict[str, dict[str, list]] = {}
+    for name, values in params.items():
+        if isinstance(values, dict):
+            if name not in policies:
+                raise HwemuError(f"{p}: key 'params.{name}': a table of parameters for policy "
+                                 f"{name!r}, which is not in 'policies'")
+            if name == BASELINE:
+                raise HwemuError(f"{p}: key 'params.{name}': the baseline takes no parameters "
+                                 "of its own")
+            per_policy[name] = {k: _param_values(p, f"params.{name}.{k}", v)
+                                for k, v in values.items()}
+        else:
+            shared[name] = _param_values(p, f"params.{name}", values)
+    for pol, own in per_policy.items():
+        clash = sorted(set(own) & set(shared))
+        if clash:
+            raise HwemuError(f"{p}: key 'params.{pol}.{clash[0]}': also given to every policy "
+                             f"in 'params.{clash[0]}'")
+    if check:
+        base = p.resolve().parent
+        for key, names, fn in (("machines", machines, check_machine),
+                               ("traces", traces, check_file)):
+            for name in names:
+                try:
+                    fn(name, base)
+                except HwemuError as exc:
+                    raise HwemuError(f"{p}: key '{key}': {exc}") from None
+        if schedule is not None:
+            try:
+                check_file(schedule, base, "schedule")
+            except HwemuError as exc:
+                raise HwemuError(f"{p}: key 'schedule': {exc}") from None
+        run = run_params()
+        for name in shared:
+            if name not in run:
+                raise HwemuError(f"{p}: key 'params.{name}': not a parameter of the run "
+                                 f"({', '.join(sorted(run)) or 'none'}); give a policy's "
+                                 f"parameters in [params.<policy>]")
+        for pol in policies:
+            try:
+                check_policy(pol)
+            except HwemuError as exc:
+                raise HwemuError(f"{p}: key 'policies': {exc}") from None
+        for pol, own in per_policy.items():
+            for k, values in own.items():
+                for v in values:
+                    try:
+                        check_policy(pol, {k: v})
+                    except HwemuError as exc:
+                        raise HwemuError(f"{p}: key 'params.{pol}.{k}': {exc}") from None
+    spec = SweepSpec(str(p), str(p.resolve().parent), machines, traces, policies, tuple(seeds),
+                     schedule, shared, retries, per_policy)
+    try:
+        spec.cells()
+    except HwemuError as exc:
+        raise HwemuError(f"{p}: {exc}") from None
+    return spec
+
+
+def _sweep_task(spec_dict: dict, base_dir: str, cells_dir: str, runner) -> dict:
+    """Run one cell on a Dask worker and store it; user errors come back as data."""
+    spec = CellSpec.from_dict(spec_dict)
+    try:
+        cell = run_one(spec, runner, base_dir)
+    except HwemuError as exc:
+        return {"cell": spec.cell_id, "error": str(exc)}
+    save_cell(cells_dir, cell)
+    return {"cell": spec.cell_id, "error": None}
+
+
+def _finished(cells_dir: Path, spec: CellSpec) -> bool:
+    path = cell_path(cells_dir, spec)
+    if not path.is_file():
+        return False
+    try:
+        load_cell(path)
+    except HwemuError:
+        return False
+    return True
+
+
+@dataclass
+class SweepResult:
+    table: object
+    cells: int
+    ran: int
+    skipped: int
+
+
+def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
+              scheduler: str | None = None, runner=None, quiet: bool = True,
+              retries: int | None = None, connect_timeout: str = "20s") -> SweepResult:
+    """Run the sweep on Dask (a LocalCluster of ``workers`` processes, or the scheduler at
+    ``scheduler``), skipping cells whose files exist, and write the report into ``out``.
+    ``runner`` replaces hwemu.experiment.run_cell (a sweep file is then not checked against
+    the real inputs: see load_sweep)."""
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+
+    from hwemu.report.writer import write_report
+
+    if not isinstance(sweep, SweepSpec):
+        sweep = load_sweep(sweep, check=runner is None)
+    retries = sweep.retries if retries is None else int(retries)
+    out = prepare_out(out).resolve()
+    cells_dir = out / "cells"
+    specs = sweep.cells()
+    todo = [s for s in specs if not _finished(cells_dir, s)]
+    skipped = len(specs) - len(todo)
+    errors: list[str] = []
+    if todo:
+        if scheduler is None and (not isinstance(workers, int) or workers < 1):
+            raise HwemuError(f"--workers {workers}: must be at least 1")
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+            cluster = None
+            try:
+                if scheduler is None:
+                    cluster = LocalCluster(n_workers=min(workers, len(todo)), threads_per_worker=1,
+                                           processes=True, dashboard_address=None,
+                                           silence_logs=logging.ERROR)
+                    client = Client(cluster)
+                else:
+                    try:
+                        client = Client(scheduler, timeout=connect_timeout)
+                    except (OSError, TimeoutError) as exc:
+                        raise HwemuError(f"--scheduler {scheduler}: cannot connect ({exc})") \
+                            from None
+                with client:
+                    futures = [client.submit(_sweep_task, s.to_dict(), sweep.base_dir,
+                                             str(cells_dir), runner, key=f"hwemu-cell-{s.cell_id}",
+                                             retries=retries, pure=False)
+                               for s in todo]
+                    with progress(len(specs), quiet, "sweep", initial=skipped) as bar:
+                        for fut in as_completed(futures):
+                            try:
+                                res = fut.result()
+                            except Exception as exc:  # runner crashed beyond its retries
+                                errors.append(f"{fut.key}: {type(exc).__name__}: {exc}")
+                            else:
+                                if res["error"]:
+                                    errors.append(f"cell {res['cell']}: {res['error']}")
+                            bar.update(1)
+            finally:
+                if cluster is not None:
+                    cluster.close()
+    if errors:
+        raise HwemuError(f"{len(errors)} of {len(todo)} cells failed (finished cells are kept; "
+                         f"re-run to resume); first: {errors[0]}")
+    cells = [load_cell(cell_path(cells_dir, s)) for s in specs]
+    table = write_report(out, cells, title=f"hwemu sweep: {Path(sweep.path).name}")
+    return SweepResult(table, len(specs), len(todo), skipped)
+
+
+__all__ = ["SweepSpec", "SweepResult", "load_sweep", "run_sweep", "BASELINE"]

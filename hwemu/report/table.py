@@ -1,0 +1,212 @@
+"""The results table: one row per cell, with the metrics derived against the baseline.
+
+Stored numbers come from each cell's summary; derived numbers (latency reduction, speedup,
+break-even time) are computed here, from the cell and the ``none`` cell of the same trace,
+machine, seed, schedule and params (docs/reports.md defines every column).
+"""
+
+from __future__ import annotations
+
+import math
+
+from hwemu.report.cells import SUMMARY_NUMBERS, CellData, machine_label, trace_label
+
+#: Result columns in table order (``param.<name>`` columns go after ``seed``).
+KEY_COLUMNS = ("trace", "machine", "policy", "seed")
+METRIC_COLUMNS = (
+    "mean_latency_ns", "p50_latency_ns", "p95_latency_ns", "p99_latency_ns",
+    "latency_reduction_pct",
+    "local_share", "remote_share", "cxl_share",
+    "pages_migrated", "pages_failed", "migration_time_ns", "interconnect_bytes",
+    "sim_time_ns", "speedup", "break_even_ns", "accesses",
+)
+TAIL_COLUMNS = ("cell",)
+
+#: Columns shown in results.md / report.html (the CSV has all of them), with their headings
+#: and number formats.
+DISPLAY = (
+    ("trace", "trace", None), ("machine", "machine", None), ("policy", "policy", None),
+    ("mean_latency_ns", "mean ns", "{:.2f}"), ("p50_latency_ns", "p50 ns", "{:.1f}"),
+    ("p99_latency_ns", "p99 ns", "{:.1f}"),
+    ("latency_reduction_pct", "reduction %", "{:+.2f}"),
+    ("local_share", "local", "{:.3f}"), ("remote_share", "remote", "{:.3f}"),
+    ("cxl_share", "CXL", "{:.3f}"),
+    ("pages_migrated", "migrated", "{:,.0f}"), ("pages_failed", "failed", "{:,.0f}"),
+    ("migration_time_ns", "migrating ns", "{:,.0f}"),
+    ("interconnect_bytes", "interconnect B", "{:,.0f}"),
+    ("sim_time_ns", "runtime ns", "{:,.0f}"), ("speedup", "speedup", "{:.4f}"),
+    ("break_even_ns", "break-even ns", "{:,.0f}"),
+)
+
+
+def _num(summary: dict, key: str) -> float:
+    v = summary.get(key, math.nan)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def break_even_ns(migration_time_ns: float, mean_ns: float, base_mean_ns: float,
+                  accesses: float, sim_time_ns: float) -> float:
+    """Run time after which the latency saved repays the time spent migrating.
+
+    saved per access = base_mean - mean (ns); access rate = accesses / sim_time (per ns);
+    saved per ns of run = saved per access x access rate;
+    break-even = migration_time / saved per ns of run.
+    NaN when nothing is saved (saved per access <= 0) or the rate is unknown.
+    """
+    saved = base_mean_ns - mean_ns
+    if not (saved > 0) or not (accesses > 0) or not (sim_time_ns > 0):
+        return math.nan
+    if not (migration_time_ns >= 0):
+        return math.nan
+    rate = accesses / sim_time_ns
+    return migration_time_ns / (saved * rate)
+
+
+def order_cells(cells: list[CellData]) -> list[CellData]:
+    """Table order: trace, machine, schedule, shared parameters (those the ``none`` cells
+    have), seed, policy (baseline first, then POLICY_ORDER, then by name), the policy's own
+    parameters."""
+    import json
+
+    from hwemu.report.cells import POLICY_ORDER
+
+    shared = {k for c in cells if c.spec.policy == "none" for k, _ in c.spec.params}
+
+    def key(c: CellData):
+        s = c.spec
+        rank = POLICY_ORDER.index(s.policy) if s.policy in POLICY_ORDER else len(POLICY_ORDER)
+        common = [(k, v) for k, v in s.params if k in shared]
+        own = [(k, v) for k, v in s.params if k not in shared]
+        return (trace_label(s.trace), machine_label(s.machine), s.trace, s.machine,
+                s.schedule or "", json.dumps(common, sort_keys=True), s.seed, rank, s.policy,
+                json.dumps(own, sort_keys=True))
+
+    return sorted(cells, key=key)
+
+
+def _baselines(cells: list[CellData]) -> dict:
+    """The baseline of each cell: the ``none`` cell of the same trace, machine, seed and
+    schedule whose parameters are all among the cell's own (the shared ones); the one with
+    the most parameters if several match."""
+    nones: dict[tuple, list[CellData]] = {}
+    for c in cells:
+        if c.spec.policy == "none":
+            s = c.spec
+            nones.setdefault((s.trace, s.machine, s.seed, s.schedule), []).append(c)
+    out = {}
+    for c in cells:
+        s = c.spec
+        mine = set(s.params)
+        best = None
+        for b in nones.get((s.trace, s.machine, s.seed, s.schedule), ()):
+            if set(b.spec.params) <= mine and (best is None
+                                                or len(b.spec.params) > len(best.spec.params)):
+                best = b
+        if best is not None:
+            out[s] = best
+    return out
+
+
+def results_table(cells: list[CellData]):
+    """One row per cell, in :func:`order_cells` order (the baseline first in each group)."""
+    import pandas as pd
+
+    cells = order_cells(cells)
+    baselines = _baselines(cells)
+    param_names = sorted({k for c in cells for k, _ in c.spec.params})
+    rows = []
+    for c in cells:
+        s = c.summary
+        row = {"trace": trace_label(c.spec.trace), "machine": machine_label(c.spec.machine),
+               "policy": c.spec.policy, "seed": c.spec.seed}
+        for name in param_names:
+            row[f"param.{name}"] = c.spec.params_dict.get(name)
+        for key in SUMMARY_NUMBERS:
+            row[key] = _num(s, key)
+        base = baselines.get(c.spec)
+        if base is not None:
+            b = base.summary
+            bmean, bsim = _num(b, "mean_latency_ns"), _num(b, "sim_time_ns")
+            row["latency_reduction_pct"] = (100.0 * (bmean - row["mean_latency_ns"]) / bmean
+                                            if bmean > 0 else math.nan)
+            row["speedup"] = bsim / row["sim_time_ns"] if row["sim_time_ns"] > 0 else math.nan
+            row["break_even_ns"] = break_even_ns(row["migration_time_ns"], row["mean_latency_ns"],
+                                                 bmean, row["accesses"], row["sim_time_ns"])
+        else:
+            row["latency_reduction_pct"] = row["speedup"] = row["break_even_ns"] = math.nan
+        row["cell"] = c.spec.cell_id
+        rows.append(row)
+    columns = (list(KEY_COLUMNS) + [f"param.{n}" for n in param_names] + list(METRIC_COLUMNS)
+               + list(TAIL_COLUMNS))
+    df = pd.DataFrame(rows, columns=columns)
+    for col in ("pages_migrated", "pages_failed", "accesses", "interconnect_bytes"):
+        vals = df[col]
+        if len(vals) and vals.notna().all() and (vals == vals.round()).all():
+            df[col] = vals.astype("int64")
+    return df
+
+
+def json_rows(df) -> list[dict]:
+    """The table as a list of dicts for ``--json`` (NaN becomes null)."""
+    out = []
+    for rec in df.to_dict(orient="records"):
+        clean = {}
+        for k, v in rec.items():
+            if hasattr(v, "item"):
+                v = v.item()
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            clean[k] = v
+        out.append(clean)
+    return out
+
+
+def _display_columns(df):
+    cols = list(DISPLAY[:3])
+    cols += [(c, c[len("param."):], None) for c in df.columns if c.startswith("param.")]
+    if df["seed"].nunique() > 1:
+        cols.append(("seed", "seed", None))
+    cols += list(DISPLAY[3:])
+    return cols
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def format_cell(value, fmt) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if fmt is None:
+        return str(value)
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def display_table(df) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Headings, formatted cells and right-alignment flags of the displayed table (shared by
+    Markdown and HTML)."""
+    cols = _display_columns(df)
+    heads = [h for _, h, _ in cols]
+    body = [[("-" if c.startswith("param.") and _missing(rec[c]) else format_cell(rec[c], f))
+             for c, _, f in cols] for rec in df.to_dict(orient="records")]
+    numeric = [f is not None for _, _, f in cols]
+    return heads, body, numeric
+
+
+def to_markdown(df) -> str:
+    heads, body, numeric = display_table(df)
+
+    def esc(t: str) -> str:
+        return t.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in heads) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    for r in body:
+        lines.append("| " + " | ".join(esc(x) for x in r) + " |")
+    return "\n".join(lines) + "\n"

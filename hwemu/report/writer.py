@@ -1,0 +1,158 @@
+"""Write a report directory from finished cells (shared by ``hwemu compare`` and ``hwemu sweep``).
+
+Layout of DIR (docs/reports.md):
+
+    results.csv           every column, full precision (NaN as an empty field)
+    results.md            the displayed columns as a Markdown table
+    report.html           self-contained: the table and every figure (base64 PNG)
+    figures/*.png         latency-, placement- and steps-<trace>-<machine>.png
+    stats/<cell>.parquet  each cell's raw statistics (long form, with the cell's labels)
+    cells/<cell>.zip      each cell's complete result (docs/sweep.md)
+
+Every file is written atomically, and the same cells give the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from pathlib import Path
+
+from hwemu.fileio import atomic_path, atomic_write
+from hwemu.report import figures
+from hwemu.report.cells import CellData, frame_to_parquet_bytes, machine_label, trace_label
+from hwemu.report.table import display_table, order_cells, results_table, to_markdown
+
+FIG_KINDS = (
+    ("latency", figures.latency_figure,
+     "Mean access latency per time window; below, a tick per migration event."),
+    ("placement", figures.placement_figure,
+     "Resident pages per NUMA node over time (stacked), one panel per policy."),
+    ("steps", figures.steps_figure,
+     "Time spent in each step of the page-migration protocol, summed over all migrations."),
+)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def _groups(cells: list[CellData]):
+    """Cells grouped by (trace, machine) in table order, each with a unique file stem."""
+    groups: dict[tuple[str, str], list[CellData]] = {}
+    for c in order_cells(cells):
+        groups.setdefault((c.spec.trace, c.spec.machine), []).append(c)
+    stems: dict[tuple[str, str], str] = {}
+    seen: dict[str, int] = {}
+    for key in groups:
+        stem = f"{_slug(trace_label(key[0]))}-{_slug(machine_label(key[1]))}"
+        seen[stem] = seen.get(stem, 0) + 1
+        stems[key] = stem
+    for key, stem in stems.items():
+        if seen[stem] > 1:
+            stems[key] = stem + "-" + hashlib.sha256("\0".join(key).encode()).hexdigest()[:6]
+    return [(key, stems[key], members) for key, members in groups.items()]
+
+
+def write_report(out: str | Path, cells: list[CellData], title: str = "hwemu policy comparison"):
+    """Write the report files for ``cells`` into ``out`` (created if needed); return the table."""
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "stats").mkdir(parents=True, exist_ok=True)
+    df = results_table(cells)
+
+    written: set[Path] = set()
+    with atomic_path(out / "results.csv") as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+    with atomic_write(out / "results.md", encoding="utf-8", newline="\n") as fh:
+        fh.write(to_markdown(df))
+
+    for c in cells:
+        st = c.stats.copy()
+        st.insert(0, "seed", c.spec.seed)
+        st.insert(0, "policy", c.spec.policy)
+        st.insert(0, "machine", machine_label(c.spec.machine))
+        st.insert(0, "trace", trace_label(c.spec.trace))
+        st.insert(0, "cell", c.spec.cell_id)
+        with atomic_path(out / "stats" / f"{c.spec.cell_id}.parquet") as tmp:
+            tmp.write_bytes(frame_to_parquet_bytes(st))
+        written.add(out / "stats" / f"{c.spec.cell_id}.parquet")
+
+    sections = []
+    for (trace, machine), stem, members in _groups(cells):
+        varying_seed = len({c.spec.seed for c in members}) > 1
+        labels = [figures.cell_label(c, varying_seed) for c in members]
+        title_tm = f"{trace_label(trace)} on {machine_label(machine)}"
+        figs = []
+        for kind, fn, caption in FIG_KINDS:
+            png = fn(members, title_tm, labels)
+            name = f"{kind}-{stem}.png"
+            with atomic_path(out / "figures" / name) as tmp:
+                tmp.write_bytes(png)
+            written.add(out / "figures" / name)
+            figs.append((name, caption, png))
+        sections.append((title_tm, figs))
+
+    with atomic_write(out / "report.html", encoding="utf-8", newline="\n") as fh:
+        fh.write(_html(title, df, sections))
+    # Figures and stats of an earlier report into the same DIR that this one does not have.
+    for sub, pattern in (("figures", "*.png"), ("stats", "*.parquet")):
+        for old in (out / sub).glob(pattern):
+            if old not in written:
+                old.unlink()
+    return df
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; }
+th { background: #f0f0f0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1.5em 0; }
+figcaption { font-size: 0.9em; color: #555; }
+img { max-width: 100%; }
+dt { font-weight: bold; } dd { margin-bottom: 0.4em; }
+"""
+
+_DEFS = (
+    ("reduction %", "100 × (baseline mean latency − mean latency) / baseline mean latency; the "
+     "baseline is the <code>none</code> run of the same trace, machine, seed, schedule and "
+     "shared (run) parameters. Positive is better."),
+    ("local / remote / CXL", "shares of memory accesses served by the accessing CPU's node, by "
+     "another socket's DRAM, and by CXL-attached memory."),
+    ("speedup", "baseline simulated runtime / simulated runtime."),
+    ("break-even ns", "migrating time / (saved latency per access × accesses per ns of run): the "
+     "run length after which the latency saved repays the time spent migrating; n/a when "
+     "nothing is saved."),
+)
+
+
+def _html(title: str, df, sections) -> str:
+    heads, body, numeric = display_table(df)
+    e = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{e(title)}</title>", f"<style>{_CSS}</style></head><body>",
+             f"<h1>{e(title)}</h1>", "<h2>Results</h2>", "<table><thead><tr>"]
+    parts += [f"<th>{e(h)}</th>" for h in heads]
+    parts.append("</tr></thead><tbody>")
+    for row in body:
+        cells = []
+        for i, v in enumerate(row):
+            cls = ' class="num"' if numeric[i] else ""
+            cells.append(f"<td{cls}>{e(v)}</td>")
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    parts.append("<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in _DEFS) + "</dl>")
+    parts.append("<p>Every column, at full precision, is in <code>results.csv</code>; each "
+                 "cell's raw statistics are in <code>stats/&lt;cell&gt;.parquet</code>.</p>")
+    for title_tm, figs in sections:
+        parts.append(f"<h2>{e(title_tm)}</h2>")
+        for name, caption, png in figs:
+            data = base64.b64encode(png).decode("ascii")
+            parts.append(f'<figure><img alt="{e(name)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{e(name)}: {e(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,52 @@
+"""Small co-simulation scenarios built on the fly (seconds, not minutes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "traces" / "demo"
+DEMO_MACHINE = str(DEMO / "skx-2s-demo.toml")
+CXL_MACHINE = str(DEMO / "skx-2s-cxl-demo.toml")
+
+BASE = 0x10_0000_0000
+
+
+def make_trace(path, threads=2, pages=64, accesses=16000, seed=5, insts=100, store_frac=0.3,
+               stride_mib=16):
+    """Each thread writes its ``pages`` pages once, then makes ``accesses`` random 8-byte
+    loads/stores in them."""
+    from hwemu.traces.format import TraceChunk, write_trace
+
+    rng = np.random.default_rng(seed)
+    addr, kind, tid = [], [], []
+    for t in range(threads):
+        base = BASE + t * stride_mib * (1 << 20)
+        init = base + np.arange(pages, dtype=np.uint64) * 4096
+        off = rng.integers(0, pages * 4096 // 8, accesses).astype(np.uint64) * 8
+        a = np.concatenate([init, base + off])
+        k = np.concatenate([np.full(pages, 2, np.uint8),
+                            np.where(rng.random(accesses) < store_frac, 2, 1).astype(np.uint8)])
+        addr.append(a)
+        kind.append(k)
+        tid.append(np.full(len(a), t, np.uint16))
+    ch = TraceChunk.from_arrays(np.concatenate(kind), np.concatenate(addr),
+                                np.full(sum(len(a) for a in addr), 8, np.uint16),
+                                np.concatenate(tid),
+                                np.full(sum(len(a) for a in addr), insts, np.uint32))
+    write_trace(path, ch, "synthetic", "tests/integration")
+    return str(path)
+
+
+def make_schedule(path, threads=2, cpus=None, events="", nb=""):
+    cpus = cpus or list(range(threads))
+    text = nb + "\n[[process]]\npid = 1\nname = \"t\"\n"
+    for t in range(threads):
+        text += f"\n[[thread]]\ntid = {t}\npid = 1\ncpu = {cpus[t]}\n"
+    text += events
+    Path(path).write_text(text)
+    return str(path)
+
+

@@ -1,0 +1,52 @@
+"""Acceptance on the bundled demo (traces/demo): the classic migration case.
+
+Each cell takes several seconds; the three baseline policies run once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwemu.experiment import DEMO_DIR, run_cell
+from hwemu.policies.base import list_policies
+
+MACHINE = str(DEMO_DIR / "skx-2s-demo.toml")
+TRACE = str(DEMO_DIR / "numa_move.parquet")
+SCHED = str(DEMO_DIR / "numa_move.toml")
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return {p: run_cell(MACHINE, TRACE, p, schedule=SCHED) for p in ("none", "manual", "autonuma")}
+
+
+def test_manual_and_autonuma_cut_latency_by_a_fifth(cells):
+    base = cells["none"].summary
+    assert base["pages_migrated"] == 0 and base["remote_share"] > 0.9
+    for p in ("manual", "autonuma"):
+        s = cells[p].summary
+        assert s["mean_latency_ns"] <= 0.8 * base["mean_latency_ns"], (p, s["mean_latency_ns"])
+        assert s["local_share"] > 0.85
+        # ... and their costs are visible
+        assert s["pages_migrated"] == 768 and s["migration_time_ns"] > 500_000
+        assert s["bytes_copied"] == 768 * 4096 and s["os_cpu_time_ns"] > base["os_cpu_time_ns"]
+        assert len(cells[p].steps) > 10 and (cells[p].steps.time_ns > 0).all()
+        assert len(cells[p].migrations) >= 1
+    # autonuma pays with hinting faults and one shootdown per page; manual with lock waits
+    assert cells["autonuma"].summary["faults_handled.numa_hint"] > 768
+    assert cells["autonuma"].summary["tlb_shootdowns"] >= 768
+    assert cells["manual"].summary["fault_lock_wait_ns"] > 0
+
+
+def test_oracle_bounds_the_tiering_demo():
+    """The oracle is a static placement computed from the whole trace: on the tiering demo
+    (threads never move) no policy can beat it."""
+    if "oracle" not in {p["name"] for p in list_policies()}:
+        pytest.skip("oracle policy not available")
+    m, t, s = (str(DEMO_DIR / "skx-2s-cxl-demo.toml"), str(DEMO_DIR / "tiering.parquet"),
+               str(DEMO_DIR / "tiering.toml"))
+    oracle = run_cell(m, t, "oracle", schedule=s).summary
+    assert oracle["cxl_share"] < 0.2
+    for p in ("none", "autonuma"):
+        other = run_cell(m, t, p, schedule=s).summary
+        assert oracle["mean_latency_ns"] <= other["mean_latency_ns"], p
+        assert oracle["sim_time_ns"] <= other["sim_time_ns"], p

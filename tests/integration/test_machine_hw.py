@@ -1,0 +1,87 @@
+"""MachineHardware: the OS model's hardware interface on the machine timing model."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwemu.linux.kernel import Kernel
+from hwemu.linux.machine_hw import MachineHardware, MachineSync
+from hwemu.linux.mm import PteKind
+from hwemu.machine import pagetable as PT
+from hwemu.machine.replay import machine_stats
+from hwemu.machine.system import Machine
+
+from integ_kit import DEMO_MACHINE
+
+
+@pytest.fixture()
+def hw():
+    return MachineHardware(Machine(DEMO_MACHINE, threads=2))
+
+
+def test_topology_from_the_machine(hw):
+    m = hw.m
+    assert hw.num_nodes == 2 and hw.num_cpus == 48
+    assert hw.cpu_node(0) == 0 and hw.cpu_node(24) == 1
+    assert hw.distance(0, 0) == 10 and hw.distance(0, 1) > 10
+    assert hw.node_start_pfn(1) == m.phys_addr(1, 0) >> 12
+    assert hw.node_frames(0) == m.node_frames(0)
+    with pytest.raises(Exception, match="cpu 99"):
+        hw.cpu_node(99)
+
+
+def test_metadata_access_goes_through_the_caches(hw):
+    pa = hw.m.phys_addr(1, 100)
+    first = hw.mem_access_ps(0, pa, False, False, 0)       # remote DRAM
+    again = hw.mem_access_ps(0, pa, False, False, 10**6)   # now cached
+    assert first > 100_000 > again
+    assert hw.mem_access_ps(0, pa, True, True, 2 * 10**6) > again  # atomic costs more
+    assert hw.counters["metadata_accesses"] == 3
+
+
+def test_copy_is_real_traffic(hw):
+    m = hw.m
+    before = machine_stats(m).to_frame().set_index(["component", "stat"])["value"]
+    t = hw.copy_ps(0, m.phys_addr(0, 200), m.phys_addr(1, 200), 4096, 1000)
+    after = machine_stats(m).to_frame().set_index(["component", "stat"])["value"]
+    d = after - before
+    assert t > 0
+    assert d[("node0.mc", "bytes_read")] >= 4096
+    assert d[("node1.mc", "bytes_written")] >= 4096
+    link = sum(v for (c, s), v in d.items() if c.startswith("link.") and s == "bytes")
+    assert link >= 4096
+
+
+def test_tlb_shootdown_flushes_and_costs_by_distance(hw):
+    m = hw.m
+    m.map_page(1, 0x5000, 0, 300)
+    m.warm_tlb(1, 1, [0x5000])
+    m.warm_tlb(24, 1, [0x5000])
+    local_only = hw.flush_tlb(0, {0}, 1, 0, 1, [0x5000])
+    same_socket = hw.flush_tlb(0, {0, 1}, 1, 0, 1, [0x5000])
+    assert hw.counters["tlb_entries_dropped"] >= 1          # CPU 1's entry is gone
+    m.warm_tlb(24, 1, [0x5000])
+    cross = hw.flush_tlb(0, {0, 24}, 1, 0, 1, [0x5000])
+    assert local_only == hw.p.tlb_flush_page_ps
+    assert local_only < same_socket < cross
+    assert hw.ipi_count(0, {0, 1, 24}) == 2
+
+
+def test_machine_sync_mirrors_ptes():
+    m = Machine(DEMO_MACHINE, threads=1)
+    hw = MachineHardware(m)
+    k = Kernel(hw)
+    sync = MachineSync(m, k.engine)
+    k.observers.append(sync)
+    k.create_process(1)
+    k.add_thread(1, 0, 0)
+    k.mmap(1, 0x40000000, 1 << 20, "anon")
+    k.engine.run_process(k.access(0, 0x40000000, True))
+    pte = m.get_pte(1, 0x40000000)
+    page = k.follow_page(1, 0x40000000)
+    assert PT.pte_state(pte) == PT.PTE_PRESENT and PT.pte_phys(pte) == page.paddr
+    assert PT.pte_node(pte) == page.node == 0
+    sync.pte_changed(1, 0x40000000, False, PteKind.MIGRATION, page.paddr, 0)
+    assert PT.pte_state(m.get_pte(1, 0x40000000)) == PT.PTE_MIGRATION
+    sync.pte_changed(1, 0x40000000, False, PteKind.NONE, -1, -1)
+    assert m.get_pte(1, 0x40000000) == 0

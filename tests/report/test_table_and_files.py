@@ -1,0 +1,226 @@
+"""Results table (derived columns exact), cell files, and the report directory."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from report_fakes import fake_runner, make_result
+
+from hwemu.errors import HwemuError
+from hwemu.report.cells import CellData, CellSpec, load_cell, save_cell
+from hwemu.report.compare import compare, plan_cells
+from hwemu.report.table import break_even_ns, json_rows, results_table, to_markdown
+
+
+def cell(policy, trace="t/matmul.parquet", machine="skx-2s", seed=0, params=None):
+    spec = CellSpec.make(trace, machine, policy, seed, None, params)
+    return CellData.from_result(spec, make_result(machine, trace, policy, seed, params))
+
+
+def test_break_even_formula():
+    # saved 20 ns/access, 1e6 accesses in 2e6 ns -> 10 ns saved per ns of run
+    assert break_even_ns(1000.0, 100.0, 120.0, 1e6, 2e6) == pytest.approx(100.0)
+    assert break_even_ns(0.0, 100.0, 120.0, 1e6, 2e6) == 0.0
+    assert math.isnan(break_even_ns(1000.0, 120.0, 120.0, 1e6, 2e6))   # nothing saved
+    assert math.isnan(break_even_ns(1000.0, 130.0, 120.0, 1e6, 2e6))   # worse
+    assert math.isnan(break_even_ns(1000.0, 100.0, 120.0, 0, 2e6))
+
+
+def test_derived_columns_exact():
+    df = results_table([cell("oracle"), cell("none"), cell("autonuma")])
+    assert list(df["policy"]) == ["none", "autonuma", "oracle"]      # baseline first
+    none, auto, orc = (df.iloc[i] for i in range(3))
+    assert none["latency_reduction_pct"] == 0.0 and none["speedup"] == 1.0
+    assert math.isnan(none["break_even_ns"])
+    assert auto["latency_reduction_pct"] == pytest.approx(100 * (120 - 96) / 120)
+    # autonuma: 200 pages, 1e6 ns migrating, sim 2e6*96/120 + 1e5 = 1.7e6 ns
+    assert auto["sim_time_ns"] == pytest.approx(1.7e6)
+    assert auto["speedup"] == pytest.approx(2e6 / 1.7e6)
+    assert auto["break_even_ns"] == pytest.approx(1e6 / (24 * 1e6 / 1.7e6))
+    assert orc["latency_reduction_pct"] == pytest.approx(100 * 40 / 120)
+    assert df["pages_migrated"].dtype == "int64"
+    assert list(df.columns[:4]) == ["trace", "machine", "policy", "seed"]
+
+
+def test_baseline_matches_seed_and_params():
+    cells = [cell(p, seed=s, params={"bias": b}) for p in ("none", "tpp") for s in (0, 1)
+             for b in (0, 5)]
+    df = results_table(cells)
+    assert "param.bias" in df.columns
+    tpp = df[df.policy == "tpp"]
+    # each tpp row is compared with the none row of the same seed and bias: same shift cancels
+    for _, r in tpp.iterrows():
+        base = 120.0 + r["param.bias"] + 0.5 * r["seed"]
+        mean = 110.0 + r["param.bias"] + 0.5 * r["seed"]
+        assert r["latency_reduction_pct"] == pytest.approx(100 * (base - mean) / base)
+
+
+def test_baseline_ignores_policy_own_params():
+    # the none cell has only the shared parameter; tpp has the shared one plus its own
+    cells = [cell("none", params={"bias": 5}), cell("none", params={"bias": 0}),
+             cell("tpp", params={"bias": 5, "extra": 1})]
+    df = results_table(cells)
+    r = df[df.policy == "tpp"].iloc[0]
+    assert r["latency_reduction_pct"] == pytest.approx(100 * 10 / 125)
+
+
+def test_compare_params_go_to_listed_policies_only():
+    seen = []
+
+    def runner(machine, trace, policy, schedule=None, seed=0, params=None):
+        seen.append((policy, params))
+        return fake_runner(machine, trace, policy, schedule, seed, params)
+
+    compare(machines=["m"], traces=["a.parquet"], policies=["tpp", "autonuma"],
+            params={"scan_size": "64MiB", "autonuma": {"scan_period_min": "1ms"}}, runner=runner)
+    assert sorted(seen, key=str) == sorted([
+        ("none", None), ("tpp", {"scan_size": "64MiB"}),
+        ("autonuma", {"scan_period_min": "1ms", "scan_size": "64MiB"})], key=str)
+
+
+@pytest.mark.parametrize("policies, params, words", [
+    (["tpp", "lru"], None, "unknown policy 'lru'"),
+    (["tpp"], {"tpp": {"scan_period_min": "1ms"}}, "unknown parameter 'scan_period_min'"),
+    (["autonuma"], {"scan_size": "lots"}, "scan_size"),
+])
+def test_compare_checks_policies_before_running(policies, params, words):
+    with pytest.raises(HwemuError, match=words):
+        compare(machines=["m"], traces=["a.parquet"], policies=policies, params=params)
+
+
+def test_missing_baseline_gives_nan():
+    df = results_table([cell("tpp")])
+    assert math.isnan(df.iloc[0]["latency_reduction_pct"]) and math.isnan(df.iloc[0]["speedup"])
+
+
+def test_plan_adds_none_once():
+    specs = plan_cells(["m"], ["a.parquet"], ["tpp", "autonuma", "tpp"])
+    assert [s.policy for s in specs] == ["none", "autonuma", "tpp"]
+    specs = plan_cells(["m"], ["a.parquet"], ["none", "tpp"])
+    assert [s.policy for s in specs] == ["none", "tpp"]
+
+
+def test_cell_id_is_stable_and_distinguishes():
+    a = CellSpec.make("traces/matmul.parquet", "skx-2s", "tpp", 0, None, {"x": 1})
+    assert a.cell_id == CellSpec.make("traces/matmul.parquet", "skx-2s", "tpp", 0, None,
+                                      {"x": 1}).cell_id
+    # a fixed value: the hash must not depend on the Python process (no hash randomisation)
+    code = ("from hwemu.report.cells import CellSpec;"
+            "print(CellSpec.make('traces/matmul.parquet','skx-2s','tpp',0,None,{'x':1}).cell_id)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert other == a.cell_id and len(a.cell_id) == 16
+    ids = {CellSpec.make("t", "m", "tpp", s, sch, p).cell_id
+           for s in (0, 1) for sch in (None, "s.toml") for p in ({}, {"x": 1}, {"x": 1.0},
+                                                                 {"x": "1"})}
+    assert len(ids) == 16      # seed, schedule, and param value and type all count
+
+
+def test_cell_file_roundtrip_and_bytes(tmp_path):
+    c = cell("autonuma", params={"bias": 2})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    p1 = save_cell(tmp_path / "a", c)
+    p2 = save_cell(tmp_path / "b", c)
+    assert p1.read_bytes() == p2.read_bytes()
+    back = load_cell(p1)
+    assert back.spec == c.spec
+    assert back.summary["mean_latency_ns"] == c.summary["mean_latency_ns"]
+    pd.testing.assert_frame_equal(back.timeline, c.timeline)
+    pd.testing.assert_frame_equal(back.steps, c.steps)
+    assert list(tmp_path.glob("a/.*")) == []            # no temporary left behind
+
+
+def test_load_cell_rejects_garbage(tmp_path):
+    p = tmp_path / "x.zip"
+    p.write_bytes(b"not a zip")
+    with pytest.raises(HwemuError, match="x.zip"):
+        load_cell(p)
+
+
+def test_runner_result_checked():
+    class Bad:
+        summary = {"mean_latency_ns": 1.0}
+        timeline = pd.DataFrame({"time_ns": [0]})
+    with pytest.raises(TypeError, match="timeline frame lacks"):
+        CellData.from_result(CellSpec.make("t", "m", "none"), Bad())
+
+
+def _compare(out):
+    return compare(machines=["skx-2s"], traces=["t/matmul.parquet", "t/sort.parquet"],
+                   policies=["autonuma", "tpp", "oracle"], seed=0, out=out, runner=fake_runner)
+
+
+def test_compare_writes_identical_reports(tmp_path):
+    df1 = _compare(tmp_path / "r1")
+    df2 = _compare(tmp_path / "r2")
+    pd.testing.assert_frame_equal(df1, df2)
+    assert len(df1) == 8                                   # 2 traces x (none + 3)
+    names = sorted(p.relative_to(tmp_path / "r1").as_posix()
+                   for p in (tmp_path / "r1").rglob("*") if p.is_file())
+    assert "results.csv" in names and "results.md" in names and "report.html" in names
+    assert sum(n.startswith("figures/") for n in names) == 6
+    assert sum(n.startswith("stats/") for n in names) == 8
+    assert sum(n.startswith("cells/") for n in names) == 8
+    for n in names:                                        # every file, byte for byte
+        assert (tmp_path / "r1" / n).read_bytes() == (tmp_path / "r2" / n).read_bytes(), n
+    html = (tmp_path / "r1" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6 and "src=\"figures/" not in html
+    md = (tmp_path / "r1" / "results.md").read_text().splitlines()
+    assert md[0].startswith("| trace | machine | policy | mean ns")
+    assert "| matmul | skx-2s | autonuma | 96.00 |" in "\n".join(md)
+    csv = pd.read_csv(tmp_path / "r1" / "results.csv")
+    assert list(csv["policy"][:4]) == ["none", "autonuma", "tpp", "oracle"]
+    st = pd.read_parquet(tmp_path / "r1" / "stats" / f"{csv['cell'][1]}.parquet")
+    assert list(st.columns) == ["cell", "trace", "machine", "policy", "seed",
+                                "component", "stat", "value", "unit"]
+    assert set(st["policy"]) == {"autonuma"}
+
+
+def test_report_changes_with_inputs(tmp_path):
+    _compare(tmp_path / "r1")
+    compare(machines=["skx-2s"], traces=["t/matmul.parquet", "t/sort.parquet"],
+            policies=["autonuma", "tpp", "oracle"], seed=1, out=tmp_path / "r2",
+            runner=fake_runner)
+    for n in ("results.csv", "results.md", "report.html", "figures/latency-matmul-skx-2s.png"):
+        assert (tmp_path / "r1" / n).read_bytes() != (tmp_path / "r2" / n).read_bytes(), n
+
+
+def test_json_rows_have_null_for_nan():
+    rows = json_rows(results_table([cell("none"), cell("tpp")]))
+    assert rows[0]["policy"] == "none" and rows[0]["break_even_ns"] is None
+    json.dumps(rows)            # plain Python types only
+    assert isinstance(rows[1]["pages_migrated"], int)
+
+
+def test_markdown_escapes_and_formats():
+    md = to_markdown(results_table([cell("none", trace="x/a|b.parquet")]))
+    assert "a\\|b" in md and "n/a" in md
+
+
+def test_compare_needs_a_trace():
+    with pytest.raises(HwemuError, match="no trace"):
+        compare(machines=["skx-2s"], policies=["tpp"], runner=fake_runner)
+
+
+def test_compare_out_is_a_file(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    with pytest.raises(HwemuError, match="not a directory"):
+        compare(machines=["m"], traces=["a.parquet"], policies=["tpp"], out=f,
+                runner=fake_runner)
+
+
+def test_rewrite_into_same_dir_drops_stale_figures_and_stats(tmp_path):
+    _compare(tmp_path / "r")
+    compare(machines=["skx-2s"], traces=["t/gzip.parquet"], policies=["tpp"],
+            out=tmp_path / "r", runner=fake_runner)
+    figs = sorted(p.name for p in (tmp_path / "r" / "figures").iterdir())
+    assert figs == ["latency-gzip-skx-2s.png", "placement-gzip-skx-2s.png", "steps-gzip-skx-2s.png"]
+    assert len(list((tmp_path / "r" / "stats").iterdir())) == 2
+    assert len(list((tmp_path / "r" / "cells").iterdir())) == 10   # cells are kept
+    assert len(pd.read_csv(tmp_path / "r" / "results.csv")) == 2
