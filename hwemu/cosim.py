@@ -189,12 +189,17 @@ class CoSim:
             self.m.move_thread(t, th.cpu)
         self.pids = [p.pid for p in sched.processes]
 
+        self._prior_done = np.zeros(nthreads, np.int64)
+        self._cur_sel: dict = {}
+        self._cur_start: dict = {}
+        self._loaded = False
         self.pstats = Stats()
         self.ctx = PolicyContext(
             kernel=self.kernel, machine=self.m, engine=self.engine, trace=self.trace,
             params=params, seed=seed, stats=self.pstats, pids=self.pids,
             tid_pid=dict(self.tid_pid), rng=np.random.default_rng(seed), schedule=sched,
-            hw=self.hw, record_migration=self._record_migration)
+            hw=self.hw, record_migration=self._record_migration,
+            extra={"records_done": self.records_done})
         pol = placement.mempolicy(self.ctx)
         if pol is not None:
             pol.check_nodes(self.hw.num_nodes, f"policy {placement.name}")
@@ -363,8 +368,19 @@ class CoSim:
             self._next_win += self.window_ps
         self._advance_os(t_ps)
 
+    def records_done(self) -> np.ndarray:
+        """Trace records replayed so far by each thread (index = trace tid)."""
+        done = self._prior_done.copy()
+        if self._cur_sel:
+            S = self.m.S
+            for t in self._cur_sel:
+                done[t] += int(S.th_pos[t]) - self._cur_start[t]
+        return done
+
     def _load(self, chunk) -> None:
         self._sample_flush()
+        for t, sel in self._cur_sel.items():
+            self._prior_done[t] += len(sel)       # the previous slice is fully replayed
         self._samp_pos, self._samp_clock = {}, {}
         self.m.load_chunk(chunk)
         self._loaded = True

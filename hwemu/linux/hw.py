@@ -70,6 +70,18 @@ class Hardware(Protocol):
     def fill_ps(self, cpu: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
         """``cpu`` writes ``nbytes`` of zeroes at ``dst_paddr`` (clear_page)."""
 
+    # Optional (looked up with getattr; a Hardware without them keeps the A/D state only in
+    # the OS model's Pte objects):
+    #
+    # def test_and_clear_young(self, pid: int, vaddr: int, huge: bool) -> bool:
+    #     """ptep_test_and_clear_young: the accessed bit the hardware set in the PTE mapping
+    #     ``vaddr`` of ``pid`` (set when a page walk fills a TLB entry), read and cleared.
+    #     No TLB flush (x86 does not flush for it); no time (the caller charges the walk)."""
+    #
+    # def test_and_clear_dirty(self, pid: int, vaddr: int, huge: bool) -> bool:
+    #     """The dirty bit the hardware set on the first store through a clean translation,
+    #     read and cleared; the caller flushes the TLBs so that the next store sets it again."""
+
 
 @dataclass(frozen=True, slots=True)
 class ParametricHardware:

@@ -507,6 +507,7 @@ class Kernel:
                     entry, is_pmd, page = self.entry_page(mm, addr)
                     if entry is not None and entry.kind is PteKind.PROTNONE:
                         entry.kind = PteKind.PRESENT
+                        entry.young = True              # do_numa_page: pte_mkyoung
                         self.notify_pte(mm, addr, is_pmd, entry)
                 kind = "numa_hint"
                 yield m.take()

@@ -221,6 +221,17 @@ class MachineHardware:
             self.counters["ipis"] += len(remote)
         return cost
 
+    # -- accessed / dirty bits (optional Hardware methods, hwemu.linux.hw) -------------------
+    def test_and_clear_young(self, pid: int, vaddr: int, huge: bool) -> bool:
+        """ptep_test_and_clear_young: read and clear the accessed bit the machine's page walker
+        set in the PTE word (no TLB flush, as on x86). No time: the caller charges the walk."""
+        return self.m.pt.test_and_clear(int(pid), int(vaddr), bool(huge), PT.PTE_ACCESSED)
+
+    def test_and_clear_dirty(self, pid: int, vaddr: int, huge: bool) -> bool:
+        """Read and clear the dirty bit of the PTE word (the caller flushes the TLBs, so that
+        the next store sets it again)."""
+        return self.m.pt.test_and_clear(int(pid), int(vaddr), bool(huge), PT.PTE_DIRTY)
+
     def copy_ps(self, cpu: int, src_paddr: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
         end = self.m.copy_lines(cpu, src_paddr, dst_paddr, nbytes, start_ps=int(at_ps),
                                 window=self.cfg.lfb + self.p.stream_prefetch_lines)
@@ -262,7 +273,12 @@ class MachineSync(KernelObserver):
         if kind is PteKind.NONE:
             self.m.unmap_page(pid, vaddr, huge)
             return
-        self.m.set_pte(pid, vaddr, PT.make_pte(paddr, node, huge, _STATE[kind]))
+        pte = PT.make_pte(paddr, node, huge, _STATE[kind])
+        old = self.m.get_pte(pid, vaddr)
+        if old and PT.pte_phys(old) == paddr and PT.pte_huge(old) == huge:
+            # same frame (e.g. present <-> PROT_NONE): the A/D bits stay, as pte_modify keeps them
+            pte |= int(old) & (PT.PTE_ACCESSED | PT.PTE_DIRTY)
+        self.m.set_pte(pid, vaddr, pte)
 
     def page_freed(self, paddr, nbytes):
         at = self.engine.now_ps if self.engine is not None else 0

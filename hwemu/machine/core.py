@@ -42,8 +42,8 @@ from hwemu.machine.hierarchy import (C_CPS, C_DTLB2_SETS, C_DTLB4_SETS, C_FAULT,
                                      C_L1D_LAT, C_L1D_POL, C_L1D_SETS, C_L1I_LAT, C_L1I_POL,
                                      C_L1I_SETS, C_PPI, C_ROB, K_L1D_HIT, K_L1D_MISS, K_L1I_HIT,
                                      K_L1I_MISS, access_below_l1)
-from hwemu.machine.pagetable import PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
-from hwemu.machine.tlb import tlb_lookup, tlb_translate
+from hwemu.machine.pagetable import PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
+from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 
 R_CHUNK_DONE, R_EVENT, R_FAULT = 0, 1, 2
 REASON_NAMES = ("chunk-done", "event", "fault")
@@ -182,6 +182,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 out[O_PTE] = pte
                 out[O_RECORD] = i
                 return R_FAULT
+            if is_write and (pte & PTE_DIRTY) == 0:
+                pte = tlb_mark_dirty(S, k2, v2, k4, v4, cpu, pid, va, pte)
             S.th_pte[th] = pte
             S.th_txd[th] = tx - clock
             S.th_t0[th] = clock

@@ -10,7 +10,14 @@ A PTE is one int64::
     bits 0-1   state: 0 not present, 1 present, 2 migration entry, 3 prot-none (NUMA hint)
     bit  2     huge (2 MiB page)
     bits 3-9   node of the frame
+    bit  10    accessed (A): set by the page walk that fills a TLB entry (x86 sets A when it
+               walks; an access that hits a cached translation does not set it again)
+    bit  11    dirty (D): set by the first store through a translation whose cached PTE is
+               clean (x86 re-walks with a locked update); the TLB entries then hold D too
     bits 12-   physical address of the frame (4 KiB aligned; 2 MiB aligned for huge pages)
+
+The A and D bits cost no time in the model (the walk's time is that of the walk; the locked
+D update is not timed). The OS reads and clears them with ``PageTables.test_and_clear``.
 
 An absent key reads as PTE 0 (not present).
 """
@@ -25,6 +32,8 @@ from hwemu.errors import HwemuError
 PTE_NOT_PRESENT, PTE_PRESENT, PTE_MIGRATION, PTE_PROTNONE = 0, 1, 2, 3
 PTE_STATE_NAMES = ("not-present", "present", "migration-entry", "prot-none")
 PTE_HUGE = 4
+PTE_ACCESSED = 1 << 10
+PTE_DIRTY = 1 << 11
 EMPTY, TOMB = -1, -2
 PAGE_SHIFT, HUGE_SHIFT = 12, 21
 MAX_NODES = 128
@@ -59,6 +68,14 @@ def pte_huge(pte: int) -> bool:
 
 def pte_with_state(pte: int, state: int) -> int:
     return (int(pte) & ~3) | state
+
+
+def pte_young(pte: int) -> bool:
+    return bool(int(pte) & PTE_ACCESSED)
+
+
+def pte_dirty(pte: int) -> bool:
+    return bool(int(pte) & PTE_DIRTY)
 
 
 @njit(cache=True, inline="always")
@@ -138,6 +155,29 @@ def translate(k2, v2, k4, v4, pid, vaddr):
     return ht_lookup(k4, v4, vkey(pid, vaddr >> 12))
 
 
+@njit(cache=True)
+def ht_or(keys, vals, key, bits):
+    """OR ``bits`` into the value at ``key`` (if present); returns the new value (0: absent)."""
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            vals[i] |= bits
+            return vals[i]
+        if k == EMPTY:
+            return np.int64(0)
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def pt_set_bits(k2, v2, k4, v4, pid, vaddr, huge, bits):
+    """The hardware setting A/D bits in the PTE that maps ``vaddr`` (the walker's update)."""
+    if huge:
+        return ht_or(k2, v2, vkey(pid, vaddr >> 21), bits)
+    return ht_or(k4, v4, vkey(pid, vaddr >> 12), bits)
+
+
 class _Table:
     def __init__(self, cap: int = 1 << 12):
         self.keys = np.full(cap, EMPTY, np.int64)
@@ -215,6 +255,18 @@ class PageTables:
         if huge:
             return self.t2.delete(_key(pid, vaddr >> HUGE_SHIFT))
         return self.t4.delete(_key(pid, vaddr >> PAGE_SHIFT))
+
+    def test_and_clear(self, pid: int, vaddr: int, huge: bool, bit: int) -> bool:
+        """Clear ``bit`` (PTE_ACCESSED or PTE_DIRTY) of the entry mapping ``vaddr``; True if it
+        was set (ptep_test_and_clear_young / _dirty). TLB entries are not touched: as on x86,
+        a cached translation keeps its copy until it is flushed or evicted."""
+        t, shift = (self.t2, HUGE_SHIFT) if huge else (self.t4, PAGE_SHIFT)
+        key = _key(pid, vaddr >> shift)
+        pte = t.get(key)
+        if not pte & bit:
+            return False
+        t.set(key, pte & ~bit)
+        return True
 
     def __len__(self) -> int:
         return self.t4.live + self.t2.live

@@ -17,7 +17,8 @@ from numba import njit
 from hwemu.machine.cache import find, victim
 from hwemu.machine.hierarchy import (C_DTLB2_SETS, C_DTLB4_SETS, C_ITLB_SETS, C_STLB_LAT,
                                      C_STLB_SETS, C_WALK, K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS)
-from hwemu.machine.pagetable import PTE_HUGE, PTE_PRESENT, translate, vkey
+from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
+                                     translate, vkey)
 
 
 def tlb_arrays(instances: int, sets: int, ways: int):
@@ -83,6 +84,9 @@ def tlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
         pte = translate(k2, v2, k4, v4, pid, vaddr)
         if (pte & 3) != PTE_PRESENT:
             return pte, t
+        if (pte & PTE_ACCESSED) == 0:
+            # the walker sets the accessed bit (no extra time in the model)
+            pte = pt_set_bits(k2, v2, k4, v4, pid, vaddr, (pte & PTE_HUGE) != 0, PTE_ACCESSED)
         if pte & PTE_HUGE:
             _fill(S.stlb_t, S.stlb_s, S.stlb_v, cpu * nst + vpn2 % nst, key2, pte, ctr, S.rng)
         else:
@@ -97,6 +101,35 @@ def tlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
         _fill(S.dtlb4_t, S.dtlb4_s, S.dtlb4_v, cpu * S.cfg[C_DTLB4_SETS] + vpn4 % S.cfg[C_DTLB4_SETS],
               vpn4, pte, ctr, S.rng)
     return pte, t
+
+
+@njit(cache=True, inline="always")
+def _or_entry(tags, vals, row, key, bits):
+    w = find(tags, row, key)
+    if w >= 0:
+        vals[row, w] |= bits
+
+
+@njit(cache=True)
+def tlb_mark_dirty(S, k2, v2, k4, v4, cpu, pid, vaddr, pte):
+    """A store through a translation whose PTE is clean: set D in the page table (x86's
+    locked re-walk) and in ``cpu``'s cached copies, so later stores go straight through.
+    Costs no time in the model. Returns the PTE with D set."""
+    huge = (pte & PTE_HUGE) != 0
+    new = pt_set_bits(k2, v2, k4, v4, pid, vaddr, huge, PTE_DIRTY | PTE_ACCESSED)
+    if new == 0:
+        new = pte | PTE_DIRTY | PTE_ACCESSED
+    nst = S.cfg[C_STLB_SETS]
+    vpn4 = vkey(pid, vaddr >> 12)
+    vpn2 = vkey(pid, vaddr >> 21)
+    bits = PTE_DIRTY | PTE_ACCESSED
+    if huge:
+        _or_entry(S.dtlb2_t, S.dtlb2_v, cpu * S.cfg[C_DTLB2_SETS] + vpn2 % S.cfg[C_DTLB2_SETS], vpn2, bits)
+        _or_entry(S.stlb_t, S.stlb_v, cpu * nst + vpn2 % nst, (vpn2 << 1) | 1, bits)
+    else:
+        _or_entry(S.dtlb4_t, S.dtlb4_v, cpu * S.cfg[C_DTLB4_SETS] + vpn4 % S.cfg[C_DTLB4_SETS], vpn4, bits)
+        _or_entry(S.stlb_t, S.stlb_v, cpu * nst + vpn4 % nst, vpn4 << 1, bits)
+    return new
 
 
 @njit(cache=True)

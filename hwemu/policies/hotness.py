@@ -58,7 +58,8 @@ class Hotness(MigrationPolicy):
     """Sampled hot/cold tiering (HeMem/Memtis): PEBS-like access samples, hot thresholds, cooling, periodic batch migration."""
 
     PARAMS = (
-        Param("sample_period", "int", 5003, "one access sample in every N memory records",
+        Param("sample_period", "int", None, "one access sample in every N memory records "
+              "(default: 5003 times the schedule's time scale, at least 1; docs/policies-advanced.md)",
               linux="HeMem SAMPLE_PERIOD = 5003"),
         Param("hot_read_threshold", "int", 8, "sampled loads that make a page hot",
               linux="HeMem HOT_READ_THRESHOLD = 8"),
@@ -67,7 +68,8 @@ class Hotness(MigrationPolicy):
         Param("cooling_threshold", "int", 18,
               "a page count above this ticks the cooling clock (all counts halve)",
               linux="HeMem PEBS_COOLING_THRESHOLD = 18"),
-        Param("migrate_interval", "time", "10ms", "period of the migration thread",
+        Param("migrate_interval", "time", None, "period of the migration thread (default: "
+              "10 ms at the schedule's time scale)",
               linux="HeMem PEBS_KSWAPD_INTERVAL = 10 ms"),
         Param("migrate_budget", "size", "10GiB", "bytes migrated at most per interval",
               linux="HeMem PEBS_KSWAPD_MIGRATE_RATE = 10 GiB"),
@@ -83,6 +85,14 @@ class Hotness(MigrationPolicy):
     def attach(self, ctx: PolicyContext) -> None:
         self.ctx = ctx
         self.k = ctx.kernel
+        from hwemu.policies.tpp import time_scale
+
+        _, scale = time_scale(ctx)
+        self.p = dict(self.p)
+        if self.p["sample_period"] is None:
+            self.p["sample_period"] = max(1, round(5003 * scale))
+        if self.p["migrate_interval"] is None:
+            self.p["migrate_interval"] = max(1, round(10 * 10**9 * scale))
         self.sample_every = self.p["sample_period"]
         self.tick_ps = self.p["migrate_interval"]
         self.fast, self.slow, self.demote_to = tiers(ctx)

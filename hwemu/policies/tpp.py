@@ -210,27 +210,66 @@ class _NodeProm:
     promo_wanted: bool = False       # PGDAT flag: reclaim up to the promotion watermark
 
 
+LINUX_SECOND_PS = 1000 * MSEC_PS
+
+
+def time_scale(ctx: PolicyContext) -> tuple:
+    """(NumaBalancingParams, scale) of a run: the schedule's ``[numa_balancing]`` table (or
+    Linux's defaults) and its time scale, ``scan_period_min / 1 s`` (1/5000 on the demos)."""
+    from hwemu.linux.numa_balancing import NumaBalancingParams
+
+    linux = NumaBalancingParams()
+    base = (ctx.schedule.numa_balancing if ctx.schedule is not None
+            and getattr(ctx.schedule, "numa_balancing", None) is not None else linux)
+    return base, base.scan_period_min_ps / linux.scan_period_min_ps
+
+
+def resolve_time_scale(p: dict, ctx: PolicyContext) -> dict:
+    """Fill the time parameters left at None (their default) from the schedule's
+    ``[numa_balancing]`` table, as autonuma does: scan delay, scan period (= scan_period_min),
+    scan size, threshold period (= scan_period_max); the hot threshold (Linux: 1 s, equal to
+    the scan period) and the "second" of the promotion rate limit scale with the same factor.
+    Returns a new dict with ``second_ps`` added."""
+    base, scale = time_scale(ctx)
+    q = dict(p)
+    second = max(1, round(LINUX_SECOND_PS * scale))
+    defaults = {"scan_delay": base.scan_delay_ps, "scan_period": base.scan_period_min_ps,
+                "scan_size": base.scan_size_bytes, "hot_threshold": second,
+                "threshold_period": base.scan_period_max_ps}
+    for key, val in defaults.items():
+        if key in q and q[key] is None:
+            q[key] = int(val)
+    q["second_ps"] = second
+    return q
+
+
 @register_policy("tpp")
 class Tpp(MigrationPolicy):
     """Linux memory tiering (TPP): promote hot CXL pages on hinting faults, demote cold pages in reclaim."""
 
     PARAMS = (
-        Param("scan_delay", "time", "1s", "time before the first scan of a process",
+        Param("scan_delay", "time", None, "time before the first scan of a process (default: "
+              "the schedule's [numa_balancing] scan_delay, else Linux's 1 s)",
               linux="numa_balancing_scan_delay_ms = 1000"),
-        Param("scan_period", "time", "1s", "time between two scans of a process's slow-tier pages",
+        Param("scan_period", "time", None, "time between two scans of a process's slow-tier "
+              "pages (default: the schedule's scan_period_min, else 1 s)",
               linux="numa_balancing_scan_period_min_ms = 1000"),
-        Param("scan_size", "size", "256MiB", "slow-tier memory made PROT_NONE per scan",
+        Param("scan_size", "size", None, "slow-tier memory made PROT_NONE per scan (default: "
+              "the schedule's scan_size, else 256 MiB)",
               linux="numa_balancing_scan_size_mb = 256"),
-        Param("hot_threshold", "time", "1s",
-              "a page whose hint-fault latency (fault - scan time) is below this is hot",
+        Param("hot_threshold", "time", None,
+              "a page whose hint-fault latency (fault - scan time) is below this is hot "
+              "(default: 1 s at the schedule's time scale, docs/policies-advanced.md)",
               linux="numa_balancing_hot_threshold_ms = 1000"),
         Param("promote_rate_limit_MBps", "int", 65536,
-              "promotion candidates allowed per second per target node, MB/s",
+              "promotion candidates allowed per second (at the run's time scale) per target "
+              "node, MB/s",
               linux="numa_balancing_promote_rate_limit_MBps = 65536"),
         Param("adjust_threshold", "bool", True,
               "adjust the hot threshold every scan_period_max so candidates match the rate limit",
               linux="numa_promotion_adjust_threshold (always on)"),
-        Param("threshold_period", "time", "60s", "period of the threshold adjustment",
+        Param("threshold_period", "time", None, "period of the threshold adjustment (default: "
+              "the schedule's scan_period_max, else 60 s)",
               linux="numa_balancing_scan_period_max_ms = 60000"),
         Param("demotion", "bool", True, "demote cold pages to the slow tier in reclaim",
               linux="/sys/kernel/mm/numa/demotion_enabled"),
@@ -248,7 +287,8 @@ class Tpp(MigrationPolicy):
     def attach(self, ctx: PolicyContext) -> None:
         self.ctx = ctx
         self.k = ctx.kernel
-        p = self.p
+        self.p = p = resolve_time_scale(self.p, ctx)
+        self.second_ps = p["second_ps"]
         self.fast, self.slow, self.demote_to = tiers(ctx)
         self.wm = compute_watermarks(self.k, p["watermark_scale_factor"], p["min_free"])
         self.prom = {n: _NodeProm() for n in range(ctx.num_nodes)}
@@ -309,7 +349,7 @@ class Tpp(MigrationPolicy):
         period = self.p["threshold_period"]
         if now - st.th_start_ps > period:
             st.th_start_ps = now
-            ref_cand = rate_limit * period // (1000 * MSEC_PS)
+            ref_cand = rate_limit * period // self.second_ps
             diff = st.nr_cand - st.th_nr_cand
             unit = ref_th * 2 // NUMA_MIGRATION_ADJUST_STEPS
             th = st.threshold_ps or ref_th
@@ -321,9 +361,10 @@ class Tpp(MigrationPolicy):
             st.threshold_ps = th
 
     def _rate_limited(self, st: _NodeProm, now: int, rate_limit: int, nr: int) -> bool:
-        """``numa_promotion_rate_limit``: candidates counted per 1 s window."""
+        """``numa_promotion_rate_limit``: candidates counted per 1 s window (at the run's
+        time scale: ``second_ps``)."""
         st.nr_cand += nr
-        if now - st.rl_start_ps > 1000 * MSEC_PS:
+        if now - st.rl_start_ps > self.second_ps:
             st.rl_start_ps = now
             st.rl_nr_cand = st.nr_cand
         return st.nr_cand - st.rl_nr_cand >= rate_limit
@@ -394,12 +435,14 @@ class Tpp(MigrationPolicy):
         self.ctx.call_at(self.ctx.now_ps() + self.p["kswapd_check"], self._check_watermarks)
 
     def wake_kswapd(self, node: int):
-        """Start kswapd on ``node`` (a process on the node's first CPU) unless it runs."""
+        """Start kswapd on ``node`` unless it runs: a process on a CPU of the node that runs
+        no application thread (``ctx.idle_cpu``; kswapd is a per-node kernel thread the
+        scheduler places on an idle CPU of its node when there is one)."""
         st = self.prom[node]
         if st.kswapd_running or node not in self.demote_to or not self.p["demotion"]:
             return None
         st.kswapd_running = True
-        cpu = first_cpu_of(self.ctx, node)
+        cpu = self.ctx.idle_cpu(node)
         return self.ctx.engine.spawn(self._kswapd(node, cpu), cpu, name=f"kswapd{node}")
 
     def reclaim_goal(self, node: int) -> int:

@@ -85,3 +85,46 @@ def test_machine_sync_mirrors_ptes():
     assert PT.pte_state(m.get_pte(1, 0x40000000)) == PT.PTE_MIGRATION
     sync.pte_changed(1, 0x40000000, False, PteKind.NONE, -1, -1)
     assert m.get_pte(1, 0x40000000) == 0
+
+
+def test_accessed_dirty_bits_through_machine_hardware():
+    """The machine's walker sets A/D in its PTE words; MachineHardware reads and clears them;
+    a kernel rewrite of the same frame (present <-> PROT_NONE) keeps them, a new frame does
+    not; a hinting fault that restores the entry marks the OS model's Pte young."""
+    import numpy as np
+
+    from hwemu.machine.replay import run_chunks
+    from hwemu.traces.format import TraceChunk
+
+    m = Machine(DEMO_MACHINE, threads=1)
+    hw = MachineHardware(m)
+    k = Kernel(hw)
+    sync = MachineSync(m, k.engine)
+    k.observers.append(sync)
+    k.create_process(1)
+    k.add_thread(1, 0, 0)
+    m.set_thread_pid(0, 1)
+    va = 0x40000000
+    k.mmap(1, va, 1 << 20, "anon")
+    k.engine.run_process(k.access(0, va, True))
+    assert not hw.test_and_clear_young(1, va, False)          # nothing replayed yet
+    chunk = TraceChunk.from_arrays(np.array([1, 2], np.uint8), np.full(2, va, np.uint64),
+                                   np.full(2, 8, np.uint16), insts=np.ones(2, np.uint32))
+
+    def on_fault(stop):
+        raise AssertionError(stop)
+
+    run_chunks(m, [chunk], on_fault)
+    assert PT.pte_young(m.get_pte(1, va)) and PT.pte_dirty(m.get_pte(1, va))
+    page = k.follow_page(1, va)
+    sync.pte_changed(1, va, False, PteKind.PROTNONE, page.paddr, page.node)
+    assert PT.pte_young(m.get_pte(1, va)) and PT.pte_dirty(m.get_pte(1, va))    # kept
+    assert hw.test_and_clear_young(1, va, False) and not hw.test_and_clear_young(1, va, False)
+    assert hw.test_and_clear_dirty(1, va, False) and not hw.test_and_clear_dirty(1, va, False)
+    # the hinting fault: the entry is restored and young
+    entry = k.mm(1).ptes[va >> 12]
+    entry.kind = PteKind.PROTNONE
+    entry.young = False
+    k.notify_pte(k.mm(1), va, False, entry)
+    k.engine.run_process(k.fault(0, va, False))
+    assert entry.kind is PteKind.PRESENT and entry.young

@@ -18,7 +18,11 @@ def test_registered_with_hemem_defaults():
     info = {p["name"]: p for p in list_policies()}["hotness"]
     params = {p["name"]: p["default"] for p in info["params"]}
     assert (params["sample_period"], params["hot_read_threshold"], params["hot_write_threshold"],
-            params["cooling_threshold"], params["migrate_interval"]) == (5003, 8, 4, 18, "10ms")
+            params["cooling_threshold"], params["migrate_interval"]) == (None, 8, 4, 18, None)
+    # without a [numa_balancing] time scale: HeMem's own values
+    pol = get_policy("hotness")
+    Sim(pol)
+    assert (pol.sample_every, pol.tick_ps) == (5003, 10 * 10**9)
 
 
 def test_hot_pages_found_by_sampling_move_cold_ones_do_not():

@@ -31,7 +31,7 @@ def on_cxl(n, policy, **kw):
 def test_registered_with_linux_defaults():
     info = {p["name"]: p for p in list_policies()}["tpp"]
     params = {p["name"]: p for p in info["params"]}
-    assert params["hot_threshold"]["default"] == "1s"
+    assert params["hot_threshold"]["default"] is None          # from the run's time scale
     assert params["promote_rate_limit_MBps"]["default"] == 65536
     assert "numa_balancing_hot_threshold_ms" in params["hot_threshold"]["linux"]
     with pytest.raises(HwemuError, match="policy tpp: unknown parameter 'hot'"):
@@ -209,3 +209,26 @@ def test_hardware_accessed_bits_keep_pages_on_the_fast_node():
     demoted = {i for i in range(n) if sim.node_of(BASE + i * P) == 2}
     assert demoted and not demoted & hot
     assert ("young", BASE) in hw.asked
+
+
+def test_time_parameters_follow_the_schedule_time_scale():
+    """Left at their defaults, the time parameters are Linux's (1 s scan delay, period and hot
+    threshold, 60 s threshold period, 256 MiB) without a [numa_balancing] table, and scaled
+    with it, as autonuma's are."""
+    from types import SimpleNamespace
+
+    from hwemu.linux.numa_balancing import NumaBalancingParams
+    from hwemu.policies.tpp import resolve_time_scale
+
+    sim = Sim()
+    ctx = sim.ctx
+    p = resolve_time_scale(get_policy("tpp").p, ctx)
+    assert (p["scan_delay"], p["scan_period"], p["hot_threshold"], p["threshold_period"],
+            p["scan_size"], p["second_ps"]) == (10**12, 10**12, 10**12, 60 * 10**12, 256 << 20, 10**12)
+    ctx.schedule = SimpleNamespace(events=[], numa_balancing=NumaBalancingParams(
+        scan_delay_ps=200 * 10**6, scan_period_min_ps=200 * 10**6,
+        scan_period_max_ps=12 * 10**9, scan_size_bytes=1 << 20))
+    p = resolve_time_scale(get_policy("tpp", hot_threshold="50us").p, ctx)
+    assert (p["scan_delay"], p["scan_period"], p["hot_threshold"], p["threshold_period"],
+            p["scan_size"], p["second_ps"]) == (200 * 10**6, 200 * 10**6, 50 * 10**6, 12 * 10**9,
+                                                1 << 20, 200 * 10**6)
