@@ -234,12 +234,15 @@ class CoSim:
         self._samp_pos: dict = {}
         self._samp_clock: dict = {}
         self._samp_count: dict = {}
+        self._trace_done = False
 
     # -- hooks -------------------------------------------------------------------------------
     def _record_migration(self, kind, t0_ps, pages, nbytes, duration_ps):
         self.mig_rows.append((int(t0_ps), int(pages), int(nbytes), int(duration_ps), str(kind)))
 
     def _tick(self):
+        if self._trace_done:
+            return      # the workload has ended: no new periodic policy work
         p = self.policy
         p.on_tick(self.engine.now_ps)
         if p.tick_ps:
@@ -478,6 +481,7 @@ class CoSim:
                     self._run_slice(chunk)
                     bar.update(len(chunk))
         end = m.sim_time_ps()
+        self._trace_done = True
         # OS work still in flight (a migration started near the end) finishes
         self._advance_to(max(end, self.engine.now_ps))
         self._drain()

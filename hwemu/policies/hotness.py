@@ -90,7 +90,10 @@ class Hotness(MigrationPolicy):
         _, scale = time_scale(ctx)
         self.p = dict(self.p)
         if self.p["sample_period"] is None:
-            self.p["sample_period"] = max(1, round(5003 * scale))
+            # Scaled with the run's time scale, but never below one sample in 64 records:
+            # every sample costs SAMPLE_CYCLES of the migration CPU, and one sample per record
+            # would make the sampling thread's work outlast the workload many times over.
+            self.p["sample_period"] = max(64, round(5003 * scale))
         if self.p["migrate_interval"] is None:
             self.p["migrate_interval"] = max(1, round(10 * 10**9 * scale))
         self.sample_every = self.p["sample_period"]

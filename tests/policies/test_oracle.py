@@ -186,7 +186,7 @@ COSIM_COMPETITORS = {
                 kswapd_check="20us"),
     "nomad": dict(scan_delay="100us", scan_period="200us", hot_threshold="100us",
                   kswapd_check="20us"),
-    "hotness": dict(sample_period=16, migrate_interval="50us"),
+    "hotness": dict(sample_period=16, migrate_interval="10us"),
 }
 
 
