@@ -1,7 +1,7 @@
 """Speed of the co-simulation (run by hand): wall time and replayed records per second of
 every demo cell (hwemu.experiment.demo_cells), and of the whole demo.
 
-    /work/venv/bin/python benchmarks/bench_cosim.py [--policy NAME ...]
+    python benchmarks/bench_cosim.py [--policy NAME ...]
 """
 
 from __future__ import annotations

@@ -96,15 +96,21 @@ def _registered(names):
 
 def demo_cells() -> list[dict]:
     """The bundled demo, one dict per cell: ``machine``, ``trace``, ``schedule``, ``policy``
-    (absolute paths). Two workloads (traces/demo/README.md): the classic migration case on
-    skx-2s-demo (threads moved to the other socket) and a tiering case on skx-2s-cxl-demo
-    (hot pages first touched on the CXL node)."""
+    (absolute paths). Three workloads (traces/demo/README.md): the classic migration case on
+    skx-2s-demo (threads moved to the other socket), a tiering case on skx-2s-cxl-demo (hot
+    pages first touched on the CXL node), and the recorded real program traces/threads.parquet
+    on skx-2s (its workers moved to the other socket)."""
     d = DEMO_DIR
     pairs = [
         (str(d / "skx-2s-demo.toml"), str(d / "numa_move.parquet"), str(d / "numa_move.toml"),
          _registered(("none", "manual", "autonuma", "tpp", "hotness", "nomad", "oracle"))),
         (str(d / "skx-2s-cxl-demo.toml"), str(d / "tiering.parquet"), str(d / "tiering.toml"),
          _registered(("none", "autonuma", "tpp", "hotness", "nomad", "oracle"))),
+        # a recorded real program (traces/README.md): its workers move to socket 1 too, but
+        # their data is cache-resident, so migration has nothing to win there
+        (str(Path(__file__).parent / "machine" / "presets" / "skx-2s.toml"),
+         str(d.parent / "threads.parquet"), str(d / "threads.toml"),
+         _registered(("none", "manual", "autonuma", "oracle"))),
     ]
     out = []
     for machine, trace, schedule, policies in pairs:

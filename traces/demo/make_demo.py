@@ -1,6 +1,6 @@
 """Generate the demo traces of traces/demo (deterministic: same seed -> same bytes).
 
-    /work/venv/bin/python traces/demo/make_demo.py [--out-dir traces/demo] [--seed 1]
+    python traces/demo/make_demo.py [--out-dir traces/demo] [--seed 1]
 
 Two workloads, both "per-thread private arrays with a hot part" (the shape of an OpenMP loop
 nest over thread-private data):
