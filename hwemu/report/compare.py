@@ -233,16 +233,26 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
                 check_file(schedule, what="schedule")
         specs = plan_cells(machines, traces, policies, schedule, (int(seed),), (shared,),
                            per_policy)
+    fresh = out is not None and not Path(out).exists()
     out_dir = prepare_out(out) if out is not None else None
     cells = []
-    with progress(len(specs), quiet, "compare") as bar:
-        for spec in specs:
-            bar.set_postfix_str(f"{spec.policy}", refresh=False)
-            cell = run_one(spec, runner)
-            if out_dir is not None:
-                save_cell(out_dir / "cells", cell)
-            cells.append(cell)
-            bar.update(1)
+    try:
+        with progress(len(specs), quiet, "compare") as bar:
+            for spec in specs:
+                bar.set_postfix_str(f"{spec.policy}", refresh=False)
+                cell = run_one(spec, runner)
+                if out_dir is not None:
+                    save_cell(out_dir / "cells", cell)
+                cells.append(cell)
+                bar.update(1)
+    except BaseException:
+        # A failure before any cell finished leaves nothing behind in a directory we created;
+        # finished cells are kept (a re-run resumes from them).
+        if fresh and not cells:
+            import shutil
+
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     if out_dir is not None:
         return write_report(out_dir, cells)
     return results_table(cells)
