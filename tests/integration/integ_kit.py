@@ -50,3 +50,16 @@ def make_schedule(path, threads=2, cpus=None, events="", nb=""):
     return str(path)
 
 
+# Threads 0 and 1 move to socket 1 (CPUs 24, 25) at 200 us.
+MOVE = """
+[[event]]
+at = "200us"
+action = "move_thread"
+tid = 0
+cpu = 24
+[[event]]
+at = "200us"
+action = "move_thread"
+tid = 1
+cpu = 25
+"""

@@ -8,20 +8,8 @@ import pytest
 from hwemu.cosim import CoSim
 from hwemu.machine import pagetable as PT
 
-from integ_kit import DEMO_MACHINE, make_schedule
+from integ_kit import DEMO_MACHINE, MOVE, make_schedule
 
-MOVE = """
-[[event]]
-at = "200us"
-action = "move_thread"
-tid = 0
-cpu = 24
-[[event]]
-at = "200us"
-action = "move_thread"
-tid = 1
-cpu = 25
-"""
 MIGRATE = """
 [[event]]
 at = "300us"

@@ -10,20 +10,8 @@ import pytest
 from hwemu.cli import main
 from hwemu.experiment import SUMMARY_KEYS, CellResult, demo_cells, run_cell
 
-from integ_kit import DEMO_MACHINE, make_schedule
+from integ_kit import DEMO_MACHINE, MOVE, make_schedule
 
-MOVE = """
-[[event]]
-at = "200us"
-action = "move_thread"
-tid = 0
-cpu = 24
-[[event]]
-at = "200us"
-action = "move_thread"
-tid = 1
-cpu = 25
-"""
 
 OLD_KEYS = ("machine", "threads", "accesses", "mean_latency_ns", "p50_latency_ns",
             "p95_latency_ns", "p99_latency_ns", "served", "node_bandwidth_gbs",
