@@ -118,7 +118,8 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     socket_node = np.array([cfg.socket_node(s) for s in range(cfg.sockets)], np.int64)
     node_base, node_size = node_layout(cfg)
     T = max(1, int(threads))
-    rng = np.array([np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) | np.uint64(1)], np.uint64)
+    # Fibonacci hashing of the seed, modulo 2**64 (Python ints: no numpy overflow warning).
+    rng = np.array([((int(seed) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) | 1], np.uint64)
     return State(
         c, rng, np.zeros(1, np.int64),
         *l1i, *l1d, *l2, *llc, llc_cv,
