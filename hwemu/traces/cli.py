@@ -15,10 +15,10 @@ without a record of their own. The native format is zstd-compressed Parquet
 (docs/trace-format.md).
 
 examples:
-  hwemu trace record --out ls.trace -- /bin/ls /
-  hwemu trace import --format lackey lackey.out.xz prog.trace
-  hwemu trace synth chase --footprint 256MiB --records 10000000 --out chase.trace
-  hwemu trace info ls.trace
+  hwemu trace record --out ls.parquet -- /bin/ls /
+  hwemu trace import --format lackey lackey.out.xz prog.parquet
+  hwemu trace synth chase --footprint 256MiB --records 10000000 --out chase.parquet
+  hwemu trace info ls.parquet
 """
 
 
@@ -78,8 +78,8 @@ formats (details in docs/traces.md):
 A malformed line stops the import with its line number and text; no OUT is left behind.
 
 example:
-  hwemu trace import --format lackey lackey.log.gz ls.trace
-  xz -dc 600.perlbench_s-210B.champsimtrace.xz | hwemu trace import --format champsim - perl.trace
+  hwemu trace import --format lackey lackey.log.gz ls.parquet
+  xz -dc 600.perlbench_s-210B.champsimtrace.xz | hwemu trace import --format champsim - perl.parquet
 """)
     q.add_argument("--format", "-f", required=True, choices=FORMATS, help="input format")
     q.add_argument("--program", default="", help="program name to store in the trace metadata")
@@ -102,7 +102,7 @@ counts (Ir = I records, Dr = L + M, Dw = S). '--tool lackey' uses Valgrind's lac
 --allow-failure. Exit status, argv and working directory go into the trace metadata.
 
 example:
-  hwemu trace record --out sort.trace -- sort -n numbers.txt
+  hwemu trace record --out sort.parquet -- sort -n numbers.txt
 """)
     r.add_argument("--out", "-o", required=True, metavar="OUT", help="native trace to write")
     r.add_argument("--tool", choices=("auto", "hwtrace", "lackey"), default="auto",
@@ -142,7 +142,7 @@ address range (all records and data only), distinct 4 KiB pages, bytes on disk, 
 program and recording metadata.
 
 example:
-  hwemu trace info traces/matmul.trace --json
+  hwemu trace info traces/matmul.parquet --json
 """)
     i.add_argument("trace", metavar="TRACE", help="native trace file")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -166,7 +166,7 @@ Threads interleave round-robin, one record each in turn; stream/strided/chase gi
 its own footprint/threads slice, random and phase share the footprint.
 
 example:
-  hwemu trace synth random --footprint 1GiB --records 5M --threads 4 --seed 7 --out gups.trace
+  hwemu trace synth random --footprint 1GiB --records 5M --threads 4 --seed 7 --out gups.parquet
 """)
     s.add_argument("kind", choices=SYNTH_KINDS, help="access pattern")
     s.add_argument("--out", "-o", required=True, metavar="OUT", help="native trace to write")
