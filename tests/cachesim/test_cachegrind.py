@@ -102,7 +102,9 @@ def workdir(tmp_path_factory):
 PROGRAMS = {
     "true": ["/bin/true"],
     "ls": ["/bin/ls", "-l", "/usr"],
-    "sort": ["/usr/bin/sort", "-k2,2n", "words.txt"],
+    # -S fixes sort's buffer size: by default it is sized from the memory free at start-up,
+    # which changes the instruction count by a few between two runs on a busy machine.
+    "sort": ["/usr/bin/sort", "-S", "1M", "-k2,2n", "words.txt"],
     "gzip": ["/bin/gzip", "-c", "-6", "words.txt"],
     "array-O2": ["./array"],
 }
