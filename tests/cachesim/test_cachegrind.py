@@ -152,7 +152,8 @@ def test_threaded_program_close_to_cachegrind(workdir):
     """Valgrind serialises threads, but where it switches between them depends on when futex
     waits return, so two runs of a threaded program (even two cachegrind runs) differ a little
     (six cachegrind runs of this program: Ir within 180, D1mr within 76, D1mw 492..520). Exact
-    equality is not defined here; require agreement within that spread: 64 events + 0.2%."""
+    equality is not defined here; require agreement within about twice that spread: 96 events
+    + 0.5% (about 1% of D1mr)."""
     cwd, scratch = workdir
     if not (cwd / "threads").exists():
         pytest.skip("gcc not available")
@@ -164,4 +165,4 @@ def test_threaded_program_close_to_cachegrind(workdir):
     got = simulate(trace, **geo)
     assert got["D1mr"] > 10_000            # the program does miss: the comparison means something
     for e in EVENTS:
-        assert abs(got[e] - ref[e]) <= 64 + ref[e] // 500, f"{e}: hwemu {got[e]} cachegrind {ref[e]}"
+        assert abs(got[e] - ref[e]) <= 96 + ref[e] // 200, f"{e}: hwemu {got[e]} cachegrind {ref[e]}"
