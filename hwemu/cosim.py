@@ -352,10 +352,11 @@ class CoSim:
         delay = new - c
         if fault == "migration_entry":
             # An access that found its page under migration waited for it: that wait is part
-            # of the access's latency (the machine times the retried access from when it
-            # translates, so add it here). The handler time of other faults is OS time: it
-            # moves the thread's clock and is reported per fault kind, not as access latency.
-            m.S.th_lat_sum[tid] += delay
+            # of the access's latency. The machine times the retried access from when it
+            # translates and adds th_wait to it, so the wait is in the mean and in the
+            # latency histogram (percentiles). The handler time of other faults is OS time:
+            # it moves the thread's clock and is reported per fault kind, not as latency.
+            m.S.th_wait[tid] += delay
         acc = self._fault_lat.setdefault(fault, [0, 0])
         acc[0] += 1
         acc[1] += delay

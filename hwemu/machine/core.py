@@ -26,7 +26,9 @@ Timing of one record of a thread:
 
 Per access the latency (from the record's turn to data, including translation, excluding
 any wait for a fill buffer) goes to a
-histogram with 250 ps bins up to 256 ns and 4 ns bins up to ~12.5 us (last bin: overflow).
+histogram with 250 ps bins up to 256 ns, 4 ns bins up to ~12.5 us and 1 us bins up to ~4.1 ms
+(last bin: overflow). The long tier holds accesses the OS made wait (``th_wait``: a page under
+migration).
 
 The loop returns to Python when the chunk is done, when every runnable thread has reached
 ``stop_time`` (an OS event is due), or on a fault.
@@ -53,7 +55,9 @@ O_N = 8
 
 HIST_FINE_BINS, HIST_FINE_PS = 1024, 250
 HIST_COARSE_BINS, HIST_COARSE_PS = 3072, 4000
-HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS
+HIST_WIDE_BINS, HIST_WIDE_PS = 4096, 1_000_000
+HIST_COARSE_END = HIST_FINE_BINS * HIST_FINE_PS + HIST_COARSE_BINS * HIST_COARSE_PS
+HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS + HIST_WIDE_BINS
 MAX_LFB = 64
 INF = np.int64(1) << np.int64(62)
 FAULT_KINDS = ("not_present", "migration_entry", "numa_hint")
@@ -63,14 +67,17 @@ def hist_edges_ps() -> np.ndarray:
     """Lower edge of every histogram bin, in ps (plus the upper edge of the last)."""
     fine = np.arange(HIST_FINE_BINS + 1, dtype=np.int64) * HIST_FINE_PS
     coarse = fine[-1] + np.arange(1, HIST_COARSE_BINS + 1, dtype=np.int64) * HIST_COARSE_PS
-    return np.concatenate([fine, coarse])
+    wide = coarse[-1] + np.arange(1, HIST_WIDE_BINS + 1, dtype=np.int64) * HIST_WIDE_PS
+    return np.concatenate([fine, coarse, wide])
 
 
 @njit(cache=True, inline="always")
 def hist_bin(lat):
     if lat < HIST_FINE_BINS * HIST_FINE_PS:
         return lat // HIST_FINE_PS
-    b = HIST_FINE_BINS + (lat - HIST_FINE_BINS * HIST_FINE_PS) // HIST_COARSE_PS
+    if lat < HIST_COARSE_END:
+        return HIST_FINE_BINS + (lat - HIST_FINE_BINS * HIST_FINE_PS) // HIST_COARSE_PS
+    b = HIST_FINE_BINS + HIST_COARSE_BINS + (lat - HIST_COARSE_END) // HIST_WIDE_PS
     if b >= HIST_BINS:
         b = HIST_BINS - 1
     return b
@@ -186,7 +193,6 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 pte = tlb_mark_dirty(S, k2, v2, k4, v4, cpu, pid, va, pte)
             S.th_pte[th] = pte
             S.th_txd[th] = tx - clock
-            S.th_t0[th] = clock
             th_pend[th] = 2
         pte = S.th_pte[th]
         node = (pte >> 3) & 0x7F
@@ -272,6 +278,11 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 where = wh
         # translation + issue to data; a wait for a fill buffer is not latency
         lat = S.th_txd[th] + (done - issue)
+        w = S.th_wait[th]
+        if w != 0:
+            # the OS held this access (a page under migration): the wait is latency too
+            lat += w
+            S.th_wait[th] = 0
         if S.th_dep[th] != 0 or (is_ifetch and not hit_all):
             clock = done
         th_clock[th] = clock

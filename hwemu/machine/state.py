@@ -11,7 +11,9 @@ component works on. Field groups (see the component modules for their meaning):
 - DRAM ``dram_p`` (per-node parameters), bank/channel busy-until state, ``dram_cnt``;
 - links ``route_*``, ``chan_*`` (per directed channel latency, ps/byte, header, busy, bytes);
 - nodes ``node_socket``, ``socket_node``, ``node_base``, ``node_size`` (physical layout);
-- threads ``th_*`` (clock, CPU, process, instruction count, fill-buffer state, cursors);
+- threads ``th_*`` (clock, CPU, process, instruction count, fill-buffer state, cursors;
+  ``th_wait``: time the OS made the thread's next access wait, e.g. on a page under
+  migration, added to that access's latency when it completes);
 - statistics ``hist``, ``served``, ``faults``, ``ccnt``;
 - L2 superqueue and stream prefetcher ``sq_done`` (per CPU: completion time of each entry),
   ``pf_tab`` (per CPU stream table), ``l2_rdy``/``l2_pf`` (per L2 way: data-arrival time and
@@ -46,7 +48,7 @@ FIELDS = (
     "route_next", "route_chan", "chan_lat", "chan_ppb", "chan_hdr", "chan_busy", "chan_bytes",
     "node_socket", "socket_node", "node_base", "node_size",
     "th_clock", "th_cpu", "th_pid", "th_insts", "th_lfb", "th_dep", "th_odone", "th_oinst",
-    "th_pend", "th_pte", "th_txd", "th_t0", "th_pos", "th_end", "th_acc", "th_lat_sum",
+    "th_pend", "th_pte", "th_txd", "th_wait", "th_pos", "th_end", "th_acc", "th_lat_sum",
     "hist", "served", "faults", "ccnt",
     "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy",
 )

@@ -7,6 +7,7 @@ import pytest
 
 from hwemu.cosim import CoSim
 from hwemu.machine import pagetable as PT
+from hwemu.machine.core import hist_edges_ps
 
 from integ_kit import DEMO_MACHINE, MOVE, make_schedule
 
@@ -116,3 +117,18 @@ def test_schedule_must_cover_trace_threads(small_trace, tmp_path):
     sched = make_schedule(tmp_path / "one.toml", threads=1)
     with pytest.raises(HwemuError, match="thread 1"):
         CoSim(DEMO_MACHINE, small_trace, schedule=sched)
+
+
+def test_migration_waits_are_in_the_latency_histogram(moved_and_migrated):
+    """The wait of an access that met a page under migration is part of that access's
+    latency: it is in the histogram the percentiles come from, not only in the mean."""
+    sim, r = moved_and_migrated
+    st = r.stats.to_frame().set_index(["component", "stat"])["value"]
+    n = r.summary["faults_handled"]["migration_entry"]
+    mean_wait_ps = st[("cosim.faults", "migration_entry_time")] / n
+    hist = sim.m.S.hist
+    edges = hist_edges_ps()
+    top = int(np.flatnonzero(hist)[-1])
+    # the access with the longest wait lies in a bin whose upper edge is at least that wait
+    assert edges[top + 1] >= mean_wait_ps > 2_000_000      # waits of microseconds
+    assert int(sim.m.S.th_wait.sum()) == 0                 # every wait was given to an access
