@@ -35,9 +35,16 @@ def _runner():
 
 
 def rtl_dir() -> Path:
-    """The directory holding the Verilog sources (``$HWEMU_RTL_DIR`` or the source tree's rtl/)."""
+    """The directory holding the Verilog sources: ``$HWEMU_RTL_DIR`` if set, else the source
+    tree's rtl/ (a checkout or an editable install), else ``<prefix>/share/hwemu/rtl`` where a
+    wheel installs them."""
     env = os.environ.get(RTL_DIR_ENV)
-    d = Path(env) if env else Path(__file__).resolve().parents[2] / "rtl"
+    if env:
+        d = Path(env)
+    else:
+        d = Path(__file__).resolve().parents[2] / "rtl"
+        if not (d / f"{TOPLEVEL}.v").is_file():
+            d = Path(sys.prefix) / "share" / "hwemu" / "rtl"
     if not (d / f"{TOPLEVEL}.v").is_file():
         raise HwemuError(f"{d / (TOPLEVEL + '.v')}: RTL source not found "
                          f"(run from a source checkout or set {RTL_DIR_ENV})")
