@@ -20,6 +20,7 @@ example:
   hwemu cachesim ls.parquet --I1 32768,8,64 --D1 32768,8,64 --LL 8388608,16,64
   hwemu cachesim ls.parquet --D1 16384,4,64 --json
   hwemu cachesim ls.parquet --policy srrip          what SRRIP would change (not cachegrind)
+  hwemu cachesim ls.parquet --policy fifo           first-in first-out replacement
 """
 
 
@@ -35,7 +36,7 @@ def register(sub) -> None:
                    help="L1 data cache: size, associativity, line size (default 32768,8,64)")
     p.add_argument("--LL", metavar="S,A,L", default=None,
                    help="last-level cache: size, associativity, line size (default 8388608,16,64)")
-    p.add_argument("--policy", choices=("lru", "random", "srrip", "plru"), default="lru",
+    p.add_argument("--policy", choices=("lru", "fifo", "random", "srrip", "plru"), default="lru",
                    help="replacement policy of all three caches (default lru, which is "
                         "cachegrind's; the others are hwemu extensions)")
     p.add_argument("--seed", type=int, default=0,

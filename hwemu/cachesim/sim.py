@@ -34,6 +34,7 @@ Library use::
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Iterable
 
 import numba
@@ -42,6 +43,10 @@ import numpy as np
 from hwemu.cachesim import setassoc as sa
 from hwemu.cachesim.setassoc import CacheGeometry
 from hwemu.errors import HwemuError
+from hwemu.machine._jitcache import check_package
+
+# _replay inlines the cache core: drop its cached machine code when setassoc.py changes
+check_package(Path(__file__).parent)
 
 EVENTS = ("Ir", "I1mr", "ILmr", "Dr", "D1mr", "DLmr", "Dw", "D1mw", "DLmw")
 IR, I1MR, ILMR, DR, D1MR, DLMR, DW, D1MW, DLMW = range(9)

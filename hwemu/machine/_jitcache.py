@@ -1,10 +1,12 @@
-"""Keep numba's on-disk cache of the machine kernels consistent.
+"""Keep numba's on-disk caches of compiled kernels consistent.
 
-numba's ``cache=True`` keys a compiled function on its own source file only; the replay loop
-inlines and calls functions from the other modules of this package, so after any of them
-changes its cached machine code could be stale. On first import this compares a hash of every
-module of the package with the one stored beside the cache and, if it differs, drops the
-package's cached kernels so they are recompiled.
+numba's ``cache=True`` keys a compiled function on its own source file only; the machine's
+replay loop inlines and calls functions from the other modules of its package and from the
+cache core (``hwemu/cachesim/setassoc.py``), and the cachegrind replay (``hwemu/cachesim/sim.py``)
+inlines the cache core too, so after any of them changes, cached machine code could be stale.
+On first import of each package, :func:`check_package` compares a hash of the package's modules
+(plus any extra source files its kernels inline) with the one stored beside the cache and, if it
+differs, drops the package's cached kernels so they are recompiled.
 """
 
 from __future__ import annotations
@@ -12,22 +14,22 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-_DONE = False
+_DONE: set = set()
 
 
-def check() -> None:
-    global _DONE
-    if _DONE:
+def check_package(pkg: Path, extra: tuple[Path, ...] = ()) -> None:
+    """Drop ``pkg``'s cached numba kernels if any of its modules (or ``extra``) changed."""
+    pkg = Path(pkg)
+    if pkg in _DONE:
         return
-    _DONE = True
-    pkg = Path(__file__).parent
+    _DONE.add(pkg)
     h = hashlib.sha256()
-    for f in sorted(pkg.glob("*.py")):
+    for f in sorted(pkg.glob("*.py")) + list(extra):
         h.update(f.name.encode())
         h.update(f.read_bytes())
     digest = h.hexdigest()
     cache = pkg / "__pycache__"
-    stamp = cache / "hwemu-machine-kernels.sha256"
+    stamp = cache / "hwemu-kernels.sha256"
     try:
         if stamp.read_text() == digest:
             return
@@ -40,3 +42,9 @@ def check() -> None:
         stamp.write_text(digest)
     except OSError:
         pass  # read-only install: numba falls back to compiling in memory
+
+
+def check() -> None:
+    """The machine package: its modules and the cache core they inline."""
+    pkg = Path(__file__).parent
+    check_package(pkg, (pkg.parent / "cachesim" / "setassoc.py",))

@@ -337,7 +337,11 @@ def _cache(src: str, d: dict, name: str) -> CacheConfig:
     if size % (LINE_BYTES * ways):
         raise HwemuError(f"{sec.where('size')}: {size} bytes is not a whole number of "
                          f"{ways}-way sets of {P_LINE}-byte lines")
-    return CacheConfig(size, ways, lat, sec.get("policy"))
+    policy = sec.get("policy")
+    if policy == "plru" and (ways & (ways - 1) or ways > 64):
+        raise HwemuError(f"{sec.where('policy')}: tree PLRU needs a power-of-two number of ways "
+                         f"of at most 64, not {ways}")
+    return CacheConfig(size, ways, lat, policy)
 
 
 def _watermarks(sec) -> dict:

@@ -39,11 +39,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.machine.cache import ST_E, ST_M, find, touch
-from hwemu.machine.hierarchy import (C_CPS, C_DTLB2_SETS, C_DTLB4_SETS, C_FAULT, C_ITLB_SETS,
-                                     C_L1D_LAT, C_L1D_POL, C_L1D_SETS, C_L1I_LAT, C_L1I_POL,
-                                     C_L1I_SETS, C_PPI, C_ROB, K_L1D_HIT, K_L1D_MISS, K_L1I_HIT,
-                                     K_L1I_MISS, access_below_l1)
+from hwemu.cachesim.setassoc import MESI_E as ST_E
+from hwemu.cachesim.setassoc import MESI_M as ST_M
+from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
+from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB,
+                                     K_L1D_HIT, K_L1D_MISS, K_L1I_HIT, K_L1I_MISS,
+                                     access_below_l1)
 from hwemu.machine.pagetable import PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 
@@ -94,15 +95,12 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     # function with the whole state tuple costs far more than the lookup itself.
     th_clock, th_pos, th_end, th_pend = S.th_clock, S.th_pos, S.th_end, S.th_pend
     th_odone, th_oinst, th_insts = S.th_odone, S.th_oinst, S.th_insts
-    itlb_t, itlb_s, itlb_v = S.itlb_t, S.itlb_s, S.itlb_v
-    dtlb4_t, dtlb4_s, dtlb4_v = S.dtlb4_t, S.dtlb4_s, S.dtlb4_v
-    dtlb2_t, dtlb2_s, dtlb2_v = S.dtlb2_t, S.dtlb2_s, S.dtlb2_v
-    l1i_t, l1i_s = S.l1i_t, S.l1i_s
-    l1d_t, l1d_s, l1d_st = S.l1d_t, S.l1d_s, S.l1d_st
+    itlb, itlb_v = S.itlb, S.itlb_v
+    dtlb4, dtlb4_v = S.dtlb4, S.dtlb4_v
+    dtlb2, dtlb2_v = S.dtlb2, S.dtlb2_v
+    l1i, l1d = S.l1i, S.l1d
+    l1d_coh = l1d.coh
     ccnt, hist, served, ctr = S.ccnt, S.hist, S.served, S.ctr
-    n_itlb, n_dtlb4, n_dtlb2 = S.cfg[C_ITLB_SETS], S.cfg[C_DTLB4_SETS], S.cfg[C_DTLB2_SETS]
-    n_l1i, n_l1d = S.cfg[C_L1I_SETS], S.cfg[C_L1D_SETS]
-    pol_l1i, pol_l1d = S.cfg[C_L1I_POL], S.cfg[C_L1D_POL]
     lat_l1i, lat_l1d = S.cfg[C_L1I_LAT], S.cfg[C_L1D_LAT]
     while True:
         # the runnable thread with the smallest clock, and the next smallest clock
@@ -163,18 +161,17 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     continue
             # L1 TLBs inline; anything else through tlb_translate
             pid = S.th_pid[th]
-            ct = ctr[0]
             pte = np.int64(0)
             tx = clock
             if is_ifetch:
                 key = vkey(pid, va >> 12)
-                pte = tlb_lookup(itlb_t, itlb_s, itlb_v, cpu * n_itlb + key % n_itlb, key, ct)
+                pte = tlb_lookup(itlb, itlb_v, set_row(itlb, cpu, key), key)
             else:
                 key = vkey(pid, va >> 21)
-                pte = tlb_lookup(dtlb2_t, dtlb2_s, dtlb2_v, cpu * n_dtlb2 + key % n_dtlb2, key, ct)
+                pte = tlb_lookup(dtlb2, dtlb2_v, set_row(dtlb2, cpu, key), key)
                 if pte == 0:
                     key = vkey(pid, va >> 12)
-                    pte = tlb_lookup(dtlb4_t, dtlb4_s, dtlb4_v, cpu * n_dtlb4 + key % n_dtlb4, key, ct)
+                    pte = tlb_lookup(dtlb4, dtlb4_v, set_row(dtlb4, cpu, key), key)
             if pte == 0:
                 pte, tx = tlb_translate(S, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
             st = pte & 3
@@ -205,13 +202,11 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
         # second line of a straddling access below; it is written out twice on purpose: an
         # inlined helper returning a tuple measured ~18% slower replay (bench_replay.py).
         if is_ifetch:
-            r1 = cpu * n_l1i + line % n_l1i
-            w1 = find(l1i_t, r1, line)
+            w1 = find_in_row(l1i, set_row(l1i, cpu, line), line)
             hit = w1 >= 0
         else:
-            r1 = cpu * n_l1d + line % n_l1d
-            w1 = find(l1d_t, r1, line)
-            hit = w1 >= 0 and (not is_write or l1d_st[r1, w1] >= ST_E)
+            w1 = find_in_row(l1d, set_row(l1d, cpu, line), line)
+            hit = w1 >= 0 and (not is_write or l1d_coh[w1] >= ST_E)
         # a miss needs a free line-fill buffer; if none is free the core waits
         slot = 0
         sd = th_odone[th, 0]
@@ -237,23 +232,21 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
             if ln == 1:
                 line += 1
                 if is_ifetch:
-                    r1 = cpu * n_l1i + line % n_l1i
-                    w1 = find(l1i_t, r1, line)
+                    w1 = find_in_row(l1i, set_row(l1i, cpu, line), line)
                     hit = w1 >= 0
                 else:
-                    r1 = cpu * n_l1d + line % n_l1d
-                    w1 = find(l1d_t, r1, line)
-                    hit = w1 >= 0 and (not is_write or l1d_st[r1, w1] >= ST_E)
+                    w1 = find_in_row(l1d, set_row(l1d, cpu, line), line)
+                    hit = w1 >= 0 and (not is_write or l1d_coh[w1] >= ST_E)
             ctr[0] += 1
             if hit:
                 if is_ifetch:
-                    touch(l1i_s, r1, w1, ctr[0], pol_l1i)
+                    touch_line(l1i, w1)
                     ccnt[cpu, K_L1I_HIT] += 1
                     d1 = issue + lat_l1i
                 else:
-                    touch(l1d_s, r1, w1, ctr[0], pol_l1d)
+                    touch_line(l1d, w1)
                     if is_write:
-                        l1d_st[r1, w1] = ST_M
+                        set_coh(l1d, w1, ST_M)
                     ccnt[cpu, K_L1D_HIT] += 1
                     d1 = issue + lat_l1d
                 wh = 0

@@ -6,7 +6,12 @@ time its data is available plus where it was served. All state lives in the arra
 (see :mod:`hwemu.machine.state`).
 
 Levels: private L1I/L1D and L2 per core, one shared LLC per socket. Hit latencies are
-load-to-use, cumulative (an L2 hit costs the L2 latency, not L1 + L2).
+load-to-use, cumulative (an L2 hit costs the L2 latency, not L1 + L2). Every level is a
+multi-instance :class:`hwemu.cachesim.setassoc.CacheState` (one instance per core, or per
+socket for the LLC) driven through the core's row primitives (``set_row``, ``find_in_row``,
+``victim_in_row``, ``install``, ``touch_line``, ``set_coh``, ``invalidate_line``); the MESI state
+of a line is its ``coh`` byte and "dirty" means M. Each level replaces by its own TOML
+``policy``.
 
 Coherence (MESI): private lines are S, E or M. The LLC of a socket is inclusive of its cores'
 private caches and keeps, per line, a core-valid bit mask (the snoop filter) and whether its
@@ -41,7 +46,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.machine.cache import ST_E, ST_I, ST_M, ST_S, find, install, invalidate, touch, victim
+from hwemu.cachesim.setassoc import MESI_E as ST_E
+from hwemu.cachesim.setassoc import MESI_I as ST_I
+from hwemu.cachesim.setassoc import MESI_M as ST_M
+from hwemu.cachesim.setassoc import MESI_S as ST_S
+from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_coh, set_row,
+                                     touch_line, victim_in_row)
 from hwemu.machine.dram import DP_MC_LAT, dram_access
 from hwemu.machine.interconnect import traverse
 
@@ -53,12 +63,9 @@ W_NAMES = ("l1", "l2", "llc", "remote_cache", "local_dram", "remote_dram", "cxl"
 # indices of the scalar configuration array S.cfg
 C_CPS, C_SOCKETS, C_NNODES = 0, 1, 2
 C_L1I_LAT, C_L1D_LAT, C_L2_LAT, C_LLC_LAT = 3, 4, 5, 6
-C_L1I_SETS, C_L1D_SETS, C_L2_SETS, C_LLC_SETS = 7, 8, 9, 10
-C_L1I_POL, C_L1D_POL, C_L2_POL, C_LLC_POL = 11, 12, 13, 14
-C_ITLB_SETS, C_DTLB4_SETS, C_DTLB2_SETS, C_STLB_SETS = 15, 16, 17, 18
-C_STLB_LAT, C_WALK, C_SNOOP, C_MESH, C_FAULT, C_PPI, C_ROB = 19, 20, 21, 22, 23, 24, 25
-C_SQ, C_PF_ON, C_PF_STREAMS, C_PF_DIST, C_PF_DEG = 26, 27, 28, 29, 30
-C_N = 31
+C_STLB_LAT, C_WALK, C_SNOOP, C_MESH, C_FAULT, C_PPI, C_ROB = 7, 8, 9, 10, 11, 12, 13
+C_SQ, C_PF_ON, C_PF_STREAMS, C_PF_DIST, C_PF_DEG = 14, 15, 16, 17, 18
+C_N = 19
 
 # per-cpu cache counters (S.ccnt columns)
 K_L1I_HIT, K_L1I_MISS, K_L1D_HIT, K_L1D_MISS, K_L2_HIT, K_L2_MISS = 0, 1, 2, 3, 4, 5
@@ -154,14 +161,13 @@ def mem_write(S, src_node, home, line, t):
 def core_state(S, cpu, line):
     """Highest state of ``line`` among the private caches of ``cpu``."""
     st = ST_I
-    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
-    w = find(S.l1d_t, r, line)
-    if w >= 0 and S.l1d_st[r, w] > st:
-        st = S.l1d_st[r, w]
-    r = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
-    w = find(S.l2_t, r, line)
-    if w >= 0 and S.l2_st[r, w] > st:
-        st = S.l2_st[r, w]
+    l1d, l2 = S.l1d, S.l2
+    i = find_in_row(l1d, set_row(l1d, cpu, line), line)
+    if i >= 0 and l1d.coh[i] > st:
+        st = l1d.coh[i]
+    i = find_in_row(l2, set_row(l2, cpu, line), line)
+    if i >= 0 and l2.coh[i] > st:
+        st = l2.coh[i]
     return st
 
 
@@ -169,27 +175,37 @@ def core_state(S, cpu, line):
 def core_downgrade(S, cpu, line):
     """Make ``line`` shared in ``cpu``'s caches; returns True if it was modified there."""
     was_m = False
-    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
-    w = find(S.l1d_t, r, line)
-    if w >= 0:
-        if S.l1d_st[r, w] == ST_M:
+    l1d, l2 = S.l1d, S.l2
+    i = find_in_row(l1d, set_row(l1d, cpu, line), line)
+    if i >= 0:
+        if l1d.coh[i] == ST_M:
             was_m = True
-        S.l1d_st[r, w] = ST_S
-    r = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
-    w = find(S.l2_t, r, line)
-    if w >= 0:
-        if S.l2_st[r, w] == ST_M:
+        set_coh(l1d, i, ST_S)
+    i = find_in_row(l2, set_row(l2, cpu, line), line)
+    if i >= 0:
+        if l2.coh[i] == ST_M:
             was_m = True
-        S.l2_st[r, w] = ST_S
+        set_coh(l2, i, ST_S)
     return was_m
+
+
+@njit(cache=True, _nrt=False)
+def _drop(c, cpu, line):
+    """Invalidate ``line`` in ``cpu``'s instance of ``c``; its MESI state before (I if absent)."""
+    i = find_in_row(c, set_row(c, cpu, line), line)
+    if i < 0:
+        return ST_I
+    st = c.coh[i]
+    invalidate_line(c, i)
+    return st
 
 
 @njit(cache=True)
 def core_invalidate(S, cpu, line):
     """Drop ``line`` from ``cpu``'s caches; returns (had_copy, was_modified)."""
-    s1 = invalidate(S.l1d_t, S.l1d_st, cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS], line)
-    s2 = invalidate(S.l2_t, S.l2_st, cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS], line)
-    s3 = invalidate(S.l1i_t, S.l1i_st, cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS], line)
+    s1 = _drop(S.l1d, cpu, line)
+    s2 = _drop(S.l2, cpu, line)
+    s3 = _drop(S.l1i, cpu, line)
     had = s1 != ST_I or s2 != ST_I or s3 != ST_I
     return had, (s1 == ST_M or s2 == ST_M)
 
@@ -200,12 +216,12 @@ def socket_probe(S, sock, line, exclusive, home, t):
     downgrade to shared. Returns (present, was_dirty). A dirty line that is only downgraded is
     written back to ``home`` (posted, at time t)."""
     cps = S.cfg[C_CPS]
-    r = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
-    w = find(S.llc_t, r, line)
-    if w < 0:
+    llc = S.llc
+    i = find_in_row(llc, set_row(llc, sock, line), line)
+    if i < 0:
         return False, False
-    dirty = S.llc_st[r, w] == ST_M
-    cv = S.llc_cv[r, w]
+    dirty = llc.coh[i] == ST_M
+    cv = S.llc_cv[i]
     c = 0
     while cv != 0:
         if cv & ONE:
@@ -220,11 +236,10 @@ def socket_probe(S, sock, line, exclusive, home, t):
         cv >>= ONE
         c += 1
     if exclusive:
-        S.llc_t[r, w] = -1
-        S.llc_st[r, w] = ST_I
-        S.llc_cv[r, w] = 0
+        invalidate_line(llc, i)
+        S.llc_cv[i] = 0
     else:
-        S.llc_st[r, w] = ST_S
+        set_coh(llc, i, ST_S)
         if dirty:
             mem_write(S, S.socket_node[sock], home, line, t)
     return True, dirty
@@ -233,10 +248,10 @@ def socket_probe(S, sock, line, exclusive, home, t):
 @njit(cache=True)
 def _llc_mark_dirty(S, cpu, line, t):
     sock = cpu // S.cfg[C_CPS]
-    r = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
-    w = find(S.llc_t, r, line)
-    if w >= 0:
-        S.llc_st[r, w] = ST_M
+    llc = S.llc
+    i = find_in_row(llc, set_row(llc, sock, line), line)
+    if i >= 0:
+        set_coh(llc, i, ST_M)
     else:  # not held (cannot happen with inclusion, kept for safety): write to memory
         home = node_of_line(S, line)
         if home >= 0:
@@ -245,64 +260,68 @@ def _llc_mark_dirty(S, cpu, line, t):
 
 @njit(cache=True)
 def fill_l2(S, cpu, line, st, t):
-    r = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
-    ctr = S.ctr[0]
-    w = find(S.l2_t, r, line)
-    if w >= 0:
-        if st > S.l2_st[r, w] or st == ST_S:
-            S.l2_st[r, w] = st
-        touch(S.l2_s, r, w, ctr, S.cfg[C_L2_POL])
+    l2 = S.l2
+    r = set_row(l2, cpu, line)
+    i = find_in_row(l2, r, line)
+    if i >= 0:
+        if st > l2.coh[i] or st == ST_S:
+            set_coh(l2, i, st)
+        touch_line(l2, i)
         return
-    w = victim(S.l2_t, S.l2_s, r, S.cfg[C_L2_POL], S.rng)
-    old = S.l2_t[r, w]
-    if old >= 0 and S.l2_st[r, w] == ST_M:
+    i = victim_in_row(l2, r)
+    old = np.int64(l2.tags[i])            # -1: the line is invalid
+    if old >= 0 and l2.coh[i] == ST_M:
         S.ccnt[cpu, K_L2_WB] += 1
         _llc_mark_dirty(S, cpu, old, t)
-    install(S.l2_t, S.l2_s, S.l2_st, r, w, line, st, ctr)
-    S.l2_pf[r, w] = 0
-    S.l2_rdy[r, w] = 0
+    install(l2, i, line, st)
+    S.l2_pf[i] = 0
+    S.l2_rdy[i] = 0
 
 
 @njit(cache=True)
 def fill_l1(S, cpu, line, st, is_ifetch, t):
-    ctr = S.ctr[0]
     if is_ifetch:
-        r = cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS]
-        w = find(S.l1i_t, r, line)
-        if w < 0:
-            w = victim(S.l1i_t, S.l1i_s, r, S.cfg[C_L1I_POL], S.rng)
-        install(S.l1i_t, S.l1i_s, S.l1i_st, r, w, line, ST_S, ctr)
+        l1i = S.l1i
+        r = set_row(l1i, cpu, line)
+        i = find_in_row(l1i, r, line)
+        if i >= 0:
+            set_coh(l1i, i, ST_S)
+            touch_line(l1i, i)
+        else:
+            install(l1i, victim_in_row(l1i, r), line, ST_S)
         return
-    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
-    w = find(S.l1d_t, r, line)
-    if w >= 0:
-        S.l1d_st[r, w] = st
-        touch(S.l1d_s, r, w, ctr, S.cfg[C_L1D_POL])
+    l1d = S.l1d
+    r = set_row(l1d, cpu, line)
+    i = find_in_row(l1d, r, line)
+    if i >= 0:
+        set_coh(l1d, i, st)
+        touch_line(l1d, i)
         return
-    w = victim(S.l1d_t, S.l1d_s, r, S.cfg[C_L1D_POL], S.rng)
-    old = S.l1d_t[r, w]
-    if old >= 0 and S.l1d_st[r, w] == ST_M:
+    i = victim_in_row(l1d, r)
+    old = np.int64(l1d.tags[i])
+    if old >= 0 and l1d.coh[i] == ST_M:
         # write the dirty victim into L2 if it holds the line, else into the LLC
         S.ccnt[cpu, K_L1_WB] += 1
-        r2 = cpu * S.cfg[C_L2_SETS] + old % S.cfg[C_L2_SETS]
-        w2 = find(S.l2_t, r2, old)
-        if w2 >= 0:
-            S.l2_st[r2, w2] = ST_M
+        l2 = S.l2
+        i2 = find_in_row(l2, set_row(l2, cpu, old), old)
+        if i2 >= 0:
+            set_coh(l2, i2, ST_M)
         else:
             _llc_mark_dirty(S, cpu, old, t)
-    install(S.l1d_t, S.l1d_s, S.l1d_st, r, w, line, st, ctr)
+    install(l1d, i, line, st)
 
 
 @njit(cache=True)
 def llc_fill(S, sock, line, t):
-    """Allocate ``line`` in socket ``sock``'s LLC (clean); evict and back-invalidate a victim."""
+    """Allocate ``line`` in socket ``sock``'s LLC (clean); evict and back-invalidate a victim.
+    Returns the LLC line index."""
     cps = S.cfg[C_CPS]
-    r = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
-    w = victim(S.llc_t, S.llc_s, r, S.cfg[C_LLC_POL], S.rng)
-    old = S.llc_t[r, w]
+    llc = S.llc
+    i = victim_in_row(llc, set_row(llc, sock, line))
+    old = np.int64(llc.tags[i])
     if old >= 0:
-        dirty = S.llc_st[r, w] == ST_M
-        cv = S.llc_cv[r, w]
+        dirty = llc.coh[i] == ST_M
+        cv = S.llc_cv[i]
         c = 0
         while cv != 0:
             if cv & ONE:
@@ -316,10 +335,10 @@ def llc_fill(S, sock, line, t):
             if home >= 0:
                 S.ccnt[sock * cps, K_LLC_WB] += 1
                 mem_write(S, S.socket_node[sock], home, old, t)
-    install(S.llc_t, S.llc_s, S.llc_st, r, w, line, ST_S, S.ctr[0])
-    S.llc_cv[r, w] = 0
-    S.llc_rdy[r, w] = 0
-    return r, w
+    install(llc, i, line, ST_S)
+    S.llc_cv[i] = 0
+    S.llc_rdy[i] = 0
+    return i
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,11 +349,10 @@ def llc_fill(S, sock, line, t):
 def l1_would_hit(S, cpu, line, is_write, is_ifetch):
     """Whether the access would hit L1 (no side effects)."""
     if is_ifetch:
-        r = cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS]
-        return find(S.l1i_t, r, line) >= 0
-    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
-    w = find(S.l1d_t, r, line)
-    return w >= 0 and (not is_write or S.l1d_st[r, w] >= ST_E)
+        return find_in_row(S.l1i, set_row(S.l1i, cpu, line), line) >= 0
+    l1d = S.l1d
+    i = find_in_row(l1d, set_row(l1d, cpu, line), line)
+    return i >= 0 and (not is_write or l1d.coh[i] >= ST_E)
 
 
 @njit(cache=True)
@@ -342,20 +360,20 @@ def l1_hit(S, cpu, line, is_write, is_ifetch):
     """Serve from L1 if possible (updating replacement and state). True on a hit."""
     S.ctr[0] += 1
     if is_ifetch:
-        r = cpu * S.cfg[C_L1I_SETS] + line % S.cfg[C_L1I_SETS]
-        w = find(S.l1i_t, r, line)
-        if w >= 0:
-            touch(S.l1i_s, r, w, S.ctr[0], S.cfg[C_L1I_POL])
+        l1i = S.l1i
+        i = find_in_row(l1i, set_row(l1i, cpu, line), line)
+        if i >= 0:
+            touch_line(l1i, i)
             S.ccnt[cpu, K_L1I_HIT] += 1
             return True
         S.ccnt[cpu, K_L1I_MISS] += 1
         return False
-    r = cpu * S.cfg[C_L1D_SETS] + line % S.cfg[C_L1D_SETS]
-    w = find(S.l1d_t, r, line)
-    if w >= 0 and (not is_write or S.l1d_st[r, w] >= ST_E):
-        touch(S.l1d_s, r, w, S.ctr[0], S.cfg[C_L1D_POL])
+    l1d = S.l1d
+    i = find_in_row(l1d, set_row(l1d, cpu, line), line)
+    if i >= 0 and (not is_write or l1d.coh[i] >= ST_E):
+        touch_line(l1d, i)
         if is_write:
-            S.l1d_st[r, w] = ST_M
+            set_coh(l1d, i, ST_M)
         S.ccnt[cpu, K_L1D_HIT] += 1
         return True
     S.ccnt[cpu, K_L1D_MISS] += 1
@@ -384,20 +402,19 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
     cps = S.cfg[C_CPS]
     sock = cpu // cps
     lcpu = cpu - sock * cps
-    ctr = S.ctr[0]
-    rl = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
-    wl = find(S.llc_t, rl, line)
+    llc = S.llc
+    il = find_in_row(llc, set_row(llc, sock, line), line)
     tt = t + S.cfg[C_LLC_LAT]
     my_node = S.socket_node[sock]
     where = W_LLC
     others_sockets_have = False
-    if wl >= 0:
+    if il >= 0:
         if demand:
             S.ccnt[cpu, K_LLC_HIT] += 1
-        if S.llc_rdy[rl, wl] > tt:      # an LLC prefetch of the line is still on its way
-            tt = S.llc_rdy[rl, wl]
-        touch(S.llc_s, rl, wl, ctr, S.cfg[C_LLC_POL])
-        cv = S.llc_cv[rl, wl]
+        if S.llc_rdy[il] > tt:          # an LLC prefetch of the line is still on its way
+            tt = S.llc_rdy[il]
+        touch_line(llc, il)
+        cv = S.llc_cv[il]
         others = cv & ~_bit(lcpu)
         if others != 0:
             snooped = False
@@ -412,11 +429,11 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
                             snooped = True
                             S.ccnt[cpu, K_INVAL_SENT] += 1
                         if m:
-                            S.llc_st[rl, wl] = ST_M
+                            set_coh(llc, il, ST_M)
                     else:
                         if core_downgrade(S, ocpu, line):
                             snooped = True
-                            S.llc_st[rl, wl] = ST_M
+                            set_coh(llc, il, ST_M)
                 o >>= ONE
                 c += 1
             if snooped:
@@ -438,11 +455,10 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
                     if ta > tinv:
                         tinv = ta
             else:
-                rr = rs * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
-                if find(S.llc_t, rr, line) >= 0:
+                if find_in_row(llc, set_row(llc, rs, line), line) >= 0:
                     others_sockets_have = True
         tt = tinv
-        S.llc_cv[rl, wl] = cv | _bit(lcpu)
+        S.llc_cv[il] = cv | _bit(lcpu)
         if is_write:
             st = ST_M
         elif (cv & ~_bit(lcpu)) != 0 or others_sockets_have:
@@ -486,8 +502,8 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
             where = W_REMOTE_DRAM
     if tinv > done:
         done = tinv
-    r, w = llc_fill(S, sock, line, done)
-    S.llc_cv[r, w] = _bit(lcpu)
+    il = llc_fill(S, sock, line, done)
+    S.llc_cv[il] = _bit(lcpu)
     if is_write:
         st = ST_M
     elif others_sockets_have:
@@ -504,29 +520,30 @@ def prefetch_l2(S, cpu, node, line, t):
     time its data arrive, and holds the entry until then. With the superqueue full it is an
     LLC prefetch (unless the LLC holds the line): fetched into the LLC only, holding no
     superqueue entry. Returns 1 for an L2 prefetch, 2 for an LLC prefetch, 0 for none."""
-    r2 = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
-    if find(S.l2_t, r2, line) >= 0:
+    l2 = S.l2
+    r2 = set_row(l2, cpu, line)
+    if find_in_row(l2, r2, line) >= 0:
         return 0
     e, free = sq_entry(S, cpu)
     if free > t:
-        sock = cpu // S.cfg[C_CPS]
-        rl = sock * S.cfg[C_LLC_SETS] + line % S.cfg[C_LLC_SETS]
-        if find(S.llc_t, rl, line) >= 0:
+        llc = S.llc
+        rl = set_row(llc, cpu // S.cfg[C_CPS], line)
+        if find_in_row(llc, rl, line) >= 0:
             return 0
         S.ccnt[cpu, K_PF_LLC] += 1
         done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
-        wl = find(S.llc_t, rl, line)
-        if wl >= 0:                    # always: the read has just allocated it
-            S.llc_cv[rl, wl] = 0
-            S.llc_rdy[rl, wl] = done
+        il = find_in_row(llc, rl, line)
+        if il >= 0:                    # always: the read has just allocated it
+            S.llc_cv[il] = 0
+            S.llc_rdy[il] = done
         return 2
     S.ccnt[cpu, K_PF_ISSUED] += 1
     done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
     S.sq_done[cpu, e] = done
     fill_l2(S, cpu, line, st, done)
-    w2 = find(S.l2_t, r2, line)
-    S.l2_rdy[r2, w2] = done
-    S.l2_pf[r2, w2] = 1
+    i2 = find_in_row(l2, r2, line)
+    S.l2_rdy[i2] = done
+    S.l2_pf[i2] = 1
     return 1
 
 
@@ -594,22 +611,21 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
     """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
     Returns (done_time, where)."""
     line = pa >> 6
-    ctr = S.ctr[0]
     # ---- L2
-    r2 = cpu * S.cfg[C_L2_SETS] + line % S.cfg[C_L2_SETS]
-    w2 = find(S.l2_t, r2, line)
+    l2 = S.l2
+    i2 = find_in_row(l2, set_row(l2, cpu, line), line)
     ready = t
-    if w2 >= 0 and S.l2_pf[r2, w2] != 0:
+    if i2 >= 0 and S.l2_pf[i2] != 0:
         # first demand use of a prefetched line; if its data are still on the way, wait
-        S.l2_pf[r2, w2] = 0
+        S.l2_pf[i2] = 0
         S.ccnt[cpu, K_PF_USEFUL] += 1
-        ready = S.l2_rdy[r2, w2]
+        ready = S.l2_rdy[i2]
         if ready > t + S.cfg[C_L2_LAT]:
             S.ccnt[cpu, K_PF_LATE] += 1
-    if w2 >= 0 and (not is_write or S.l2_st[r2, w2] >= ST_E):
-        touch(S.l2_s, r2, w2, ctr, S.cfg[C_L2_POL])
+    if i2 >= 0 and (not is_write or l2.coh[i2] >= ST_E):
+        touch_line(l2, i2)
         S.ccnt[cpu, K_L2_HIT] += 1
-        st = S.l2_st[r2, w2]
+        st = l2.coh[i2]
         if is_write:
             st = ST_M
         fill_l1(S, cpu, line, st, is_ifetch, t)

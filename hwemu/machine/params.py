@@ -23,7 +23,8 @@ class Param:
     choices: tuple = ()
 
 
-REPLACEMENT_POLICIES = ("lru", "fifo", "random")
+# the policies of the set-associative core (hwemu.cachesim.setassoc.POLICIES)
+REPLACEMENT_POLICIES = ("lru", "fifo", "random", "srrip", "plru")
 PAGE_POLICIES = ("open", "close")
 SCHEDULERS = ("frfcfs", "fcfs")
 
@@ -32,7 +33,8 @@ _CACHE = (
     ("ways", "int", "ways", None, "associativity"),
     ("latency", "int", "cycles", None, "load-to-use latency of a hit at this level, core cycles "
      "(cumulative: the time from issue until data returns when this level hits)"),
-    ("policy", "choice", "", "lru", "replacement policy"),
+    ("policy", "choice", "", "lru", "replacement policy: lru, fifo, random (seeded by --seed), "
+     "srrip (2-bit SRRIP-HP) or plru (tree pseudo-LRU; power-of-two ways)"),
 )
 
 

@@ -3,11 +3,14 @@
 :func:`build_state` turns a :class:`~hwemu.machine.config.MachineConfig` into the arrays every
 component works on. Field groups (see the component modules for their meaning):
 
-- ``cfg`` scalar parameters (indices ``C_*`` in hierarchy.py), ``rng`` (xorshift seed),
-  ``ctr`` (replacement clock);
-- caches ``l1i_*``, ``l1d_*``, ``l2_*`` (one instance per CPU), ``llc_*`` (one per socket,
-  with ``llc_cv`` core-valid masks);
-- TLBs ``itlb_*``, ``dtlb4_*``, ``dtlb2_*``, ``stlb_*`` (tags, stamps, PTE values);
+- ``cfg`` scalar parameters (indices ``C_*`` in hierarchy.py), ``ctr`` (an access counter:
+  time stamps of the prefetcher's stream table);
+- caches ``l1i``, ``l1d``, ``l2`` (one instance per CPU) and ``llc`` (one instance per socket):
+  each a :class:`hwemu.cachesim.setassoc.CacheState`, the one set-associative core of hwemu,
+  with its own replacement policy, clock and random generator; ``llc_cv`` core-valid masks
+  (one per LLC line, indexed by the core's flat line index);
+- TLBs ``itlb``, ``dtlb4``, ``dtlb2``, ``stlb`` (``CacheState``, LRU, one instance per CPU,
+  tags are TLB keys) and ``*_v`` (the cached PTE of every TLB line);
 - DRAM ``dram_p`` (per-node parameters), bank/channel busy-until state, ``dram_cnt``;
 - links ``route_*``, ``chan_*`` (per directed channel latency, ps/byte, header, busy, bytes);
 - nodes ``node_socket``, ``socket_node``, ``node_base``, ``node_size`` (physical layout);
@@ -16,9 +19,13 @@ component works on. Field groups (see the component modules for their meaning):
   migration, added to that access's latency when it completes);
 - statistics ``hist``, ``served``, ``faults``, ``ccnt``;
 - L2 superqueue and stream prefetcher ``sq_done`` (per CPU: completion time of each entry),
-  ``pf_tab`` (per CPU stream table), ``l2_rdy``/``l2_pf`` (per L2 way: data-arrival time and
-  not-yet-used flag of a prefetched line), ``llc_rdy`` (per LLC way: data-arrival time of a
+  ``pf_tab`` (per CPU stream table), ``l2_rdy``/``l2_pf`` (per L2 line: data-arrival time and
+  not-yet-used flag of a prefetched line), ``llc_rdy`` (per LLC line: data-arrival time of a
   line an LLC prefetch is still fetching).
+
+Replacement seeds: cache or TLB ``k`` (in the order l1i, l1d, l2, llc, itlb, dtlb4, dtlb2,
+stlb) gets seed ``seed * 8 + k``, so ``--seed`` changes every random-policy cache and runs with
+one seed are identical.
 """
 
 from __future__ import annotations
@@ -27,22 +34,19 @@ from collections import namedtuple
 
 import numpy as np
 
+from hwemu.cachesim import setassoc as sa
 from hwemu.machine import hierarchy as H
-from hwemu.machine.cache import POLICY_CODES, cache_arrays
 from hwemu.machine.config import MachineConfig
 from hwemu.machine.core import FAULT_KINDS, HIST_BINS, MAX_LFB
 from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
-from hwemu.machine.tlb import tlb_arrays
 
 NODE_ALIGN = 1 << 30
 
 FIELDS = (
-    "cfg", "rng", "ctr",
-    "l1i_t", "l1i_s", "l1i_st", "l1d_t", "l1d_s", "l1d_st", "l2_t", "l2_s", "l2_st",
-    "llc_t", "llc_s", "llc_st", "llc_cv",
-    "itlb_t", "itlb_s", "itlb_v", "dtlb4_t", "dtlb4_s", "dtlb4_v",
-    "dtlb2_t", "dtlb2_s", "dtlb2_v", "stlb_t", "stlb_s", "stlb_v",
+    "cfg", "ctr",
+    "l1i", "l1d", "l2", "llc", "llc_cv",
+    "itlb", "itlb_v", "dtlb4", "dtlb4_v", "dtlb2", "dtlb2_v", "stlb", "stlb_v",
     "dram_p", "bank_row", "bank_ready", "bank_act", "bank_wr_end", "bank_last", "chan_bus",
     "dram_x", "dram_cnt",
     "route_next", "route_chan", "chan_lat", "chan_ppb", "chan_hdr", "chan_busy", "chan_bytes",
@@ -77,19 +81,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     c[H.C_L1D_LAT] = cfg.cycles_ps(cfg.l1d.latency_cycles)
     c[H.C_L2_LAT] = cfg.cycles_ps(cfg.l2.latency_cycles)
     c[H.C_LLC_LAT] = cfg.cycles_ps(cfg.llc.latency_cycles)
-    c[H.C_L1I_SETS] = cfg.l1i.sets
-    c[H.C_L1D_SETS] = cfg.l1d.sets
-    c[H.C_L2_SETS] = cfg.l2.sets
-    c[H.C_LLC_SETS] = cfg.llc.sets
-    c[H.C_L1I_POL] = POLICY_CODES[cfg.l1i.policy]
-    c[H.C_L1D_POL] = POLICY_CODES[cfg.l1d.policy]
-    c[H.C_L2_POL] = POLICY_CODES[cfg.l2.policy]
-    c[H.C_LLC_POL] = POLICY_CODES[cfg.llc.policy]
     tlb = cfg.tlb
-    c[H.C_ITLB_SETS] = tlb["l1i"][0] // tlb["l1i"][1]
-    c[H.C_DTLB4_SETS] = tlb["l1d_4k"][0] // tlb["l1d_4k"][1]
-    c[H.C_DTLB2_SETS] = tlb["l1d_2m"][0] // tlb["l1d_2m"][1]
-    c[H.C_STLB_SETS] = tlb["stlb"][0] // tlb["stlb"][1]
     c[H.C_STLB_LAT] = cfg.cycles_ps(tlb["stlb_latency_cycles"])
     c[H.C_WALK] = tlb["page_walk_ps"]
     c[H.C_SNOOP] = cfg.core_snoop_ps
@@ -103,15 +95,25 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     c[H.C_PF_DIST] = cfg.prefetch.distance
     c[H.C_PF_DEG] = cfg.prefetch.degree
 
-    l1i = cache_arrays(ncpu, cfg.l1i.sets, cfg.l1i.ways)
-    l1d = cache_arrays(ncpu, cfg.l1d.sets, cfg.l1d.ways)
-    l2 = cache_arrays(ncpu, cfg.l2.sets, cfg.l2.ways)
-    llc = cache_arrays(cfg.sockets, cfg.llc.sets, cfg.llc.ways)
-    llc_cv = np.zeros(llc[0].shape, np.uint64)
-    itlb = tlb_arrays(ncpu, c[H.C_ITLB_SETS], tlb["l1i"][1])
-    dtlb4 = tlb_arrays(ncpu, c[H.C_DTLB4_SETS], tlb["l1d_4k"][1])
-    dtlb2 = tlb_arrays(ncpu, c[H.C_DTLB2_SETS], tlb["l1d_2m"][1])
-    stlb = tlb_arrays(ncpu, c[H.C_STLB_SETS], tlb["stlb"][1])
+    def cache(k, name, cc, instances):
+        return sa.new_cache_sets(cc.sets, cc.ways, cc.policy, int(seed) * 8 + k, instances,
+                                 64, where=f"[cache.{name}] policy")
+
+    def tlb_cache(k, key, instances):
+        entries, ways = tlb[key]
+        c = sa.new_cache_sets(entries // ways, ways, "lru", int(seed) * 8 + k, instances, 1,
+                              where=f"[tlb] {key}")
+        return c, np.zeros(c.tags.shape[0], np.int64)
+
+    l1i = cache(0, "l1i", cfg.l1i, ncpu)
+    l1d = cache(1, "l1d", cfg.l1d, ncpu)
+    l2 = cache(2, "l2", cfg.l2, ncpu)
+    llc = cache(3, "llc", cfg.llc, cfg.sockets)
+    llc_cv = np.zeros(llc.tags.shape[0], np.uint64)
+    itlb = tlb_cache(4, "l1i", ncpu)
+    dtlb4 = tlb_cache(5, "l1d_4k", ncpu)
+    dtlb2 = tlb_cache(6, "l1d_2m", ncpu)
+    stlb = tlb_cache(7, "stlb", ncpu)
     dp = dram_params(cfg.nodes)
     dst = dram_state(dp)
     route_next, route_chan = build_routes(cfg.num_nodes, cfg.links)
@@ -120,11 +122,9 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     socket_node = np.array([cfg.socket_node(s) for s in range(cfg.sockets)], np.int64)
     node_base, node_size = node_layout(cfg)
     T = max(1, int(threads))
-    # Fibonacci hashing of the seed, modulo 2**64 (Python ints: no numpy overflow warning).
-    rng = np.array([((int(seed) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) | 1], np.uint64)
     return State(
-        c, rng, np.zeros(1, np.int64),
-        *l1i, *l1d, *l2, *llc, llc_cv,
+        c, np.zeros(1, np.int64),
+        l1i, l1d, l2, llc, llc_cv,
         *itlb, *dtlb4, *dtlb2, *stlb,
         dp, *dst,
         route_next, route_chan, chan_lat, chan_ppb, chan_hdr,
@@ -139,6 +139,6 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.zeros(HIST_BINS, np.int64), np.zeros((cfg.sockets, H.W_N), np.int64),
         np.zeros((T, len(FAULT_KINDS)), np.int64), np.zeros((ncpu, H.K_N), np.int64),
         np.zeros((ncpu, H.MAX_SQ), np.int64), H.stream_table(ncpu, cfg.prefetch.streams),
-        np.zeros(l2[0].shape, np.int64), np.zeros(l2[0].shape, np.uint8),
-        np.zeros(llc[0].shape, np.int64),
+        np.zeros(l2.tags.shape[0], np.int64), np.zeros(l2.tags.shape[0], np.uint8),
+        np.zeros(llc.tags.shape[0], np.int64),
     )

@@ -152,7 +152,7 @@ def test_ref_is_miss_straddle_counts_once_and_touches_both():
 
 def test_bad_policy():
     with pytest.raises(HwemuError, match="unknown"):
-        sa.new_cache(G, policy="fifo")
+        sa.new_cache(G, policy="mru")
 
 
 def test_callable_from_user_njit_loop():
@@ -192,3 +192,134 @@ def test_tree_plru_victims():
 def test_plru_needs_power_of_two_ways():
     with pytest.raises(HwemuError, match="tree PLRU needs a power-of-two associativity"):
         sa.new_cache(sa.CacheGeometry(49152, 12, 64, where="--LL"), policy="plru")
+
+
+def test_fifo_exact_hits_misses_and_victims():
+    # 4 sets x 2 ways: blocks 0, 4, 8 share set 0. FIFO evicts in insertion order whatever the
+    # hits; LRU (same sequence) would evict 4 at the third miss, FIFO evicts 0.
+    c = sa.new_cache(G, policy="fifo")
+    assert acc(c, 0) == (sa.ST_MISS, 0)
+    assert acc(c, 4, write=True) == (sa.ST_MISS, 0)
+    assert acc(c, 0) == (sa.ST_HIT, 0)            # a hit does not reorder
+    assert acc(c, 8) == (sa.ST_EVICT, 0)          # oldest insertion: 0
+    assert acc(c, 0) == (sa.ST_EVICT | sa.ST_EVICT_DIRTY, 4)   # then 4 (dirty)
+    assert acc(c, 8) == (sa.ST_HIT, 0)
+    assert acc(c, 12) == (sa.ST_EVICT, 8)         # 8 was inserted before the second 0
+    assert list(sa.resident_blocks(c)) == [0, 12]
+    # a fill of a resident block and an invalidation keep the insertion order
+    assert sa.fill(c, np.uint64(0), True) == (sa.ST_HIT, 0)
+    assert sa.invalidate(c, np.uint64(12)) == sa.ST_HIT
+    assert acc(c, 16) == (sa.ST_MISS, 0)          # the invalid way first
+    assert acc(c, 20) == (sa.ST_EVICT | sa.ST_EVICT_DIRTY, 0)
+    lru = sa.new_cache(G)
+    assert [acc(lru, b)[1] for b in (0, 4, 0, 8)][-1] == 4
+
+
+def test_invalid_lines_hold_the_sentinel_and_flags_follow_state():
+    c = sa.new_cache(G)
+    assert (c.tags == sa.INVALID_TAG).all() and (c.flags == 0).all()
+    acc(c, 5, write=True)
+    acc(c, 6)
+    i, j = sa.find(c, np.uint64(5)), sa.find(c, np.uint64(6))
+    assert c.flags[i] == sa.F_VALID | sa.F_DIRTY and c.coh[i] == sa.MESI_M
+    assert c.flags[j] == sa.F_VALID and c.coh[j] == sa.MESI_E
+    sa.set_coh(c, i, sa.MESI_S)                   # a downgrade cleans the line
+    assert c.flags[i] == sa.F_VALID and list(sa.dirty_blocks(c)) == []
+    sa.set_coh(c, j, sa.MESI_M)
+    assert list(sa.dirty_blocks(c)) == [6]
+    assert sa.invalidate_line(c, j) == sa.ST_HIT | sa.ST_EVICT_DIRTY
+    assert c.tags[j] == sa.INVALID_TAG and c.flags[j] == 0 and c.coh[j] == sa.MESI_I
+    assert sa.invalidate_line(c, j) == sa.ST_MISS
+    # the sentinel is never a valid block: looking it up finds nothing
+    assert sa.find(c, np.uint64(5)) == i
+
+
+def test_instances_share_arrays_not_lines():
+    # 3 instances of 4 sets x 2 ways: row = instance * 4 + set, line = row * 2 + way
+    c = sa.new_cache(G, instances=3)
+    assert c.tags.shape == (24,) and int(c.params[sa.P_INSTANCES]) == 3
+    assert sa.set_row(c, 2, 9) == 2 * 4 + 1
+    for inst in range(3):
+        assert sa.access_in(c, inst, np.uint64(0), inst == 1) == (sa.ST_MISS, 0)
+    assert sa.find_in(c, 0, 0) == 0 and sa.find_in(c, 1, 0) == 8 and sa.find_in(c, 2, 0) == 16
+    assert sa.find(c, np.uint64(0)) == 0                 # the single-instance API is instance 0
+    # traffic in instance 1 evicts only from instance 1
+    sa.access_in(c, 1, np.uint64(4), False)
+    assert sa.access_in(c, 1, np.uint64(8), False) == (sa.ST_EVICT | sa.ST_EVICT_DIRTY, 0)
+    assert sa.find_in(c, 0, 0) == 0 and sa.find_in(c, 2, 0) == 16 and sa.find_in(c, 1, 0) == -1
+    assert list(sa.resident_blocks(c, 1)) == [4, 8] and list(sa.resident_blocks(c)) == [0, 0, 4, 8]
+    assert list(sa.dirty_blocks(c, 1)) == [] and list(sa.dirty_blocks(c, 0)) == []
+    assert sa.fill_in(c, 2, np.uint64(0), True) == (sa.ST_HIT, 0)
+    assert list(sa.dirty_blocks(c)) == [0]
+    assert sa.clean_in(c, 2, np.uint64(0)) == sa.ST_HIT | sa.ST_EVICT_DIRTY
+    assert sa.invalidate_in(c, 0, np.uint64(0)) == sa.ST_HIT
+    assert sa.invalidate_in(c, 0, np.uint64(0)) == sa.ST_MISS
+    sa.invalidate_instance(c, 1)
+    assert list(sa.resident_blocks(c)) == [0]
+    assert sa.line_of(c, 19) == (9, 1)
+    with pytest.raises(IndexError):
+        sa.invalidate_instance(c, 3)
+
+
+def test_row_primitives_build_an_access():
+    # what a caller with its own per-line payload does: find, else pick a victim and install
+    c = sa.new_cache(G, instances=2)
+    payload = np.zeros(c.tags.shape[0], np.int64)
+
+    @numba.njit(_nrt=False)
+    def put(c, payload, inst, block, value):
+        r = sa.set_row(c, inst, block)
+        i = sa.find_in_row(c, r, block)
+        if i >= 0:
+            sa.touch_line(c, i)
+            payload[i] = value
+            return np.uint64(0)
+        i = sa.victim_in_row(c, r)
+        st, victim = sa.install(c, i, block, sa.MESI_S)
+        payload[i] = value
+        return victim if st & sa.ST_EVICT else np.uint64(sa.INVALID_TAG)
+
+    assert put(c, payload, 1, 0, 10) == sa.INVALID_TAG
+    assert put(c, payload, 1, 4, 11) == sa.INVALID_TAG
+    assert put(c, payload, 1, 0, 12) == 0              # hit: 0 is now most recent
+    assert put(c, payload, 1, 8, 13) == 4              # LRU victim 4, payload replaced
+    i = sa.find_in(c, 1, 8)
+    assert payload[i] == 13 and c.coh[i] == sa.MESI_S and c.flags[i] == sa.F_VALID
+    assert payload[sa.find_in(c, 1, 0)] == 12
+    assert sa.find_in(c, 0, 0) == -1
+
+
+def test_modulo_set_index_for_non_power_of_two_sets():
+    # the machine's 11-way 33 MiB LLC has 49152 sets: set = block % sets
+    c = sa.new_cache_sets(3, 2, "lru", instances=2)
+    assert int(c.params[sa.P_SET_MASK]) == -1
+    assert sa.set_row(c, 1, 7) == 3 + 1
+    for b in (0, 3, 6):                              # all set 0 of instance 0
+        sa.access_in(c, 0, np.uint64(b), False)
+    assert list(sa.resident_blocks(c, 0)) == [3, 6]
+    # a power-of-two set count uses bit selection, which gives the same set
+    p = sa.new_cache_sets(4, 2)
+    assert int(p.params[sa.P_SET_MASK]) == 3 and sa.set_row(p, 0, 13) == 13 % 4
+
+
+def test_policy_names_and_errors_name_the_key():
+    assert sa.policy_id("FIFO", 8) == sa.POLICY_FIFO
+    assert set(sa.POLICIES) == {"lru", "fifo", "random", "srrip", "plru"}
+    with pytest.raises(HwemuError, match=r"^\[cache.llc\] policy: tree PLRU needs .* not 11$"):
+        sa.new_cache_sets(64, 11, "plru", where="[cache.llc] policy")
+    with pytest.raises(HwemuError, match="replacement policy id 9 is unknown"):
+        sa.new_cache_sets(4, 2, 9)
+    with pytest.raises(HwemuError, match="must be positive"):
+        sa.new_cache_sets(4, 2, instances=0)
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random", "srrip", "plru"])
+def test_every_policy_fills_invalid_ways_first_and_stays_in_its_row(policy):
+    c = sa.new_cache(sa.CacheGeometry(1024, 4, 64), policy=policy, seed=3, instances=2)
+    for b in (0, 4, 8, 12):
+        assert sa.access_in(c, 1, np.uint64(b), False) == (sa.ST_MISS, 0)
+    rng = np.random.default_rng(1)
+    for b in rng.integers(0, 16, 200) * 4:            # set 0 only
+        st, victim = sa.access_in(c, 1, np.uint64(b), False)
+        assert st in (sa.ST_HIT, sa.ST_EVICT)
+    assert len(sa.resident_blocks(c, 1)) == 4 and len(sa.resident_blocks(c, 0)) == 0

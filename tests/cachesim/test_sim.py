@@ -56,6 +56,17 @@ def test_ll_is_shared_and_only_asked_on_l1_miss():
         [0, 0, 0, 4, 4, 3, 0, 0, 0]
 
 
+def test_fifo_order_in_d1():
+    # set 0 of D1 (2 ways): A, B, A, C evicts A under FIFO (inserted first; the hit does not
+    # count), so the last A misses D1 and hits LL; under LRU it hits D1
+    A, B, C = 0x8000, 0x8080, 0x8100
+    recs = [(L, A, 4), (L, B, 4), (L, A, 4), (L, C, 4), (L, A, 4)]
+    fifo = simulate(chunk(*recs), policy="fifo", **SMALL)
+    assert [fifo[e] for e in EVENTS] == [0, 0, 0, 5, 4, 3, 0, 0, 0]
+    assert counts(*recs) == [0, 0, 0, 5, 3, 3, 0, 0, 0]
+    assert fifo["policy"] == "fifo"
+
+
 def test_lru_order_in_d1():
     # set 0 of D1 (2 ways): A, B, A, C evicts B (LRU), so A hits and B misses
     A, B, C = 0x8000, 0x8080, 0x8100
@@ -196,5 +207,5 @@ def test_other_policies_are_deterministic_and_differ(trace, capsys):
     assert main(["cachesim", str(trace), "--policy", "srrip"]) == 0
     assert "Replacement:      srrip in all three caches" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:          # argparse usage error
-        main(["cachesim", str(trace), "--policy", "fifo"])
+        main(["cachesim", str(trace), "--policy", "mru"])
     assert e.value.code == 2

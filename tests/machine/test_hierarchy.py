@@ -7,8 +7,11 @@ link 20 ns + 1 ns per 8-byte flit (request 1 flit, data 9 flits).
 
 import pytest
 
+from hwemu.cachesim.setassoc import MESI_E as ST_E
+from hwemu.cachesim.setassoc import MESI_M as ST_M
+from hwemu.cachesim.setassoc import MESI_S as ST_S
+from hwemu.cachesim.setassoc import P_SETS, find_in
 from hwemu.machine import hierarchy as H
-from hwemu.machine.cache import ST_E, ST_M, ST_S, find
 from hwemu.machine.dram import DC_READS, DC_WRITES
 from hwemu.machine.system import Machine
 
@@ -32,10 +35,8 @@ def acc(m, cpu, node, addr, t, write=False, ifetch=False):
 
 
 def l1_state(m, cpu, line):
-    S = m.S
-    r = cpu * S.cfg[H.C_L1D_SETS] + line % S.cfg[H.C_L1D_SETS]
-    w = find(S.l1d_t, r, line)
-    return None if w < 0 else int(S.l1d_st[r, w])
+    i = find_in(m.S.l1d, cpu, line)
+    return None if i < 0 else int(m.S.l1d.coh[i])
 
 
 def test_miss_to_local_dram_then_l1_hit(m):
@@ -91,8 +92,7 @@ def test_remote_cache_to_cache_and_write_invalidation(m):
     d, where = acc(m, 0, 0, a, T + 3000 * NS, write=True)
     assert where == "llc" and d >= 30 * NS + 2 * 31 * NS       # waits for the invalidation ack
     assert l1_state(m, 2, line) is None
-    r = 1 * m.S.cfg[H.C_LLC_SETS] + line % m.S.cfg[H.C_LLC_SETS]
-    assert find(m.S.llc_t, r, line) == -1
+    assert find_in(m.S.llc, 1, line) == -1
 
 
 def test_remote_dram_exact(m):
@@ -109,7 +109,7 @@ def test_remote_dram_exact(m):
 
 def test_dirty_llc_victim_is_written_back_and_back_invalidated(m):
     S = m.S
-    sets = int(S.cfg[H.C_LLC_SETS])                           # 64 sets, 4 ways
+    sets = int(S.llc.params[P_SETS])                          # 64 sets, 4 ways
     lines = [k * sets for k in range(5)]                      # one LLC set
     for i, l in enumerate(lines):
         acc(m, 0, 0, pa(m, 0, l), T + i * 1000 * NS, write=True)
@@ -125,3 +125,48 @@ def test_instruction_fetch_uses_l1i(m):
     assert acc(m, 0, 0, a, T, ifetch=True)[1] == "local_dram"
     assert acc(m, 0, 0, a, T + 1000 * NS, ifetch=True) == (2 * NS, "l1")
     assert m.S.ccnt[0, H.K_L1I_HIT] == 1
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo"])
+def test_replacement_policy_from_toml_is_used(tmp_path, policy):
+    from hwemu.cachesim import setassoc as sa
+    from hwemu.machine.config import load_machine
+    from machine_testkit import TINY
+
+    f = tmp_path / "p.toml"
+    f.write_text(f'base = "{TINY}"\n[cache.l1d]\npolicy = "{policy}"\n')
+    m = Machine(load_machine(str(f)), threads=1, cpus=[0])
+    assert int(m.S.l1d.params[sa.P_POLICY]) == sa.POLICIES[policy]
+    assert int(m.S.l2.params[sa.P_POLICY]) == sa.POLICY_LRU
+    a0, a8, a16 = pa(m, 0, 0), pa(m, 0, 8), pa(m, 0, 16)      # one L1D set (8 sets, 2 ways)
+    acc(m, 0, 0, a0, T)
+    acc(m, 0, 0, a8, T + 1000 * NS)
+    assert acc(m, 0, 0, a0, T + 2000 * NS) == (2 * NS, "l1")   # hit: LRU makes 8 the victim
+    acc(m, 0, 0, a16, T + 3000 * NS)
+    if policy == "lru":
+        assert acc(m, 0, 0, a0, T + 4000 * NS) == (2 * NS, "l1")
+        assert acc(m, 0, 0, a8, T + 5000 * NS) == (10 * NS, "l2")
+    else:                                       # FIFO: 0 was inserted first, whatever the hit
+        assert acc(m, 0, 0, a8, T + 4000 * NS) == (2 * NS, "l1")
+        assert acc(m, 0, 0, a0, T + 5000 * NS) == (10 * NS, "l2")
+
+
+def test_random_llc_is_seeded(tmp_path):
+    from hwemu.cachesim import setassoc as sa
+    from hwemu.machine.config import load_machine
+    from machine_testkit import TINY
+
+    f = tmp_path / "r.toml"
+    f.write_text(f'base = "{TINY}"\n[cache.llc]\npolicy = "random"\n')
+    cfg = load_machine(str(f))
+
+    def resident(seed):
+        m = Machine(cfg, threads=1, cpus=[0], seed=seed)
+        sets = int(m.S.llc.params[sa.P_SETS])                    # 64 sets, 4 ways
+        for k in range(40):                                       # 40 lines of LLC set 0
+            acc(m, 0, 0, pa(m, 0, k * sets), T + k * 1000 * NS)
+        return sa.resident_blocks(m.S.llc, 0).tolist()
+
+    assert len(resident(1)) == 4
+    assert resident(1) == resident(1)
+    assert any(resident(1) != resident(s) for s in (2, 3, 4))

@@ -9,7 +9,7 @@ import pytest
 
 from hwemu.errors import HwemuError
 from hwemu.machine import hierarchy as H
-from hwemu.machine.cache import find
+from hwemu.cachesim.setassoc import find_in
 from hwemu.machine.config import load_machine
 from hwemu.machine.replay import machine_stats
 from hwemu.machine.system import Machine
@@ -41,13 +41,11 @@ def acc(m, cpu, line, t, write=False):
 
 
 def in_l2(m, cpu, line):
-    S = m.S
-    return find(S.l2_t, cpu * S.cfg[H.C_L2_SETS] + line % S.cfg[H.C_L2_SETS], line) >= 0
+    return find_in(m.S.l2, cpu, line) >= 0
 
 
 def in_llc(m, sock, line):
-    S = m.S
-    return find(S.llc_t, sock * S.cfg[H.C_LLC_SETS] + line % S.cfg[H.C_LLC_SETS], line) >= 0
+    return find_in(m.S.llc, sock, line) >= 0
 
 
 def cnt(m, cpu, k):
@@ -106,8 +104,7 @@ def test_distance_bounds_a_high_degree_stream_and_dram_prefetch_data_time(tmp_pa
     assert m.S.dram_cnt[0, 0] >= 7           # 3 demand + 4 prefetch reads reached the controller
     # each prefetched line records when its data arrive; asking earlier waits exactly until then
     S = m.S
-    r = 4 % S.cfg[H.C_L2_SETS]
-    rdy = int(S.l2_rdy[r, find(S.l2_t, r, 4)])
+    rdy = int(S.l2_rdy[find_in(S.l2, 0, 4)])
     t = T + 2 * US
     assert rdy > t + 10 * NS
     assert acc(m, 0, 4, t + NS) == (rdy - t - NS, "l2")
@@ -163,10 +160,9 @@ def test_prefetches_beyond_the_superqueue_go_to_the_llc_only(tmp_path):
     assert in_l2(m, 0, 3)
     assert all(in_llc(m, 0, ln) and not in_l2(m, 0, ln) for ln in (4, 5, 6))
     S = m.S
-    rl = 5 % S.cfg[H.C_LLC_SETS]
-    wl = find(S.llc_t, rl, 5)
-    assert S.llc_cv[rl, wl] == 0                 # in no core's private caches
-    rdy = int(S.llc_rdy[rl, wl])
+    il = find_in(S.llc, 0, 5)
+    assert S.llc_cv[il] == 0                     # in no core's private caches
+    rdy = int(S.llc_rdy[il])
     # a demand for line 5 right away: superqueue entry free at the earliest completion, LLC
     # lookup, then the data of the LLC prefetch
     t = T + 2 * US + NS
