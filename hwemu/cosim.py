@@ -381,12 +381,15 @@ class CoSim:
                 done[t] += int(S.th_pos[t]) - self._cur_start[t]
         return done
 
-    def _load(self, chunk) -> None:
+    def _load(self, chunk, more=None) -> None:
         self._sample_flush()
-        for t, sel in self._cur_sel.items():
-            self._prior_done[t] += len(sel)       # the previous slice is fully replayed
+        S0 = self.m.S
+        for t in self._cur_sel:
+            # records of the previous slice replayed (all of them unless it stopped starved:
+            # the rest comes again at the head of this one)
+            self._prior_done[t] += int(S0.th_pos[t]) - self._cur_start[t]
         self._samp_pos, self._samp_clock = {}, {}
-        self.m.load_chunk(chunk)
+        self.m.load_chunk(chunk, more)
         self._loaded = True
         tids = chunk.tid
         self._cur_sel = {}
@@ -397,9 +400,11 @@ class CoSim:
             self._cur_start[t] = int(S.th_pos[t])
         self._cur_chunk = chunk
 
-    def _run_slice(self, chunk) -> None:
+    def _run_slice(self, chunk, more=None) -> bool:
+        """Replay ``chunk``; True if it stopped starved (a thread needs the next records
+        first: what is left of it is loaded again with them), False when it is done."""
         m, eng = self.m, self.engine
-        self._load(chunk)
+        self._load(chunk, more)
         while True:
             ev = eng.queue.peek_time()
             stop = self._next_win if ev is None else min(ev, self._next_win)
@@ -411,9 +416,12 @@ class CoSim:
                 # every runnable thread reached ``stop`` (blocked threads are parked)
                 self._advance_to(stop)
                 continue
+            if s.reason == "starved":
+                self._loaded = False
+                return True
             assert not self.blocked, "chunk ended with a thread blocked in a fault"
             self._loaded = False
-            return
+            return False
 
     def _sample_flush(self) -> None:
         """Deliver the records replayed since the last flush, one in ``sample_every`` per
@@ -472,15 +480,22 @@ class CoSim:
     def run(self) -> CoSimResult:
         from tqdm import tqdm
 
+        from hwemu.machine.replay import Feeder, feed_counts
+
         m = self.m
         self._advance_os(0)
         with tqdm(total=self.reader.num_records, disable=not self.progress, unit="rec",
                   unit_scale=True, desc="cosim", leave=False) as bar:
-            for big in self.reader.iter_chunks(1 << 20):
-                for lo in range(0, len(big), self.slice):
-                    chunk = big.slice(lo, lo + self.slice)
-                    self._run_slice(chunk)
-                    bar.update(len(chunk))
+            feeder = Feeder(self._slices(), feed_counts(self.reader, m.threads))
+            leftover = None
+            while True:
+                got = feeder.next(leftover)
+                if got is None:
+                    break
+                chunk, more = got
+                leftover = m.leftover() if self._run_slice(chunk, more) else None
+                bar.update(len(chunk) - (len(leftover) if leftover is not None else 0))
+            self.feed = feeder
         end = m.sim_time_ps()
         self._trace_done = True
         # OS work still in flight (a migration started near the end) finishes
@@ -492,6 +507,11 @@ class CoSim:
         for pid in self.pids:
             self._numa_maps_snapshot("end", pid)
         return self._result()
+
+    def _slices(self):
+        for big in self.reader.iter_chunks(1 << 20):
+            for lo in range(0, len(big), self.slice):
+                yield big.slice(lo, lo + self.slice)
 
     def _drain(self) -> None:
         """Run engine events until no process started by a migration/syscall is in flight
@@ -530,6 +550,10 @@ class CoSim:
             st.add("cosim.faults", f"{kind}_time", ps, "ps")
         st.add("cosim.faults", "lock_wait_time", self._fault_waited, "ps")
         st.add("cosim", "thread_moves", self._moves, "moves")
+        feed = getattr(self, "feed", None)
+        if feed is not None:
+            st.add("trace.feed", "refills", feed.refills, "chunks")
+            st.add("trace.feed", "waits_given_up", feed.waits_given_up, "chunks")
         st.add("cosim", "os_cpu_time", sum(self.engine.cpus.busy_ps), "ps")
         for row in self.pstats.to_frame().itertuples(index=False):
             st.add(row.component, row.stat, row.value, row.unit)

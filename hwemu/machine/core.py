@@ -31,7 +31,10 @@ histogram with 250 ps bins up to 256 ns, 4 ns bins up to ~12.5 us and 1 us bins 
 migration).
 
 The loop returns to Python when the chunk is done, when every runnable thread has reached
-``stop_time`` (an OS event is due), or on a fault.
+``stop_time`` (an OS event is due), on a fault, or when the thread with the earliest clock has
+used up its records in the chunk but has more in the trace (``th_more``; "starved": the caller
+loads the rest of the chunk with the next records, see ``replay.Feeder``). So no thread runs
+ahead of another one whose records are still in the file, however the trace orders threads.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI
 from hwemu.machine.pagetable import PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 
-R_CHUNK_DONE, R_EVENT, R_FAULT = 0, 1, 2
-REASON_NAMES = ("chunk-done", "event", "fault")
+R_CHUNK_DONE, R_EVENT, R_FAULT, R_STARVED = 0, 1, 2, 3
+REASON_NAMES = ("chunk-done", "event", "fault", "starved")
 # out[] layout
 O_REASON, O_THREAD, O_VADDR, O_KIND, O_PTE, O_RECORD = 0, 1, 2, 3, 4, 5
 O_N = 8
@@ -94,6 +97,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     # The hot path (L1 TLB hit, L1 cache hit) works on arrays taken out of S once: calling a
     # function with the whole state tuple costs far more than the lookup itself.
     th_clock, th_pos, th_end, th_pend = S.th_clock, S.th_pos, S.th_end, S.th_pend
+    th_more = S.th_more
     th_odone, th_oinst, th_insts = S.th_odone, S.th_oinst, S.th_insts
     itlb, itlb_v = S.itlb, S.itlb_v
     dtlb4, dtlb4_v = S.dtlb4, S.dtlb4_v
@@ -108,7 +112,9 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
         best = INF
         second = INF
         for th in range(nth):
-            if th_pos[th] < th_end[th]:
+            # a thread whose next records are not loaded yet (th_more) still holds the others
+            # back: none may run past its clock
+            if th_pos[th] < th_end[th] or th_more[th] != 0:
                 c = th_clock[th]
                 if c < best:
                     second = best
@@ -126,6 +132,11 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
             out[O_REASON] = R_EVENT
             out[O_THREAD] = th
             return R_EVENT
+        if th_pos[th] >= th_end[th]:
+            # the earliest thread needs records beyond the chunk: the caller loads more
+            out[O_REASON] = R_STARVED
+            out[O_THREAD] = th
+            return R_STARVED
         i = order[th_pos[th]]
         k = kind[i]
         is_ifetch = k == 0

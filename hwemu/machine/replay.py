@@ -23,6 +23,71 @@ from hwemu.machine.system import Machine, Stop
 from hwemu.stats import Stats
 
 CHUNK_RECORDS = 1 << 20
+# A starved thread's next records may lie far ahead in the file (a recorder that serialises
+# threads writes long runs of one thread). The feeder reads ahead until they come, holding at
+# most this many records back; beyond it the other threads go on without waiting.
+MAX_HELD_RECORDS = 32 << 20
+
+
+def _concat(parts):
+    from hwemu.traces.format import COLUMNS, TraceChunk
+
+    if len(parts) == 1:
+        return parts[0]
+    return TraceChunk(**{c: np.concatenate([getattr(p, c) for p in parts]) for c in COLUMNS})
+
+
+class Feeder:
+    """Feeds trace chunks to a machine so that threads stay in step however the trace orders
+    them.
+
+    Each thread's records keep their order, but a trace may hold long runs of one thread
+    (Valgrind runs one thread at a time). Replaying chunk after chunk, a thread with no records
+    left in the current chunk would stand still while the others run on, and its next
+    records would then meet queues and banks booked far in its future. So each chunk is loaded
+    with ``more[t]`` = thread ``t`` has records beyond it (from per-thread record counts); when
+    the earliest thread runs out (a "starved" stop) the records not yet replayed are loaded
+    again together with the next chunk of the file. Only when the records held back that way
+    exceed ``max_held`` are the threads let go without waiting (``waits_given_up`` counts it).
+    """
+
+    def __init__(self, chunks, totals: np.ndarray | None = None,
+                 max_held: int = MAX_HELD_RECORDS):
+        self._it = iter(chunks)
+        self.totals = None if totals is None else np.asarray(totals, np.int64)
+        self.loaded = None if totals is None else np.zeros(len(self.totals), np.int64)
+        self.max_held = int(max_held)
+        self.waits_given_up = 0
+        self.refills = 0
+
+    def next(self, leftover=None):
+        """The next (chunk, more) to load, with ``leftover`` (the records of the previous chunk
+        not replayed) first; None at the end of the trace."""
+        parts = [leftover] if leftover is not None and len(leftover) else []
+        if parts:
+            self.refills += 1
+        new = next(self._it, None)
+        if new is not None and len(new):
+            parts.append(new)
+            if self.loaded is not None:
+                self.loaded += np.bincount(np.minimum(new.tid, len(self.loaded) - 1),
+                                           minlength=len(self.loaded))
+        if not parts:
+            return None
+        chunk = _concat(parts)
+        if self.totals is None or new is None:
+            more = None
+        elif len(chunk) > self.max_held:
+            self.waits_given_up += 1
+            more = None
+        else:
+            more = self.loaded < self.totals
+        return chunk, more
+
+
+def feed_counts(reader, threads: int):
+    """Per-thread record counts for a :class:`Feeder` (None for a single-thread trace)."""
+    return reader.thread_counts(threads) if threads > 1 else None
 
 
 class FirstTouch:
@@ -100,18 +165,25 @@ def run_chunks(m: Machine, chunks, on_fault: Callable[[Stop], None],
     is called when the earliest thread reaches the scheduled time and returns the next event
     time (or None)."""
     next_ev = first_event_ps
-    for chunk in chunks:
-        m.load_chunk(chunk)
+    feeder = chunks if isinstance(chunks, Feeder) else Feeder(chunks)
+    leftover = None
+    while True:
+        got = feeder.next(leftover)
+        if got is None:
+            break
+        chunk, more = got
+        m.load_chunk(chunk, more)
         while True:
             s = m.run(next_ev)
-            if s.reason == "chunk-done":
+            if s.reason in ("chunk-done", "starved"):
                 break
             if s.reason == "fault":
                 on_fault(s)
             elif s.reason == "event":
                 next_ev = on_event(m) if on_event else None
+        leftover = m.leftover() if s.reason == "starved" else None
         if progress is not None:
-            progress.update(len(chunk))
+            progress.update(len(chunk) - (len(leftover) if leftover is not None else 0))
 
 
 def _max_tid(reader) -> int:
@@ -147,8 +219,11 @@ def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None =
     handler = on_fault or FirstTouch(m)
     with tqdm(total=reader.num_records, disable=not progress, unit="rec", unit_scale=True,
               desc="replay", leave=False) as bar:
-        run_chunks(m, reader.iter_chunks(chunk_records), handler, on_event, first_event_ps, bar)
+        feeder = Feeder(reader.iter_chunks(chunk_records), feed_counts(reader, threads))
+        run_chunks(m, feeder, handler, on_event, first_event_ps, bar)
     stats = machine_stats(m)
+    stats.add("trace.feed", "refills", feeder.refills, "chunks")
+    stats.add("trace.feed", "waits_given_up", feeder.waits_given_up, "chunks")
     return RunResult(stats, summarize(stats, m), m)
 
 

@@ -16,7 +16,8 @@ component works on. Field groups (see the component modules for their meaning):
 - nodes ``node_socket``, ``socket_node``, ``node_base``, ``node_size`` (physical layout);
 - threads ``th_*`` (clock, CPU, process, instruction count, fill-buffer state, cursors;
   ``th_wait``: time the OS made the thread's next access wait, e.g. on a page under
-  migration, added to that access's latency when it completes);
+  migration, added to that access's latency when it completes; ``th_more``: the thread has
+  records in the trace beyond the loaded chunk, see replay.Feeder);
 - statistics ``hist``, ``served``, ``faults``, ``ccnt``;
 - L2 superqueue and stream prefetcher ``sq_done`` (per CPU: completion time of each entry),
   ``pf_tab`` (per CPU stream table), ``l2_rdy``/``l2_pf`` (per L2 line: data-arrival time and
@@ -52,7 +53,8 @@ FIELDS = (
     "route_next", "route_chan", "chan_lat", "chan_ppb", "chan_hdr", "chan_busy", "chan_bytes",
     "node_socket", "socket_node", "node_base", "node_size",
     "th_clock", "th_cpu", "th_pid", "th_insts", "th_lfb", "th_dep", "th_odone", "th_oinst",
-    "th_pend", "th_pte", "th_txd", "th_wait", "th_pos", "th_end", "th_acc", "th_lat_sum",
+    "th_pend", "th_pte", "th_txd", "th_wait", "th_pos", "th_end", "th_more", "th_acc",
+    "th_lat_sum",
     "hist", "served", "faults", "ccnt",
     "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy",
 )
@@ -134,7 +136,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.zeros(T, np.int64), np.full(T, cfg.lfb, np.int64), np.zeros(T, np.uint8),
         np.zeros((T, MAX_LFB), np.int64), np.zeros((T, MAX_LFB), np.int64),
         np.zeros(T, np.uint8), np.zeros(T, np.int64), np.zeros(T, np.int64), np.zeros(T, np.int64),
-        np.zeros(T, np.int64), np.zeros(T, np.int64),
+        np.zeros(T, np.int64), np.zeros(T, np.int64), np.zeros(T, np.uint8),
         np.zeros(T, np.int64), np.zeros(T, np.int64),
         np.zeros(HIST_BINS, np.int64), np.zeros((cfg.sockets, H.W_N), np.int64),
         np.zeros((T, len(FAULT_KINDS)), np.int64), np.zeros((ncpu, H.K_N), np.int64),

@@ -25,7 +25,7 @@ NEVER = int(C.INF)
 class Stop:
     """Why the replay loop returned."""
 
-    reason: str          # "chunk-done", "event" or "fault"
+    reason: str          # "chunk-done", "event", "fault" or "starved"
     thread: int = -1     # faulting thread (fault) or the earliest thread (event)
     vaddr: int = 0       # faulting virtual address
     kind: int = 0        # record kind of the faulting access (0 I, 1 L, 2 S, 3 M)
@@ -206,8 +206,10 @@ class Machine:
         return int(drop_lines(self.S, int(phys), int(nbytes), int(at_ps)))
 
     # ---- replay ---------------------------------------------------------------------------
-    def load_chunk(self, chunk) -> None:
-        """Give the replay loop a chunk of trace records (a TraceChunk)."""
+    def load_chunk(self, chunk, more=None) -> None:
+        """Give the replay loop a chunk of trace records (a TraceChunk). ``more[t]`` true: thread
+        ``t`` has records beyond this chunk, so no other thread may run past its clock once it
+        has used up its records here (the run stops with reason "starved" instead)."""
         n = len(chunk)
         tid = chunk.tid
         if n and int(tid.max()) >= self.threads:
@@ -223,8 +225,26 @@ class Machine:
         ends = np.cumsum(counts)
         self.S.th_pos[:] = ends - counts
         self.S.th_end[:] = ends
+        self.S.th_more[:] = 0 if more is None else np.asarray(more, bool)[: self.threads]
         self._chunk = (np.ascontiguousarray(chunk.kind), np.ascontiguousarray(chunk.addr),
                        np.ascontiguousarray(chunk.size), np.ascontiguousarray(chunk.insts), order)
+        self._chunk_tid = np.ascontiguousarray(chunk.tid)
+
+    def leftover(self):
+        """The records of the loaded chunk not replayed yet, in trace order (a TraceChunk); a
+        record a thread has started (waiting at a horizon or blocked in a fault) counts as not
+        replayed, and the thread resumes it where it stopped."""
+        from hwemu.traces.format import TraceChunk
+
+        if self._chunk is None:
+            return TraceChunk.empty()
+        kind, addr, size, insts, order = self._chunk
+        S = self.S
+        parts = [order[int(S.th_pos[t]):int(S.th_end[t])] for t in range(self.threads)
+                 if S.th_pos[t] < S.th_end[t]]
+        idx = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        return TraceChunk(kind=kind[idx], tid=self._chunk_tid[idx], size=size[idx],
+                          addr=addr[idx], insts=insts[idx])
 
     def run(self, stop_ps: int | None = None) -> Stop:
         """Replay the loaded chunk until done, until every runnable thread has reached
@@ -243,6 +263,8 @@ class Machine:
             return Stop("chunk-done")
         if r == C.R_EVENT:
             return Stop("event", thread=int(o[C.O_THREAD]))
+        if r == C.R_STARVED:
+            return Stop("starved", thread=int(o[C.O_THREAD]))
         pte = int(o[C.O_PTE])
         st = pte & 3
         return Stop("fault", thread=int(o[C.O_THREAD]), vaddr=int(o[C.O_VADDR]), kind=int(o[C.O_KIND]),

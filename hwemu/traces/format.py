@@ -263,6 +263,20 @@ class TraceReader:
                 for start in range(0, len(chunk), max_records):
                     yield chunk.slice(start, start + max_records)
 
+    def thread_counts(self, threads: int) -> np.ndarray:
+        """Records per thread id (length ``threads``, ids >= threads counted in the last), read
+        from the tid column alone, one row group at a time."""
+        counts = np.zeros(max(1, threads), np.int64)
+        for i in range(self._pf.metadata.num_row_groups):
+            try:
+                table = self._pf.read_row_group(i, columns=["tid"])
+            except Exception as exc:
+                raise HwemuError(f"{self.path}: row group {i} is unreadable (truncated or corrupt): "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            tid = np.minimum(_column(table, "tid"), len(counts) - 1)
+            counts += np.bincount(tid, minlength=len(counts))
+        return counts
+
     def read_all(self) -> TraceChunk:
         """The whole trace in memory (for small traces and tests)."""
         chunks = list(self.iter_chunks())

@@ -132,3 +132,20 @@ def test_migration_waits_are_in_the_latency_histogram(moved_and_migrated):
     # the access with the longest wait lies in a bin whose upper edge is at least that wait
     assert edges[top + 1] >= mean_wait_ps > 2_000_000      # waits of microseconds
     assert int(sim.m.S.th_wait.sum()) == 0                 # every wait was given to an access
+
+
+def test_small_slices_give_the_same_run(moved_and_migrated, small_trace, tmp_path):
+    """small_trace holds all of thread 0's records, then all of thread 1's. Loaded in slices
+    of 3,000 records, thread 1's come only after many slices of thread 0; the feeder keeps the
+    threads in step, so the run (placement, migration, latencies) is the one made with the
+    whole trace in one slice."""
+    _, ref = moved_and_migrated
+    sched = make_schedule(tmp_path / "s.toml", events=MOVE + MIGRATE)
+    sim = CoSim(DEMO_MACHINE, small_trace, schedule=sched, window_ps=20_000_000,
+                slice_records=3000)
+    r = sim.run()
+    keys = ("accesses", "mean_latency_ns", "p99_latency_ns", "sim_time_ns", "pages_migrated",
+            "local_share", "remote_share")
+    assert {k: r.summary[k] for k in keys} == {k: ref.summary[k] for k in keys}
+    assert r.stats.get("trace.feed", "refills") > 0
+    assert ref.stats.get("trace.feed", "refills") == 0

@@ -1,0 +1,109 @@
+"""Threads stay in step however the trace orders them (replay.Feeder and the "starved" stop).
+
+A recorder that runs one thread at a time writes long runs of one thread. Replayed chunk by
+chunk without the feeder, a thread with no records in the current chunk would stand still while
+the others ran on. With it, the result of a replay must not depend on how the threads'
+records are interleaved in the file, nor on the chunk size.
+"""
+
+import numpy as np
+import pytest
+
+from hwemu.machine.replay import Feeder, run_trace
+from hwemu.traces.format import TraceChunk, TraceReader, write_trace
+
+from machine_testkit import TINY
+
+BASE = 0x10_0000_0000
+
+
+def _records(threads=2, n=6000, seed=3):
+    """Per thread: its own 256 KiB (4x the tiny LLC), random 8-byte loads and stores."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(threads):
+        off = rng.integers(0, (256 << 10) // 8, n).astype(np.uint64) * 8
+        kind = np.where(rng.random(n) < 0.3, 2, 1).astype(np.uint8)
+        out.append((kind, BASE + np.uint64(t << 24) + off))
+    return out
+
+
+def _write(path, recs, run):
+    """Interleave the threads' records in runs of ``run`` records each."""
+    parts = []
+    pos = [0] * len(recs)
+    while any(p < len(r[0]) for p, r in zip(pos, recs)):
+        for t, (kind, addr) in enumerate(recs):
+            a, b = pos[t], min(pos[t] + run, len(kind))
+            if a < b:
+                parts.append((kind[a:b], addr[a:b], np.full(b - a, t, np.uint16)))
+            pos[t] = b
+    kind = np.concatenate([p[0] for p in parts])
+    addr = np.concatenate([p[1] for p in parts])
+    tid = np.concatenate([p[2] for p in parts])
+    n = len(kind)
+    write_trace(path, TraceChunk.from_arrays(kind, addr, np.full(n, 8, np.uint16), tid,
+                                             np.full(n, 20, np.uint32)), "synthetic", "test")
+    return path
+
+
+def _key(res):
+    s = res.summary
+    return (s["accesses"], s["mean_latency_ns"], s["p99_latency_ns"], s["sim_time_ns"],
+            int(res.machine.S.th_lat_sum.sum()), tuple(res.machine.S.th_clock.tolist()))
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory):
+    d = tmp_path_factory.mktemp("feed")
+    recs = _records()
+    return {run: _write(d / f"run{run}.parquet", recs, run) for run in (1, 1500, 6000)}
+
+
+def test_replay_does_not_depend_on_thread_runs_or_chunk_size(traces):
+    ref = run_trace(str(TINY), traces[1], cpus=[0, 1], chunk_records=1 << 20)
+    assert ref.stats.get("trace.feed", "refills") == 0
+    for run, chunk in ((1, 1000), (1500, 1000), (1500, 700), (6000, 1000), (6000, 1 << 20)):
+        res = run_trace(str(TINY), traces[run], cpus=[0, 1], chunk_records=chunk)
+        assert _key(res) == _key(ref), (run, chunk)
+        if chunk < 12000 and run > 1:
+            assert res.stats.get("trace.feed", "refills") > 0
+
+
+def _replay(path, feeder_of):
+    from hwemu.machine.config import load_machine
+    from hwemu.machine.replay import FirstTouch, run_chunks
+    from hwemu.machine.system import Machine
+
+    reader = TraceReader(path)
+    m = Machine(load_machine(str(TINY)), threads=2, cpus=[0, 1])
+    feeder = feeder_of(reader)
+    run_chunks(m, feeder, FirstTouch(m))
+    return m, feeder, reader
+
+
+def test_chunk_by_chunk_without_thread_counts_is_what_the_feeder_prevents(traces):
+    """The same replay without per-thread record counts (plain chunk after chunk): thread 1,
+    whose records all come after thread 0's, replays its accesses at times whose queues and
+    banks thread 0 has already booked, and the answer changes."""
+    ref = run_trace(str(TINY), traces[1], cpus=[0, 1], chunk_records=1 << 20)
+    m, _, _ = _replay(traces[6000], lambda r: Feeder(r.iter_chunks(1000)))
+    assert int(m.S.th_acc.sum()) == 12000
+    assert int(m.S.th_lat_sum.sum()) != int(ref.machine.S.th_lat_sum.sum())
+
+
+def test_feeder_gives_up_waiting_beyond_its_limit(traces):
+    """A thread whose records lie further ahead than the limit: the others go on without it,
+    and the replay still covers every record."""
+    from hwemu.machine.replay import feed_counts
+
+    m, feeder, reader = _replay(traces[6000], lambda r: Feeder(r.iter_chunks(1000),
+                                                               feed_counts(r, 2), max_held=3000))
+    assert feeder.waits_given_up > 0 and feeder.refills > 0
+    assert int(m.S.th_acc.sum()) == reader.num_records
+
+
+def test_thread_counts_read_from_the_tid_column(traces):
+    r = TraceReader(traces[1500])
+    assert r.thread_counts(2).tolist() == [6000, 6000]
+    assert r.thread_counts(1).tolist() == [12000]
