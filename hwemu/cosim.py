@@ -486,16 +486,8 @@ class CoSim:
         self._advance_os(0)
         with tqdm(total=self.reader.num_records, disable=not self.progress, unit="rec",
                   unit_scale=True, desc="cosim", leave=False) as bar:
-            feeder = Feeder(self._slices(), feed_counts(self.reader, m.threads))
-            leftover = None
-            while True:
-                got = feeder.next(leftover)
-                if got is None:
-                    break
-                chunk, more = got
-                leftover = m.leftover() if self._run_slice(chunk, more) else None
-                bar.update(len(chunk) - (len(leftover) if leftover is not None else 0))
-            self.feed = feeder
+            self.feed = Feeder(self._slices(), feed_counts(self.reader, m.threads))
+            self.feed.drive(m, self._run_slice, bar)
         end = m.sim_time_ps()
         self._trace_done = True
         # OS work still in flight (a migration started near the end) finishes

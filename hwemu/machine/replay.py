@@ -84,6 +84,17 @@ class Feeder:
             more = self.loaded < self.totals
         return chunk, more
 
+    def drive(self, m: Machine, run_chunk: Callable[..., bool], progress=None) -> None:
+        """Hand every chunk to ``run_chunk(chunk, more)``, which loads it into ``m``, replays it
+        and returns True if it stopped starved; what ``m`` left of it then goes first into
+        the next chunk."""
+        leftover = None
+        while (got := self.next(leftover)) is not None:
+            chunk, more = got
+            leftover = m.leftover() if run_chunk(chunk, more) else None
+            if progress is not None:
+                progress.update(len(chunk) - (len(leftover) if leftover is not None else 0))
+
 
 def feed_counts(reader, threads: int):
     """Per-thread record counts for a :class:`Feeder` (None for a single-thread trace)."""
@@ -165,25 +176,21 @@ def run_chunks(m: Machine, chunks, on_fault: Callable[[Stop], None],
     is called when the earliest thread reaches the scheduled time and returns the next event
     time (or None)."""
     next_ev = first_event_ps
-    feeder = chunks if isinstance(chunks, Feeder) else Feeder(chunks)
-    leftover = None
-    while True:
-        got = feeder.next(leftover)
-        if got is None:
-            break
-        chunk, more = got
+
+    def run_chunk(chunk, more) -> bool:
+        nonlocal next_ev
         m.load_chunk(chunk, more)
         while True:
             s = m.run(next_ev)
             if s.reason in ("chunk-done", "starved"):
-                break
+                return s.reason == "starved"
             if s.reason == "fault":
                 on_fault(s)
             elif s.reason == "event":
                 next_ev = on_event(m) if on_event else None
-        leftover = m.leftover() if s.reason == "starved" else None
-        if progress is not None:
-            progress.update(len(chunk) - (len(leftover) if leftover is not None else 0))
+
+    feeder = chunks if isinstance(chunks, Feeder) else Feeder(chunks)
+    feeder.drive(m, run_chunk, progress)
 
 
 def _max_tid(reader) -> int:
