@@ -1,5 +1,5 @@
 """Speed of the co-simulation (run by hand): wall time and replayed records per second of
-every demo cell (hwemu.experiment.demo_cells), and of the whole demo.
+every demo cell (hwemu.sim.experiment.demo_cells), and of the whole demo.
 
     python benchmarks/bench_cosim.py [--policy NAME ...]
 """
@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from hwemu.experiment import demo_cells, run_cell
+from hwemu.sim.experiment import demo_cells, run_cell
 
 
 def main() -> None:

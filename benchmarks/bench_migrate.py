@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from hwemu.linux.bench import run_bench
+from hwemu.sim.bench_migrate import run_bench
 
 CASES = [
     # (label, page size, pages divisor, copy, threads, batch, published)

@@ -49,6 +49,15 @@ class Stats:
                 out._rows[key] = (value, unit)
         return out
 
+    def counters(self, component: str, names=(), unit: str = "count") -> "Counters":
+        """A dict-like view of the counters of ``component``: ``c["x"] += 1`` updates the
+        row (``component``, ``"x"``) of this collection. ``names`` are created at zero, in
+        order; other names appear on first assignment."""
+        c = Counters(self, component, unit)
+        for name in names:
+            c[name] = 0
+        return c
+
     def to_frame(self):
         import pandas as pd
 
@@ -57,3 +66,34 @@ class Stats:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+class Counters:
+    """The counters of one component of a :class:`Stats`, used like a dict of ints (a
+    policy's ``self.n["promoted"] += 1``): every read and write goes to the Stats rows."""
+
+    __slots__ = ("_stats", "component", "unit")
+
+    def __init__(self, stats: Stats, component: str, unit: str = "count"):
+        self._stats, self.component, self.unit = stats, component, unit
+
+    def __getitem__(self, name: str):
+        row = self._stats._rows.get((self.component, name))
+        if row is None:
+            raise KeyError(name)
+        return row[0]
+
+    def __setitem__(self, name: str, value) -> None:
+        row = self._stats._rows.get((self.component, name))
+        self._stats._rows[(self.component, name)] = (value, self.unit if row is None else row[1])
+
+    def __contains__(self, name: str) -> bool:
+        return (self.component, name) in self._stats._rows
+
+    def get(self, name: str, default=None):
+        row = self._stats._rows.get((self.component, name))
+        return default if row is None else row[0]
+
+    def items(self):
+        return [(s, v) for (c, s), (v, _u) in self._stats._rows.items() if c == self.component]
+

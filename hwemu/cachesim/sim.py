@@ -43,7 +43,7 @@ import numpy as np
 from hwemu.cachesim import setassoc as sa
 from hwemu.cachesim.setassoc import CacheGeometry
 from hwemu.errors import HwemuError
-from hwemu.machine._jitcache import check_package
+from hwemu.jitcache import check_package
 
 # _replay inlines the cache core: drop its cached machine code when setassoc.py changes
 check_package(Path(__file__).parent)

@@ -13,7 +13,7 @@ import random
 
 import cocotb
 
-from hwemu.dma.bench import DmaBench
+from hwemu.dma.testbench import DmaBench
 from hwemu.dma.rtl import load_config
 
 PAGE = 4096

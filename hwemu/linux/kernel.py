@@ -14,7 +14,6 @@ page-table frames, locks in the node's slab area), all timed by the hardware int
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Generator
 
@@ -87,6 +86,16 @@ class OutOfMemory(HwemuError):
     pass
 
 
+@dataclass
+class StepCost:
+    """Time spent in one step of the migration protocol, over a run (typed: never parsed from
+    a counter name)."""
+
+    step: str
+    time_ps: int = 0
+    calls: int = 0
+
+
 class KernelObserver:
     """Hooks for a machine model that keeps its own copy of the page tables and caches.
 
@@ -121,8 +130,11 @@ class Kernel:
         self.lru: list[dict[LRU, dict[int, Page]]] = [
             {l: {} for l in LRU} for _ in range(hw.num_nodes)]
         self.lru_lock = [a.slab_alloc(64) for a in self.alloc.nodes]
+        # Every counter of the OS model (component, name, value, unit); typed records beside
+        # it for what callers read back: the cost of each protocol step, failures by reason.
         self.stats = Stats()
-        self.counters: dict[tuple[str, str], list] = defaultdict(lambda: [0, ""])
+        self.step_costs: dict[str, StepCost] = {}
+        self.failed_by_reason: dict[str, int] = {}
         self._store_seq = 0
         # Duration of one page's writeback I/O started by the model (step 15): a 4 KiB write
         # to an NVMe SSD, ~20-50 us (vendor data sheets; see docs/migration.md).
@@ -136,13 +148,32 @@ class Kernel:
 
     # -- statistics -------------------------------------------------------------------------
     def count(self, component: str, stat: str, value=1, unit: str = "count") -> None:
-        c = self.counters[(component, stat)]
-        c[0] += value
-        c[1] = unit
+        """Add ``value`` to the counter ``component``/``stat`` of :attr:`stats`."""
+        self.stats.inc(component, stat, value, unit)
+
+    def counter(self, component: str, stat: str) -> int:
+        """The current value of a counter (0 if never counted)."""
+        return self.stats.get(component, stat, 0)
+
+    def charge_step(self, step: str, elapsed_ps: int, calls: int = 1) -> None:
+        """Account one execution of protocol step ``step`` (hwemu.linux.migrate.STEP_ORDER)."""
+        rec = self.step_costs.get(step)
+        if rec is None:
+            rec = self.step_costs[step] = StepCost(step)
+        rec.time_ps += elapsed_ps
+        rec.calls += calls
+        self.count("linux.migrate.steps", f"{step}_time", elapsed_ps, "ps")
+        if calls:
+            self.count("linux.migrate.steps", f"{step}_calls", calls)
+
+    def count_failure(self, reason: str, pages: int) -> None:
+        """Base pages a migration gave up on, by reason (the errno part: EAGAIN, EBUSY ...)."""
+        self.failed_by_reason[reason] = self.failed_by_reason.get(reason, 0) + pages
+        self.count("linux.migrate", "pages_failed", pages)
+        self.count("linux.migrate", f"failed_{reason}", pages)
 
     def collect_stats(self) -> Stats:
-        for (comp, stat), (value, unit) in self.counters.items():
-            self.stats.add(comp, stat, value, unit)
+        """Every counter of the OS model (the :attr:`stats` collection itself)."""
         return self.stats
 
     # -- processes, threads, VMAs, files ------------------------------------------------------

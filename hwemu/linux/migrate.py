@@ -143,8 +143,7 @@ class Migrator:
         cost = m.take()
         if cost:
             yield cost
-        self.k.count("linux.migrate.steps", f"{step}_time", cost + waited_ps, "ps")
-        self.k.count("linux.migrate.steps", f"{step}_calls", 1)
+        self.k.charge_step(step, cost + waited_ps)
 
     def _fail(self, page: Page, why: str) -> None:
         self.res.reasons[page.pfn] = why
@@ -321,8 +320,7 @@ class Migrator:
             cost = m.take()
             yield cost
             yield Sleep(wait_ps)
-            self.k.count("linux.migrate.steps", "12_copy_time", cost + wait_ps, "ps")
-            self.k.count("linux.migrate.steps", "12_copy_calls", 1)
+            self.k.charge_step("12_copy", cost + wait_ps)
         else:
             yield from self._charge("12_copy", m)
         self.k.count("linux.migrate", "bytes_copied", src.size_bytes, "B")
@@ -721,8 +719,7 @@ class Migrator:
         k.count("linux.migrate", "thp_migrated", res.nr_thp_succeeded)
         for p in remaining:
             why = res.reasons.get(p.pfn, "ENOMEM: not attempted" if rc_gather == -ENOMEM else "unknown")
-            k.count("linux.migrate", "pages_failed", p.nr_pages)
-            k.count("linux.migrate", f"failed_{why.split(':')[0]}", p.nr_pages)
+            k.count_failure(why.split(':')[0], p.nr_pages)
         return res
 
     def putback(self, pages: list[Page]) -> Generator:

@@ -12,6 +12,9 @@ locks, VMAs, anon_vmas and page-cache roots.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from sortedcontainers import SortedSet
 
 from hwemu.linux.hw import Hardware, PAGE_SHIFT
@@ -155,3 +158,38 @@ class PageAllocator:
 
     def free(self, pfn: int, order: int) -> None:
         self.nodes[self.node_of_pfn(pfn)].free(pfn, order)
+
+
+# -- watermarks (mm/page_alloc.c __setup_per_zone_wmarks) -------------------------------------
+@dataclass
+class Watermarks:
+    """Per-node watermarks in frames (``zone->_watermark[]``)."""
+
+    min: list[int]
+    low: list[int]
+    high: list[int]
+    promo: list[int]
+
+
+def compute_watermarks(kernel, scale_factor: int, min_free_bytes: int | None = None) -> Watermarks:
+    """``__setup_per_zone_wmarks`` over the allocatable frames of every node. Without
+    ``min_free_bytes`` Linux's ``calculate_min_free_kbytes`` is used:
+    ``int_sqrt(lowmem_kbytes * 16)`` clamped to [128, 262144] KiB."""
+    nodes = kernel.alloc.nodes
+    managed = [n.capacity for n in nodes]
+    total = sum(managed)
+    if min_free_bytes is None:
+        kb = math.isqrt(total * 4 * 16)
+        kb = min(max(kb, 128), 262144)
+        min_free_pages = kb // 4
+    else:
+        min_free_pages = min_free_bytes >> PAGE_SHIFT
+    wm = Watermarks([], [], [], [])
+    for m in managed:
+        mn = min_free_pages * m // total if total else 0
+        tmp = max(mn >> 2, m * scale_factor // 10000)
+        wm.min.append(mn)
+        wm.low.append(mn + tmp)
+        wm.high.append(mn + 2 * tmp)
+        wm.promo.append(mn + 3 * tmp)
+    return wm

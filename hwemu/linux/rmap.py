@@ -166,3 +166,18 @@ class TlbBatch:
         self.cpus.clear()
         self.entries = 0
         return ipis
+
+
+def pte_test_and_clear(kernel, mp, bit: str) -> bool:
+    """Test and clear the accessed (``bit="young"``) or dirty (``"dirty"``) bit of one
+    mapping: the OS model's ``Pte`` bit, or'ed with the hardware's own bit when the hardware
+    interface keeps one (optional methods ``test_and_clear_young(pid, vaddr, huge)`` /
+    ``test_and_clear_dirty(pid, vaddr, huge)``: a page-table walker that sets A/D bits in its
+    PTE words, as x86 does)."""
+    e = mp.entry
+    val = getattr(e, bit)
+    setattr(e, bit, False)
+    hw_fn = getattr(kernel.hw, f"test_and_clear_{bit}", None)
+    if hw_fn is not None and hw_fn(mp.mm.pid, mp.addr, mp.is_pmd):
+        val = True
+    return val

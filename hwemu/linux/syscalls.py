@@ -60,8 +60,7 @@ def _entry_cost(kernel: Kernel, cpu: int) -> Generator:
     m.cycles(STEP_CYCLES["syscall"])
     cost = m.take()
     yield cost
-    kernel.count("linux.migrate.steps", "syscall_time", cost, "ps")
-    kernel.count("linux.migrate.steps", "syscall_calls", 1)
+    kernel.charge_step("syscall", cost)
 
 
 def _lookup(kernel: Kernel, m: Meter, mm, addr: int):
@@ -102,7 +101,7 @@ def move_pages(kernel: Kernel, cpu: int, pid: int, pages: list[int], nodes: list
             status[i] = err if err else page.node
         cost = m.take()
         yield cost
-        kernel.count("linux.migrate.steps", "lookup_time", cost, "ps")
+        kernel.charge_step("lookup", cost, calls=0)
         return result
     if len(nodes) != len(pages):
         raise HwemuError(f"move_pages: {len(pages)} pages but {len(nodes)} nodes")
@@ -172,7 +171,7 @@ def move_pages(kernel: Kernel, cpu: int, pid: int, pages: list[int], nodes: list
                     e = -EBUSY
         cost = m.take()
         yield cost
-        kernel.count("linux.migrate.steps", "lookup_time", cost, "ps")
+        kernel.charge_step("lookup", cost, calls=0)
         if e > 0:
             i += 1
             continue
@@ -271,7 +270,7 @@ def migrate_pages(kernel: Kernel, cpu: int, pid: int, old_nodes: list[int], new_
         pagelist, nr_failed = _queue_pages(kernel, m, mm, list(mm.vmas), lambda n, s=source: n == s, flags)
         cost = m.take()
         yield cost
-        kernel.count("linux.migrate.steps", "isolate_time", cost, "ps")
+        kernel.charge_step("isolate", cost, calls=0)
         err = 0
         if pagelist:
             mig = Migrator(kernel, cpu, alloc_on_node(kernel, dest), "sync", MR_SYSCALL)
@@ -368,7 +367,7 @@ def mbind(kernel: Kernel, cpu: int, pid: int, addr: int, length: int, policy: Me
         m.touch(vma.kaddr, write=True)
     cost = m.take()
     yield cost
-    kernel.count("linux.migrate.steps", "isolate_time", cost, "ps")
+    kernel.charge_step("isolate", cost, calls=0)
     if pagelist:
         def get_new(src: Page) -> Page | None:
             # alloc_migration_target_by_mpol: the policy's node for the page's address.

@@ -108,6 +108,22 @@ class PrefetchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OsCosts:
+    """Kernel-side hardware costs the timing model does not simulate itself ([os] table,
+    besides ``fault_cost``): TLB maintenance, IPIs, locked RMWs and the streamer's run-ahead
+    during kernel copies and metadata walks. Defaults: 2-socket AMD EPYC 7763."""
+    tlb_flush_page_ps: int = 100_000
+    tlb_flush_all_ps: int = 250_000
+    tlb_single_page_ceiling: int = 33
+    ipi_send_ps: int = 50_000
+    ipi_rtt_same_socket_ps: int = 1_200_000
+    ipi_rtt_per_hop_ps: int = 1_300_000
+    atomic_cycles: int = 20
+    copy_prefetch_lines: int = 6
+    metadata_prefetch_degree: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class MachineConfig:
     name: str
     description: str
@@ -130,6 +146,7 @@ class MachineConfig:
     links: tuple
     superqueue: int = 10
     prefetch: PrefetchConfig = PrefetchConfig()
+    os: OsCosts = OsCosts()
 
     @property
     def num_cpus(self) -> int:
@@ -428,6 +445,13 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         raise HwemuError(f"{pfs.where('distance')}: at most 63 lines (a stream stays in its 4 KiB "
                          f"page), got {distance}")
     prefetch = PrefetchConfig(pfs.get("enable"), streams, distance, pfs.positive("degree"))
+    os_costs = OsCosts(
+        tlb_flush_page_ps=os_.positive("tlb_flush_page"), tlb_flush_all_ps=os_.positive("tlb_flush_all"),
+        tlb_single_page_ceiling=os_.positive("tlb_single_page_ceiling"),
+        ipi_send_ps=os_.positive("ipi_send", 0), ipi_rtt_same_socket_ps=os_.positive("ipi_rtt_same_socket"),
+        ipi_rtt_per_hop_ps=os_.positive("ipi_rtt_per_hop", 0), atomic_cycles=os_.positive("atomic_cycles", 0),
+        copy_prefetch_lines=os_.positive("copy_prefetch_lines", 0),
+        metadata_prefetch_degree=os_.positive("metadata_prefetch_degree", 0))
     tlb = {}
     for key in ("l1i", "l1d_4k", "l1d_2m", "stlb"):
         e = tlbs.positive(f"{key}_entries")
@@ -482,6 +506,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         llc=_cache(src, d, "llc"), tlb=tlb, core_snoop_ps=coh.get("core_snoop"),
         mesh_latency_ps=unc.get("mesh_latency"), fault_cost_ps=os_.get("fault_cost"),
         nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
+        os=os_costs,
     )
     dist = cfg.hops()
     for i in range(len(nodes)):

@@ -23,6 +23,7 @@ from hwemu.errors import HwemuError
 from hwemu.machine.config import MachineConfig
 from hwemu.machine.dram import DC_READS
 from hwemu.machine.hierarchy import C_PPI
+from hwemu.machine.replay import StopHandler, replay
 from hwemu.machine.system import Machine
 from hwemu.traces.format import TraceChunk
 
@@ -57,12 +58,18 @@ class _Frames:
             self.next += 512
 
 
+class _Until(StopHandler):
+    """Replay a pre-mapped measurement up to a time (no fault may happen)."""
+
+    def __init__(self, stop_ps: int | None):
+        self.stop_ps = stop_ps
+
+    def stop_time(self) -> int | None:
+        return self.stop_ps
+
+
 def _run_to(m: Machine, stop_ps: int | None) -> None:
-    while True:
-        s = m.run(stop_ps)
-        if s.reason == "fault":
-            raise AssertionError(f"unexpected fault in a pre-mapped measurement: {s}")
-        return
+    replay(m, _Until(stop_ps))
 
 
 def _probe_size(cfg: MachineConfig, mem_node: int) -> int:

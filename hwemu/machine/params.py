@@ -95,6 +95,30 @@ PARAMS: tuple[Param, ...] = tuple([
     Param("os", "fault_cost", "time", "ps", "1us",
           "time a page fault (not-present, migration entry or NUMA hinting) adds to the faulting "
           "thread before the OS handler runs"),
+    # Kernel-side hardware costs the timing model does not simulate itself (used by the OS
+    # model's adapter, hwemu.sim.hardware). Defaults: 2-socket AMD EPYC 7763; sources in
+    # docs/migration.md "MachineHardware".
+    Param("os", "tlb_flush_page", "time", "ps", "100ns",
+          "local INVLPG of one page (kernel TLB maintenance)"),
+    Param("os", "tlb_flush_all", "time", "ps", "250ns",
+          "local full TLB flush (CR3 write plus refill)"),
+    Param("os", "tlb_single_page_ceiling", "int", "pages", 33,
+          "a flush of more pages than this is a full flush (Linux x86 tlb_single_page_flush_ceiling)"),
+    Param("os", "ipi_send", "time", "ps", "50ns",
+          "sending one IPI to one destination CPU (x2APIC ICR write)"),
+    Param("os", "ipi_rtt_same_socket", "time", "ps", "1.2us",
+          "IPI round trip (send, remote handler, acknowledgement) to a CPU of the same socket"),
+    Param("os", "ipi_rtt_per_hop", "time", "ps", "1.3us",
+          "added to the IPI round trip per interconnect hop between the two sockets"),
+    Param("os", "atomic_cycles", "int", "cycles", 20,
+          "extra cycles of a locked read-modify-write (lock cmpxchg, xadd) in kernel code"),
+    Param("os", "copy_prefetch_lines", "int", "lines", 6,
+          "lines a kernel page copy or clear keeps in flight beyond the line-fill buffers (the "
+          "L2 streamer running ahead of copy_page/clear_page)"),
+    Param("os", "metadata_prefetch_degree", "int", "lines", 4,
+          "lines the L2 streamer keeps ahead of a kernel metadata stream (struct pages, PTEs of "
+          "consecutive pages), within a 4 KiB page; 0 disables (ignored when [prefetch] enable "
+          "is true: the machine's own prefetcher sees those accesses)"),
 ])
 
 DRAM_PARAMS: tuple[Param, ...] = (

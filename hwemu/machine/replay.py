@@ -84,14 +84,14 @@ class Feeder:
             more = self.loaded < self.totals
         return chunk, more
 
-    def drive(self, m: Machine, run_chunk: Callable[..., bool], progress=None) -> None:
-        """Hand every chunk to ``run_chunk(chunk, more)``, which loads it into ``m``, replays it
-        and returns True if it stopped starved; what ``m`` left of it then goes first into
-        the next chunk."""
+    def drive(self, m: Machine, handler: "StopHandler", progress=None) -> None:
+        """Load every chunk into ``m`` (``handler.load``) and replay it (:func:`replay`); a
+        chunk that stopped starved leaves its unreplayed records to go first into the next."""
         leftover = None
         while (got := self.next(leftover)) is not None:
             chunk, more = got
-            leftover = m.leftover() if run_chunk(chunk, more) else None
+            handler.load(m, chunk, more)
+            leftover = m.leftover() if replay(m, handler) == "starved" else None
             if progress is not None:
                 progress.update(len(chunk) - (len(leftover) if leftover is not None else 0))
 
@@ -169,28 +169,76 @@ def parse_cpus(text: str | None, cfg: MachineConfig) -> list[int] | None:
     return out
 
 
+class StopHandler:
+    """What to do at each stop of the replay loop: the one driver (:func:`replay`,
+    :meth:`Feeder.drive`) behind ``hwemu run``, the co-simulation with the OS model
+    (``hwemu.sim.cosim.CoSim`` is a StopHandler) and the ``mlc`` probes.
+
+    Override what you need: ``stop_time`` (the time at which the loop returns ``event``;
+    None: never), ``load`` (put a chunk into the machine), ``fault`` (resolve a fault; the
+    record is retried), ``event`` (the earliest runnable thread reached the stop time:
+    return True to go on replaying, False to return to the caller)."""
+
+    def stop_time(self) -> int | None:
+        return None
+
+    def load(self, m: Machine, chunk, more=None) -> None:
+        m.load_chunk(chunk, more)
+
+    def fault(self, m: Machine, stop: Stop) -> None:
+        raise AssertionError(f"unexpected fault: {stop}")
+
+    def event(self, m: Machine, stop: Stop, time_ps: int) -> bool:
+        return False
+
+    def chunk_end(self, m: Machine, starved: bool) -> None:
+        """Called when the loaded chunk is done or starved."""
+
+
+def replay(m: Machine, handler: StopHandler) -> str:
+    """Replay what is loaded into ``m`` until the chunk is done (``"chunk-done"``), the
+    earliest thread needs records beyond it (``"starved"``), or ``handler.event`` says stop
+    (``"event"``). Faults go to ``handler.fault``."""
+    while True:
+        t = handler.stop_time()
+        s = m.run(t)
+        if s.reason == "fault":
+            handler.fault(m, s)
+            continue
+        if s.reason == "event":
+            if handler.event(m, s, t):
+                continue
+            return "event"
+        handler.chunk_end(m, s.reason == "starved")
+        return s.reason
+
+
+class _Callbacks(StopHandler):
+    """A StopHandler from two functions: ``on_fault(stop)`` and ``on_event(m)`` -> next
+    event time or None."""
+
+    def __init__(self, on_fault, on_event, first_event_ps):
+        self.on_fault, self.on_event, self.next_ev = on_fault, on_event, first_event_ps
+
+    def stop_time(self) -> int | None:
+        return self.next_ev
+
+    def fault(self, m: Machine, stop: Stop) -> None:
+        self.on_fault(stop)
+
+    def event(self, m: Machine, stop: Stop, time_ps: int) -> bool:
+        self.next_ev = self.on_event(m) if self.on_event else None
+        return True
+
+
 def run_chunks(m: Machine, chunks, on_fault: Callable[[Stop], None],
                on_event: Callable[[Machine], int | None] | None = None,
                first_event_ps: int | None = None, progress=None) -> None:
     """Replay ``chunks`` on ``m``. ``on_fault(stop)`` must resolve each fault; ``on_event(m)``
     is called when the earliest thread reaches the scheduled time and returns the next event
     time (or None)."""
-    next_ev = first_event_ps
-
-    def run_chunk(chunk, more) -> bool:
-        nonlocal next_ev
-        m.load_chunk(chunk, more)
-        while True:
-            s = m.run(next_ev)
-            if s.reason in ("chunk-done", "starved"):
-                return s.reason == "starved"
-            if s.reason == "fault":
-                on_fault(s)
-            elif s.reason == "event":
-                next_ev = on_event(m) if on_event else None
-
     feeder = chunks if isinstance(chunks, Feeder) else Feeder(chunks)
-    feeder.drive(m, run_chunk, progress)
+    feeder.drive(m, _Callbacks(on_fault, on_event, first_event_ps), progress)
 
 
 def _max_tid(reader) -> int:

@@ -18,7 +18,10 @@ from hwemu.machine import pagetable as PT
 from hwemu.machine.config import MachineConfig, load_machine
 from hwemu.machine.state import build_state
 
-NEVER = int(C.INF)
+NEVER = int(C.INF)                    # a stop time that never comes
+# The clock of a thread the OS holds (blocked in a fault handler): above every real time, so
+# the replay loop never picks it, and below NEVER.
+PARKED = 1 << 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,32 @@ class Machine:
         """Set a thread's clock, e.g. to when a lock it waited on was released (never back)."""
         self._check_thread(tid)
         self.S.th_clock[tid] = max(int(self.S.th_clock[tid]), int(ps))
+
+    def park_thread(self, tid: int) -> int:
+        """The OS holds thread ``tid`` (it is inside a fault handler): it does not run until
+        :meth:`wake_thread`. Returns its clock when parked."""
+        self._check_thread(tid)
+        c = int(self.S.th_clock[tid])
+        self.S.th_clock[tid] = PARKED
+        return c
+
+    def wake_thread(self, tid: int, clock_ps: int, parked_at_ps: int) -> None:
+        """Let a parked thread run again from ``clock_ps``, which may not be earlier than the
+        clock it was parked at (``parked_at_ps``): a clock never moves back."""
+        self._check_thread(tid)
+        if int(self.S.th_clock[tid]) != PARKED:
+            raise AssertionError(f"thread {tid} is not parked")
+        if clock_ps < parked_at_ps:
+            raise AssertionError(f"thread {tid}: clock would move back ({parked_at_ps} -> {clock_ps})")
+        self.S.th_clock[tid] = int(clock_ps)
+
+    def charge_wait(self, tid: int, ps: int) -> None:
+        """Charge ``ps`` of waiting (a page under migration) to the next access of ``tid``: the
+        access's latency, in the mean and the histogram, includes it."""
+        self._check_thread(tid)
+        if ps < 0:
+            raise AssertionError("a wait cannot be negative")
+        self.S.th_wait[tid] += int(ps)
 
     def set_dependent(self, tid: int, dependent: bool = True) -> None:
         """Make every access of ``tid`` wait for the previous one (a pointer chase)."""

@@ -1,6 +1,6 @@
 """The policy interface: placement and migration policies, registered by name.
 
-A run (:mod:`hwemu.cosim`) combines one *placement* policy (where a page goes when it is first
+A run (:mod:`hwemu.sim.cosim`) combines one *placement* policy (where a page goes when it is first
 touched) with one *migration* policy (when and where pages move afterwards). Both are small
 classes registered with :func:`register_policy` and built with :func:`get_policy`::
 
@@ -54,7 +54,6 @@ if TYPE_CHECKING:                     # pragma: no cover
     from hwemu.linux.kernel import Kernel, Meter
     from hwemu.linux.mm import Page
     from hwemu.linux.mempolicy import Mempolicy
-    from hwemu.machine.system import Machine
     from hwemu.stats import Stats
 
 PARAM_KINDS = ("time", "size", "int", "float", "bool", "str", "nodes")
@@ -230,10 +229,10 @@ SERVED_LOCAL, SERVED_REMOTE, SERVED_CXL, SERVED_UNMAPPED = 0, 1, 2, -1
 
 @dataclass
 class PolicyContext:
-    """What a policy can see and do. Built by the co-simulation (hwemu.cosim)."""
+    """What a policy can see and do. Built by the co-simulation (hwemu.sim.cosim)."""
 
     kernel: "Kernel"
-    machine: "Machine"
+    machine: Any                     # the hardware model (hwemu.machine.system.Machine)
     engine: Any
     trace: Any                       # path of the trace being replayed (or None)
     params: dict
@@ -243,7 +242,7 @@ class PolicyContext:
     tid_pid: dict[int, int]          # trace tid -> pid
     rng: np.random.Generator = None
     schedule: Any = None             # hwemu.linux.schedule.Schedule of the run, or None
-    hw: Any = None                   # the Hardware adapter (hwemu.linux.machine_hw.MachineHardware)
+    hw: Any = None                   # the Hardware adapter (hwemu.sim.hardware.MachineHardware)
     # set by the co-simulation: record(kind, time_ps, pages, bytes, duration_ps)
     record_migration: Callable | None = None
     extra: dict = field(default_factory=dict)
@@ -341,85 +340,3 @@ class PolicyContext:
         application threads keep running). Returns the engine Process."""
         return self.engine.spawn(self.migrate_gen(pages, node, cpu, mode, reason), cpu,
                                  name=f"policy-migrate:{node}")
-
-
-# -- registry --------------------------------------------------------------------------------
-_REGISTRY: dict[str, type[Policy]] = {}
-
-
-def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
-    """Class decorator: make the policy available as ``name``."""
-    def deco(cls: type[Policy]) -> type[Policy]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"policy {name!r} registered twice")
-        if not issubclass(cls, (PlacementPolicy, MigrationPolicy)):
-            raise TypeError(f"policy {name!r} must subclass PlacementPolicy or MigrationPolicy")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return deco
-
-
-def _load_builtin() -> None:
-    # importing the modules registers their policies
-    from hwemu.policies import placement, migration  # noqa: F401
-    import importlib
-    for mod in ("tpp", "hotness", "nomad", "oracle"):
-        try:
-            importlib.import_module(f"hwemu.policies.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"hwemu.policies.{mod}":
-                raise
-
-
-def policy_class(name: str) -> type[Policy]:
-    _load_builtin()
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise HwemuError(f"unknown policy {name!r} (known: {', '.join(sorted(_REGISTRY))})")
-    return cls
-
-
-def get_policy(name: str, **params) -> Policy:
-    """Build the policy registered as ``name`` with ``params`` (validated)."""
-    return policy_class(name)(**params)
-
-
-def list_policies() -> list[dict]:
-    """Every registered policy: name, family, description, parameters (name, kind, default,
-    description, linux)."""
-    _load_builtin()
-    out = []
-    for name in sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].family != "placement", n)):
-        cls = _REGISTRY[name]
-        out.append({
-            "name": name, "family": cls.family, "description": cls.description(),
-            "params": [{"name": p.name, "kind": p.kind, "default": p.default,
-                        "description": p.description, "linux": p.linux} for p in cls.PARAMS],
-        })
-    return out
-
-
-def parse_policy_spec(spec: str, params: dict | None = None) -> tuple[PlacementPolicy, MigrationPolicy]:
-    """``"autonuma"``, ``"interleave"``, ``"interleave+autonuma"`` -> (placement, migration).
-    A missing half is ``first-touch`` / ``none``. ``params`` go to the policy that declares
-    them (a key both declare goes to both; a key neither declares is an error)."""
-    params = dict(params or {})
-    names = [s.strip() for s in spec.split("+") if s.strip()]
-    if not names or len(names) > 2:
-        raise HwemuError(f"policy {spec!r}: give a policy name or placement+migration")
-    classes = [policy_class(n) for n in names]
-    place = [c for c in classes if issubclass(c, PlacementPolicy)]
-    migr = [c for c in classes if issubclass(c, MigrationPolicy)]
-    if len(place) > 1 or len(migr) > 1:
-        raise HwemuError(f"policy {spec!r}: at most one placement and one migration policy")
-    pc = place[0] if place else policy_class("first-touch")
-    mc = migr[0] if migr else policy_class("none")
-    pnames = {p.name for p in pc.PARAMS}
-    mnames = {p.name for p in mc.PARAMS}
-    for key in params:
-        if key not in pnames and key not in mnames:
-            raise HwemuError(f"policy {spec!r}: unknown parameter {key!r} (parameters: "
-                             f"{', '.join(sorted(pnames | mnames)) or 'none'})")
-    return (pc(**{k: v for k, v in params.items() if k in pnames}),
-            mc(**{k: v for k, v in params.items() if k in mnames}))

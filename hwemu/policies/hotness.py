@@ -38,9 +38,11 @@ from typing import Generator
 from hwemu.errors import HwemuError
 from hwemu.linux.kernel import Meter
 from hwemu.linux.mm import HPAGE_SHIFT, LRU, PAGE_SHIFT, PG, Page
-from hwemu.policies.base import AccessSamples, MigrationPolicy, Param, PolicyContext, register_policy
-from hwemu.policies.tpp import DemotionAlloc, compute_watermarks, tiers
+from hwemu.policies.base import AccessSamples, MigrationPolicy, Param, PolicyContext
+from hwemu.linux.memory_tiers import memory_tiers
 from hwemu.linux.migrate import Migrator
+from hwemu.linux.page_alloc import compute_watermarks
+from hwemu.linux.vmscan import DemotionAlloc
 
 SAMPLE_CYCLES = 400       # per PEBS record: read the buffer, look up and update the page
 
@@ -53,9 +55,10 @@ class PageHeat:
     by_node: dict[int, int] = field(default_factory=dict)   # samples per accessing CPU node
 
 
-@register_policy("hotness")
 class Hotness(MigrationPolicy):
     """Sampled hot/cold tiering (HeMem/Memtis): PEBS-like access samples, hot thresholds, cooling, periodic batch migration."""
+
+    name = "hotness"
 
     PARAMS = (
         Param("sample_period", "int", None, "one access sample in every N memory records "
@@ -98,15 +101,16 @@ class Hotness(MigrationPolicy):
             self.p["migrate_interval"] = max(1, round(10 * 10**9 * scale))
         self.sample_every = self.p["sample_period"]
         self.tick_ps = self.p["migrate_interval"]
-        self.fast, self.slow, self.demote_to = tiers(ctx)
+        self.fast, self.slow, self.demote_to = memory_tiers(ctx.kernel.hw)
         self.wm = compute_watermarks(self.k, self.p["watermark_scale_factor"])
         self.heat: dict[tuple[int, int], PageHeat] = {}
         self.clock = 0
         self.cpu = self.p["migrate_cpu"] if self.p["migrate_cpu"] >= 0 else self.k.hw.num_cpus - 1
         self.busy = False
-        self.n = {k: 0 for k in ("samples", "samples_unmapped", "cooling_ticks", "intervals",
-                                 "hot_pages", "promoted", "demoted", "numa_moved",
-                                 "migrate_failed", "budget_exhausted")}
+        # the policy's counters live in the run's statistics (component policy.<name>)
+        self.n = ctx.stats.counters(f"policy.{self.name}", (
+            "samples", "samples_unmapped", "cooling_ticks", "intervals", "hot_pages", "promoted",
+            "demoted", "numa_moved", "migrate_failed", "budget_exhausted"))
 
     # -- samples ------------------------------------------------------------------------------
     def _key(self, pid: int, vaddr: int, page: Page) -> tuple[int, int]:
@@ -286,7 +290,4 @@ class Hotness(MigrationPolicy):
             self.busy = False
 
     def finish(self, now_ps: int) -> None:
-        comp = f"policy.{self.name}"
-        for key, v in self.n.items():
-            self.ctx.stats.add(comp, key, v, "count")
-        self.ctx.stats.add(comp, "tracked_pages", len(self.heat), "count")
+        self.ctx.stats.add(f"policy.{self.name}", "tracked_pages", len(self.heat), "count")

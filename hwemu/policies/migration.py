@@ -5,17 +5,19 @@
 from __future__ import annotations
 
 from hwemu.linux.numa_balancing import NumaBalancing, NumaBalancingParams
-from hwemu.policies.base import MigrationPolicy, Param, register_policy
+from hwemu.policies.base import MigrationPolicy, Param
 
 
-@register_policy("none")
 class NoMigration(MigrationPolicy):
     """No migration: pages stay where first touch put them (NUMA balancing off)."""
 
+    name = "none"
 
-@register_policy("manual")
+
 class ManualMigration(MigrationPolicy):
     """migratepages(8) after a thread move: migrate_pages(2) from the nodes a process no longer runs on to the node it now runs on."""
+
+    name = "manual"
 
     PARAMS = (
         Param("delay", "time", "100us", "time between the thread move and the migrate_pages "
@@ -56,12 +58,12 @@ class ManualMigration(MigrationPolicy):
         t0 = ctx.now_ps()
         gen = syscalls.migrate_pages(ctx.kernel, cpu, pid, frm, [target] * len(frm),
                                      self.p["move_all"])
-        before = ctx.kernel.counters[("linux.migrate", "pages_migrated")][0]
+        before = ctx.kernel.counter("linux.migrate", "pages_migrated")
         proc = ctx.engine.spawn(gen, cpu, name=f"manual:migrate_pages:{pid}")
         self.calls += 1
 
         def done(p):
-            moved = ctx.kernel.counters[("linux.migrate", "pages_migrated")][0] - before
+            moved = ctx.kernel.counter("linux.migrate", "pages_migrated") - before
             if ctx.record_migration is not None:
                 ctx.record_migration("migrate_pages", t0, moved, moved * 4096, p.end_ps - t0)
         proc.on_done.append(done)
@@ -70,9 +72,10 @@ class ManualMigration(MigrationPolicy):
         self.ctx.stats.add("policy.manual", "migrate_pages_calls", self.calls, "calls")
 
 
-@register_policy("autonuma")
 class AutoNuma(MigrationPolicy):
     """Linux automatic NUMA balancing: periodic PROT_NONE scan, hinting faults, two-stage filter, migrate to the faulting node."""
+
+    name = "autonuma"
 
     PARAMS = (
         Param("scan_delay", "time", None, "delay before a process's first scan",

@@ -40,9 +40,10 @@ from hwemu.engine import Sleep
 from hwemu.linux.kernel import KernelObserver, Meter
 from hwemu.linux.migrate import MR_NUMA_MISPLACED, FolioState, Migrator, alloc_on_node
 from hwemu.linux.mm import MIGRATED_FLAGS, PAGE_SHIFT, PG, Page, PteKind
-from hwemu.linux.rmap import RMAP_CYCLES, page_mappings, remove_migration_ptes, try_to_migrate
-from hwemu.policies.base import HintFault, Param, PolicyContext, register_policy
-from hwemu.policies.tpp import Tpp, pte_test_and_clear
+from hwemu.linux.rmap import (RMAP_CYCLES, page_mappings, pte_test_and_clear, remove_migration_ptes,
+                              try_to_migrate)
+from hwemu.policies.base import HintFault, Param, PolicyContext
+from hwemu.policies.tpp import Tpp
 
 MR_NOMAD = "nomad_promotion"
 QUEUE_CYCLES = 200        # enqueue a promotion request and wake the thread (fault side)
@@ -60,9 +61,10 @@ class _ShadowWatch(KernelObserver):
         self.policy.drop_shadow(paddr >> PAGE_SHIFT)
 
 
-@register_policy("nomad")
 class Nomad(Tpp):
     """Nomad: TPP's hot-page detection with asynchronous transactional promotion (copy while mapped, commit only if the page stayed clean)."""
+
+    name = "nomad"
 
     PARAMS = Tpp.PARAMS + (
         Param("max_retries", "int", 3,
@@ -238,8 +240,7 @@ class Nomad(Tpp):
         self.shadows[dst.pfn] = src
         self.n["shadows_kept"] += 1
         cost = m.take()
-        k.count("linux.migrate.steps", "18_putback_free_time", cost, "ps")
-        k.count("linux.migrate.steps", "18_putback_free_calls", 1)
+        k.charge_step("18_putback_free", cost)
         if cost:
             yield cost
 
@@ -331,8 +332,7 @@ class Nomad(Tpp):
         k.folio_put(page)                        # isolation reference: the fast page is freed
         assert page.freed
         cost = m.take()
-        k.count("linux.migrate.steps", "nomad_shadow_remap_time", cost, "ps")
-        k.count("linux.migrate.steps", "nomad_shadow_remap_calls", 1)
+        k.charge_step("nomad_shadow_remap", cost)
         if cost:
             yield cost
         self.n["shadow_remaps"] += 1
@@ -375,8 +375,7 @@ class Nomad(Tpp):
             k.count("linux.tlb", "ipis_sent", k.hw.ipi_count(cpu, mp.mm.cpumask))
             k.count("linux.tlb", "flush_time", cost, "ps")
         cost = m.take()
-        k.count("linux.migrate.steps", "nomad_clear_dirty_time", cost, "ps")
-        k.count("linux.migrate.steps", "nomad_clear_dirty_calls", 1)
+        k.charge_step("nomad_clear_dirty", cost)
         if cost:
             yield cost
 

@@ -44,14 +44,15 @@ import numpy as np
 
 from hwemu.errors import HwemuError
 from hwemu.linux.mempolicy import Mempolicy
+from hwemu.linux.page_alloc import compute_watermarks
 from hwemu.linux.mm import AnonVma, MIGRATED_FLAGS, PAGE_SHIFT, PG, PteKind, VMA, VmaKind
-from hwemu.policies.base import Param, PlacementPolicy, PolicyContext, register_policy
-from hwemu.policies.tpp import compute_watermarks
+from hwemu.policies.base import Param, PlacementPolicy, PolicyContext
 
 
-@register_policy("oracle")
 class Oracle(PlacementPolicy):
     """Offline bound: each page placed, in every phase between thread moves, on the node whose CPUs access it most (capacity-aware), moved at phase boundaries by free remaps."""
+
+    name = "oracle"
 
     PARAMS = (
         Param("watermark_scale_factor", "int", 10,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from hwemu.errors import HwemuError
 from hwemu.linux.mempolicy import Mempolicy
-from hwemu.policies.base import Param, PlacementPolicy, register_policy
+from hwemu.policies.base import Param, PlacementPolicy
 
 
 def _check(nodes, ctx, name):
@@ -22,17 +22,19 @@ def _check(nodes, ctx, name):
                              f"(nodes 0-{ctx.num_nodes - 1})")
 
 
-@register_policy("first-touch")
 class FirstTouchPlacement(PlacementPolicy):
     """Linux default (MPOL_DEFAULT): the node of the CPU that first touches the page."""
+
+    name = "first-touch"
 
     def mempolicy(self, ctx):
         return None
 
 
-@register_policy("interleave")
 class InterleavePlacement(PlacementPolicy):
     """MPOL_INTERLEAVE: pages round-robin over the nodes (per-thread rotor, as Linux)."""
+
+    name = "interleave"
 
     PARAMS = (Param("nodes", "nodes", None, "nodes to interleave over (default: every node)",
                     linux="numactl --interleave=all"),)
@@ -45,9 +47,10 @@ class InterleavePlacement(PlacementPolicy):
         return Mempolicy("interleave", tuple(nodes))
 
 
-@register_policy("bind")
 class BindPlacement(PlacementPolicy):
     """MPOL_BIND: only the given nodes, nearest first; no fallback outside them."""
+
+    name = "bind"
 
     PARAMS = (Param("nodes", "nodes", (0,), "allowed nodes", linux="numactl --membind"),)
 
@@ -56,9 +59,10 @@ class BindPlacement(PlacementPolicy):
         return Mempolicy("bind", tuple(self.p["nodes"]))
 
 
-@register_policy("preferred")
 class PreferredPlacement(PlacementPolicy):
     """MPOL_PREFERRED: one node first, then the nearest nodes with free memory."""
+
+    name = "preferred"
 
     PARAMS = (Param("node", "int", 0, "the preferred node", linux="numactl --preferred"),)
 

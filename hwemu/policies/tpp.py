@@ -36,72 +36,24 @@ Watermarks follow ``__setup_per_zone_wmarks`` with ``min_free_kbytes = sqrt(16 *
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Generator
 
 from hwemu.linux.kernel import Meter
-from hwemu.linux.migrate import MR_NUMA_MISPLACED, Migrator
-from hwemu.linux.mm import HPAGE_SHIFT, LRU, PAGE_SHIFT, PG, Page, PteKind
-from hwemu.linux.rmap import page_mappings
-from hwemu.policies.base import HintFault, MigrationPolicy, Param, PolicyContext, register_policy
+from hwemu.linux.memory_tiers import memory_tiers
+from hwemu.linux.migrate import MR_NUMA_MISPLACED
+from hwemu.linux.mm import HPAGE_SHIFT, PAGE_SHIFT, Page, PteKind
+from hwemu.linux.page_alloc import compute_watermarks
+from hwemu.linux.vmscan import SWAP_CLUSTER_MAX, demote_folio_list, kswapd
+from hwemu.policies.base import HintFault, MigrationPolicy, Param, PolicyContext
 
-MR_DEMOTION = "demotion"
-SWAP_CLUSTER_MAX = 32                 # include/linux/swap.h: reclaim batch
 NUMA_MIGRATION_ADJUST_STEPS = 16      # kernel/sched/fair.c
 HINT_CYCLES = 300                     # task_numa_fault bookkeeping + numa_migrate_check
 SCAN_PTE_CYCLES = 40                  # change_pte_range per entry (besides the PTE line)
-SHRINK_CYCLES = 250                   # shrink_folio_list per folio: rmap walk set-up, checks
 MSEC_PS = 1_000_000_000
 
 
-# -- helpers shared by the tiering policies (tpp, nomad, hotness) ------------------------------
-@dataclass
-class Watermarks:
-    """Per-node watermarks in frames (``zone->_watermark[]``)."""
-
-    min: list[int]
-    low: list[int]
-    high: list[int]
-    promo: list[int]
-
-
-def compute_watermarks(kernel, scale_factor: int, min_free_bytes: int | None = None) -> Watermarks:
-    """``__setup_per_zone_wmarks`` over the allocatable frames of every node. Without
-    ``min_free_bytes`` Linux's ``calculate_min_free_kbytes`` is used:
-    ``int_sqrt(lowmem_kbytes * 16)`` clamped to [128, 262144] KiB."""
-    nodes = kernel.alloc.nodes
-    managed = [n.capacity for n in nodes]
-    total = sum(managed)
-    if min_free_bytes is None:
-        kb = math.isqrt(total * 4 * 16)
-        kb = min(max(kb, 128), 262144)
-        min_free_pages = kb // 4
-    else:
-        min_free_pages = min_free_bytes >> PAGE_SHIFT
-    wm = Watermarks([], [], [], [])
-    for m in managed:
-        mn = min_free_pages * m // total if total else 0
-        tmp = max(mn >> 2, m * scale_factor // 10000)
-        wm.min.append(mn)
-        wm.low.append(mn + tmp)
-        wm.high.append(mn + 2 * tmp)
-        wm.promo.append(mn + 3 * tmp)
-    return wm
-
-
-def tiers(ctx: PolicyContext) -> tuple[list[int], list[int], dict[int, int]]:
-    """(top-tier nodes, slow-tier nodes, demotion target of every top-tier node). The target
-    is the nearest CPU-less node (``establish_demotion_targets``: nearest lower tier)."""
-    fast = ctx.cpu_nodes()
-    slow = ctx.cpuless_nodes()
-    target = {}
-    for n in fast:
-        if slow:
-            target[n] = min(slow, key=lambda s: (ctx.distance(n, s), s))
-    return fast, slow, target
-
-
+# -- scan helpers shared by the tiering policies (tpp, nomad) ------------------------------------
 def first_cpu_of(ctx: PolicyContext, node: int) -> int:
     for c in range(ctx.kernel.hw.num_cpus):
         if ctx.cpu_node(c) == node:
@@ -148,52 +100,6 @@ def make_protnone(kernel, pid: int, entries, cpu: int) -> int:
         kernel.engine.cpus.occupy(cpu, kernel.engine.now_ps, m.take())
         kernel.count("linux.numa", "protnone_entries", len(changed))
     return len(changed)
-
-
-def pte_test_and_clear(kernel, mp, bit: str) -> bool:
-    """Test and clear the accessed (``bit="young"``) or dirty (``"dirty"``) bit of one
-    mapping: the OS model's ``Pte`` bit, or'ed with the hardware's own bit when the hardware
-    interface keeps one (optional methods ``test_and_clear_young(pid, vaddr, huge)`` /
-    ``test_and_clear_dirty(pid, vaddr, huge)``: a page-table walker that sets A/D bits in its
-    PTE words, as x86 does)."""
-    e = mp.entry
-    val = getattr(e, bit)
-    setattr(e, bit, False)
-    hw_fn = getattr(kernel.hw, f"test_and_clear_{bit}", None)
-    if hw_fn is not None and hw_fn(mp.mm.pid, mp.addr, mp.is_pmd):
-        val = True
-    return val
-
-
-def folio_referenced(kernel, page: Page, meter: Meter) -> bool:
-    """``folio_referenced``: test and clear the accessed (young) bit of every PTE mapping the
-    page (rmap walk; x86 does not flush the TLB for this) and the page's PG_referenced."""
-    maps = page_mappings(page)
-    meter.cycles(SHRINK_CYCLES)
-    young = False
-    for mp in maps:
-        was = pte_test_and_clear(kernel, mp, "young")
-        kernel.walk_cost(meter, mp.mm, mp.addr, mp.is_pmd, write=was)
-        young = young or was
-    ref = page.test(PG.REFERENCED)
-    page.clear(PG.REFERENCED)
-    return young or ref
-
-
-class DemotionAlloc:
-    """``alloc_demote_folio``: a page of the same order on the demotion target, else on any
-    other slow-tier node (nearest first), never on a top-tier node."""
-
-    def __init__(self, kernel, order_nodes: list[int]):
-        self.k = kernel
-        self.nodes = order_nodes
-
-    def __call__(self, src: Page) -> Page | None:
-        for n in self.nodes:
-            p = self.k.alloc_page(src.order, n, thisnode=True)
-            if p is not None:
-                return p
-        return None
 
 
 @dataclass
@@ -243,9 +149,10 @@ def resolve_time_scale(p: dict, ctx: PolicyContext) -> dict:
     return q
 
 
-@register_policy("tpp")
 class Tpp(MigrationPolicy):
     """Linux memory tiering (TPP): promote hot CXL pages on hinting faults, demote cold pages in reclaim."""
+
+    name = "tpp"
 
     PARAMS = (
         Param("scan_delay", "time", None, "time before the first scan of a process (default: "
@@ -289,15 +196,16 @@ class Tpp(MigrationPolicy):
         self.k = ctx.kernel
         self.p = p = resolve_time_scale(self.p, ctx)
         self.second_ps = p["second_ps"]
-        self.fast, self.slow, self.demote_to = tiers(ctx)
+        self.fast, self.slow, self.demote_to = memory_tiers(ctx.kernel.hw)
         self.wm = compute_watermarks(self.k, p["watermark_scale_factor"], p["min_free"])
         self.prom = {n: _NodeProm() for n in range(ctx.num_nodes)}
         self.scan_time: dict[int, int] = {}      # pfn -> last scan time (ps)
         self.scan_offset: dict[int, int] = {}
-        self.n = {k: 0 for k in ("scans", "hint_faults", "promote_candidates", "promoted",
-                                 "promote_failed", "rate_limited", "not_hot", "low_memory",
-                                 "kswapd_runs", "demoted", "demote_failed", "activated",
-                                 "deactivated", "free_space_promotions")}
+        # the policy's counters live in the run's statistics (component policy.<name>)
+        self.n = ctx.stats.counters(f"policy.{self.name}", (
+            "scans", "hint_faults", "promote_candidates", "promoted", "promote_failed",
+            "rate_limited", "not_hot", "low_memory", "kswapd_runs", "demoted", "demote_failed",
+            "activated", "deactivated", "free_space_promotions"))
         self.tick_ps = None
         if not self.slow:
             return                                 # no tiers: memory tiering does nothing
@@ -450,66 +358,13 @@ class Tpp(MigrationPolicy):
         return self.wm.promo[node] if st.promo_wanted else self.wm.high[node]
 
     def _kswapd(self, node: int, cpu: int) -> Generator:
-        k = self.k
         st = self.prom[node]
-        self.n["kswapd_runs"] += 1
         try:
-            stuck = 0
-            while k.alloc.nodes[node].free_count < self.reclaim_goal(node) and stuck < 4:
-                want = self.reclaim_goal(node) - k.alloc.nodes[node].free_count
-                m = Meter(k, cpu)
-                cands = self.shrink_lists(node, min(self.p["reclaim_batch"], max(want, 1)), m)
-                cost = m.take()
-                if cost:
-                    yield cost
-                if not cands:
-                    stuck += 1
-                    continue
-                moved = yield from self.demote(cands, node, cpu)
-                stuck = 0 if moved else stuck + 1
+            yield from kswapd(self.k, node, cpu, lambda: self.reclaim_goal(node),
+                              self.p["reclaim_batch"], self.demote, self.n)
         finally:
             st.kswapd_running = False
             st.promo_wanted = False
-
-    def shrink_lists(self, node: int, nr: int, m: Meter) -> list[Page]:
-        """Age the node's LRU lists and isolate up to ``nr`` cold folios (demotion
-        candidates). ``shrink_active_list`` refills the inactive lists when they are smaller
-        than the active ones; ``shrink_inactive_list`` walks the inactive tails (oldest
-        first): referenced folios are activated, the others isolated."""
-        k = self.k
-        lru = k.lru[node]
-        for active, inactive in ((LRU.ACTIVE_ANON, LRU.INACTIVE_ANON),
-                                 (LRU.ACTIVE_FILE, LRU.INACTIVE_FILE)):
-            need = max(nr, (len(lru[active]) - len(lru[inactive])) // 2)
-            for page in list(lru[active].values())[:need]:
-                if len(lru[inactive]) >= nr and len(lru[inactive]) >= len(lru[active]):
-                    break
-                folio_referenced(k, page, m)          # deactivation clears the young bits
-                if k.isolate_lru_page(page, m):
-                    page.clear(PG.ACTIVE)
-                    k.putback_lru_page(page, m)
-                    self.n["deactivated"] += 1
-        out: list[Page] = []
-        scanned = 0
-        limit = 4 * nr + 16
-        for lst in (LRU.INACTIVE_ANON, LRU.INACTIVE_FILE):
-            for page in list(lru[lst].values()):
-                if len(out) >= nr or scanned >= limit:
-                    break
-                scanned += 1
-                if page.test(PG.LOCKED) or page.test(PG.WRITEBACK) or page.is_pinned:
-                    continue
-                if folio_referenced(k, page, m):
-                    if k.isolate_lru_page(page, m):
-                        page.set(PG.ACTIVE)
-                        k.putback_lru_page(page, m)
-                        self.n["activated"] += 1
-                    continue
-                if page.mapcount > 1 and page.file_mapping is not None:
-                    continue
-                if k.isolate_lru_page(page, m):
-                    out.append(page)
-        return out
 
     def demote_nodes(self, node: int) -> list[int]:
         first = self.demote_to[node]
@@ -518,25 +373,12 @@ class Tpp(MigrationPolicy):
 
     def demote(self, pages: list[Page], node: int, cpu: int) -> Generator:
         """``demote_folio_list``: MIGRATE_ASYNC, MR_DEMOTION. Returns base pages moved."""
-        k = self.k
-        t0 = k.engine.now_ps
-        mig = Migrator(k, cpu, DemotionAlloc(k, self.demote_nodes(node)), "async", MR_DEMOTION)
-        res = yield from mig.migrate_pages(pages)
-        if res.remaining:
-            yield from mig.putback(res.remaining)
-        self.n["demoted"] += res.nr_succeeded
-        self.n["demote_failed"] += sum(p.nr_pages for p in res.remaining)
-        k.count("linux.numa", "pgdemote_kswapd", res.nr_succeeded)
-        if self.ctx.record_migration is not None and res.nr_succeeded:
-            self.ctx.record_migration("demotion", t0, res.nr_succeeded,
-                                      res.nr_succeeded << PAGE_SHIFT, k.engine.now_ps - t0)
-        return res.nr_succeeded
+        return (yield from demote_folio_list(self.k, pages, self.demote_nodes(node), cpu,
+                                             self.n, self.ctx.record_migration))
 
     # -- end ------------------------------------------------------------------------------------
     def finish(self, now_ps: int) -> None:
         comp = f"policy.{self.name}"
-        for key, v in self.n.items():
-            self.ctx.stats.add(comp, key, v, "count")
         for node, st in self.prom.items():
             if node in self.fast and self.slow:
                 self.ctx.stats.add(f"{comp}.node{node}", "hot_threshold",

@@ -1,9 +1,9 @@
 """``hwemu.compare``: run every (trace, machine, policy) cell and write the report.
 
 The runner that executes one cell is injectable: any callable with the signature of
-``hwemu.experiment.run_cell(machine, trace, policy, schedule=None, seed=0, params=None)``
+``hwemu.sim.experiment.run_cell(machine, trace, policy, schedule=None, seed=0, params=None)``
 returning an object with ``summary`` and the frames ``stats``, ``timeline``, ``placement``,
-``migrations``, ``steps``. By default that is :func:`hwemu.experiment.run_cell`.
+``migrations``, ``steps``. By default that is :func:`hwemu.sim.experiment.run_cell`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ BASELINE = "none"
 
 def default_runner():
     try:
-        from hwemu.experiment import run_cell
+        from hwemu.sim.experiment import run_cell
     except ImportError as exc:  # pragma: no cover - depends on the installed tree
         raise HwemuError(f"the experiment runner is not available ({exc})") from None
     return run_cell
@@ -34,19 +34,19 @@ DEFAULT_MACHINE = "skx-2s"
 
 def run_params() -> frozenset:
     """Parameters of the run itself (not of a policy): every cell, the baseline's included,
-    gets them. From hwemu.experiment.RUN_PARAMS."""
+    gets them. From hwemu.sim.experiment.RUN_PARAMS."""
     try:
-        from hwemu.experiment import RUN_PARAMS
+        from hwemu.sim.experiment import RUN_PARAMS
     except ImportError:  # pragma: no cover
         return frozenset()
     return frozenset(RUN_PARAMS)
 
 
 def demo_specs(seed: int = 0, params: dict | None = None) -> list[CellSpec]:
-    """The bundled demo's cells (hwemu.experiment.demo_cells(): machine, trace, schedule and
+    """The bundled demo's cells (hwemu.sim.experiment.demo_cells(): machine, trace, schedule and
     policy per cell), with ``seed`` and the run parameters ``params``."""
     try:
-        from hwemu.experiment import demo_cells
+        from hwemu.sim.experiment import demo_cells
     except ImportError as exc:  # pragma: no cover
         raise HwemuError(f"the bundled demo is not available ({exc})") from None
     specs = [CellSpec.make(c["trace"], c["machine"], c["policy"], seed, c.get("schedule"),
@@ -162,7 +162,7 @@ def _looks_like_file(name: str) -> bool:
 
 
 def run_one(spec: CellSpec, runner=None, base_dir: str | Path | None = None) -> CellData:
-    """Run one cell with ``runner`` (default hwemu.experiment.run_cell)."""
+    """Run one cell with ``runner`` (default hwemu.sim.experiment.run_cell)."""
     runner = runner or default_runner()
     trace = _resolve(spec.trace, base_dir, True)
     machine = _resolve(spec.machine, base_dir, _looks_like_file(spec.machine))
@@ -196,10 +196,10 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
     """Run each (trace, machine, policy) cell and return the results table (a DataFrame).
 
     With no machines, traces and policies it runs the bundled demo
-    (hwemu.experiment.demo_cells()). Otherwise ``traces`` is required, ``machines`` defaults
+    (hwemu.sim.experiment.demo_cells()). Otherwise ``traces`` is required, ``machines`` defaults
     to skx-2s and ``policies`` to DEFAULT_POLICIES (plus ``manual`` with a schedule). The
     ``none`` baseline is always run, listed or not. With ``out`` it also writes the report
-    directory (docs/reports.md). ``runner`` replaces hwemu.experiment.run_cell. ``params``: a
+    directory (docs/reports.md). ``runner`` replaces hwemu.sim.experiment.run_cell. ``params``: a
     run parameter (``window``) goes to every cell, another ``{name: value}`` entry to every
     listed policy but the baseline, a ``{policy: {name: value}}`` entry to that policy only.
     """

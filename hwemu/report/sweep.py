@@ -88,7 +88,7 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
     With ``check`` the inputs are checked before anything runs: every machine loads, every
     trace and the schedule exist, every policy name and every value of a policy's own
     parameters is accepted by the policy registry (hwemu.policies), and the shared parameters
-    are parameters of the run (hwemu.experiment.RUN_PARAMS)."""
+    are parameters of the run (hwemu.sim.experiment.RUN_PARAMS)."""
     p = Path(path)
     try:
         with open(p, "rb") as fh:
@@ -219,7 +219,7 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
               retries: int | None = None, connect_timeout: str = "20s") -> SweepResult:
     """Run the sweep on Dask (a LocalCluster of ``workers`` processes, or the scheduler at
     ``scheduler``), skipping cells whose files exist, and write the report into ``out``.
-    ``runner`` replaces hwemu.experiment.run_cell (a sweep file is then not checked against
+    ``runner`` replaces hwemu.sim.experiment.run_cell (a sweep file is then not checked against
     the real inputs: see load_sweep)."""
     import dask
     from distributed import Client, LocalCluster, as_completed

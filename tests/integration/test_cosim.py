@@ -1,11 +1,11 @@
-"""End-to-end: the OS model running inside the machine (hwemu.cosim)."""
+"""End-to-end: the OS model running inside the machine (hwemu.sim.cosim)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hwemu.cosim import CoSim
+from hwemu.sim.cosim import CoSim
 from hwemu.machine import pagetable as PT
 from hwemu.machine.core import hist_edges_ps
 
@@ -96,7 +96,7 @@ def test_page_tables_agree_and_no_write_is_lost(moved_and_migrated):
         pte = m.get_pte(1, vpn << 12)
         assert PT.pte_state(pte) == PT.PTE_PRESENT
         assert PT.pte_phys(pte) == page.paddr and PT.pte_node(pte) == 1
-    assert k.counters[("linux.migrate", "pages_migrated")][0] == 128
+    assert k.counter("linux.migrate", "pages_migrated") == 128
     # stores reached the pages: each page of the trace is dirty in numa_maps
     end = [n for n in r.numa_maps if n["when"] == "end"][0]
     assert sum(v["dirty"] for v in end["vmas"]) == 128

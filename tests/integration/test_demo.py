@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from hwemu.experiment import DEMO_DIR, run_cell
-from hwemu.policies.base import list_policies
+from hwemu.sim.experiment import DEMO_DIR, run_cell
+from hwemu.policies.registry import list_policies
 
 MACHINE = str(DEMO_DIR / "skx-2s-demo.toml")
 TRACE = str(DEMO_DIR / "numa_move.parquet")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hwemu.linux.kernel import Kernel
-from hwemu.linux.machine_hw import MachineHardware, MachineSync
+from hwemu.sim.hardware import MachineHardware, MachineSync
 from hwemu.linux.mm import PteKind
 from hwemu.machine import pagetable as PT
 from hwemu.machine.replay import machine_stats
@@ -36,7 +36,7 @@ def test_metadata_access_goes_through_the_caches(hw):
     again = hw.mem_access_ps(0, pa, False, False, 10**6)   # now cached
     assert first > 100_000 > again
     assert hw.mem_access_ps(0, pa, True, True, 2 * 10**6) > again  # atomic costs more
-    assert hw.counters["metadata_accesses"] == 3
+    assert hw.counter("metadata_accesses") == 3
 
 
 def test_copy_is_real_traffic(hw):
@@ -59,7 +59,7 @@ def test_tlb_shootdown_flushes_and_costs_by_distance(hw):
     m.warm_tlb(24, 1, [0x5000])
     local_only = hw.flush_tlb(0, {0}, 1, 0, 1, [0x5000])
     same_socket = hw.flush_tlb(0, {0, 1}, 1, 0, 1, [0x5000])
-    assert hw.counters["tlb_entries_dropped"] >= 1          # CPU 1's entry is gone
+    assert hw.counter("tlb_entries_dropped") >= 1          # CPU 1's entry is gone
     m.warm_tlb(24, 1, [0x5000])
     cross = hw.flush_tlb(0, {0, 24}, 1, 0, 1, [0x5000])
     assert local_only == hw.p.tlb_flush_page_ps
@@ -128,3 +128,20 @@ def test_accessed_dirty_bits_through_machine_hardware():
     k.notify_pte(k.mm(1), va, False, entry)
     k.engine.run_process(k.fault(0, va, False))
     assert entry.kind is PteKind.PRESENT and entry.young
+
+
+def test_kernel_costs_come_from_the_machine_file_not_its_name(tmp_path):
+    """A user's machine inherits the [os] costs of its base and may override them; the name
+    selects nothing (it used to: a name not starting with skx got EPYC's IPI costs)."""
+    f = tmp_path / "mybox.toml"
+    f.write_text('base = "skx-2s"\nname = "mybox"\n')
+    hw = MachineHardware(Machine(str(f), threads=1))
+    assert hw.p.ipi_rtt_same_socket_ps == 1_000_000 and hw.p.ipi_rtt_per_hop_ps == 1_000_000
+    assert hw.ipi_rtt_ps(0, 24) == 2_000_000
+    f.write_text('base = "skx-2s"\nname = "epyc-lookalike"\n[os]\nipi_rtt_per_hop = "3us"\n'
+                 'tlb_flush_page = "150ns"\n')
+    hw = MachineHardware(Machine(str(f), threads=1))
+    assert hw.ipi_rtt_ps(0, 24) == 1_000_000 + 3_000_000
+    assert hw.p.tlb_flush_page_ps == 150_000
+    # a single-page local flush costs exactly the configured INVLPG
+    assert hw.flush_tlb(0, [0], 1, 0, pid=1, vaddrs=[0x1000]) == 150_000

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hwemu.cli import main
-from hwemu.experiment import SUMMARY_KEYS, CellResult, demo_cells, run_cell
+from hwemu.sim.experiment import SUMMARY_KEYS, CellResult, demo_cells, run_cell
 
 from integ_kit import DEMO_MACHINE, MOVE, make_schedule
 

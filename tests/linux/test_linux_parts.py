@@ -154,7 +154,7 @@ def test_faults_cost_and_auto_vma():
     k = make()
     lat, value = touch(k, 1, BASE)
     assert lat > 0 and value == 1
-    assert k.counters[("linux.fault", "anon_faults")][0] == 1
+    assert k.counter("linux.fault", "anon_faults") == 1
     lat2, _ = touch(k, 1, BASE, False)
     assert lat2 < lat                                       # present: no fault
     # Outside every mapping: an anonymous VMA of the surrounding 2 MiB appears.
@@ -198,4 +198,4 @@ def test_numa_hinting_fault_records_cpupid_and_restores_entry():
     assert e.kind is PteKind.PRESENT
     page = k.follow_page(1, BASE)
     assert page.last_cpupid == (3 << 16) | 2
-    assert k.counters[("linux.fault", "numa_hint_faults")][0] == 1
+    assert k.counter("linux.fault", "numa_hint_faults") == 1

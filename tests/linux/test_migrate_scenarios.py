@@ -27,8 +27,8 @@ def test_move_pages_moves_and_reports_status(kern):
     assert r.ret == 0 and r.status == [1, 1, 1, 1]
     assert [k.follow_page(1, a).node for a in pages_at(4)] == [1] * 4
     assert [k.read_now(1, a) for a in pages_at(4)] == vals
-    assert k.counters[("linux.migrate", "pages_migrated")][0] == 4
-    assert k.counters[("linux.migrate", "passes")][0] == 1
+    assert k.counter("linux.migrate", "pages_migrated") == 4
+    assert k.counter("linux.migrate", "passes") == 1
     # Every moved page is back on an LRU list of node 1 with one reference per mapping.
     for a in pages_at(4):
         p = k.follow_page(1, a)
@@ -64,13 +64,13 @@ def test_pinned_page_stays_and_is_reported_as_linux_does(kern):
     assert r.reasons == {1: "EAGAIN: extra references (pinned or in use)"}
     # The unmap succeeds each time (one unmap pass async, one sync); the reference check of
     # the move phase fails: 3 asynchronous move passes, then 7 synchronous ones.
-    assert k.counters[("linux.migrate", "passes")][0] == 2
-    assert k.counters[("linux.migrate", "move_passes")][0] == 10
+    assert k.counter("linux.migrate", "passes") == 2
+    assert k.counter("linux.migrate", "move_passes") == 10
     assert pinned.node == 0 and k.follow_page(1, BASE + P) is pinned
     assert pinned.refcount == ref0 and pinned.test(PG.LRU) and not pinned.test(PG.LOCKED)
     assert k.mm(1).ptes[(BASE + P) >> 12].kind is PteKind.PRESENT
     assert k.follow_page(1, BASE).node == 1 and k.follow_page(1, BASE + 2 * P).node == 1
-    assert k.counters[("linux.migrate", "failed_EAGAIN")][0] == 1
+    assert k.counter("linux.migrate", "failed_EAGAIN") == 1
     # Once unpinned it moves.
     k.unpin_user_pages([pinned], "pin")
     r = run_syscall(k, move_pages(k, 0, 1, [BASE + P], [1]), 0)
@@ -103,9 +103,9 @@ def test_writeback_is_waited_for_in_late_passes(kern):
     r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
     assert r.ret == 0 and r.status == [1]
     assert k.engine.now_ps >= end
-    assert k.counters[("linux.migrate", "writeback_wait_time")][0] > 0
+    assert k.counter("linux.migrate", "writeback_wait_time") > 0
     # The async pass saw -EBUSY and the folio went to the synchronous pass.
-    assert k.counters[("linux.migrate", "passes")][0] == 2
+    assert k.counter("linux.migrate", "passes") == 2
 
 
 def test_locked_page_is_waited_for_in_late_passes(kern):
@@ -116,8 +116,8 @@ def test_locked_page_is_waited_for_in_late_passes(kern):
     k.engine.run_until(k.engine.now_ps + 1)
     r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
     assert r.ret == 0 and k.follow_page(1, BASE).node == 1
-    assert k.counters[("linux.migrate", "lock_wait_time")][0] > 0
-    assert k.counters[("linux.migrate", "passes")][0] == 4   # 3 async trylock failures + 1 sync
+    assert k.counter("linux.migrate", "lock_wait_time") > 0
+    assert k.counter("linux.migrate", "passes") == 4   # 3 async trylock failures + 1 sync
 
 
 def test_enomem_when_target_full():
@@ -137,7 +137,7 @@ def test_enomem_when_target_full():
         p = k.follow_page(1, a)
         assert p.node == 0 and p.test(PG.LRU) and p.refcount == 1
         assert k.mm(1).ptes[a >> 12].kind is PteKind.PRESENT
-    assert k.counters[("linux.migrate", "failed_ENOMEM")][0] == 4
+    assert k.counter("linux.migrate", "failed_ENOMEM") == 4
 
 
 def shared_setup():
@@ -220,8 +220,8 @@ def test_access_during_migration_waits_and_write_is_not_lost():
     assert lat > 1_000_000                     # it waited for the protocol to release the page
     assert k.follow_page(1, target).node == 1
     assert k.read_now(1, target) == value
-    assert k.counters[("linux.fault", "migration_wait_faults")][0] >= 1
-    assert k.counters[("linux.fault", "fault_wait_time")][0] > 0
+    assert k.counter("linux.fault", "migration_wait_faults") >= 1
+    assert k.counter("linux.fault", "fault_wait_time") > 0
     assert acc.end_ps > t0
 
 
@@ -245,8 +245,8 @@ def test_thp_migrates_whole():
     new = k.follow_page(1, BASE + 100 * P)
     assert new.order == 9 and new.node == 1 and new.data == vals
     assert k.mm(1).pmds[BASE >> 21].pfn == new.pfn
-    assert k.counters[("linux.migrate", "bytes_copied")][0] == 2 << 20
-    assert k.counters[("linux.migrate", "thp_migrated")][0] == 1
+    assert k.counter("linux.migrate", "bytes_copied") == 2 << 20
+    assert k.counter("linux.migrate", "thp_migrated") == 1
     text, rows = numa_maps(k, 1)
     assert rows[0]["nodes"] == {1: 512}
 
@@ -267,7 +267,7 @@ def test_thp_split_when_target_has_no_huge_frame():
     assert node1.free_count >= 512
     r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1]), 0)
     assert r.ret == 0
-    assert k.counters[("linux.migrate", "thp_split")][0] == 1
+    assert k.counter("linux.migrate", "thp_split") == 1
     assert (BASE >> 21) not in k.mm(1).pmds
     for i in range(512):
         p = k.follow_page(1, BASE + i * P)
@@ -310,7 +310,7 @@ def test_migrate_pages_node_remap_and_counts():
     # {0,1} -> {1,2}: node 1's pages go to 2 first, then node 0's to 1 (no page moves twice).
     assert run_syscall(k, migrate_pages(k, 0, 1, [0, 1], [1, 2]), 0) == 0
     assert sorted(k.follow_page(1, a).node for a in pages_at(9)) == [1, 1, 1, 2, 2, 2, 2, 2, 2]
-    assert k.counters[("linux.migrate", "pages_migrated")][0] == 6
+    assert k.counter("linux.migrate", "pages_migrated") == 6
 
 
 def test_two_addresses_in_one_thp():
@@ -333,7 +333,7 @@ def test_async_mode_for_numa_balancing_does_not_split_or_wait(kern):
     res = run(k, mig.migrate_pages([page]))
     # -EBUSY is a permanent failure for an async batch: one pass, no waiting.
     assert res.rc == 1 and res.reasons[page.pfn] == "EBUSY: under writeback"
-    assert k.counters[("linux.migrate", "passes")][0] == 1
+    assert k.counter("linux.migrate", "passes") == 1
     assert page.test(PG.WRITEBACK) and page.node == 0
     run(k, mig.putback(res.remaining))
     assert page.test(PG.LRU) and page.refcount == 1
@@ -356,8 +356,8 @@ def test_page_cache_lookup_spins_on_mapping_lock_then_finds_new_page():
     res = k.engine.run_process(fault)
     new = f.pages[0]
     assert new.node == 1 and res.pfn == new.pfn
-    spun = k.counters[("linux.fault", "mapping_lock_spin_time")][0]
-    slept = k.counters.get(("linux.fault", "page_lock_wait_time"), [0])[0]
+    spun = k.counter("linux.fault", "mapping_lock_spin_time")
+    slept = k.counter("linux.fault", "page_lock_wait_time")
     assert spun > 0 and slept > 0                # spun on xa_lock, then slept on the new page
     assert new.mapcount == 2 and new.refcount == 3
 

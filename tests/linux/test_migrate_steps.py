@@ -21,7 +21,7 @@ def setup_page(k, addr=BASE, isolate=True):
 
 
 def step_time(k, name):
-    return k.counters[("linux.migrate.steps", f"{name}_time")][0]
+    return k.step_costs[name].time_ps
 
 
 def test_isolate_takes_reference_and_clears_lru(kern):
@@ -67,7 +67,7 @@ def test_step01_lock_old_trylock_and_wait(kern):
     assert run(k, mig.step_01_lock_old(st2, True)) is True
     assert page.lock_owner == mig.owner
     assert k.engine.now_ps >= t0 + 49_000_000
-    assert k.counters[("linux.migrate", "lock_wait_time")][0] > 49_000_000
+    assert k.counter("linux.migrate", "lock_wait_time") > 49_000_000
 
 
 def test_step02_writeback_backs_out_early_and_waits_late(kern):
@@ -105,8 +105,8 @@ def test_step04_unmap_installs_migration_entries(kern):
     assert page.test(PG.DIRTY)                            # dirty bit moved to the page
     assert st.was_mapped
     # Single-threaded mm on the migrating CPU: one local single-page flush, no IPI.
-    assert k.counters[("linux.tlb", "flushes")][0] == 1
-    assert k.counters[("linux.tlb", "ipis_sent")][0] == 0
+    assert k.counter("linux.tlb", "flushes") == 1
+    assert k.counter("linux.tlb", "ipis_sent") == 0
     assert ("flush", 0, (0,), 1) in k.hw.calls
 
 
@@ -118,11 +118,11 @@ def test_step04_batches_flush_when_mm_runs_elsewhere():
     st = FolioState(page)
     assert run(k, mig.step_04_unmap(st)) is True
     assert mig.batch.entries == 1 and mig.batch.cpus == {0, 2}
-    assert ("linux.tlb", "flushes") not in k.counters
+    assert k.stats.get("linux.tlb", "flushes") is None
     t0 = k.engine.now_ps
     run(k, mig.step_tlb_flush_batch())
-    assert k.counters[("linux.tlb", "ipis_sent")][0] == 1
-    assert k.counters[("linux.tlb", "batched_flushes")][0] == 1
+    assert k.counter("linux.tlb", "ipis_sent") == 1
+    assert k.counter("linux.tlb", "batched_flushes") == 1
     assert mig.batch.entries == 0
     assert k.engine.now_ps - t0 == 2_000_000 + STEP_CYCLES["tlb_flush_batch"]
 
@@ -218,7 +218,7 @@ def test_steps12_to_18_complete_the_move(kern):
     run(k, mig.step_12_copy(st))
     assert dst.data == [value]
     assert k.engine.now_ps - t0 == 4096 * COPY_PS_PER_BYTE + STEP_CYCLES["12_copy"]
-    assert k.counters[("linux.migrate", "bytes_copied")][0] == 4096
+    assert k.counter("linux.migrate", "bytes_copied") == 4096
     run(k, mig.step_13_copy_flags(st))
     assert dst.test(PG.ACTIVE) and dst.test(PG.REFERENCED) and dst.test(PG.DIRTY)
     assert dst.last_cpupid == 77
@@ -251,7 +251,7 @@ def test_step15_starts_queued_writeback_on_new_file_page(kern):
                  mig.step_14_clear_old_flags, mig.step_15_start_writeback):
         run(k, step(st))
     assert st.dst.test(PG.WRITEBACK) and not st.dst.test(PG.RECLAIM)
-    assert k.counters[("linux.migrate", "writeback_started")][0] == 1
+    assert k.counter("linux.migrate", "writeback_started") == 1
 
 
 def test_step17_unlock_wakes_a_blocked_access(kern):
@@ -277,7 +277,7 @@ def test_step17_unlock_wakes_a_blocked_access(kern):
     lat, value = acc.value
     assert acc.end_ps >= t_unlock
     assert st.dst.data[0] == value           # the store landed in the new page
-    assert k.counters[("linux.fault", "migration_entry_faults")][0] >= 1
+    assert k.counter("linux.fault", "migration_entry_faults") >= 1
 
 
 def test_backout_dst_frees_new_page(kern):
@@ -300,11 +300,10 @@ def test_call_time_is_exactly_the_sum_of_its_steps():
     for i in range(40):
         touch(k, 1, BASE + i * 4096)
     k.pin_user_pages(1, BASE + 5 * 4096, 1, "get")   # one page backs out 10 times
-    before = {key: v[0] for key, v in k.counters.items()}
+    before = {name: c.time_ps for name, c in k.step_costs.items()}
     r = run_syscall(k, move_pages(k, 0, 1, [BASE + i * 4096 for i in range(40)], [1] * 40), 0)
     assert r.ret == 1
-    steps = sum(v[0] - before.get(key, 0) for key, v in k.counters.items()
-                if key[0] == "linux.migrate.steps" and key[1].endswith("_time"))
+    steps = sum(c.time_ps - before.get(name, 0) for name, c in k.step_costs.items())
     assert steps == r.elapsed_ps
 
 

@@ -152,13 +152,13 @@ def test_no_write_is_ever_lost(ops, small_node2):
 
     for stat in ("pages_migrated", "failed_EAGAIN", "failed_ENOMEM", "failed_EBUSY",
                  "lock_wait_time", "writeback_wait_time"):
-        if k.counters.get(("linux.migrate", stat), [0])[0]:
+        if k.counter("linux.migrate", stat):
             event(stat)
-    if k.counters.get(("linux.migrate", "thp_split"), [0])[0]:
+    if k.counter("linux.migrate", "thp_split"):
         event("THP split")
-    if k.counters.get(("linux.migrate", "thp_migrated"), [0])[0]:
+    if k.counter("linux.migrate", "thp_migrated"):
         event("THP migrated")
-    if k.counters.get(("linux.fault", "migration_entry_faults"), [0])[0]:
+    if k.counter("linux.fault", "migration_entry_faults"):
         event("access waited on a migration entry")
     # 1. Nothing left half-done.
     assert not pins_live

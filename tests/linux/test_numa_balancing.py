@@ -28,11 +28,11 @@ def test_pages_follow_the_thread_that_uses_them():
         for i in range(8):
             touch(k, 1, BASE + i * P, False)
     assert [k.follow_page(1, BASE + i * P).node for i in range(8)] == [1] * 8
-    assert k.counters[("linux.numa", "pages_migrated")][0] == 8
-    assert k.counters[("linux.fault", "numa_hint_faults")][0] >= 8
+    assert k.counter("linux.numa", "pages_migrated") == 8
+    assert k.counter("linux.fault", "numa_hint_faults") >= 8
     assert all(k.mm(1).ptes[(BASE + i * P) >> 12].kind is PteKind.PRESENT for i in range(8))
     # Misplaced-page migrations are asynchronous, with the NUMA-misplaced reason.
-    assert k.counters[("linux.migrate", "passes")][0] == 8
+    assert k.counter("linux.migrate", "passes") == 8
 
 
 def test_two_stage_filter():

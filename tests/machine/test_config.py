@@ -85,3 +85,20 @@ def test_parameter_table_documents_every_key():
               "[[node]] socket", "[tlb] page_walk", "[os] fault_cost"):
         assert k in keys
     assert all(r["description"] for r in rows)
+
+
+def test_docs_parameter_table_is_the_declared_one():
+    """docs/machine.md's parameter table is exactly what params.py declares."""
+    from pathlib import Path
+
+    from hwemu.machine.config import param_rows
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "machine.md").read_text().splitlines()
+    start = doc.index("| key | unit | default | description |") + 2
+    table = []
+    for line in doc[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    assert table == [f"| `{r['key']}` | {r['unit']} | {r['default']} | {r['description']} |"
+                     for r in param_rows()]

@@ -11,7 +11,7 @@ import numpy as np
 from hwemu.linux.hw import PAGE_SHIFT
 from hwemu.linux.kernel import Kernel
 from hwemu.linux.mm import VmaKind
-from hwemu.policies.base import AccessSamples, HintFault, PolicyContext, get_policy
+from hwemu.policies import AccessSamples, HintFault, PolicyContext, get_policy
 from hwemu.stats import Stats
 
 LINE_PS = 10_000            # a line access at SLIT distance 10 costs 10 ns; cost scales with it
@@ -165,7 +165,7 @@ class Sim:
         return self.stats
 
     def count(self, comp, stat):
-        return self.k.counters[(comp, stat)][0] if (comp, stat) in self.k.counters else 0
+        return self.k.counter(comp, stat)
 
 
 class AdBitsHardware(TierHardware):

@@ -3,7 +3,7 @@ fast tier, cold ones do not; cooling; demotion of cold pages to make room; NUMA 
 without a slow tier."""
 
 from hwemu.linux.mempolicy import Mempolicy
-from hwemu.policies.base import get_policy, list_policies
+from hwemu.policies.registry import get_policy, list_policies
 
 from advanced_kit import BASE, P, US, Sim, TierHardware
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from hwemu.engine import Sleep
 from hwemu.linux.mempolicy import Mempolicy
 from hwemu.linux.mm import PG, PteKind
-from hwemu.policies.base import get_policy
+from hwemu.policies.registry import get_policy
 
 from advanced_kit import BASE, COPY_PS_PER_BYTE, P, US, Sim
 

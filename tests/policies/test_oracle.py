@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hwemu.errors import HwemuError
-from hwemu.policies.base import get_policy, parse_policy_spec
+from hwemu.policies.registry import get_policy, parse_policy_spec
 from hwemu.traces.format import TraceChunk, write_trace
 
 from advanced_kit import BASE, P, US, Sim, TierHardware
@@ -63,7 +63,7 @@ def test_capacity_aware(tmp_path):
     oracle = get_policy("oracle")
     k = sim.k
     # fill node 1 so that only 10 frames remain above its reserve
-    from hwemu.policies.tpp import compute_watermarks
+    from hwemu.linux.page_alloc import compute_watermarks
     wm = compute_watermarks(k, 10)
     filler = k.alloc.nodes[1].free_count - wm.high[1] - (40 // 512 + 4) - 10
     for _ in range(filler):
@@ -192,7 +192,7 @@ COSIM_COMPETITORS = {
 
 @pytest.mark.slow
 def test_cosim_oracle_is_a_bound(tmp_path):
-    from hwemu.cosim import CoSim
+    from hwemu.sim.cosim import CoSim
 
     (tmp_path / "m.toml").write_text(MACHINE)
     tiering_trace(tmp_path / "t.parquet")
@@ -255,7 +255,7 @@ DEMO_POLICIES = ("none", "manual", "autonuma", "tpp", "hotness", "nomad")
 
 
 def _run_all(machine, trace, schedule, policies):
-    from hwemu.cosim import CoSim
+    from hwemu.sim.cosim import CoSim
 
     out = {}
     for name in policies + ("oracle",):

@@ -71,7 +71,7 @@ def _final_nodes(res):
     ("interleave", {}, {0: 64, 1: 64}),
 ])
 def test_placement_policies(trace, spec, params, expect):
-    from hwemu.cosim import CoSim
+    from hwemu.sim.cosim import CoSim
 
     pl, mg = parse_policy_spec(spec, params)
     res = CoSim(DEMO_MACHINE, trace, placement=pl, migration=mg, cpus=[0, 1]).run()
@@ -82,7 +82,7 @@ def test_placement_policies(trace, spec, params, expect):
 
 
 def test_bind_to_a_missing_node_is_an_error(trace):
-    from hwemu.cosim import CoSim
+    from hwemu.sim.cosim import CoSim
 
     pl, mg = parse_policy_spec("bind", {"nodes": "5"})
     with pytest.raises(HwemuError, match="node 5"):
@@ -90,7 +90,7 @@ def test_bind_to_a_missing_node_is_an_error(trace):
 
 
 def test_preferred_falls_back_when_the_node_is_full(tmp_path):
-    from hwemu.cosim import CoSim
+    from hwemu.sim.cosim import CoSim
 
     # the CXL demo machine has 2 MiB DRAM nodes: 700 pages cannot all fit on node 0
     t = make_trace(tmp_path / "big.parquet", threads=1, pages=700, accesses=100)
@@ -132,7 +132,7 @@ class _Probe(MigrationPolicy):
 
 
 def test_migration_policy_hooks(trace, tmp_path):
-    from hwemu.cosim import CoSim
+    from hwemu.sim.cosim import CoSim
 
     register_policy("test-probe")(_Probe)
     pol = get_policy("test-probe", period="100us")

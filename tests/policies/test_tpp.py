@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 from hwemu.errors import HwemuError
 from hwemu.linux.mempolicy import Mempolicy
 from hwemu.linux.mm import PG, PteKind
-from hwemu.policies.base import get_policy, list_policies
-from hwemu.policies.tpp import compute_watermarks
+from hwemu.policies.registry import get_policy, list_policies
+from hwemu.linux.page_alloc import compute_watermarks
 
 from advanced_kit import BASE, MS, P, US, Sim, TierHardware
 

@@ -1,7 +1,7 @@
 """Mock neighbours for report tests: runners that return cell results built from their inputs.
 
 The numbers are a deterministic function of (machine, trace, policy, seed, params), shaped like
-hwemu.experiment.run_cell's CellResult, so tables, figures and files can be checked exactly.
+hwemu.sim.experiment.run_cell's CellResult, so tables, figures and files can be checked exactly.
 """
 
 from __future__ import annotations

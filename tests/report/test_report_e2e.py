@@ -1,4 +1,4 @@
-"""compare and sweep through the real runner (hwemu.experiment.run_cell), kept small: a
+"""compare and sweep through the real runner (hwemu.sim.experiment.run_cell), kept small: a
 20,000-access single-thread trace on the demo machine, its thread moved to socket 1 at 30 us."""
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwemu.experiment import DEMO_DIR
+from hwemu.sim.experiment import DEMO_DIR
 from hwemu.report.cells import load_cell
 from hwemu.report.compare import compare
 from hwemu.report.sweep import run_sweep

@@ -14,7 +14,7 @@ import struct
 import cocotb
 
 from hwemu.dma.axi_mem import DECERR, SLVERR, ErrorRange
-from hwemu.dma.bench import DmaBench
+from hwemu.dma.testbench import DmaBench
 from hwemu.dma.model import DmaParams, chain_cycles
 from hwemu.dma.rtl import load_config
 

@@ -91,7 +91,7 @@ def _print_table(df) -> None:
 
 
 def _compare(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.errors import HwemuError
     from hwemu.report.compare import compare
     from hwemu.report.table import json_rows
@@ -121,7 +121,7 @@ def _compare(args) -> int:
 
 
 def _sweep(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.errors import HwemuError
     from hwemu.report.sweep import load_sweep, run_sweep
     from hwemu.report.table import json_rows

@@ -113,7 +113,7 @@ def register(sub) -> None:
 
 
 def _cmd_list(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.machine.config import load_machine, preset_names
 
     rows = []
@@ -130,56 +130,10 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def show_dict(cfg, measure: bool = True) -> dict:
-    """The data of ``machine show``."""
-    from hwemu.units import format_size
-
-    nodes = []
-    for n in cfg.nodes:
-        nodes.append({"node": n.id, "name": n.name, "cpus": cfg.node_cpus(n.id),
-                      "size_bytes": n.size_bytes, "size": format_size(n.size_bytes),
-                      "memory": f"{n.dram.channels}ch {n.dram.type}".strip(),
-                      "peak_bandwidth_gbs": round(n.dram.peak_bandwidth_bps / 1e9, 1)})
-    d = {"name": cfg.name, "description": cfg.description, "source": cfg.source,
-         "sockets": cfg.sockets, "cpus": cfg.num_cpus, "freq_ghz": cfg.freq_hz / 1e9,
-         "caches": {k: {"size": format_size(c.size_bytes), "ways": c.ways,
-                        "latency_cycles": c.latency_cycles, "policy": c.policy}
-                    for k, c in (("l1i", cfg.l1i), ("l1d", cfg.l1d), ("l2", cfg.l2),
-                                 ("llc", cfg.llc))},
-         "nodes": nodes,
-         "links": [{"name": l.name, "ends": [l.a, l.b], "latency_ns": l.latency_ps / 1000,
-                    "bandwidth_gbs": l.bandwidth_bps / 1e9} for l in cfg.links],
-         "hops": cfg.hops()}
-    if measure:
-        from hwemu.machine.mlc import idle_matrix
-
-        cpu_nodes = cfg.cpu_nodes()
-        lat = idle_matrix(cfg)
-        d["idle_latency_cpu_nodes"] = cpu_nodes
-        d["idle_latency_ns"] = lat
-        dist = []
-        for i in range(cfg.num_nodes):
-            row = []
-            for j in range(cfg.num_nodes):
-                if i == j:
-                    row.append(10)
-                    continue
-                if i in cpu_nodes:
-                    r = cpu_nodes.index(i)
-                    row.append(int(round(10 * lat[r][j] / lat[r][i])))
-                elif j in cpu_nodes:   # a CPU-less node: use the reverse direction
-                    r = cpu_nodes.index(j)
-                    row.append(int(round(10 * lat[r][i] / lat[r][j])))
-                else:
-                    row.append(10 + 10 * d["hops"][i][j])
-            dist.append(row)
-        d["distances"] = dist
-    return d
-
-
 def _cmd_show(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.machine.config import load_machine, param_rows
+    from hwemu.machine.topology import describe
 
     if args.params:
         rows = param_rows()
@@ -194,7 +148,7 @@ def _cmd_show(args) -> int:
     if not args.machine:
         raise HwemuError("machine show: give a preset name or a TOML file (see 'hwemu machine list')")
     cfg = load_machine(args.machine)
-    d = show_dict(cfg, measure=not args.no_measure)
+    d = describe(cfg, measure=not args.no_measure)
     if args.json:
         print_json(d)
         return 0
@@ -235,7 +189,7 @@ def _ranges(xs: list[int]) -> str:
 
 
 def _cmd_mlc(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.machine import mlc
     from hwemu.machine.config import load_machine
 
@@ -280,7 +234,7 @@ def _cmd_mlc(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.fileio import atomic_path
     from hwemu.machine.config import load_machine
     from hwemu.machine.replay import parse_cpus, run_trace
@@ -330,13 +284,13 @@ def _parse_params(items) -> dict:
 
 
 def _cmd_run_os(args, cfg, cpus) -> int:
-    """``hwemu run`` with the OS model (hwemu.cosim)."""
+    """``hwemu run`` with the OS model (hwemu.sim.cosim)."""
     from pathlib import Path
 
-    from hwemu.cli import print_json
-    from hwemu.cosim import CoSim
+    from hwemu.cli.output import print_json
+    from hwemu.sim.cosim import CoSim
     from hwemu.fileio import atomic_path
-    from hwemu.policies.base import parse_policy_spec
+    from hwemu.policies.registry import parse_policy_spec
     from hwemu.units import parse_time_ps
 
     if not Path(args.trace).is_file():

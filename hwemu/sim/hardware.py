@@ -36,15 +36,16 @@ from hwemu.errors import HwemuError
 from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
 from hwemu.machine import pagetable as PT
+from hwemu.stats import Stats
+
+HW_COMPONENT = "os.hw"
 
 
 @dataclass
 class TlbIpiParams:
-    """Costs of TLB maintenance the machine model does not simulate itself.
-
-    Sources (docs/migration.md "MachineHardware"): a local single-page INVLPG ~100 ns and an
-    IPI round trip of 1-3 us (PROTOCOL.md, "Published figures"); Linux x86
-    ``tlb_single_page_flush_ceiling`` = 33; one x2APIC ICR write per destination ~50 ns."""
+    """Costs of TLB maintenance and kernel streams the machine model does not simulate itself:
+    the machine's ``[os]`` table (:class:`hwemu.machine.config.OsCosts`; sources in
+    docs/migration.md "MachineHardware")."""
 
     tlb_flush_page_ps: int = 100_000
     tlb_flush_all_ps: int = 250_000
@@ -54,40 +55,35 @@ class TlbIpiParams:
     ipi_rtt_per_hop_ps: int = 1_300_000        # added per link hop between the sockets
     atomic_cycles: int = 20
     # copy_page()/clear_page() are sequential streams that the L2 streamer prefetches ahead
-    # of the demand loads; the timing model has no prefetcher, so a copy keeps the line-fill
-    # buffers plus this many lines in flight. lfb (10) + 6 = 16 lines: the outstanding L2
-    # misses of one Skylake core (16 superqueue entries, Intel 64 and IA-32 Architectures
-    # Optimization Reference Manual, Skylake server microarchitecture). With it a 2 MiB copy
-    # across the socket link runs at ~11 GB/s on skx-2s and epyc-2s, the published
-    # single-thread move_pages rate for huge pages (PROTOCOL.md).
+    # of the demand loads; a copy keeps the line-fill buffers plus this many lines in flight.
+    # lfb (10) + 6 = 16 lines: the outstanding L2 misses of one Skylake core (16 superqueue
+    # entries, Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake server
+    # microarchitecture). With it a 2 MiB copy across the socket link runs at ~11 GB/s on
+    # skx-2s and epyc-2s, the published single-thread move_pages rate for huge pages.
     stream_prefetch_lines: int = 6
     # Metadata streams (consecutive struct pages, PTEs of consecutive pages): after two
     # adjacent lines the streamer keeps this many lines ahead, within the 4 KiB page (as
     # ParametricHardware.prefetch_degree; 0 disables).
     prefetch_degree: int = 4
 
-
-# Per-preset figures (the ParametricHardware presets of the same machines).
-IPI_PRESETS = {
-    "epyc-2s": TlbIpiParams(),
-    "skx": TlbIpiParams(ipi_rtt_same_socket_ps=1_000_000, ipi_rtt_per_hop_ps=1_000_000),
-}
-
-
-def _ipi_params_for(name: str) -> TlbIpiParams:
-    if name.startswith("epyc"):
-        return TlbIpiParams()
-    if name.startswith("skx"):
-        return TlbIpiParams(**vars(IPI_PRESETS["skx"]))
-    return TlbIpiParams()
+    @classmethod
+    def from_config(cls, cfg) -> "TlbIpiParams":
+        """The ``[os]`` costs of a machine description."""
+        o = cfg.os
+        return cls(tlb_flush_page_ps=o.tlb_flush_page_ps, tlb_flush_all_ps=o.tlb_flush_all_ps,
+                   tlb_single_page_ceiling=o.tlb_single_page_ceiling, ipi_send_ps=o.ipi_send_ps,
+                   ipi_rtt_same_socket_ps=o.ipi_rtt_same_socket_ps,
+                   ipi_rtt_per_hop_ps=o.ipi_rtt_per_hop_ps, atomic_cycles=o.atomic_cycles,
+                   stream_prefetch_lines=o.copy_prefetch_lines,
+                   prefetch_degree=o.metadata_prefetch_degree)
 
 
 @lru_cache(maxsize=16)
 def _slit_cached(key) -> tuple:
     cfg = _SLIT_CFGS[key]
-    from hwemu.machine.cli import show_dict
+    from hwemu.machine.topology import describe
 
-    return tuple(tuple(r) for r in show_dict(cfg, measure=True)["distances"])
+    return tuple(tuple(r) for r in describe(cfg, measure=True)["distances"])
 
 
 _SLIT_CFGS: dict = {}
@@ -109,7 +105,7 @@ class MachineHardware:
         self.cfg = cfg
         self.num_nodes = cfg.num_nodes
         self.num_cpus = cfg.num_cpus
-        self.p = ipi or _ipi_params_for(cfg.name)
+        self.p = ipi or TlbIpiParams.from_config(cfg)
         pf = getattr(cfg, "prefetch", None)
         self.machine_prefetch = bool(getattr(pf, "enable", False))
         if self.machine_prefetch:
@@ -119,12 +115,22 @@ class MachineHardware:
         self._hops = cfg.hops()
         self._cpu_node = [cfg.cpu_node(c) for c in range(cfg.num_cpus)]
         self._cpu_socket = [cfg.cpu_socket(c) for c in range(cfg.num_cpus)]
-        self.counters = {"ipis": 0, "tlb_entries_dropped": 0, "full_flushes": 0,
-                         "metadata_accesses": 0, "copy_bytes": 0, "fill_bytes": 0}
-        self.metadata_served: dict[str, int] = {}
+        # component "os.hw" of the run's statistics
+        self.stats = Stats()
+        for key, unit in (("ipis", "count"), ("tlb_entries_dropped", "count"),
+                          ("full_flushes", "count"), ("metadata_accesses", "count"),
+                          ("copy_bytes", "bytes"), ("fill_bytes", "bytes")):
+            self.stats.add(HW_COMPONENT, key, 0, unit)
         # per CPU: lines brought by the prefetcher and not used yet; recent demand lines
         self._pf: list[dict] = [dict() for _ in range(cfg.num_cpus)]
         self._recent: list[dict] = [dict() for _ in range(cfg.num_cpus)]
+
+    def _count(self, stat: str, value: int = 1, unit: str = "count") -> None:
+        self.stats.inc(HW_COMPONENT, stat, value, unit)
+
+    def counter(self, stat: str) -> int:
+        """The current value of one of the adapter's counters (0 if never counted)."""
+        return self.stats.get(HW_COMPONENT, stat, 0)
 
     # -- topology -------------------------------------------------------------------------
     def cpu_node(self, cpu: int) -> int:
@@ -150,8 +156,8 @@ class MachineHardware:
 
     def mem_access_ps(self, cpu: int, paddr: int, write: bool, atomic: bool, at_ps: int) -> int:
         lat, where = self.m.access_line(cpu, paddr, bool(write or atomic), int(at_ps))
-        self.counters["metadata_accesses"] += 1
-        self.metadata_served[where] = self.metadata_served.get(where, 0) + 1
+        self._count("metadata_accesses")
+        self._count(f"metadata_served_{where}", 1, "accesses")
         if atomic:
             lat += self.cfg.cycles_ps(self.p.atomic_cycles)
         if self.p.prefetch_degree:
@@ -177,7 +183,7 @@ class MachineHardware:
         if (ln >> 6) != (demand >> 6) or ln in self._pf[cpu]:
             return
         self.m.access_line(cpu, ln << 6, False, at_ps)
-        self.counters["metadata_prefetches"] = self.counters.get("metadata_prefetches", 0) + 1
+        self._count("metadata_prefetches")
         pf = self._pf[cpu]
         pf[ln] = True
         if len(pf) > 64:
@@ -206,19 +212,19 @@ class MachineHardware:
         if full:
             for c in cpus:
                 m.flush_tlb_all(c)
-            self.counters["full_flushes"] += len(cpus)
+            self._count("full_flushes", len(cpus))
             flush = self.p.tlb_flush_all_ps
         else:
             for v in vaddrs:
                 dropped += m.flush_tlb(pid, int(v), False, cpus=cpus)
                 dropped += m.flush_tlb(pid, int(v) & ~((1 << 21) - 1), True, cpus=cpus)
             flush = pages * self.p.tlb_flush_page_ps
-        self.counters["tlb_entries_dropped"] += dropped
+        self._count("tlb_entries_dropped", dropped)
         cost = flush if local else 0
         if remote:
             worst = max(self.ipi_rtt_ps(cpu, c) for c in remote)
             cost = max(cost, len(remote) * self.p.ipi_send_ps + worst + flush)
-            self.counters["ipis"] += len(remote)
+            self._count("ipis", len(remote))
         return cost
 
     # -- accessed / dirty bits (optional Hardware methods, hwemu.linux.hw) -------------------
@@ -235,7 +241,7 @@ class MachineHardware:
     def copy_ps(self, cpu: int, src_paddr: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
         end = self.m.copy_lines(cpu, src_paddr, dst_paddr, nbytes, start_ps=int(at_ps),
                                 window=self.cfg.lfb + self.p.stream_prefetch_lines)
-        self.counters["copy_bytes"] += nbytes
+        self._count("copy_bytes", nbytes, "bytes")
         return max(0, end - int(at_ps))
 
     def zero_page_paddr(self, node: int) -> int:
@@ -251,7 +257,7 @@ class MachineHardware:
         for off in range(0, nbytes, 4096):
             done = self.m.copy_lines(cpu, src, dst_paddr + off, min(4096, nbytes - off),
                                      start_ps=done, window=window)
-        self.counters["fill_bytes"] += nbytes
+        self._count("fill_bytes", nbytes, "bytes")
         return max(0, done - int(at_ps))
 
 

@@ -1,7 +1,7 @@
 """Co-simulation: the OS model (hwemu.linux) running inside the machine timing model.
 
 One :class:`~hwemu.machine.system.Machine` replays the trace; one
-:class:`~hwemu.linux.kernel.Kernel` on :class:`~hwemu.linux.machine_hw.MachineHardware` (the
+:class:`~hwemu.linux.kernel.Kernel` on :class:`~hwemu.sim.hardware.MachineHardware` (the
 same Machine) owns the pages, page tables, schedule events and policies; the engine
 (hwemu.engine) holds OS time. The loop:
 
@@ -14,7 +14,7 @@ same Machine) owns the pages, page tables, schedule events and policies; the eng
    faulting thread's CPU; the engine runs until it is resolved; the thread's clock then moves
    by the fault's latency, or - when it slept on a page lock - to the time the page was
    unlocked. The kernel writes every PTE change into the machine's page tables
-   (:class:`~hwemu.linux.machine_hw.MachineSync`), so the retried access goes through.
+   (:class:`~hwemu.sim.hardware.MachineSync`), so the retried access goes through.
 
 Migrations run as engine processes on the CPU that performs them; their metadata accesses and
 copies go through the machine (``access_line``, ``copy_lines``) and contend with the
@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from hwemu.errors import HwemuError
+from hwemu.machine.core import FAULT_KINDS
+from hwemu.machine.replay import StopHandler
 from hwemu.stats import Stats
 
 DEFAULT_WINDOW_PS = 10_000_000        # 10 us timeline windows
 DEFAULT_SLICE = 1 << 20               # records loaded into the machine at once
-PARKED = 1 << 60                      # clock of a thread blocked in a fault
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _trace_tids(reader) -> list[int]:
     return list(range(_max_tid(reader) + 1))
 
 
-class CoSim:
+class CoSim(StopHandler):
     def __init__(self, machine, trace, schedule=None, placement="first-touch",
                  migration="none", seed: int = 0, params: dict | None = None,
                  cpus: list[int] | None = None, window_ps: int | None = None,
@@ -119,12 +120,12 @@ class CoSim:
                  fault_cost: bool = False):
         from hwemu.engine import Engine
         from hwemu.linux.kernel import Kernel
-        from hwemu.linux.machine_hw import MachineHardware, MachineSync
+        from hwemu.sim.hardware import MachineHardware, MachineSync
         from hwemu.linux.schedule import Schedule, load_schedule
         from hwemu.machine.config import MachineConfig, load_machine
         from hwemu.machine.system import Machine
-        from hwemu.policies.base import (MigrationPolicy, PlacementPolicy, PolicyContext,
-                                         get_policy)
+        from hwemu.policies.base import MigrationPolicy, PlacementPolicy, PolicyContext
+        from hwemu.policies.registry import get_policy
         from hwemu.traces.format import TraceReader
 
         cfg = machine if isinstance(machine, MachineConfig) else load_machine(str(machine))
@@ -223,8 +224,11 @@ class CoSim:
         self._busy_seen = list(self.engine.cpus.busy_ps)
         self._win_acc = 0
         self._win_lat = 0
-        self._fault_lat = {"not_present": [0, 0], "migration_entry": [0, 0], "numa_hint": [0, 0]}
-        self._fault_waited = 0
+        # faults handled and the time they held their threads (component "cosim.faults")
+        self.fault_stats = Stats()
+        for kind in FAULT_KINDS:
+            self.fault_stats.add("cosim.faults", f"{kind}_faults", 0, "faults")
+            self.fault_stats.add("cosim.faults", f"{kind}_time", 0, "ps")
         self._moves = 0
         self.blocked: dict[int, tuple] = {}
         self._loaded = False
@@ -280,7 +284,7 @@ class CoSim:
         self._snapshot_syscalls()
 
     def _migrated_pages(self) -> int:
-        return int(self.kernel.counters[("linux.migrate", "pages_migrated")][0])
+        return int(self.kernel.counter("linux.migrate", "pages_migrated"))
 
     def _mark_syscall(self, where: str) -> None:
         self._sys_pages[where] = [self._migrated_pages(), None]
@@ -334,7 +338,7 @@ class CoSim:
         if c > eng.now_ps:
             self._advance_to(c)
             c = m.thread_clock(tid)
-        m.S.th_clock[tid] = PARKED
+        c = m.park_thread(tid)
         self.dispatch.fault_vaddr[tid] = s.vaddr
         proc = k.fault(tid, s.vaddr, s.kind in (2, 3))
         self.blocked[tid] = (proc, c, s.fault)
@@ -348,7 +352,7 @@ class CoSim:
         # A wait on a page lock ends at an absolute time (the unlock); the rest of a fault's
         # latency counts from when the thread faulted.
         new = max(c, proc.end_ps if res.waited_ps else c + lat)
-        m.S.th_clock[tid] = new
+        m.wake_thread(tid, new, c)
         delay = new - c
         if fault == "migration_entry":
             # An access that found its page under migration waited for it: that wait is part
@@ -356,11 +360,10 @@ class CoSim:
             # translates and adds th_wait to it, so the wait is in the mean and in the
             # latency histogram (percentiles). The handler time of other faults is OS time:
             # it moves the thread's clock and is reported per fault kind, not as latency.
-            m.S.th_wait[tid] += delay
-        acc = self._fault_lat.setdefault(fault, [0, 0])
-        acc[0] += 1
-        acc[1] += delay
-        self._fault_waited += res.waited_ps
+            m.charge_wait(tid, delay)
+        self.fault_stats.inc("cosim.faults", f"{fault}_faults", 1, "faults")
+        self.fault_stats.inc("cosim.faults", f"{fault}_time", delay, "ps")
+        self.fault_stats.inc("cosim.faults", "lock_wait_time", res.waited_ps, "ps")
         cpu = m.thread_cpu(tid)
         self._busy_seen[cpu] = self.engine.cpus.busy_ps[cpu]
 
@@ -400,28 +403,27 @@ class CoSim:
             self._cur_start[t] = int(S.th_pos[t])
         self._cur_chunk = chunk
 
-    def _run_slice(self, chunk, more=None) -> bool:
-        """Replay ``chunk``; True if it stopped starved (a thread needs the next records
-        first: what is left of it is loaded again with them), False when it is done."""
-        m, eng = self.m, self.engine
+    # -- the StopHandler of the replay driver (hwemu.machine.replay) --------------------------
+    def stop_time(self) -> int:
+        """Replay up to the next OS event or the end of the timeline window."""
+        ev = self.engine.queue.peek_time()
+        return self._next_win if ev is None else min(ev, self._next_win)
+
+    def load(self, m, chunk, more=None) -> None:
         self._load(chunk, more)
-        while True:
-            ev = eng.queue.peek_time()
-            stop = self._next_win if ev is None else min(ev, self._next_win)
-            s = m.run(stop)
-            if s.reason == "fault":
-                self._handle_fault(s)
-                continue
-            if s.reason == "event":
-                # every runnable thread reached ``stop`` (blocked threads are parked)
-                self._advance_to(stop)
-                continue
-            if s.reason == "starved":
-                self._loaded = False
-                return True
-            assert not self.blocked, "chunk ended with a thread blocked in a fault"
-            self._loaded = False
-            return False
+
+    def fault(self, m, stop) -> None:
+        self._handle_fault(stop)
+
+    def event(self, m, stop, time_ps: int) -> bool:
+        # every runnable thread reached ``time_ps`` (blocked threads are parked)
+        self._advance_to(time_ps)
+        return True
+
+    def chunk_end(self, m, starved: bool) -> None:
+        # a starved slice is loaded again with the next records (Feeder)
+        assert starved or not self.blocked, "chunk ended with a thread blocked in a fault"
+        self._loaded = False
 
     def _sample_flush(self) -> None:
         """Deliver the records replayed since the last flush, one in ``sample_every`` per
@@ -487,7 +489,7 @@ class CoSim:
         with tqdm(total=self.reader.num_records, disable=not self.progress, unit="rec",
                   unit_scale=True, desc="cosim", leave=False) as bar:
             self.feed = Feeder(self._slices(), feed_counts(self.reader, m.threads))
-            self.feed.drive(m, self._run_slice, bar)
+            self.feed.drive(m, self, bar)
         end = m.sim_time_ps()
         self._trace_done = True
         # OS work still in flight (a migration started near the end) finishes
@@ -533,14 +535,10 @@ class CoSim:
         df_k = kst.to_frame()
         for row in df_k.itertuples(index=False):
             st.add(row.component, row.stat, row.value, row.unit)
-        for key, v in self.hw.counters.items():
-            st.add("os.hw", key, v, "bytes" if key.endswith("bytes") else "count")
-        for where, v in sorted(self.hw.metadata_served.items()):
-            st.add("os.hw", f"metadata_served_{where}", v, "accesses")
-        for kind, (n, ps) in self._fault_lat.items():
-            st.add("cosim.faults", f"{kind}_faults", n, "faults")
-            st.add("cosim.faults", f"{kind}_time", ps, "ps")
-        st.add("cosim.faults", "lock_wait_time", self._fault_waited, "ps")
+        st.merge(self.hw.stats)
+        st.merge(self.fault_stats)
+        if st.get("cosim.faults", "lock_wait_time") is None:
+            st.add("cosim.faults", "lock_wait_time", 0, "ps")
         st.add("cosim", "thread_moves", self._moves, "moves")
         feed = getattr(self, "feed", None)
         if feed is not None:
@@ -568,16 +566,9 @@ class CoSim:
                 sys_rows.append((ev["at_ps"], ev["elapsed_ps"], ev["action"], pages))
         migrations = _migration_frame(mig, sys_rows, k, self.win_rows, self.window_ps)
 
-        steps_counts = {}
-        df_k = df_k[df_k.component == "linux.migrate.steps"]
-        for row in df_k.itertuples(index=False):
-            if row.stat.endswith("_time"):
-                steps_counts.setdefault(row.stat[:-5], [0, 0])[0] = row.value
-            elif row.stat.endswith("_calls"):
-                steps_counts.setdefault(row.stat[:-6], [0, 0])[1] = row.value
-        order = [s for s in STEP_ORDER if s in steps_counts] + sorted(
-            s for s in steps_counts if s not in STEP_ORDER)
-        steps = pd.DataFrame([(s, steps_counts[s][0] / 1000, steps_counts[s][1]) for s in order],
+        costs = k.step_costs
+        order = [s for s in STEP_ORDER if s in costs] + sorted(s for s in costs if s not in STEP_ORDER)
+        steps = pd.DataFrame([(s, costs[s].time_ps / 1000, costs[s].calls) for s in order],
                              columns=["step", "time_ns", "count"])
         summary = summarize(st, m)
         summary.update(cosim_summary(st, m, self))
@@ -628,13 +619,9 @@ def cosim_summary(st: Stats, m, sim) -> dict:
     for name in ("local_dram", "remote_dram", "remote_cache", "cxl"):
         served[name] = int(df[df.stat == f"served_{name}"]["value"].sum())
     mem = sum(served.values())
-    failed = {}
-    for row in df[(df.component == "linux.migrate") & df.stat.str.startswith("failed_")].itertuples():
-        failed[row.stat[len("failed_"):]] = int(row.value)
-    steps = {}
-    for row in df[df.component == "linux.migrate.steps"].itertuples():
-        if row.stat.endswith("_time"):
-            steps[row.stat[:-5]] = round(row.value / 1000, 3)
+    k = sim.kernel
+    failed = {reason: int(n) for reason, n in k.failed_by_reason.items()}
+    steps = {s: round(c.time_ps / 1000, 3) for s, c in k.step_costs.items()}
     link_bytes = int(df[df.component.str.startswith("link.")]["value"].sum())
     mig_time = sum(v for v in steps.values())
     return {

@@ -1,6 +1,6 @@
 """Experiments: one *cell* = one trace on one machine under one policy (and schedule, seed).
 
-:func:`run_cell` runs a cell through the co-simulation (hwemu.cosim) and returns a
+:func:`run_cell` runs a cell through the co-simulation (hwemu.sim.cosim) and returns a
 :class:`CellResult`: flat summary numbers plus the long-form frames the reports are made of.
 :func:`demo_cells` lists the bundled demo (traces/demo/) that ``hwemu compare`` runs with no
 arguments. See docs/experiments.md.
@@ -25,7 +25,7 @@ SUMMARY_KEYS = (
 #: Parameters run_cell itself takes (the others go to the policies).
 RUN_PARAMS = {"window": "timeline window (time, default 10us)"}
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "traces" / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "traces" / "demo"
 
 
 @dataclass
@@ -58,8 +58,8 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
     name, or ``placement+migration`` such as ``interleave+autonuma``), the optional
     ``schedule`` file, ``seed`` and ``params`` (policy parameters, plus ``window``: the
     timeline window). Deterministic: the same arguments give identical numbers."""
-    from hwemu.cosim import CoSim
-    from hwemu.policies.base import parse_policy_spec
+    from hwemu.sim.cosim import CoSim
+    from hwemu.policies.registry import parse_policy_spec
     from hwemu.units import parse_time_ps
 
     params = dict(params or {})
@@ -88,7 +88,7 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
 
 
 def _registered(names):
-    from hwemu.policies.base import list_policies
+    from hwemu.policies.registry import list_policies
 
     have = {p["name"] for p in list_policies()}
     return [n for n in names if n in have]
@@ -100,6 +100,8 @@ def demo_cells() -> list[dict]:
     skx-2s-demo (threads moved to the other socket), a tiering case on skx-2s-cxl-demo (hot
     pages first touched on the CXL node), and the recorded real program traces/threads.parquet
     on skx-2s (its workers moved to the other socket)."""
+    from hwemu.machine.config import PRESET_DIR
+
     d = DEMO_DIR
     pairs = [
         (str(d / "skx-2s-demo.toml"), str(d / "numa_move.parquet"), str(d / "numa_move.toml"),
@@ -108,7 +110,7 @@ def demo_cells() -> list[dict]:
          _registered(("none", "autonuma", "tpp", "hotness", "nomad", "oracle"))),
         # a recorded real program (traces/README.md): its workers move to socket 1 too, but
         # their data is cache-resident, so migration has nothing to win there
-        (str(Path(__file__).parent / "machine" / "presets" / "skx-2s.toml"),
+        (str(PRESET_DIR / "skx-2s.toml"),
          str(d.parent / "threads.parquet"), str(d / "threads.toml"),
          _registered(("none", "manual", "autonuma", "oracle"))),
     ]

@@ -42,9 +42,3 @@ def check_package(pkg: Path, extra: tuple[Path, ...] = ()) -> None:
         stamp.write_text(digest)
     except OSError:
         pass  # read-only install: numba falls back to compiling in memory
-
-
-def check() -> None:
-    """The machine package: its modules and the cache core they inline."""
-    pkg = Path(__file__).parent
-    check_package(pkg, (pkg.parent / "cachesim" / "setassoc.py",))

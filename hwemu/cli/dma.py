@@ -91,7 +91,7 @@ def register(sub) -> None:
 def _calibrate(args) -> int:
     from pathlib import Path
 
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.dma.calibrate import calibrate
 
     for name in ("latencies", "outstanding", "pages"):
@@ -160,7 +160,7 @@ def _calibrate(args) -> int:
 
 
 def _cost(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.dma.model import (DmaParams, binding_bound, copy_cycles,
                                  steady_bytes_per_cycle)
     from hwemu.units import parse_freq_hz, parse_size, parse_time_ps

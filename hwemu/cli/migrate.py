@@ -95,8 +95,8 @@ def register(sub) -> None:
 
 
 def _bench_migrate(args) -> int:
-    from hwemu.cli import print_json
-    from hwemu.linux.bench import run_bench
+    from hwemu.cli.output import print_json
+    from hwemu.sim.bench_migrate import run_bench
     from hwemu.units import parse_size
 
     size = parse_size(args.page_size, "--page-size")
@@ -138,8 +138,8 @@ def _bench_migrate(args) -> int:
 
 
 def _policies(args) -> int:
-    from hwemu.cli import print_json
-    from hwemu.policies.base import list_policies
+    from hwemu.cli.output import print_json
+    from hwemu.policies.registry import list_policies
 
     pols = list_policies()
     if args.json:
@@ -169,7 +169,7 @@ def _machine_topology(name: str):
 
 
 def _schedule_check(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.linux.schedule import load_schedule
 
     sched = load_schedule(args.file, _machine_topology(args.machine))

@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 def _cmd_cachesim(args) -> int:
     from hwemu.cachesim import sim
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.traces.format import TraceReader
 
     # Geometry is validated (by the constructor) before the trace is opened.

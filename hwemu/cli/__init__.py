@@ -1,7 +1,7 @@
 """The ``hwemu`` command line: parse, call the library, print.
 
 Each area of hwemu contributes its subcommands through a ``register(subparsers)`` function in
-its own ``cli`` module (listed in ``_COMMAND_MODULES``); the handler set with
+its own module of this package (listed in ``_COMMAND_MODULES``); the handler set with
 ``parser.set_defaults(func=...)`` receives the parsed arguments and returns an exit status.
 
 Exit status: 0 on success, 2 on bad input or usage (one line on stderr, no traceback), 1 on an
@@ -11,24 +11,18 @@ internal error (set ``HWEMU_DEBUG=1`` to see its traceback).
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import os
 import sys
 import traceback
 
 from hwemu import __version__
+from hwemu.cli import cachesim, dma, machine, migrate, report, trace
+from hwemu.cli.output import print_json  # noqa: F401  (re-exported: hwemu.cli.print_json)
 from hwemu.errors import HwemuError
 
-# Modules that each define register(subparsers). Order is the order in --help.
-_COMMAND_MODULES = (
-    "hwemu.traces.cli",
-    "hwemu.cachesim.cli",
-    "hwemu.machine.cli",
-    "hwemu.linux.cli",
-    "hwemu.report.cli",
-    "hwemu.dma.cli",
-)
+# Modules that each define register(subparsers). Order is the order in --help. They import
+# the library lazily, inside their handlers, so that `hwemu --help` stays fast.
+_COMMAND_MODULES = (trace, cachesim, machine, migrate, report, dma)
 
 DESCRIPTION = """\
 hwemu replays memory traces of real programs on a cycle-approximate model of a NUMA machine
@@ -60,27 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hwemu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in _COMMAND_MODULES:
+        module.register(sub)
     return parser
-
-
-def print_json(obj) -> None:
-    """Print ``obj`` as JSON on stdout (the ``--json`` output of every command)."""
-    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=_json_default)
-    sys.stdout.write("\n")
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ BENCH_BASE = 0x7F00_0000_0000
 
 def machine_hardware(machine: str):
     """MachineHardware on a fresh Machine of preset/TOML ``machine`` (the timing model)."""
-    from hwemu.linux.machine_hw import MachineHardware
+    from hwemu.sim.hardware import MachineHardware
     from hwemu.machine.system import Machine
 
     return MachineHardware(Machine(machine, threads=1))
@@ -68,6 +68,7 @@ def run_bench(pages: int, page_size: int, copy: str = "cpu", machine: str = "epy
         if progress is not None:
             progress(1)
     before = k.collect_stats().snapshot()
+    steps_before = {name: c.time_ps for name, c in k.step_costs.items()}
     if migrate_progress is not None:
         k.on_migrated = lambda n: migrate_progress(n // (page_size // PAGE_SIZE) or 1)
     addrs = [BENCH_BASE + i * page_size for i in range(pages)]
@@ -78,7 +79,8 @@ def run_bench(pages: int, page_size: int, copy: str = "cpu", machine: str = "epy
     moved = sum(1 for s in res.status if s == 1)
     steps = {}
     for name in STEP_ORDER:
-        v = stats.get("linux.migrate.steps", f"{name}_time", 0)
+        c = k.step_costs.get(name)
+        v = (c.time_ps - steps_before.get(name, 0)) if c is not None else 0
         if v:
             steps[name] = {"total_ps": int(v), "per_page_ns": v / pages / 1000.0,
                            "fraction": v / elapsed if elapsed else 0.0}

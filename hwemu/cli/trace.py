@@ -199,7 +199,7 @@ def _progress(desc: str):
 
 
 def _cmd_import(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.traces.importers import import_trace
 
     with _progress("importing") as bar:
@@ -213,7 +213,7 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_record(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.errors import HwemuError
     from hwemu.traces.record import record_trace
 
@@ -233,7 +233,7 @@ def _cmd_record(args) -> int:
 
 
 def _cmd_build_tool(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.traces.record import build_tool
 
     path = build_tool(force=args.force, verbose=args.verbose)
@@ -245,7 +245,7 @@ def _cmd_build_tool(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.traces.info import format_info, trace_info
 
     info = trace_info(args.trace)
@@ -257,7 +257,7 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from hwemu.cli import print_json
+    from hwemu.cli.output import print_json
     from hwemu.traces.synth import synthesize
 
     meta = synthesize(args.kind, args.out, records=args.records, footprint=args.footprint,

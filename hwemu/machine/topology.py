@@ -1,0 +1,61 @@
+"""A machine's topology as data: nodes, CPUs, caches, links, the idle latency matrix measured
+through the model, and the SLIT-style distances derived from it (``hwemu machine show``)."""
+
+from __future__ import annotations
+
+
+def describe(cfg, measure: bool = True) -> dict:
+    """A machine's topology as plain data (what ``hwemu machine show`` prints); with
+    ``measure``, also its idle latency matrix measured through the model and the SLIT-style
+    distances derived from it (:func:`slit_from_latency`)."""
+    from hwemu.units import format_size
+
+    nodes = []
+    for n in cfg.nodes:
+        nodes.append({"node": n.id, "name": n.name, "cpus": cfg.node_cpus(n.id),
+                      "size_bytes": n.size_bytes, "size": format_size(n.size_bytes),
+                      "memory": f"{n.dram.channels}ch {n.dram.type}".strip(),
+                      "peak_bandwidth_gbs": round(n.dram.peak_bandwidth_bps / 1e9, 1)})
+    d = {"name": cfg.name, "description": cfg.description, "source": cfg.source,
+         "sockets": cfg.sockets, "cpus": cfg.num_cpus, "freq_ghz": cfg.freq_hz / 1e9,
+         "caches": {k: {"size": format_size(c.size_bytes), "ways": c.ways,
+                        "latency_cycles": c.latency_cycles, "policy": c.policy}
+                    for k, c in (("l1i", cfg.l1i), ("l1d", cfg.l1d), ("l2", cfg.l2),
+                                 ("llc", cfg.llc))},
+         "nodes": nodes,
+         "links": [{"name": l.name, "ends": [l.a, l.b], "latency_ns": l.latency_ps / 1000,
+                    "bandwidth_gbs": l.bandwidth_bps / 1e9} for l in cfg.links],
+         "hops": cfg.hops()}
+    if measure:
+        from hwemu.machine.mlc import idle_matrix
+
+        cpu_nodes = cfg.cpu_nodes()
+        lat = idle_matrix(cfg)
+        d["idle_latency_cpu_nodes"] = cpu_nodes
+        d["idle_latency_ns"] = lat
+        d["distances"] = slit_from_latency(cfg, cpu_nodes, lat)
+    return d
+
+
+def slit_from_latency(cfg, cpu_nodes: list[int], lat: list[list[float]]) -> list[list[int]]:
+    """SLIT-style distances (10 = local) from an idle latency matrix: row ``i`` is
+    ``10 * latency(i -> j) / latency(i -> i)``; a CPU-less node uses the reverse direction,
+    and between two CPU-less nodes ``10 + 10 * hops``."""
+    hops = cfg.hops()
+    dist = []
+    for i in range(cfg.num_nodes):
+        row = []
+        for j in range(cfg.num_nodes):
+            if i == j:
+                row.append(10)
+                continue
+            if i in cpu_nodes:
+                r = cpu_nodes.index(i)
+                row.append(int(round(10 * lat[r][j] / lat[r][i])))
+            elif j in cpu_nodes:   # a CPU-less node: use the reverse direction
+                r = cpu_nodes.index(j)
+                row.append(int(round(10 * lat[r][i] / lat[r][j])))
+            else:
+                row.append(10 + 10 * hops[i][j])
+        dist.append(row)
+    return dist
