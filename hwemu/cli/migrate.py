@@ -22,8 +22,9 @@ needs a TLB shootdown: batched (one IPI round per batch of up to 512 pages, Linu
 or, with --no-tlb-batch, one IPI round per page.
 
 --hw parametric (the default) times every step with ParametricHardware, a few calibrated
-numbers per machine: --machine picks epyc-2s (2-socket AMD EPYC 7763, the calibration target) or
-skx-2s (2-socket Intel Xeon Skylake-SP). --hw machine times them on the machine timing model
+numbers per machine taken from the machine's [os] and [parametric] tables: epyc-2s (2-socket
+AMD EPYC 7763, the calibration target), skx-2s (2-socket Intel Xeon Skylake-SP), or any machine
+TOML with one node per socket. --hw machine times them on the machine timing model
 (hwemu.machine; any preset of 'hwemu machine list' or a TOML file): struct pages, PTEs and locks
 go through its caches, coherence and links, the copy streams lines through its memory
 controllers, TLB flushes drop entries from its TLBs. --copy dma offloads the page copy to the
@@ -53,8 +54,8 @@ def register(sub) -> None:
     m = bsub.add_parser("migrate", help="move_pages microbenchmark: N pages from node 0 to node 1",
                         description=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("--machine", default="epyc-2s", metavar="M",
-                   help="machine (default epyc-2s): a parametric preset (epyc-2s, skx-2s) with "
-                        "--hw parametric, any machine preset or TOML file with --hw machine")
+                   help="machine preset or TOML file (default epyc-2s); --hw parametric uses its "
+                        "[os] and [parametric] tables (one node per socket)")
     m.add_argument("--hw", default="parametric", choices=("parametric", "machine"),
                    help="hardware timing the kernel steps (default parametric)")
     m.add_argument("--page-size", default="4KiB", metavar="SIZE", help="4KiB or 2MiB (default 4KiB)")
@@ -157,14 +158,9 @@ def _policies(args) -> int:
 
 
 def _machine_topology(name: str):
-    """Nodes and CPUs of a machine preset or TOML file (hwemu.machine), or of a parametric
-    preset when the machine model is not available."""
-    try:
-        from hwemu.machine.config import load_machine
-    except ImportError:
-        from hwemu.linux.hw import parametric_preset
+    """Nodes and CPUs of a machine preset or TOML file."""
+    from hwemu.machine.config import load_machine
 
-        return parametric_preset(name)
     return load_machine(name)
 
 

@@ -294,21 +294,3 @@ class ParametricHardware:
 
     def fill_ps(self, cpu: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
         return int(round(nbytes * 1e12 / self.fill_bw_bps))
-
-
-# Named presets for ``--machine``: the parametric stand-ins of the machine presets.
-PRESETS: dict[str, dict] = {
-    "epyc-2s": {},
-    "skx-2s": {"cpus_per_node": 24, "remote_distance": 21, "freq_hz": 2.5e9,
-               "mem_latency_local_ps": 90_000, "mem_latency_remote_ps": 145_000,
-               "hit_cycles": 14, "copy_bw_remote_bps": 9.0e9, "copy_bw_local_bps": 11.0e9,
-               "ipi_rtt_same_socket_ps": 1_000_000, "ipi_rtt_remote_socket_ps": 2_000_000},
-}
-
-
-def parametric_preset(name: str, **overrides) -> ParametricHardware:
-    if name not in PRESETS:
-        raise HwemuError(f"--machine: unknown machine {name!r} (known: {', '.join(sorted(PRESETS))})")
-    params = dict(PRESETS[name])
-    params.update(overrides)
-    return ParametricHardware(**params)

@@ -124,6 +124,22 @@ class OsCosts:
 
 
 @dataclass(frozen=True, slots=True)
+class ParametricCosts:
+    """The calibrated numbers of the parametric OS-cost model ([parametric] table). Defaults:
+    2-socket AMD EPYC 7763."""
+    freq_hz: float = 2.45e9
+    remote_distance: int = 32
+    mem_latency_local_ps: int = 110_000
+    mem_latency_remote_ps: int = 190_000
+    cache_lines: int = 8192
+    hit_cycles: int = 12
+    copy_bw_local_bps: float = 14.0e9
+    copy_bw_remote_bps: float = 11.1e9
+    copy_startup_ps: int = 0
+    fill_bw_bps: float = 20.0e9
+
+
+@dataclass(frozen=True, slots=True)
 class MachineConfig:
     name: str
     description: str
@@ -147,6 +163,7 @@ class MachineConfig:
     superqueue: int = 10
     prefetch: PrefetchConfig = PrefetchConfig()
     os: OsCosts = OsCosts()
+    parametric: ParametricCosts = ParametricCosts()
 
     @property
     def num_cpus(self) -> int:
@@ -408,7 +425,7 @@ def _dram(src: str, label: str, table: dict) -> DramConfig:
 def from_dict(d: dict, src: str) -> MachineConfig:
     """Validate a merged TOML dict and build the MachineConfig."""
     known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link",
-                    "prefetch"}
+                    "prefetch", "parametric"}
     top = {k: v for k, v in d.items() if k not in known_tables}
     sec = _Section(src, "", top, _params_of(""))
     name = sec.get("name")
@@ -425,6 +442,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     unc = _Section(src, "[uncore]", d.get("uncore", {}), _params_of("uncore"))
     os_ = _Section(src, "[os]", d.get("os", {}), _params_of("os"))
     pfs = _Section(src, "[prefetch]", d.get("prefetch", {}), _params_of("prefetch"))
+    par = _Section(src, "[parametric]", d.get("parametric", {}), _params_of("parametric"))
     base_cpi = core.get("base_cpi")
     if base_cpi <= 0:
         raise HwemuError(f"{core.where('base_cpi')}: must be positive")
@@ -452,6 +470,19 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         ipi_rtt_per_hop_ps=os_.positive("ipi_rtt_per_hop", 0), atomic_cycles=os_.positive("atomic_cycles", 0),
         copy_prefetch_lines=os_.positive("copy_prefetch_lines", 0),
         metadata_prefetch_degree=os_.positive("metadata_prefetch_degree", 0))
+    remote_distance = par.get("remote_distance")
+    if remote_distance <= 10:
+        raise HwemuError(f"{par.where('remote_distance')}: must be above 10 (the local distance), "
+                         f"got {remote_distance}")
+    parametric = ParametricCosts(
+        freq_hz=par.get("freq"), remote_distance=remote_distance,
+        mem_latency_local_ps=par.positive("mem_latency_local"),
+        mem_latency_remote_ps=par.positive("mem_latency_remote"),
+        cache_lines=par.positive("cache_lines"), hit_cycles=par.positive("hit_cycles", 0),
+        copy_bw_local_bps=par.get("copy_bw_local"), copy_bw_remote_bps=par.get("copy_bw_remote"),
+        copy_startup_ps=par.positive("copy_startup", 0), fill_bw_bps=par.get("fill_bw"))
+    if parametric.mem_latency_remote_ps < parametric.mem_latency_local_ps:
+        raise HwemuError(f"{par.where('mem_latency_remote')}: must not be below mem_latency_local")
     tlb = {}
     for key in ("l1i", "l1d_4k", "l1d_2m", "stlb"):
         e = tlbs.positive(f"{key}_entries")
@@ -506,7 +537,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         llc=_cache(src, d, "llc"), tlb=tlb, core_snoop_ps=coh.get("core_snoop"),
         mesh_latency_ps=unc.get("mesh_latency"), fault_cost_ps=os_.get("fault_cost"),
         nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
-        os=os_costs,
+        os=os_costs, parametric=parametric,
     )
     dist = cfg.hops()
     for i in range(len(nodes)):

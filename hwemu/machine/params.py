@@ -119,6 +119,30 @@ PARAMS: tuple[Param, ...] = tuple([
           "lines the L2 streamer keeps ahead of a kernel metadata stream (struct pages, PTEs of "
           "consecutive pages), within a 4 KiB page; 0 disables (ignored when [prefetch] enable "
           "is true: the machine's own prefetcher sees those accesses)"),
+    # The few calibrated numbers of the parametric OS-cost model (hwemu.linux.hw
+    # ParametricHardware, `hwemu bench migrate --hw parametric`), which times kernel steps
+    # without the timing model. Topology comes from the machine; TLB, IPI and locked-RMW costs
+    # from [os]. Defaults: 2-socket AMD EPYC 7763; sources in docs/migration.md "Calibration".
+    Param("parametric", "freq", "freq", "Hz", "2.45GHz",
+          "core clock the parametric model runs kernel code at"),
+    Param("parametric", "remote_distance", "int", "", 32,
+          "ACPI SLIT distance between two sockets as the firmware reports it (10 = local)"),
+    Param("parametric", "mem_latency_local", "time", "ps", "110ns",
+          "idle latency of a cache-line miss served by the local node's DRAM"),
+    Param("parametric", "mem_latency_remote", "time", "ps", "190ns",
+          "idle latency of a cache-line miss served by another socket's DRAM"),
+    Param("parametric", "cache_lines", "int", "lines", 8192,
+          "per-CPU cache of kernel metadata lines (an L2's worth)"),
+    Param("parametric", "hit_cycles", "int", "cycles", 12,
+          "hit latency of that cache"),
+    Param("parametric", "copy_bw_local", "bw", "B/s", "14GB/s",
+          "single-thread copy_page() bandwidth within a node"),
+    Param("parametric", "copy_bw_remote", "bw", "B/s", "11.1GB/s",
+          "single-thread copy_page() bandwidth across the socket link"),
+    Param("parametric", "copy_startup", "time", "ps", "0ns",
+          "fixed start-up time of one page copy"),
+    Param("parametric", "fill_bw", "bw", "B/s", "20GB/s",
+          "single-thread clear_page() bandwidth"),
 ])
 
 DRAM_PARAMS: tuple[Param, ...] = (

@@ -10,13 +10,45 @@ from __future__ import annotations
 
 from hwemu.errors import HwemuError
 from hwemu.linux.copy import make_copy_engine
-from hwemu.linux.hw import ParametricHardware, parametric_preset
+from hwemu.linux.hw import ParametricHardware
 from hwemu.linux.kernel import Kernel
 from hwemu.linux.migrate import STEP_ORDER
 from hwemu.linux.mm import HPAGE_SIZE, PAGE_SIZE
 from hwemu.linux.syscalls import move_pages, run_syscall
 
 BENCH_BASE = 0x7F00_0000_0000
+
+
+def parametric_hardware(machine="epyc-2s", **overrides) -> ParametricHardware:
+    """The parametric OS-cost model of a machine (preset name, TOML path or MachineConfig):
+    its sockets and cores, its ``[os]`` TLB/IPI costs and its ``[parametric]`` calibration.
+    Every node must have CPUs (one per socket). ``overrides``: ParametricHardware fields."""
+    from hwemu.machine.config import MachineConfig, load_machine
+
+    cfg = machine if isinstance(machine, MachineConfig) else load_machine(str(machine))
+    if any(not n.has_cpus for n in cfg.nodes) or cfg.num_nodes != cfg.sockets:
+        raise HwemuError(f"--hw parametric: {cfg.name} has CPU-less nodes; the parametric model "
+                         "needs one node per socket (use --hw machine)")
+    hops = cfg.hops()
+    if any(h > 1 for row in hops for h in row):
+        raise HwemuError(f"--hw parametric: {cfg.name} has sockets more than one link apart; "
+                         "the parametric model knows one remote latency (use --hw machine)")
+    o, p = cfg.os, cfg.parametric
+    params = dict(
+        nodes=cfg.num_nodes, cpus_per_node=cfg.cores_per_socket,
+        remote_distance=p.remote_distance, freq_hz=p.freq_hz,
+        mem_latency_local_ps=p.mem_latency_local_ps, mem_latency_remote_ps=p.mem_latency_remote_ps,
+        cache_lines=p.cache_lines, hit_cycles=p.hit_cycles,
+        prefetch_degree=o.metadata_prefetch_degree, atomic_cycles=o.atomic_cycles,
+        tlb_flush_page_ps=o.tlb_flush_page_ps, tlb_flush_all_ps=o.tlb_flush_all_ps,
+        tlb_single_page_ceiling=o.tlb_single_page_ceiling,
+        ipi_rtt_same_socket_ps=o.ipi_rtt_same_socket_ps,
+        ipi_rtt_remote_socket_ps=o.ipi_rtt_same_socket_ps + o.ipi_rtt_per_hop_ps,
+        ipi_send_ps=o.ipi_send_ps,
+        copy_bw_remote_bps=p.copy_bw_remote_bps, copy_bw_local_bps=p.copy_bw_local_bps,
+        copy_startup_ps=p.copy_startup_ps, fill_bw_bps=p.fill_bw_bps)
+    params.update(overrides)
+    return ParametricHardware(**params)
 
 
 def machine_hardware(machine: str):
@@ -49,7 +81,7 @@ def run_bench(pages: int, page_size: int, copy: str = "cpu", machine: str = "epy
     if hw is None:
         need = nbytes + (256 << 20)
         per_node = max(1 << 30, -(-need // (1 << 30)) * (1 << 30))
-        hw = parametric_preset(machine, mem_per_node_bytes=per_node)
+        hw = parametric_hardware(machine, mem_per_node_bytes=per_node)
     if threads > hw.num_cpus:
         raise HwemuError(f"--threads: {threads} threads but the machine has {hw.num_cpus} CPUs")
     k = Kernel(hw, tlb_batch=tlb_batch, copy_engine=make_copy_engine(copy, hw))

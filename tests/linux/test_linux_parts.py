@@ -3,7 +3,8 @@
 import pytest
 
 from hwemu.errors import HwemuError
-from hwemu.linux.hw import Hardware, ParametricHardware, parametric_preset
+from hwemu.linux.hw import Hardware, ParametricHardware
+from hwemu.sim.bench_migrate import parametric_hardware
 from hwemu.linux.kernel import Kernel
 from hwemu.linux.mempolicy import Mempolicy, parse_policy
 from hwemu.linux.mm import HPAGE_NR, PteKind, VmaKind
@@ -52,7 +53,7 @@ def test_hardware_validation_names_the_parameter():
     with pytest.raises(HwemuError, match="mem_latency_remote_ps"):
         ParametricHardware(mem_latency_local_ps=200_000, mem_latency_remote_ps=100_000)
     with pytest.raises(HwemuError, match="unknown machine"):
-        parametric_preset("nope")
+        parametric_hardware("nope")
     with pytest.raises(HwemuError, match="cpu 9"):
         ParametricHardware(cpus_per_node=2).cpu_node(9)
 
@@ -199,3 +200,21 @@ def test_numa_hinting_fault_records_cpupid_and_restores_entry():
     page = k.follow_page(1, BASE)
     assert page.last_cpupid == (3 << 16) | 2
     assert k.counter("linux.fault", "numa_hint_faults") == 1
+
+
+def test_parametric_hardware_comes_from_the_machine_file(tmp_path):
+    """One table of machines: the parametric model's numbers are the machine TOML's [os] and
+    [parametric] tables, inherited through ``base`` and overridable."""
+    skx = parametric_hardware("skx-2s")
+    assert (skx.nodes, skx.cpus_per_node, skx.remote_distance) == (2, 24, 21)
+    assert skx.ipi_rtt_remote_socket_ps == 2_000_000 and skx.mem_latency_local_ps == 90_000
+    assert parametric_hardware("epyc-2s") == ParametricHardware()     # the documented defaults
+    f = tmp_path / "m.toml"
+    f.write_text('base = "skx-2s"\nname = "mine"\n[parametric]\ncopy_bw_remote = "5GB/s"\n')
+    mine = parametric_hardware(str(f))
+    assert mine.copy_bw_remote_bps == 5e9 and mine.remote_distance == 21
+    with pytest.raises(HwemuError, match="CPU-less"):
+        parametric_hardware("skx-2s-cxl")
+    f.write_text('base = "skx-2s"\n[parametric]\nremote_distance = 10\n')
+    with pytest.raises(HwemuError, match=r"\[parametric\] remote_distance: must be above 10"):
+        parametric_hardware(str(f))

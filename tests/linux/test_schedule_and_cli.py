@@ -7,7 +7,7 @@ import pytest
 
 from hwemu.cli import main
 from hwemu.errors import HwemuError
-from hwemu.linux.hw import parametric_preset
+from hwemu.sim.bench_migrate import parametric_hardware
 from hwemu.linux.kernel import Kernel
 from hwemu.linux.schedule import apply_schedule, load_schedule
 from hwemu.linux.syscalls import numa_maps
@@ -17,7 +17,7 @@ EXAMPLE = ROOT / "docs" / "examples" / "schedule.toml"
 
 
 def hw():
-    return parametric_preset("epyc-2s", mem_per_node_bytes=256 << 20)
+    return parametric_hardware("epyc-2s", mem_per_node_bytes=256 << 20)
 
 
 def test_example_schedule_loads():
