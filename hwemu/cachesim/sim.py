@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
 
 import numba
 import numpy as np

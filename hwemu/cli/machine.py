@@ -336,7 +336,8 @@ def _cmd_run_os(args, cfg, cpus) -> int:
           f"{s['pages_failed']} failed"
           + (" (" + ", ".join(f"{k} {v}" for k, v in s["pages_failed_by_reason"].items()) + ")"
              if s["pages_failed_by_reason"] else "")
-          + f", {s['migration_passes']} passes, {s['bytes_copied']} bytes copied")
+          + f", {s['migration_passes']} unmap and {s['migration_move_passes']} move passes, "
+            f"{s['bytes_copied']} bytes copied")
     print(f"TLB shootdowns: {s['tlb_shootdowns']} ({s['ipis_sent']} IPIs)  OS CPU time: "
           f"{s['os_cpu_time_ns'] / 1000:.1f} us")
     if s["step_time_ns"]:

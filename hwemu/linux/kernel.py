@@ -112,6 +112,13 @@ class KernelObserver:
     def page_freed(self, paddr: int, nbytes: int) -> None:
         pass
 
+    def thread_entered_kernel(self, tid: int) -> None:
+        """Thread ``tid`` entered a system call: it runs no user code until
+        :meth:`thread_left_kernel`."""
+
+    def thread_left_kernel(self, tid: int, at_ps: int) -> None:
+        """Thread ``tid`` returned to user space at ``at_ps``."""
+
 
 class Kernel:
     def __init__(self, hw: Hardware, engine: Engine | None = None, tlb_batch: bool = True,
@@ -207,6 +214,37 @@ class Kernel:
     def move_thread(self, tid: int, cpu: int) -> None:
         self.hw.cpu_node(cpu)
         self.thread(tid).cpu = cpu
+
+    def thread_syscall(self, tid: int, make_gen, name: str, on_return=None) -> Process | None:
+        """Thread ``tid`` makes a system call: ``make_gen(cpu)`` is its body, run as a process
+        on the thread's CPU. The thread is inside the kernel until the call returns (observers
+        hear ``thread_entered_kernel`` / ``thread_left_kernel``), so it replays no accesses and
+        takes no faults meanwhile; a call it issues while still inside one starts when that
+        one returns, as a thread's calls do. ``on_return(process)`` runs when it returns.
+        Returns the process, or None when the call waits for an earlier one."""
+        t = self.thread(tid)
+        if t.syscall is not None:
+            t.pending_syscalls.append((make_gen, name, on_return))
+            return None
+        for ob in self.observers:
+            ob.thread_entered_kernel(tid)
+        return self._start_syscall(t, make_gen, name, on_return)
+
+    def _start_syscall(self, t, make_gen, name, on_return) -> Process:
+        proc = self.engine.spawn(make_gen(t.cpu), t.cpu, name=name)
+        t.syscall = proc
+
+        def returned(p):
+            t.syscall = None
+            if on_return is not None:
+                on_return(p)
+            if t.pending_syscalls:
+                self._start_syscall(t, *t.pending_syscalls.pop(0))
+                return
+            for ob in self.observers:
+                ob.thread_left_kernel(t.tid, p.end_ps)
+        proc.on_done.append(returned)
+        return proc
 
     def thread(self, tid: int) -> Thread:
         t = self.threads.get(tid)
@@ -503,12 +541,14 @@ class Kernel:
             self.walk_cost(m, mm, addr, is_pmd)
             if entry is None or entry.kind is PteKind.NONE:
                 if vma.kind is VmaKind.ANON:
-                    kind = self._do_anonymous(t, vma, addr, write, m)
-                else:
-                    res = yield from self._do_file_fault(t, vma, addr, write, m)
-                    if res is None:
-                        continue
-                    kind = res
+                    kind, pending = self._do_anonymous(t, vma, addr, write, m)
+                    yield m.take()
+                    self._map_new_anon(*pending)
+                    break
+                res = yield from self._do_file_fault(t, vma, addr, write, m)
+                if res is None:
+                    continue
+                kind = res
                 yield m.take()
                 break
             if entry.kind is PteKind.MIGRATION:
@@ -566,13 +606,12 @@ class Kernel:
                 m.cycles(FAULT_CYCLES["alloc"] + FAULT_CYCLES["anon_page"])
                 m.add(self.hw.fill_ps(cpu, page.paddr, HPAGE_SIZE, m.start_ps + m.ps))
                 self._init_anon(page, vma, haddr)
-                mm.pmds[haddr >> HPAGE_SHIFT] = Pte(PteKind.PRESENT, page.pfn, True, True, write)
-                self.notify_pte(mm, haddr, True, mm.pmds[haddr >> HPAGE_SHIFT])
                 self.walk_cost(m, mm, haddr, True, write=True)
                 m.page(page, write=True)
                 self.lru_add(page, m)
                 self.count("linux.fault", "thp_allocated")
-                return "huge"
+                # set_pmd_at comes after the clear: mapped when the fault's time has passed
+                return "huge", (mm, haddr, True, page, write)
             self.count("linux.fault", "thp_fallback")
         page = self.alloc_for_fault(vma, addr, t, cpu, 0)
         if page is None:
@@ -581,12 +620,33 @@ class Kernel:
         m.cycles(FAULT_CYCLES["alloc"] + FAULT_CYCLES["anon_page"])
         m.add(self.hw.fill_ps(cpu, page.paddr, PAGE_SIZE, m.start_ps + m.ps))
         self._init_anon(page, vma, addr & ~(PAGE_SIZE - 1))
-        mm.ptes[addr >> PAGE_SHIFT] = Pte(PteKind.PRESENT, page.pfn, True, True, write)
-        self.notify_pte(mm, addr, False, mm.ptes[addr >> PAGE_SHIFT])
         self.walk_cost(m, mm, addr, False, write=True)
         m.page(page, write=True)
         self.lru_add(page, m)
-        return "anon"
+        # set_pte_at comes after clear_page: mapped when the fault's time has passed
+        return "anon", (mm, addr, False, page, write)
+
+    def _map_new_anon(self, mm: MM, addr: int, huge: bool, page: Page, write: bool) -> bool:
+        """The end of do_anonymous_page: under the page-table lock, install the cleared page
+        unless another thread's fault installed one meanwhile (``!pte_none``: the new page is
+        released and the access retried). Returns True if this page was mapped."""
+        table = mm.pmds if huge else mm.ptes
+        key = addr >> (HPAGE_SHIFT if huge else PAGE_SHIFT)
+        old = table.get(key)
+        raced = old is not None and old.kind is not PteKind.NONE
+        pmd = mm.pmds.get(addr >> HPAGE_SHIFT)
+        if not huge and not raced and pmd is not None and pmd.kind is not PteKind.NONE:
+            raced = True        # a THP was installed over the range meanwhile
+        if huge and not raced and (addr >> HPAGE_SHIFT) in mm.pte_tables:
+            raced = True        # 4 KiB pages were mapped in the range meanwhile
+        if raced:
+            self.count("linux.fault", "anon_fault_raced")
+            page.mapcount = 0
+            self.folio_put(page)
+            return False
+        table[key] = Pte(PteKind.PRESENT, page.pfn, True, True, write)
+        self.notify_pte(mm, addr, huge, table[key])
+        return True
 
     def _init_anon(self, page: Page, vma: VMA, addr: int) -> None:
         page.mapping = vma.anon_vma

@@ -446,7 +446,8 @@ class Migrator:
             else:
                 if (yield from self.step_04_unmap(st)):
                     return MIGRATEPAGE_UNMAP, st
-                self._fail(src, "EAGAIN: still mapped")
+                self._fail(src, "EAGAIN: pinned, not unmapped (folio_maybe_dma_pinned)"
+                           if src.is_anon and src.is_pinned else "EAGAIN: still mapped")
         # out: a folio that will be retried stays on the from list.
         yield from self.backout_src(st, rc != -EAGAIN, ret)
         yield from self.backout_dst(st)
@@ -639,13 +640,17 @@ class Migrator:
     def migrate_pages_sync(self, from_list: list[Page], ret: list, split: list) -> Generator:
         nr_failed = 0
         folios: list[Page] = []
+        splits_before = self.res.nr_thp_split
         rc = yield from self.migrate_pages_batch(from_list, "async", folios, split,
                                                  NR_MAX_MIGRATE_ASYNC_RETRY)
         if rc < 0:
             ret.extend(folios)
             return rc
         # Fall back to migrating every failed folio one by one, synchronously. Their async
-        # failures are not counted: they are retried.
+        # failures are not counted: they are retried. A large folio split in the async pass
+        # is not retried: it counts as one failure (Linux: nr_failed += astats.nr_split), so
+        # migrate_pages() returns non-zero unless every piece moves.
+        nr_failed += self.res.nr_thp_split - splits_before
         self.res.nr_failed_pages = 0
         from_list.extend(folios)
         while from_list:

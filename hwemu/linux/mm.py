@@ -224,6 +224,8 @@ class Thread:
     cpu: int
     il_prev: int = -1        # interleave state of the task policy
     il_weight: int = 0
+    syscall: object = None   # the engine Process of the system call the thread is inside
+    pending_syscalls: list = field(default_factory=list)   # calls issued while inside one
 
 
 @dataclass(eq=False)

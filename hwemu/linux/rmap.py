@@ -81,11 +81,28 @@ def try_to_migrate(kernel, meter, page: Page, batch: "TlbBatch | None") -> list[
     """
     vmas = rmap_vmas(page)
     _walk_cost(kernel, meter, page, vmas)
-    done = page_mappings(page)
-    for mp in done:
+    done = []
+    # folio_try_share_anon_rmap_pte/pmd refuses an exclusive anonymous folio that may be
+    # DMA-pinned (folio_maybe_dma_pinned): try_to_migrate_one puts the cleared entry back and
+    # stops the walk, so the folio stays mapped, no access ever waits on it, and the
+    # migration fails with -EAGAIN ("still mapped") in every pass.
+    refuse_pinned = page.is_anon and page.is_pinned
+    for mp in page_mappings(page):
         mm = mp.mm
         meter.cycles(RMAP_CYCLES["unmap_pte"])
         kernel.walk_cost(meter, mm, mp.addr, mp.is_pmd, write=True)   # xchg of the entry
+        if refuse_pinned:
+            # ptep_clear_flush, then set_pte_at(pteval): the flush is paid, the entry is
+            # unchanged (present or PROT_NONE)
+            cost = kernel.hw.flush_tlb(meter.cpu, mm.cpumask, 1 if page.order == 0 else 0,
+                                       meter.start_ps + meter.ps, mm.pid, (mp.addr,))
+            meter.add(cost)
+            kernel.count("linux.tlb", "flushes")
+            kernel.count("linux.tlb", "ipis_sent", kernel.hw.ipi_count(meter.cpu, mm.cpumask))
+            kernel.count("linux.tlb", "flush_time", cost, "ps")
+            kernel.count("linux.migrate", "unmap_refused_pinned")
+            break
+        done.append(mp)
         e = mp.entry
         if e.dirty:
             page.set(PG.DIRTY)

@@ -28,15 +28,16 @@ from hwemu.linux.mempolicy import FLAG_NAMES, Mempolicy, parse_policy
 from hwemu.linux.mm import PAGE_SIZE, VmaKind
 from hwemu.units import parse_size, parse_time_ps
 
-ACTIONS = ("move_thread", "pin", "unpin", "writeback", "move_pages", "migrate_pages", "mbind",
-           "set_mempolicy")
+ACTIONS = ("move_thread", "pin", "unpin", "writeback", "lock_page", "move_pages", "migrate_pages",
+           "mbind", "set_mempolicy")
 
 _EVENT_KEYS = {
     "move_thread": ({"tid", "cpu"}, set()),
     "pin": ({"pid", "addr"}, {"pages", "kind", "duration"}),
     "unpin": ({"pid", "addr"}, {"pages", "kind"}),
     "writeback": ({"pid", "addr"}, {"pages", "duration"}),
-    "move_pages": ({"tid", "pid", "addr"}, {"pages", "node", "nodes", "flags"}),
+    "lock_page": ({"pid", "addr", "duration"}, {"pages"}),
+    "move_pages": ({"tid", "pid", "addr"}, {"pages", "node", "nodes", "query", "flags"}),
     "migrate_pages": ({"tid", "pid", "from", "to"}, {"move_all"}),
     "mbind": ({"tid", "pid", "addr", "size", "policy"}, {"flags"}),
     "set_mempolicy": ({"pid", "policy"}, set()),
@@ -319,10 +320,18 @@ def parse_schedule(doc: dict, path: str, hw) -> Schedule:
             a["duration_ps"] = c.time(re_, "duration", key)
         if action == "writeback":
             a.setdefault("duration_ps", 30_000_000)
+        if action == "lock_page":
+            a["duration_ps"] = c.time(re_, "duration", key)
         if action == "move_pages":
-            if ("node" in re_) == ("nodes" in re_):
-                raise c.err(f"{key}.node", "give exactly one of node (all pages) or nodes (one per page)")
-            if "node" in re_:
+            query = c.bool_(re_, "query", key, False)
+            if query:
+                if "node" in re_ or "nodes" in re_:
+                    raise c.err(f"{key}.query", "the query form (nodes = NULL) takes no node or nodes")
+                a["nodes"] = None
+            elif ("node" in re_) == ("nodes" in re_):
+                raise c.err(f"{key}.node", "give exactly one of node (all pages) or nodes (one per "
+                            "page), or query = true for the query form")
+            elif "node" in re_:
                 n = c.int_(re_, "node", key)
                 if n >= nn:
                     raise c.err(f"{key}.node", f"node {n} does not exist (nodes 0-{nn - 1})")
@@ -389,6 +398,16 @@ def apply_schedule(kernel, schedule: Schedule) -> ScheduleRun:
         if ev.action == "set_mempolicy":
             log(ev, ret=syscalls.set_mempolicy(kernel, a["pid"], a["policy"]))
             return
+        if ev.action == "lock_page":
+            # another kernel path (read-ahead I/O, a racing migration) holds the page locks
+            held = 0
+            for i in range(a["pages"]):
+                page = kernel.follow_page(a["pid"], a["addr"] + i * PAGE_SIZE)
+                if page is not None:
+                    kernel.hold_page_lock(page, a["duration_ps"], owner=ev.where)
+                    held += 1
+            log(ev, pages=held)
+            return
         if ev.action in ("pin", "unpin", "writeback"):
             mm = kernel.mm(a["pid"])
             tid = next(iter(mm.threads), None)
@@ -423,23 +442,31 @@ def apply_schedule(kernel, schedule: Schedule) -> ScheduleRun:
                         kernel.unpin_user_pages(pages, a["kind"])
             kernel.engine.spawn(pin(), cpu, name=ev.where)
             return
-        cpu = kernel.threads[a["tid"]].cpu
         if ev.action == "move_pages":
             addrs = [a["addr"] + i * PAGE_SIZE for i in range(a["pages"])]
-            gen = syscalls.move_pages(kernel, cpu, a["pid"], addrs, a["nodes"], a["flags"])
+
+            def make(cpu, a=a, addrs=addrs):
+                return syscalls.move_pages(kernel, cpu, a["pid"], addrs, a["nodes"], a["flags"])
         elif ev.action == "migrate_pages":
-            gen = syscalls.migrate_pages(kernel, cpu, a["pid"], a["from"], a["to"], a["move_all"])
+            def make(cpu, a=a):
+                return syscalls.migrate_pages(kernel, cpu, a["pid"], a["from"], a["to"], a["move_all"])
         else:
-            gen = syscalls.mbind(kernel, cpu, a["pid"], a["addr"], a["size"], a["policy"], a["flags"])
-        proc = kernel.engine.spawn(gen, cpu, name=ev.where)
+            def make(cpu, a=a):
+                return syscalls.mbind(kernel, cpu, a["pid"], a["addr"], a["size"], a["policy"], a["flags"])
 
         def done(p, ev=ev):
             v = p.value
+            # start_ps: when the call entered the kernel (later than at_ps when the thread
+            # was still inside an earlier call of its own)
             if hasattr(v, "ret"):
-                log(ev, ret=v.ret, status=list(v.status), elapsed_ps=p.end_ps - p.start_ps)
+                # reasons: index of the page in the call -> why it was not migrated
+                log(ev, ret=v.ret, status=list(v.status), start_ps=p.start_ps,
+                    elapsed_ps=p.end_ps - p.start_ps,
+                    reasons={int(i): r for i, r in sorted(v.reasons.items())})
             else:
-                log(ev, ret=v, elapsed_ps=p.end_ps - p.start_ps)
-        proc.on_done.append(done)
+                log(ev, ret=v, start_ps=p.start_ps, elapsed_ps=p.end_ps - p.start_ps)
+        # the calling thread is inside the kernel for the whole call (Kernel.thread_syscall)
+        kernel.thread_syscall(a["tid"], make, ev.where, done)
 
     for ev in schedule.events:
         if ev.at_ps < kernel.engine.now_ps:

@@ -118,12 +118,21 @@ def move_pages(kernel: Kernel, cpu: int, pid: int, pages: list[int], nodes: list
         if not pagelist:
             return 0
         mig = Migrator(kernel, cpu, alloc_on_node(kernel, node), "sync", MR_SYSCALL)
+        # frames of each large folio: the pieces of a split THP report under its address
+        spans = [(p.pfn, p.pfn + p.nr_pages, idx_of.get(id(p))) for p in pagelist if p.order]
         res = yield from mig.migrate_pages(list(pagelist))
         result.migrations.append(res)
+        pieces_left: dict[int, int] = {}
         for p in res.remaining:
             j = idx_of.get(id(p))
             if j is not None:
                 result.reasons[j] = res.reasons.get(p.pfn, "not migrated")
+                continue
+            for lo, hi, jj in spans:
+                if jj is not None and lo <= p.pfn < hi:
+                    pieces_left[jj] = pieces_left.get(jj, 0) + 1
+        for j, n in pieces_left.items():
+            result.reasons[j] = f"ENOMEM: THP split, {n} of 512 pieces not moved"
         if res.remaining:
             yield from mig.putback(res.remaining)
         pagelist.clear()
@@ -437,7 +446,11 @@ def numa_maps(kernel: Kernel, pid: int) -> tuple[str, list[dict]]:
         if vma.kind is VmaKind.FILE:
             text += f" file={vma.file.name}"
         elif vma.kind is VmaKind.SHARED:
-            text += " shared"
+            # Linux prints the shmem file: a POSIX shm object under /dev/shm, or the
+            # deleted /dev/zero of a MAP_SHARED|MAP_ANONYMOUS mapping (no "shared" token)
+            name = vma.file.name if vma.file is not None else ""
+            text += (f" file=/dev/shm/{name[4:]}" if name.startswith("shm:")
+                     else " file=/dev/zero\\040(deleted)")
         if md["pages"]:
             if md["anon"]:
                 text += f" anon={md['anon']}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwemu.errors import HwemuError
-from hwemu.machine import params as P
+from hwemu.machine.params import DRAM_PARAMS, LINK_PARAMS, NODE_PARAMS, PARAMS, all_params
 from hwemu.units import (parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps,
                          period_ps)
 
@@ -274,6 +274,13 @@ def load_machine(name_or_path: str) -> MachineConfig:
     return from_dict(d, src)
 
 
+def as_config(machine: "MachineConfig | str") -> MachineConfig:
+    """The one way the library takes a machine: a :class:`MachineConfig`, or a preset name or
+    TOML path to load (the command line and Dask cells pass names; Python callers may pass
+    either)."""
+    return machine if isinstance(machine, MachineConfig) else load_machine(str(machine))
+
+
 def load_machine_text(text: str, source: str = "<string>") -> MachineConfig:
     try:
         d = tomllib.loads(text)
@@ -360,7 +367,7 @@ class _Section:
 
 
 def _params_of(section: str):
-    return [p for p in P.PARAMS if p.section == section]
+    return [p for p in PARAMS if p.section == section]
 
 
 def _cache(src: str, d: dict, name: str) -> CacheConfig:
@@ -392,7 +399,7 @@ def _watermarks(sec) -> dict:
 
 
 def _dram(src: str, label: str, table: dict) -> DramConfig:
-    sec = _Section(src, label, table, P.DRAM_PARAMS)
+    sec = _Section(src, label, table, DRAM_PARAMS)
     cfg = DramConfig(
         type=sec.get("type"), channels=sec.positive("channels"), ranks=sec.positive("ranks"),
         banks=sec.positive("banks"), row_bytes=sec.positive("row", LINE_BYTES),
@@ -502,7 +509,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         raise HwemuError(f"{src}: [[node]]: at least one node is required")
     nodes = []
     for i, nd in enumerate(raw_nodes):
-        ns = _Section(src, f"[[node]] #{i}", nd, P.NODE_PARAMS)
+        ns = _Section(src, f"[[node]] #{i}", nd, NODE_PARAMS)
         socket = ns.get("socket")
         if socket < -1 or socket >= sockets:
             raise HwemuError(f"{ns.where('socket')}: {socket} is not a socket of this machine "
@@ -522,7 +529,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         raise HwemuError(f"{src}: [[link]]: expected an array of tables")
     links = []
     for i, ld in enumerate(raw_links):
-        ls = _Section(src, f"[[link]] #{i}", ld, P.LINK_PARAMS)
+        ls = _Section(src, f"[[link]] #{i}", ld, LINK_PARAMS)
         ends = ls.get("ends")
         if len(ends) != 2 or ends[0] == ends[1] or not all(0 <= e < len(nodes) for e in ends):
             raise HwemuError(f"{ls.where('ends')}: expected two different node ids in "
@@ -550,7 +557,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
 def param_rows() -> list[dict]:
     """The parameter table, for ``machine show --params`` and docs."""
     rows = []
-    for p in P.all_params():
+    for p in all_params():
         key = f"[{p.section}] {p.key}" if p.section else p.key
         if p.section in ("node", "link"):
             key = f"[[{p.section}]] {p.key}"

@@ -14,11 +14,11 @@ from typing import Callable
 import numpy as np
 
 from hwemu.errors import HwemuError
-from hwemu.machine import core as C
-from hwemu.machine import hierarchy as H
-from hwemu.machine.config import MachineConfig, load_machine
+from hwemu.machine.core import FAULT_KINDS, hist_edges_ps
+from hwemu.machine.hierarchy import K_NAMES, W_NAMES
+from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.dram import DC_N, DC_NAMES, DC_READS, DC_WRITES
-from hwemu.machine.pagetable import PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, pte_with_state
+from hwemu.machine.pagetable import PTE_PRESENT, pte_with_state
 from hwemu.machine.system import Machine, Stop
 from hwemu.stats import Stats
 
@@ -262,7 +262,7 @@ def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None =
 
     from hwemu.traces.format import TraceReader
 
-    cfg = machine if isinstance(machine, MachineConfig) else load_machine(machine)
+    cfg = as_config(machine)
     reader = TraceReader(trace_path)
     threads = max(1, reader.meta.threads, _max_tid(reader) + 1)
     if cpus is not None and len(cpus) < threads:
@@ -286,7 +286,7 @@ def _percentile_ps(hist: np.ndarray, q: float) -> float:
     total = int(hist.sum())
     if total == 0:
         return 0.0
-    edges = C.hist_edges_ps()
+    edges = hist_edges_ps()
     cum = np.cumsum(hist)
     b = int(np.searchsorted(cum, q * total, side="left"))
     return float(edges[b] + edges[b + 1]) / 2.0
@@ -309,16 +309,16 @@ def machine_stats(m: Machine) -> Stats:
         st.add(comp, "latency_sum", int(S.th_lat_sum[t]), "ps")
         st.add(comp, "instructions", int(S.th_insts[t]), "instructions")
         st.add(comp, "clock", int(S.th_clock[t]), "ps")
-        for k, name in enumerate(C.FAULT_KINDS):
+        for k, name in enumerate(FAULT_KINDS):
             st.add(comp, f"faults_{name}", int(S.faults[t, k]), "faults")
     for s in range(cfg.sockets):
         node = cfg.socket_node(s)
-        for w, name in enumerate(H.W_NAMES):
+        for w, name in enumerate(W_NAMES):
             st.add(f"node{node}.socket{s}", f"served_{name}", int(S.served[s, w]), "accesses")
     active = np.nonzero(S.ccnt.sum(axis=1))[0]
     for cpu in active.tolist():
         node = cfg.cpu_node(cpu)
-        for k, name in enumerate(H.K_NAMES):
+        for k, name in enumerate(K_NAMES):
             v = int(S.ccnt[cpu, k])
             if v:
                 st.add(f"node{node}.cpu{cpu}", name, v, "events")
@@ -347,7 +347,7 @@ def summarize(stats: Stats, m: Machine) -> dict:
     t_ps = get("machine", "sim_time")
     secs = t_ps * 1e-12
     served = {}
-    for name in H.W_NAMES:
+    for name in W_NAMES:
         served[name] = int(df[(df.stat == f"served_{name}")]["value"].sum())
     node_bw = {}
     for n in cfg.nodes:
@@ -360,7 +360,7 @@ def summarize(stats: Stats, m: Machine) -> dict:
         for a, b in ((l.a, l.b), (l.b, l.a)):
             by = get(f"link.{l.name}.{a}->{b}", "bytes")
             link_bw[f"{l.name} {a}->{b}"] = round(by / secs / 1e9, 3) if secs else 0.0
-    faults = {k: int(df[df.stat == f"faults_{k}"]["value"].sum()) for k in C.FAULT_KINDS}
+    faults = {k: int(df[df.stat == f"faults_{k}"]["value"].sum()) for k in FAULT_KINDS}
     return {
         "machine": cfg.name,
         "threads": m.threads,

@@ -15,7 +15,7 @@ import numpy as np
 from hwemu.errors import HwemuError
 from hwemu.machine import core as C
 from hwemu.machine import pagetable as PT
-from hwemu.machine.config import MachineConfig, load_machine
+from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.state import build_state
 
 NEVER = int(C.INF)                    # a stop time that never comes
@@ -41,7 +41,7 @@ class Machine:
     trace threads, thread ``i`` on ``cpus[i]`` (default CPU ``i``), all in process 0."""
 
     def __init__(self, config: MachineConfig | str, threads: int = 1, cpus=None, seed: int = 0):
-        self.config = config if isinstance(config, MachineConfig) else load_machine(config)
+        self.config = as_config(config)
         self.threads = max(1, int(threads))
         self.S = build_state(self.config, self.threads, seed)
         self.pt = PT.PageTables()

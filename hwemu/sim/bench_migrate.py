@@ -23,9 +23,9 @@ def parametric_hardware(machine="epyc-2s", **overrides) -> ParametricHardware:
     """The parametric OS-cost model of a machine (preset name, TOML path or MachineConfig):
     its sockets and cores, its ``[os]`` TLB/IPI costs and its ``[parametric]`` calibration.
     Every node must have CPUs (one per socket). ``overrides``: ParametricHardware fields."""
-    from hwemu.machine.config import MachineConfig, load_machine
+    from hwemu.machine.config import as_config
 
-    cfg = machine if isinstance(machine, MachineConfig) else load_machine(str(machine))
+    cfg = as_config(machine)
     if any(not n.has_cpus for n in cfg.nodes) or cfg.num_nodes != cfg.sockets:
         raise HwemuError(f"--hw parametric: {cfg.name} has CPU-less nodes; the parametric model "
                          "needs one node per socket (use --hw machine)")

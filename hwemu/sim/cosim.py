@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from hwemu.errors import HwemuError
+from hwemu.linux.kernel import KernelObserver
 from hwemu.machine.core import FAULT_KINDS
 from hwemu.machine.replay import StopHandler
 from hwemu.stats import Stats
@@ -112,6 +113,20 @@ def _trace_tids(reader) -> list[int]:
     return list(range(_max_tid(reader) + 1))
 
 
+class _InKernel(KernelObserver):
+    """A thread inside a system call is parked in the machine until the call returns
+    (``Kernel.thread_syscall``)."""
+
+    def __init__(self, sim: "CoSim"):
+        self.sim = sim
+
+    def thread_entered_kernel(self, tid: int) -> None:
+        self.sim._enter_kernel(tid)
+
+    def thread_left_kernel(self, tid: int, at_ps: int) -> None:
+        self.sim._leave_kernel(tid, at_ps)
+
+
 class CoSim(StopHandler):
     def __init__(self, machine, trace, schedule=None, placement="first-touch",
                  migration="none", seed: int = 0, params: dict | None = None,
@@ -122,13 +137,13 @@ class CoSim(StopHandler):
         from hwemu.linux.kernel import Kernel
         from hwemu.sim.hardware import MachineHardware, MachineSync
         from hwemu.linux.schedule import Schedule, load_schedule
-        from hwemu.machine.config import MachineConfig, load_machine
+        from hwemu.machine.config import as_config
         from hwemu.machine.system import Machine
         from hwemu.policies.base import MigrationPolicy, PlacementPolicy, PolicyContext
         from hwemu.policies.registry import get_policy
         from hwemu.traces.format import TraceReader
 
-        cfg = machine if isinstance(machine, MachineConfig) else load_machine(str(machine))
+        cfg = as_config(machine)
         if not fault_cost:
             # The kernel model charges the fault handler itself; the machine's fixed
             # per-fault cost is for runs without an OS model.
@@ -146,6 +161,7 @@ class CoSim(StopHandler):
         self.kernel = Kernel(self.hw, self.engine)
         self.sync = MachineSync(self.m, self.engine)
         self.kernel.observers.append(self.sync)
+        self.kernel.observers.append(_InKernel(self))
 
         if schedule is None:
             sched = default_schedule(self.hw, nthreads, cpus, list(range(nthreads)))
@@ -231,6 +247,7 @@ class CoSim(StopHandler):
             self.fault_stats.add("cosim.faults", f"{kind}_time", 0, "ps")
         self._moves = 0
         self.blocked: dict[int, tuple] = {}
+        self._syscall_after_fault: dict[int, int | None] = {}
         self._loaded = False
         self._next_win = self.window_ps
         self._cur_sel: dict = {}
@@ -365,6 +382,43 @@ class CoSim(StopHandler):
         self.fault_stats.inc("cosim.faults", f"{fault}_time", delay, "ps")
         self.fault_stats.inc("cosim.faults", "lock_wait_time", res.waited_ps, "ps")
         cpu = m.thread_cpu(tid)
+        self._busy_seen[cpu] = self.engine.cpus.busy_ps[cpu]
+        if tid in self._syscall_after_fault:
+            # a system call was issued while the fault ran: the thread now enters it
+            done_at = self._syscall_after_fault.pop(tid)
+            c = m.park_thread(tid)
+            if done_at is not None:
+                self._resume_from_syscall(tid, c, done_at)
+            else:
+                self.blocked[tid] = (None, c, "syscall")
+
+    # -- system calls: the caller is inside the kernel until the call returns -------------------
+    def _enter_kernel(self, tid: int) -> None:
+        if not 0 <= tid < self.m.threads:
+            return
+        if tid in self.blocked:
+            # inside a fault handler: the call is made when the fault returns (_unblock)
+            self._syscall_after_fault[tid] = None
+            return
+        c = self.m.park_thread(tid)
+        self.blocked[tid] = (None, c, "syscall")
+
+    def _leave_kernel(self, tid: int, at_ps: int) -> None:
+        if not 0 <= tid < self.m.threads:
+            return
+        if tid in self._syscall_after_fault:
+            self._syscall_after_fault[tid] = at_ps      # the fault handler is still running
+            return
+        proc, c, why = self.blocked.pop(tid)
+        assert why == "syscall", why
+        self._resume_from_syscall(tid, c, at_ps)
+
+    def _resume_from_syscall(self, tid: int, c: int, at_ps: int) -> None:
+        new = max(c, int(at_ps))
+        self.m.wake_thread(tid, new, c)
+        self.fault_stats.inc("cosim.syscalls", "calls_blocking_caller", 1, "calls")
+        self.fault_stats.inc("cosim.syscalls", "caller_blocked_time", new - c, "ps")
+        cpu = self.m.thread_cpu(tid)
         self._busy_seen[cpu] = self.engine.cpus.busy_ps[cpu]
 
     def _advance_to(self, t_ps: int) -> None:
@@ -563,7 +617,7 @@ class CoSim(StopHandler):
             if ev["action"] in ("move_pages", "migrate_pages", "mbind") and "elapsed_ps" in ev:
                 a, b = self._sys_pages.get(ev["where"], [0, None])
                 pages = (b if b is not None else self._migrated_pages()) - a
-                sys_rows.append((ev["at_ps"], ev["elapsed_ps"], ev["action"], pages))
+                sys_rows.append((ev.get("start_ps", ev["at_ps"]), ev["elapsed_ps"], ev["action"], pages))
         migrations = _migration_frame(mig, sys_rows, k, self.win_rows, self.window_ps)
 
         costs = k.step_costs
@@ -633,6 +687,7 @@ def cosim_summary(st: Stats, m, sim) -> dict:
         "pages_failed": int(get("linux.migrate", "pages_failed")),
         "pages_failed_by_reason": failed,
         "migration_passes": int(get("linux.migrate", "passes")),
+        "migration_move_passes": int(get("linux.migrate", "move_passes")),
         "migration_time_ns": round(mig_time, 3),
         "step_time_ns": steps,
         "tlb_shootdowns": int(get("linux.tlb", "flushes") + get("linux.tlb", "batched_flushes")),

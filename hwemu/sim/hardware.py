@@ -35,7 +35,7 @@ from typing import Iterable
 from hwemu.errors import HwemuError
 from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
-from hwemu.machine import pagetable as PT
+from hwemu.machine.pagetable import PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, make_pte, pte_huge, pte_phys
 from hwemu.stats import Stats
 
 HW_COMPONENT = "os.hw"
@@ -231,12 +231,12 @@ class MachineHardware:
     def test_and_clear_young(self, pid: int, vaddr: int, huge: bool) -> bool:
         """ptep_test_and_clear_young: read and clear the accessed bit the machine's page walker
         set in the PTE word (no TLB flush, as on x86). No time: the caller charges the walk."""
-        return self.m.pt.test_and_clear(int(pid), int(vaddr), bool(huge), PT.PTE_ACCESSED)
+        return self.m.pt.test_and_clear(int(pid), int(vaddr), bool(huge), PTE_ACCESSED)
 
     def test_and_clear_dirty(self, pid: int, vaddr: int, huge: bool) -> bool:
         """Read and clear the dirty bit of the PTE word (the caller flushes the TLBs, so that
         the next store sets it again)."""
-        return self.m.pt.test_and_clear(int(pid), int(vaddr), bool(huge), PT.PTE_DIRTY)
+        return self.m.pt.test_and_clear(int(pid), int(vaddr), bool(huge), PTE_DIRTY)
 
     def copy_ps(self, cpu: int, src_paddr: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
         end = self.m.copy_lines(cpu, src_paddr, dst_paddr, nbytes, start_ps=int(at_ps),
@@ -261,8 +261,8 @@ class MachineHardware:
         return max(0, done - int(at_ps))
 
 
-_STATE = {PteKind.PRESENT: PT.PTE_PRESENT, PteKind.MIGRATION: PT.PTE_MIGRATION,
-          PteKind.PROTNONE: PT.PTE_PROTNONE}
+_STATE = {PteKind.PRESENT: PTE_PRESENT, PteKind.MIGRATION: PTE_MIGRATION,
+          PteKind.PROTNONE: PTE_PROTNONE}
 
 
 class MachineSync(KernelObserver):
@@ -279,11 +279,11 @@ class MachineSync(KernelObserver):
         if kind is PteKind.NONE:
             self.m.unmap_page(pid, vaddr, huge)
             return
-        pte = PT.make_pte(paddr, node, huge, _STATE[kind])
+        pte = make_pte(paddr, node, huge, _STATE[kind])
         old = self.m.get_pte(pid, vaddr)
-        if old and PT.pte_phys(old) == paddr and PT.pte_huge(old) == huge:
+        if old and pte_phys(old) == paddr and pte_huge(old) == huge:
             # same frame (e.g. present <-> PROT_NONE): the A/D bits stay, as pte_modify keeps them
-            pte |= int(old) & (PT.PTE_ACCESSED | PT.PTE_DIRTY)
+            pte |= int(old) & (PTE_ACCESSED | PTE_DIRTY)
         self.m.set_pte(pid, vaddr, pte)
 
     def page_freed(self, paddr, nbytes):

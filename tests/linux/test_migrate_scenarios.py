@@ -1,7 +1,7 @@
 """Whole migrations through the syscalls: backouts, shared and file pages, THP, waits."""
 
 from hwemu.linux.hw import ParametricHardware
-from hwemu.linux.kernel import Kernel, Meter
+from hwemu.linux.kernel import Kernel, KernelObserver, Meter
 from hwemu.linux.mempolicy import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT, Mempolicy
 from hwemu.linux.migrate import (
     EACCES, EBUSY, EFAULT, EIO, ENODEV, ENOENT, ENOMEM, Migrator, alloc_on_node,
@@ -55,17 +55,28 @@ def test_pinned_page_stays_and_is_reported_as_linux_does(kern):
         touch(k, 1, a)
     pinned = k.pin_user_pages(1, BASE + P, 1, "pin")[0]
     ref0 = pinned.refcount
+
+    class Entries(KernelObserver):
+        kinds = []
+
+        def pte_changed(self, pid, vaddr, huge, kind, paddr, node):
+            if vaddr == BASE + P:
+                self.kinds.append(kind)
+    k.observers.append(Entries())
     r = run_syscall(k, move_pages(k, 0, 1, pages_at(3), [1, 1, 1], status_init="unset"), 0)
     # migrate_pages() returns 1 (one folio not migrated); move_pages returns the number of
     # pages not migrated and leaves the batch's statuses unwritten.
     assert r.migrations[0].rc == 1
     assert r.ret == 1
     assert r.status == ["unset"] * 3
-    assert r.reasons == {1: "EAGAIN: extra references (pinned or in use)"}
-    # The unmap succeeds each time (one unmap pass async, one sync); the reference check of
-    # the move phase fails: 3 asynchronous move passes, then 7 synchronous ones.
-    assert k.counter("linux.migrate", "passes") == 2
-    assert k.counter("linux.migrate", "move_passes") == 10
+    assert r.reasons == {1: "EAGAIN: pinned, not unmapped (folio_maybe_dma_pinned)"}
+    # try_to_migrate_one refuses the pinned exclusive anonymous page: its entry is put back,
+    # it is never a migration entry (no access waits on it), and the unmap phase fails in
+    # every pass: 3 asynchronous, then 7 synchronous; the move phase never sees it.
+    assert PteKind.MIGRATION not in Entries.kinds
+    assert k.counter("linux.migrate", "unmap_refused_pinned") == 10
+    assert k.counter("linux.migrate", "passes") == 10
+    assert k.counter("linux.migrate", "move_passes") == 1     # the two other pages, one pass
     assert pinned.node == 0 and k.follow_page(1, BASE + P) is pinned
     assert pinned.refcount == ref0 and pinned.test(PG.LRU) and not pinned.test(PG.LOCKED)
     assert k.mm(1).ptes[(BASE + P) >> 12].kind is PteKind.PRESENT
@@ -400,3 +411,48 @@ def test_observer_sees_every_entry_change_and_the_freed_frame(kern):
         ("pte", 1, BASE, False, "present", new.paddr, 1),
         ("free", old.paddr, 4096),
     ]
+
+
+def test_thp_split_that_only_partly_moves_is_a_failure():
+    """Linux: a THP split for lack of a free 2 MiB block counts as one failed folio
+    (migrate_pages_sync: nr_failed += nr_split); migrate_pages() returns 0 only if every piece
+    moved. move_pages then returns the number not migrated and writes no status."""
+    k = thp_kernel()
+    touch(k, 1, BASE + 7 * P)
+    node1 = k.alloc.nodes[1]
+    while node1.free_huge_blocks() == 7:           # break one 2 MiB block into 4 KiB frames
+        node1.alloc(0)
+    while node1.free_huge_blocks():
+        node1.alloc(9)
+    while node1.free_count > 95:                   # 95 free frames for 512 pieces
+        node1.alloc(0)
+    r = run_syscall(k, move_pages(k, 0, 1, [BASE], [1], status_init="unset"), 0)
+    assert k.counter("linux.migrate", "thp_split") == 1
+    assert k.counter("linux.migrate", "pages_migrated") == 95
+    assert sum(k.follow_page(1, BASE + i * P).node == 0 for i in range(512)) == 417
+    assert r.migrations[0].rc == 1 and r.ret == 1 and r.status == ["unset"]
+    assert r.reasons == {0: "ENOMEM: THP split, 417 of 512 pieces not moved"}
+
+
+def test_first_touch_page_is_mapped_only_after_it_is_cleared():
+    """do_anonymous_page / do_huge_pmd_anonymous_page: the new folio is cleared, then mapped
+    under the page-table lock; a second thread faulting the same range meanwhile maps nothing
+    of its own (its folio is released when it finds the entry set)."""
+    k = thp_kernel()
+    k.add_thread(1, 2, 2)                                  # a second thread, on node 1
+    key = BASE >> 21
+    free0 = k.alloc.nodes[0].free_count + k.alloc.nodes[1].free_count
+    f1 = k.fault(1, BASE + 3 * P, True)
+    k.engine.run_until(1_000_000)                          # 1 us into a ~100 us clear
+    assert key not in k.mm(1).pmds                         # not visible yet
+    f2 = k.fault(2, BASE + 9 * P, False)                   # the other thread faults too
+    k.engine.run_process(f1)
+    k.engine.run_process(f2)
+    page = k.follow_page(1, BASE)
+    assert page.order == 9 and k.mm(1).pmds[key].pfn == page.pfn
+    assert page.node == 0                                  # thread 1's, first-touch on node 0
+    assert f1.end_ps - f1.start_ps > 50_000_000            # the clear of 2 MiB took its time
+    assert k.counter("linux.fault", "anon_fault_raced") == 1
+    # the racing fault's folio went back to the allocator: the THP and one page-table frame
+    # (the PMD table) are in use, no more
+    assert free0 - (k.alloc.nodes[0].free_count + k.alloc.nodes[1].free_count) == 512 + 1

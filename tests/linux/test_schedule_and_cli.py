@@ -150,3 +150,55 @@ def test_bench_is_deterministic():
     a = run_bench(300, 4096, threads=3)
     b = run_bench(300, 4096, threads=3)
     assert a == b
+
+
+def test_schedule_lock_page_and_move_pages_query(tmp_path):
+    """A ``lock_page`` event holds page locks for a time (another kernel path: the migration
+    waits for them); ``move_pages`` with ``query = true`` is the nodes == NULL form, which
+    reports where each page is. Each call's per-page failure reasons are in the log."""
+    f = tmp_path / "s.toml"
+    f.write_text("""
+[[process]]
+pid = 1
+[[thread]]
+tid = 1
+pid = 1
+cpu = 0
+[[event]]
+at = "10us"
+action = "lock_page"
+pid = 1
+addr = "0x7f0000000000"
+pages = 2
+duration = "50us"
+[[event]]
+at = "20us"
+action = "move_pages"
+tid = 1
+pid = 1
+addr = "0x7f0000000000"
+pages = 4
+node = 1
+[[event]]
+at = "200us"
+action = "move_pages"
+tid = 1
+pid = 1
+addr = "0x7f0000000000"
+pages = 5
+query = true
+""")
+    k = Kernel(hw())
+    run = apply_schedule(k, load_schedule(f, k.hw))
+    heap = 0x7F0000000000
+    k.mmap(1, heap, 1 << 20, "anon")
+    for i in range(4):
+        k.engine.run_process(k.access(1, heap + i * 4096, True))
+    k.engine.run_until(1_000_000_000)
+    log = [e for e in run.log if e["action"] in ("lock_page", "move_pages")]
+    assert log[0]["action"] == "lock_page" and log[0]["pages"] == 2
+    move, query = log[1], log[2]
+    # the sync passes waited for the locks (held from 10 us to 60 us), then all moved
+    assert move["ret"] == 0 and move["status"] == [1, 1, 1, 1] and move["reasons"] == {}
+    assert move["start_ps"] + move["elapsed_ps"] > 60_000_000
+    assert query["ret"] == 0 and query["status"] == [1, 1, 1, 1, -2]     # -ENOENT: not present
