@@ -12,6 +12,9 @@ differs, drops the package's cached kernels so they are recompiled.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+import time
 from pathlib import Path
 
 _DONE: set = set()
@@ -42,3 +45,40 @@ def check_package(pkg: Path, extra: tuple[Path, ...] = ()) -> None:
         stamp.write_text(digest)
     except OSError:
         pass  # read-only install: numba falls back to compiling in memory
+
+
+# -- a notice when kernels compile -------------------------------------------------------------
+# numba compiles a kernel on its first call when no cached machine code fits; for the machine
+# model that is a minute or two after install or upgrade, which would otherwise pass in
+# silence. numba's event API reports a compilation (never a load from the cache), so exactly
+# one line goes to stderr in a process that compiles, and none in one that does not.
+_NOTICE = {"said": False, "start": 0.0}
+
+
+def _install_compile_notice() -> None:
+    try:
+        from numba.core import event
+    except ImportError:          # pragma: no cover - numba without the event API
+        return
+
+    class _CompileNotice(event.Listener):
+        def on_start(self, ev):
+            if _NOTICE["said"] or os.environ.get("HWEMU_NO_COMPILE_NOTICE"):
+                return
+            disp = (ev.data or {}).get("dispatcher")
+            mod = getattr(getattr(disp, "py_func", None), "__module__", "") or ""
+            if not mod.startswith("hwemu."):
+                return
+            _NOTICE["said"] = True
+            _NOTICE["start"] = time.perf_counter()
+            print("hwemu: compiling the numba kernels (once after install or upgrade; "
+                  "they are cached for later runs) ...", file=sys.stderr, flush=True)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", _CompileNotice())
+
+
+_install_compile_notice()
+

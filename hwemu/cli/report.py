@@ -114,10 +114,20 @@ def _compare(args) -> int:
     if args.json:
         print_json({"rows": json_rows(df)})
     else:
-        _print_table(df)
+        _print_answer(df)
         if args.out:
-            print(f"report: {args.out}/report.html")
+            print(f"\nfull table: {args.out}/results.md (and results.csv); "
+                  f"report: {args.out}/report.html")
     return 0
+
+
+def _print_answer(df) -> None:
+    """The answer first: a ranked summary per workload, then a table that fits 100 columns."""
+    from hwemu.report.table import compact_table, summary_lines
+
+    print("\n".join(summary_lines(df)))
+    print()
+    print(compact_table(df), end="")
 
 
 def _sweep(args) -> int:

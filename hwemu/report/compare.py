@@ -173,11 +173,57 @@ def run_one(spec: CellSpec, runner=None, base_dir: str | Path | None = None) -> 
 
 
 def progress(total: int, quiet: bool, desc: str, initial: int = 0):
+    """Progress over cells: a bar on a terminal; otherwise (a pipe, nohup, CI, a notebook's
+    subprocess) one line per finished cell with elapsed and estimated remaining time;
+    nothing when ``quiet``."""
     from tqdm import tqdm
 
-    disable = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    if not quiet and not tty:
+        return LineProgress(total, desc, initial)
     return tqdm(total=total, initial=initial, desc=desc, unit="cell", file=sys.stderr,
-                disable=disable, dynamic_ncols=True)
+                disable=quiet, dynamic_ncols=True)
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class LineProgress:
+    """The tqdm calls compare and sweep make, as one plain line per finished cell."""
+
+    def __init__(self, total: int, desc: str, initial: int = 0, file=None):
+        import time
+
+        self.total, self.desc, self.n, self.first = total, desc, initial, initial
+        self.label = ""
+        self.file = file or sys.stderr
+        self.t0 = time.monotonic()
+        if initial:
+            print(f"hwemu: {desc}: {initial} of {total} cells already done", file=self.file,
+                  flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def set_postfix_str(self, s: str, refresh: bool = False) -> None:
+        self.label = s
+
+    def update(self, k: int = 1) -> None:
+        import time
+
+        self.n += k
+        elapsed = time.monotonic() - self.t0
+        done_here = self.n - self.first
+        left = (self.total - self.n) * elapsed / done_here if done_here else 0.0
+        what = f" ({self.label})" if self.label else ""
+        eta = f", about {_hms(left)} left" if self.n < self.total else ""
+        print(f"hwemu: {self.desc}: cell {self.n}/{self.total} done{what}; elapsed "
+              f"{_hms(elapsed)}{eta}", file=self.file, flush=True)
 
 
 def prepare_out(out) -> Path:
@@ -239,7 +285,7 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
     try:
         with progress(len(specs), quiet, "compare") as bar:
             for spec in specs:
-                bar.set_postfix_str(f"{spec.policy}", refresh=False)
+                bar.set_postfix_str(f"{Path(spec.trace).stem}, {spec.policy}", refresh=False)
                 cell = run_one(spec, runner)
                 if out_dir is not None:
                     save_cell(out_dir / "cells", cell)

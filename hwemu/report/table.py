@@ -210,3 +210,101 @@ def to_markdown(df) -> str:
     for r in body:
         lines.append("| " + " | ".join(esc(x) for x in r) + " |")
     return "\n".join(lines) + "\n"
+
+
+# -- the answer first: what `hwemu compare` prints on a terminal ----------------------------
+def _human_time_ns(ns: float) -> str:
+    if _missing(ns):
+        return "-"
+    ns = float(ns)
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if abs(ns) >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def _human_bytes(b: float) -> str:
+    b = float(b)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(b) >= scale:
+            return f"{b / scale:.3g} {unit}"
+    return f"{b:.0f} B"
+
+
+def _groups(df):
+    keys = [c for c in df.columns if c in ("trace", "machine") or c.startswith("param.")]
+    keys += ["seed"] if "seed" in df.columns else []
+    return df.groupby(keys, sort=False, dropna=False)
+
+
+def summary_lines(df) -> list[str]:
+    """A short answer per workload (trace, machine, seed, params): the baseline's mean latency,
+    then every other policy ranked by how much it cuts it, with what it cost."""
+    out = []
+    for _key, g in _groups(df):
+        base = g[g.policy == "none"]
+        head = f"{g.trace.iloc[0]} on {g.machine.iloc[0]}"
+        if base.empty:
+            out.append(f"{head}: no 'none' baseline")
+            continue
+        b = base.iloc[0]
+        out.append(f"{head}: {b.mean_latency_ns:.1f} ns mean access latency without migration")
+        rest = g[g.policy != "none"].sort_values("latency_reduction_pct", ascending=False,
+                                                 kind="stable")
+        for _, r in rest.iterrows():
+            change = -r.latency_reduction_pct
+            what = ("no change" if abs(change) < 0.05 else f"{change:+.1f}%")
+            cost = (f"{int(r.pages_migrated):,} pages moved, {_human_time_ns(r.migration_time_ns)} "
+                    "migrating" if r.pages_migrated else "no page moved")
+            run = "" if _missing(r.speedup) or not r.speedup else f"; runtime x{1 / r.speedup:.2f}"
+            out.append(f"  {r.policy:<9} {what:>9} -> {r.mean_latency_ns:.1f} ns; {cost}{run}")
+    return out
+
+
+#: The compact table on the terminal: fits 100 columns, human units.
+COMPACT = (
+    ("trace", "trace", "{}"), ("policy", "policy", "{}"),
+    ("mean_latency_ns", "mean ns", "{:.1f}"), ("latency_reduction_pct", "vs none", "{:+.1f}%"),
+    ("p99_latency_ns", "p99 ns", "{:.0f}"), ("remote_share", "remote", "{:.0%}"),
+    ("cxl_share", "CXL", "{:.0%}"), ("pages_migrated", "moved", "{:,.0f}"),
+    ("migration_time_ns", "migrating", None), ("interconnect_bytes", "link", None),
+    ("sim_time_ns", "runtime", None),
+)
+
+
+def compact_table(df, width: int = 100) -> str:
+    """The results as a plain-text table no wider than ``width`` columns (human units); the
+    full table is results.md / results.csv."""
+    heads = [h for _c, h, _f in COMPACT]
+    rows = []
+    for _, r in df.iterrows():
+        row = []
+        for col, _h, fmt in COMPACT:
+            v = r.get(col)
+            if col in ("migration_time_ns", "sim_time_ns"):
+                row.append("-" if _missing(v) or not v else _human_time_ns(v))
+            elif col == "interconnect_bytes":
+                row.append("-" if _missing(v) or not v else _human_bytes(v))
+            elif _missing(v):
+                row.append("-")
+            elif col == "latency_reduction_pct":
+                row.append(f"{-v:+.1f}%")            # the change in latency: lower is better
+            else:
+                text = fmt.format(v)
+                row.append(text[:16] if col == "trace" else text)
+        rows.append(row)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+              for i, h in enumerate(heads)]
+    left = {0, 1}
+    # drop columns from the right until it fits (the CSV keeps everything)
+    while sum(widths) + 2 * (len(widths) - 1) > width and len(widths) > 4:
+        widths.pop(len(widths) - 2)
+        heads.pop(len(heads) - 2)
+        rows = [row[:len(row) - 2] + row[-1:] for row in rows]
+
+    def fmt_row(cells):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    lines = [fmt_row(heads), fmt_row(["-" * w for w in widths])]
+    lines += [fmt_row(row) for row in rows]
+    return "\n".join(lines) + "\n"

@@ -40,8 +40,17 @@ def test_usage_errors_exit_2(args, words, tmp_path):
     assert words in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
-def test_no_progress_output_when_stderr_is_not_a_tty(tmp_path, capsys):
+def test_progress_lines_when_stderr_is_not_a_tty(tmp_path, capsys):
+    """Without a terminal (a pipe, nohup, CI) compare prints one line per finished cell with
+    elapsed and remaining time; with quiet, nothing."""
     compare(machines=["m"], traces=["a.parquet"], policies=["tpp"], quiet=False,
+            runner=fake_runner)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2                                  # none (the baseline) and tpp
+    assert lines[0].startswith("hwemu: compare: cell 1/2 done (a, ")
+    assert "elapsed 0:00, about" in lines[0] and "left" in lines[0]
+    assert lines[1].startswith("hwemu: compare: cell 2/2 done (a, ") and "left" not in lines[1]
+    compare(machines=["m"], traces=["a.parquet"], policies=["tpp"], quiet=True,
             runner=fake_runner)
     assert capsys.readouterr().err == ""
 

@@ -224,3 +224,36 @@ def test_rewrite_into_same_dir_drops_stale_figures_and_stats(tmp_path):
     assert len(list((tmp_path / "r" / "stats").iterdir())) == 2
     assert len(list((tmp_path / "r" / "cells").iterdir())) == 10   # cells are kept
     assert len(pd.read_csv(tmp_path / "r" / "results.csv")) == 2
+
+
+def test_answer_first_summary_and_compact_table():
+    """compare's terminal output: a ranked summary per workload, and a table within 100
+    columns in human units (the full table stays in results.md / results.csv)."""
+    import pandas as pd
+
+    from hwemu.report.table import compact_table, summary_lines
+
+    df = pd.DataFrame([
+        {"trace": "t", "machine": "m", "policy": "none", "seed": 0, "mean_latency_ns": 100.0,
+         "latency_reduction_pct": 0.0, "p99_latency_ns": 300.0, "remote_share": 0.9,
+         "cxl_share": 0.0, "pages_migrated": 0, "migration_time_ns": 0.0,
+         "interconnect_bytes": 5.0e7, "sim_time_ns": 6.0e6, "speedup": 1.0},
+        {"trace": "t", "machine": "m", "policy": "slow", "seed": 0, "mean_latency_ns": 95.0,
+         "latency_reduction_pct": 5.0, "p99_latency_ns": 290.0, "remote_share": 0.5,
+         "cxl_share": 0.0, "pages_migrated": 10, "migration_time_ns": 2.0e6,
+         "interconnect_bytes": 4.0e7, "sim_time_ns": 1.2e7, "speedup": 0.5},
+        {"trace": "t", "machine": "m", "policy": "fast", "seed": 0, "mean_latency_ns": 80.0,
+         "latency_reduction_pct": 20.0, "p99_latency_ns": 250.0, "remote_share": 0.1,
+         "cxl_share": 0.0, "pages_migrated": 768, "migration_time_ns": 1.19e6,
+         "interconnect_bytes": 9.0e6, "sim_time_ns": 5.0e6, "speedup": 1.2},
+    ])
+    lines = summary_lines(df)
+    assert lines[0] == "t on m: 100.0 ns mean access latency without migration"
+    assert lines[1] == "  fast         -20.0% -> 80.0 ns; 768 pages moved, 1.19 ms migrating; runtime x0.83"
+    assert lines[2].startswith("  slow          -5.0% -> 95.0 ns; 10 pages moved, 2 ms migrating; runtime x2.00")
+    table = compact_table(df).splitlines()
+    assert max(len(l) for l in table) <= 100
+    assert table[0].split() == ["trace", "policy", "mean", "ns", "vs", "none", "p99", "ns",
+                                "remote", "CXL", "moved", "migrating", "link", "runtime"]
+    assert table[4].split() == ["t", "fast", "80.0", "-20.0%", "250", "10%", "0%", "768",
+                                "1.19", "ms", "9", "MB", "5", "ms"]
