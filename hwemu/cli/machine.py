@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hwemu.errors import HwemuError
 
@@ -37,10 +38,21 @@ def register(sub) -> None:
     ps.add_argument("machine", nargs="?", help="preset name or path to a machine TOML file")
     ps.add_argument("--json", action="store_true", help="print JSON")
     ps.add_argument("--params", action="store_true",
-                    help="print the table of every machine parameter (key, unit, description)")
+                    help="every parameter with its unit and description; with MACHINE, the "
+                         "machine's own values (set, inherited or default)")
     ps.add_argument("--no-measure", action="store_true",
                     help="skip the latency measurement (topology only)")
     ps.set_defaults(func=_cmd_show)
+    pd_ = msub.add_parser(
+        "dump", help="write a machine as one TOML file (its base chain merged in)",
+        description="Print machine NAME (a preset or a TOML file) as one self-contained TOML "
+                    "file: the files of its base chain merged, so it can be edited and loaded "
+                    "with --machine FILE. Loading the dump gives the same machine.",
+        epilog="examples:\n  hwemu machine dump skx-2s > my.toml\n"
+               "  hwemu machine dump skx-2s-cxl --out cxl.toml", formatter_class=_FMT)
+    pd_.add_argument("machine", help="preset name or path to a machine TOML file")
+    pd_.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    pd_.set_defaults(func=_cmd_dump)
     p.set_defaults(func=lambda a: (p.print_help(sys.stderr), 2)[1])
 
     pm = sub.add_parser(
@@ -135,6 +147,21 @@ def _cmd_show(args) -> int:
     from hwemu.machine.config import load_machine, param_rows
     from hwemu.machine.topology import describe
 
+    if args.params and args.machine:
+        from hwemu.machine.config import machine_dict, param_values
+
+        load_machine(args.machine)                      # validates: errors name file and key
+        rows = param_values(machine_dict(args.machine))
+        if args.json:
+            print_json(rows)
+            return 0
+        for r in rows:
+            unit = f" [{r['unit']}]" if r["unit"] else ""
+            val = r["value"]
+            text = "(none)" if val is None else (str(val).lower() if isinstance(val, bool) else val)
+            src = "" if r["source"] == "set" else f"  ({r['source']})"
+            print(f"{r['key']}{unit} = {text}{src}")
+        return 0
     if args.params:
         rows = param_rows()
         if args.json:
@@ -176,6 +203,25 @@ def _cmd_show(args) -> int:
         print("node " + "".join(f"{j:>8}" for j in range(cfg.num_nodes)))
         for i, row in zip(d["idle_latency_cpu_nodes"], d["idle_latency_ns"]):
             print(f"{i:>4}:" + "".join(f"{v:>8.1f}" for v in row))
+    return 0
+
+
+def _cmd_dump(args) -> int:
+    from hwemu import __version__
+    from hwemu.machine.config import dump_toml, load_machine, machine_dict
+
+    cfg = load_machine(args.machine)                    # validates: errors name file and key
+    text = dump_toml(machine_dict(args.machine),
+                     f"{cfg.name}: {cfg.description}\nwritten by hwemu {__version__} "
+                     f"'machine dump' from {cfg.source}; every key is documented by "
+                     "'hwemu machine show --params'")
+    if args.out:
+        from hwemu.fileio import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            Path(tmp).write_text(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -266,6 +266,80 @@ def _load_dict(path: Path, depth: int = 0) -> dict:
     return _merge(_load_dict(bpath, depth + 1), d)
 
 
+def machine_dict(name_or_path: str, overrides: dict | None = None) -> dict:
+    """The machine description as one TOML-shaped dict: the file with its ``base`` chain
+    merged in, then ``overrides`` (nested tables, or dotted keys such as
+    ``{"cache.llc.size": "8MiB"}``) on top."""
+    d = _load_dict(resolve(name_or_path))
+    if overrides:
+        d = _merge(d, _nest(overrides))
+    return d
+
+
+def _nest(overrides: dict) -> dict:
+    out: dict = {}
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        cur = out
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+            if not isinstance(cur, dict):
+                raise HwemuError(f"override {key!r}: {p} is not a table")
+        cur[parts[-1]] = _nest(value) if isinstance(value, dict) else value
+    return out
+
+
+def dump_toml(d: dict, header: str = "") -> str:
+    """A machine dict as TOML text (``hwemu machine dump``); loading it gives the same machine."""
+    import tomli_w
+
+    body = tomli_w.dumps({k: v for k, v in d.items() if k != "base"})
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    return ("\n".join(lines) + "\n\n" if lines else "") + body
+
+
+def param_values(d: dict) -> list[dict]:
+    """Every parameter of a machine dict with the value it has there (set, inherited from the
+    ``base`` chain, or the default), as ``machine show NAME --params`` lists them. Node and link
+    parameters are listed per node and link; a node's DRAM keys are the [dram] table with the
+    node's own ``dram`` overrides."""
+    rows = []
+
+    def add(key, p, raw, where):
+        rows.append({"key": key, "value": raw, "unit": p.unit, "source": where,
+                     "description": p.description})
+
+    for p in PARAMS:
+        table = d
+        for part in (p.section.split(".") if p.section else []):
+            table = table.get(part, {}) if isinstance(table, dict) else {}
+        key = f"[{p.section}] {p.key}" if p.section else p.key
+        if isinstance(table, dict) and p.key in table:
+            add(key, p, table[p.key], "set")
+        else:
+            add(key, p, p.default, "default")
+    dram = d.get("dram", {}) if isinstance(d.get("dram", {}), dict) else {}
+    for i, nd in enumerate(d.get("node", []) or []):
+        for p in NODE_PARAMS:
+            if p.key == "dram":
+                continue
+            add(f"[[node]] #{i} {p.key}", p, nd.get(p.key, p.default),
+                "set" if p.key in nd else "default")
+        own = nd.get("dram", {}) if isinstance(nd.get("dram", {}), dict) else {}
+        for p in DRAM_PARAMS:
+            if p.key in own:
+                add(f"[[node]] #{i} dram.{p.key}", p, own[p.key], "set")
+            elif p.key in dram:
+                add(f"[[node]] #{i} dram.{p.key}", p, dram[p.key], "[dram]")
+            else:
+                add(f"[[node]] #{i} dram.{p.key}", p, p.default, "default")
+    for i, ld in enumerate(d.get("link", []) or []):
+        for p in LINK_PARAMS:
+            add(f"[[link]] #{i} {p.key}", p, ld.get(p.key, p.default),
+                "set" if p.key in ld else "default")
+    return rows
+
+
 def load_machine(name_or_path: str) -> MachineConfig:
     """Load a preset by name or a TOML file (which may say ``base = "preset"``)."""
     path = resolve(name_or_path)

@@ -167,6 +167,10 @@ class CoSim(StopHandler):
             sched = default_schedule(self.hw, nthreads, cpus, list(range(nthreads)))
         elif isinstance(schedule, Schedule):
             sched = schedule
+        elif isinstance(schedule, dict):       # the tables of a schedule file, from Python
+            from hwemu.linux.schedule import parse_schedule
+
+            sched = parse_schedule(schedule, "<schedule dict>", self.hw)
         else:
             sched = load_schedule(schedule, self.hw)
         self.schedule = sched

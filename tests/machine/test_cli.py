@@ -120,3 +120,35 @@ def test_help_has_examples(capsys):
             main(cmd + ["--help"])
         out, _ = capsys.readouterr()
         assert "example" in out
+
+
+@pytest.mark.parametrize("preset", ["skx-2s", "skx-2s-cxl", "skx-4s-ring", "epyc-2s"])
+def test_machine_dump_round_trips(capsys, tmp_path, preset):
+    """`machine dump NAME > my.toml` gives one self-contained file that loads as the same
+    machine (its base chain merged in)."""
+    import dataclasses
+
+    from hwemu.machine.config import load_machine
+
+    code, out, err = run(capsys, "machine", "dump", preset)
+    assert code == 0 and err == "" and "\nbase =" not in out
+    f = tmp_path / "my.toml"
+    f.write_text(out)
+    a, b = load_machine(str(f)), load_machine(preset)
+    assert dataclasses.replace(a, source=b.source) == b
+    code, out2, _ = run(capsys, "machine", "dump", preset, "--out", str(tmp_path / "o.toml"))
+    assert code == 0 and out2 == "" and (tmp_path / "o.toml").read_text() == out
+
+
+def test_machine_params_with_the_machines_values(capsys, tmp_path):
+    f = tmp_path / "m.toml"
+    f.write_text('base = "skx-2s"\nname = "mine"\n[cache.llc]\nsize = "11MiB"\n')
+    code, out, _ = run(capsys, "machine", "show", str(f), "--params", "--json")
+    rows = {r["key"]: r for r in json.loads(out)}
+    assert rows["[cache.llc] size"]["value"] == "11MiB" and rows["[cache.llc] size"]["source"] == "set"
+    assert rows["[core] lfb"]["value"] == 12                      # inherited from skx-2s
+    assert rows["[os] ipi_rtt_per_hop"]["value"] == "1us"
+    assert rows["[tlb] page_walk"]["source"] in ("set", "default")
+    assert rows["[[node]] #1 dram.tCL"]["source"] == "[dram]"
+    code, out, _ = run(capsys, "machine", "show", "skx-2s", "--params")
+    assert "[core] lfb [entries] = 12\n" in out and "[parametric] remote_distance = 21\n" in out
