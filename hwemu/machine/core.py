@@ -48,6 +48,7 @@ from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB,
                                      K_L1D_HIT, K_L1D_MISS, K_L1I_HIT, K_L1I_MISS,
                                      access_below_l1)
+from hwemu.machine.stateref import state_ref
 from hwemu.machine.pagetable import PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 
@@ -106,6 +107,9 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     l1d_coh = l1d.coh
     ccnt, hist, served, ctr = S.ccnt, S.hist, S.served, S.ctr
     lat_l1i, lat_l1d = S.cfg[C_L1I_LAT], S.cfg[C_L1D_LAT]
+    # The helpers below get the state by reference: one pointer instead of the whole tuple
+    # copied and reference counted per call (stateref.py).
+    R = state_ref(S)
     while True:
         # the runnable thread with the smallest clock, and the next smallest clock
         t_sel = -1
@@ -184,7 +188,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     key = vkey(pid, va >> 12)
                     pte = tlb_lookup(dtlb4, dtlb4_v, set_row(dtlb4, cpu, key), key)
             if pte == 0:
-                pte, tx = tlb_translate(S, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
+                pte, tx = tlb_translate(R, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
             st = pte & 3
             if st != PTE_PRESENT:
                 th_clock[th] = clock + S.cfg[C_FAULT]
@@ -198,7 +202,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 out[O_RECORD] = i
                 return R_FAULT
             if is_write and (pte & PTE_DIRTY) == 0:
-                pte = tlb_mark_dirty(S, k2, v2, k4, v4, cpu, pid, va, pte)
+                pte = tlb_mark_dirty(R, k2, v2, k4, v4, cpu, pid, va, pte)
             S.th_pte[th] = pte
             S.th_txd[th] = tx - clock
             th_pend[th] = 2
@@ -273,7 +277,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                             slot = j
                     if sd > issue:
                         issue = sd
-                d1, wh = access_below_l1(S, cpu, node, line << 6, is_write, is_ifetch, issue)
+                d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue)
                 th_odone[th, slot] = d1
                 th_oinst[th, slot] = cur if (k == 1 or k == 3) else INF
             if d1 > done:

@@ -234,7 +234,7 @@ def _refresh_window(t, off, trefi, trfc):
     return t - x % trefi
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _act_time(p, node, x, xr, bg, te):
     """Earliest ACT at or after ``te`` in rank history ``x[xr:]`` that keeps tRRD_S/tRRD_L to
     every recorded ACT of the rank and at most four ACTs in any tFAW window. The history may
@@ -316,7 +316,7 @@ def _bus_rank(chan_bus, gc, u):
     return v % BUS_TAG - 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
     """First bus unit at which a burst of ``rank`` can start: its column command (start - lat)
     at or after ``tmin``, the burst's units free, ``tRTRS`` free units between it and a burst of
@@ -382,7 +382,7 @@ def _book(chan_bus, gc, u, blen, rank):
         chan_bus[gc, (u + j) % n] = (u + j) * BUS_TAG + rank + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _serve(p, node, line, t, is_write,
            bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
     """Schedule one read or write of node-local ``line`` arriving at the DRAM at ``t``; returns
@@ -506,7 +506,7 @@ def _serve(p, node, line, t, is_write,
     return tend
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _drain(p, node, xc, keep, t,
            bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
     """Issue queued writes of the channel whose state is at ``x[xc:]``, from time ``t``, until
@@ -537,7 +537,7 @@ def _drain(p, node, xc, keep, t,
     return last
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dram_access(p, node, line, t, is_write,
                 bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
     """Serve one 64-byte read or write of node-local ``line`` arriving at the controller at

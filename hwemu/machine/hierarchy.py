@@ -5,6 +5,12 @@ issues at time ``t`` for physical address ``pa`` (whose frame is on ``node``) an
 time its data is available plus where it was served. All state lives in the arrays of ``S``
 (see :mod:`hwemu.machine.state`).
 
+Performance: every helper here that takes ``S`` is compiled with ``_nrt=False`` (no reference
+counting; none of them allocates) and is called with ``S`` by reference
+(:func:`hwemu.machine.stateref.state_ref`): passing the tuple of ~100 arrays by value, with
+reference counting, cost ~1 us per call. Entry points called from Python (:func:`access`) take
+the tuple and make the reference once.
+
 Levels: private L1I/L1D and L2 per core, one shared LLC per socket. Hit latencies are
 load-to-use, cumulative (an L2 hit costs the L2 latency, not L1 + L2). Every level is a
 multi-instance :class:`hwemu.cachesim.setassoc.CacheState` (one instance per core, or per
@@ -54,6 +60,7 @@ from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_
                                      touch_line, victim_in_row)
 from hwemu.machine.dram import DP_MC_LAT, dram_access
 from hwemu.machine.interconnect import traverse
+from hwemu.machine.stateref import state_ref
 
 # where an access was served
 W_L1, W_L2, W_LLC, W_REMOTE_CACHE, W_LOCAL_DRAM, W_REMOTE_DRAM, W_CXL = 0, 1, 2, 3, 4, 5, 6
@@ -104,7 +111,7 @@ def _bit(i):
 # memory and links
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def send(S, src, dst, t, payload):
     """A message between nodes (0 cost within a node); mesh latency at socket ends."""
     if src == dst:
@@ -119,13 +126,13 @@ def send(S, src, dst, t, payload):
     return t2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dram(S, node, line_local, t, is_write):
     return dram_access(S.dram_p, node, line_local, t, is_write, S.bank_row, S.bank_ready,
                        S.bank_act, S.bank_wr_end, S.bank_last, S.chan_bus, S.dram_x, S.dram_cnt)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def node_of_line(S, line):
     pa = line << 6
     for n in range(S.node_base.shape[0]):
@@ -134,7 +141,7 @@ def node_of_line(S, line):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mem_read(S, src_node, home, line, t):
     """Read a line from ``home``'s memory on behalf of node ``src_node``; returns data time."""
     local = line - (S.node_base[home] >> 6)
@@ -144,7 +151,7 @@ def mem_read(S, src_node, home, line, t):
     return send(S, home, src_node, t2, 64)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mem_write(S, src_node, home, line, t):
     """Write a line to ``home``'s memory (posted); returns when the write has completed."""
     local = line - (S.node_base[home] >> 6)
@@ -157,7 +164,7 @@ def mem_write(S, src_node, home, line, t):
 # private caches and coherence actions
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def core_state(S, cpu, line):
     """Highest state of ``line`` among the private caches of ``cpu``."""
     st = ST_I
@@ -171,7 +178,7 @@ def core_state(S, cpu, line):
     return st
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def core_downgrade(S, cpu, line):
     """Make ``line`` shared in ``cpu``'s caches; returns True if it was modified there."""
     was_m = False
@@ -200,7 +207,7 @@ def _drop(c, cpu, line):
     return st
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def core_invalidate(S, cpu, line):
     """Drop ``line`` from ``cpu``'s caches; returns (had_copy, was_modified)."""
     s1 = _drop(S.l1d, cpu, line)
@@ -210,7 +217,7 @@ def core_invalidate(S, cpu, line):
     return had, (s1 == ST_M or s2 == ST_M)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def socket_probe(S, sock, line, exclusive, home, t):
     """Snoop ``line`` in socket ``sock`` (LLC and cores): invalidate if ``exclusive``, else
     downgrade to shared. Returns (present, was_dirty). A dirty line that is only downgraded is
@@ -245,7 +252,7 @@ def socket_probe(S, sock, line, exclusive, home, t):
     return True, dirty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _llc_mark_dirty(S, cpu, line, t):
     sock = cpu // S.cfg[C_CPS]
     llc = S.llc
@@ -258,7 +265,7 @@ def _llc_mark_dirty(S, cpu, line, t):
             mem_write(S, S.socket_node[sock], home, line, t)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fill_l2(S, cpu, line, st, t):
     l2 = S.l2
     r = set_row(l2, cpu, line)
@@ -278,7 +285,7 @@ def fill_l2(S, cpu, line, st, t):
     S.l2_rdy[i] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fill_l1(S, cpu, line, st, is_ifetch, t):
     if is_ifetch:
         l1i = S.l1i
@@ -311,7 +318,7 @@ def fill_l1(S, cpu, line, st, is_ifetch, t):
     install(l1d, i, line, st)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def llc_fill(S, sock, line, t):
     """Allocate ``line`` in socket ``sock``'s LLC (clean); evict and back-invalidate a victim.
     Returns the LLC line index."""
@@ -345,7 +352,7 @@ def llc_fill(S, sock, line, t):
 # the access path
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def l1_would_hit(S, cpu, line, is_write, is_ifetch):
     """Whether the access would hit L1 (no side effects)."""
     if is_ifetch:
@@ -355,7 +362,7 @@ def l1_would_hit(S, cpu, line, is_write, is_ifetch):
     return i >= 0 and (not is_write or l1d.coh[i] >= ST_E)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def l1_hit(S, cpu, line, is_write, is_ifetch):
     """Serve from L1 if possible (updating replacement and state). True on a hit."""
     S.ctr[0] += 1
@@ -380,7 +387,7 @@ def l1_hit(S, cpu, line, is_write, is_ifetch):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def sq_entry(S, cpu):
     """The superqueue entry of ``cpu`` that frees first, and when it frees."""
     e = 0
@@ -393,7 +400,7 @@ def sq_entry(S, cpu):
     return e, best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def beyond_l2(S, cpu, node, line, is_write, t, demand):
     """The LLC and memory part of an access that missed L2, issued at ``t``: LLC lookup,
     coherence, memory. Updates the LLC and other caches, not this core's L1/L2.
@@ -513,7 +520,7 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
     return done, where, st
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def prefetch_l2(S, cpu, node, line, t):
     """Prefetch ``line`` at ``t`` unless it is already in L2. With a free superqueue entry it
     is an L2 prefetch: the line is installed in L2 (and the LLC) marked prefetched, with the
@@ -547,7 +554,7 @@ def prefetch_l2(S, cpu, node, line, t):
     return 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stream_train(S, cpu, node, line, t):
     """The L2 streamer sees an L2 lookup of ``line`` at ``t``: track the line's 4 KiB page;
     once a page has seen ``PF_TRAIN`` steps in one direction, issue up to ``degree``
@@ -606,7 +613,7 @@ def stream_train(S, cpu, node, line, t):
     tab[cpu, e, PF_FRONT] = front
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
     """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
     Returns (done_time, where)."""
@@ -653,10 +660,11 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
     return done, where
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def access(S, cpu, node, pa, is_write, is_ifetch, t):
     """One cache-line access issued at ``t``: returns (done_time, where)."""
-    if l1_hit(S, cpu, pa >> 6, is_write, is_ifetch):
-        lat = S.cfg[C_L1I_LAT] if is_ifetch else S.cfg[C_L1D_LAT]
+    R = state_ref(S)            # the helpers get the state by reference (stateref.py)
+    if l1_hit(R, cpu, pa >> 6, is_write, is_ifetch):
+        lat = R.cfg[C_L1I_LAT] if is_ifetch else R.cfg[C_L1D_LAT]
         return t + lat, W_L1
-    return access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t)
+    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t)
