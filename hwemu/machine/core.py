@@ -48,7 +48,7 @@ from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB,
                                      K_L1D_HIT, K_L1D_MISS, K_L1I_HIT, K_L1I_MISS,
                                      access_below_l1)
-from hwemu.machine.stateref import state_ref
+from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.pagetable import PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 
@@ -88,7 +88,7 @@ def hist_bin(lat):
     return b
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     """Replay records until the chunk is done, ``stop_time`` is reached, or a fault."""
     nth = S.th_clock.shape[0]
@@ -301,3 +301,15 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
         hist[hist_bin(lat)] += 1
         served[cpu // cps, where] += 1
     return R_CHUNK_DONE
+
+
+@njit(cache=True, _nrt=False)
+def replay_handle(h, stop_time):
+    """:func:`replay` on the arrays of a :class:`hwemu.machine.stateref.Handle`. Entering
+    compiled code from Python costs what typing and unboxing the arguments cost: one handle here
+    instead of the state tuple (~100 arrays) and ten more arrays. The fields are read through
+    a reference without reference counting (``handle_ref``), and ``replay`` gets the state by
+    reference too."""
+    H = handle_ref(h)
+    return replay(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
+                  stop_time, H.out)

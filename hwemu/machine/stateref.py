@@ -25,6 +25,8 @@ Python keeps working on the same numpy arrays through ``Machine.S``.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from numba import njit, types
 from numba.core import cgutils
 from numba.core.extending import (infer_getattr, intrinsic, lower_getattr_generic, models,
@@ -93,6 +95,28 @@ class HandleType(types.StructRef):
 
 
 HANDLE_FIELDS = ("S", "k2", "v2", "k4", "v4", "kind", "addr", "size", "insts", "order", "out")
+
+
+_HandleFields = namedtuple("_HandleFields", HANDLE_FIELDS)
+
+
+@intrinsic
+def handle_ref(typingctx, h):
+    """A :class:`StateRefType` reference to the fields of handle ``h`` (``R.S``, ``R.k2``...),
+    read straight from its payload: no reference counting, so usable with ``_nrt=False`` (a
+    structref's own attribute access needs the NRT and increfs what it returns). The payload
+    of a structref is laid out as a named tuple of its fields."""
+    if not isinstance(h, HandleType):
+        return None
+    nt = types.NamedTuple([h.field_dict[f] for f in HANDLE_FIELDS], _HandleFields)
+
+    def codegen(context, builder, sig, args):
+        meminfo = builder.extract_value(args[0], 0)
+        # NRT_MemInfo is {refct, dtor, dtor_info, data, size, ...}: data is field 3
+        mi = builder.bitcast(meminfo, cgutils.voidptr_t.as_pointer())
+        data = builder.load(cgutils.gep(builder, mi, 3))
+        return builder.bitcast(data, context.get_value_type(sig.return_type))
+    return StateRefType(nt)(h), codegen
 
 
 class Handle(structref.StructRefProxy):
