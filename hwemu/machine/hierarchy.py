@@ -56,11 +56,12 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_I as ST_I
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import MESI_S as ST_S
+from hwemu.cachesim.setassoc import P_ASSOC, P_SETS
 from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_coh, set_row,
                                      touch_line, victim_in_row)
 from hwemu.machine.dram import DP_MC_LAT, dram_access
 from hwemu.machine.interconnect import traverse
-from hwemu.machine.stateref import state_ref
+from hwemu.machine.stateref import prefetch, state_ref
 
 # where an access was served
 W_L1, W_L2, W_LLC, W_REMOTE_CACHE, W_LOCAL_DRAM, W_REMOTE_DRAM, W_CXL = 0, 1, 2, 3, 4, 5, 6
@@ -400,6 +401,63 @@ def sq_entry(S, cpu):
     return e, best
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _prefetch_private_rows(S, r2, cpu, line, is_ifetch):
+    """Host-cache prefetch (no effect on results) of what an access below L1 reads in the
+    core's own caches: L2 row ``r2`` (tags, stamps, MESI states, prefetch flags and arrival
+    times) and the L1 row the line will be filled into. Issued together, before the first of
+    them is needed, so their host-cache misses overlap (the LLC's tens of MB of state evict
+    the private caches' arrays from the host's own caches)."""
+    l2 = S.l2
+    a = l2.params[P_ASSOC]
+    b0 = r2 * a
+    b1 = b0 + a - 1
+    prefetch(l2.tags, b0)
+    prefetch(l2.tags, b1)
+    prefetch(l2.repl, b0)
+    prefetch(l2.repl, b1)
+    prefetch(l2.coh, b0)
+    prefetch(S.l2_pf, b0)
+    prefetch(S.l2_rdy, b0)
+    prefetch(S.l2_rdy, b1)
+    l1 = S.l1i if is_ifetch else S.l1d
+    r1 = set_row(l1, cpu, line)
+    a1 = l1.params[P_ASSOC]
+    prefetch(l1.tags, r1 * a1)
+    prefetch(l1.tags, r1 * a1 + a1 - 1)
+    prefetch(l1.repl, r1 * a1)
+    prefetch(l1.repl, r1 * a1 + a1 - 1)
+    prefetch(l1.coh, r1 * a1)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _prefetch_llc_rows(S, rl, sock):
+    """Host-cache prefetch of what an LLC access reads (no effect on results): the tags,
+    stamps, MESI states and payloads of row ``rl`` of socket ``sock``'s LLC, and the tags of the
+    same set in the other sockets' LLCs. These arrays are far larger than the host's caches and
+    indexed at random; issuing the loads together overlaps their misses."""
+    llc = S.llc
+    a = llc.params[P_ASSOC]
+    b0 = rl * a
+    b1 = b0 + a - 1
+    prefetch(llc.tags, b0)
+    prefetch(llc.tags, b1)
+    prefetch(llc.repl, b0)
+    prefetch(llc.repl, b1)
+    prefetch(llc.coh, b0)
+    prefetch(S.llc_cv, b0)
+    prefetch(S.llc_cv, b1)
+    prefetch(S.llc_rdy, b0)
+    prefetch(S.llc_rdy, b1)
+    sets = llc.params[P_SETS]
+    s0 = rl - sock * sets
+    for rs in range(S.cfg[C_SOCKETS]):
+        if rs != sock:
+            r0 = (rs * sets + s0) * a
+            prefetch(llc.tags, r0)
+            prefetch(llc.tags, r0 + a - 1)
+
+
 @njit(cache=True, _nrt=False)
 def beyond_l2(S, cpu, node, line, is_write, t, demand):
     """The LLC and memory part of an access that missed L2, issued at ``t``: LLC lookup,
@@ -410,7 +468,9 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
     sock = cpu // cps
     lcpu = cpu - sock * cps
     llc = S.llc
-    il = find_in_row(llc, set_row(llc, sock, line), line)
+    rl = set_row(llc, sock, line)
+    _prefetch_llc_rows(S, rl, sock)
+    il = find_in_row(llc, rl, line)
     tt = t + S.cfg[C_LLC_LAT]
     my_node = S.socket_node[sock]
     where = W_LLC
@@ -620,7 +680,9 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
     line = pa >> 6
     # ---- L2
     l2 = S.l2
-    i2 = find_in_row(l2, set_row(l2, cpu, line), line)
+    r2 = set_row(l2, cpu, line)
+    _prefetch_private_rows(S, r2, cpu, line, is_ifetch)
+    i2 = find_in_row(l2, r2, line)
     ready = t
     if i2 >= 0 and S.l2_pf[i2] != 0:
         # first demand use of a prefetched line; if its data are still on the way, wait

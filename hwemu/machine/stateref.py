@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.core.extending import (infer_getattr, intrinsic, lower_getattr_generic, models,
@@ -148,3 +149,31 @@ def set_chunk(h, kind, addr, size, insts, order):
     h.size = size
     h.insts = insts
     h.order = order
+
+
+# ---------------------------------------------------------------------------------------------
+# host-cache prefetch
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask the host CPU to start loading ``arr[idx]`` into its caches (``llvm.prefetch``; no
+    bounds check needed, a prefetch never faults). No effect on any result: it only lets the
+    loads of several large, randomly indexed arrays (the LLC's tags, replacement stamps and
+    per-line payloads, ~40 MB on a 2-socket preset) overlap instead of missing the host caches
+    one after the other."""
+    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]],
+                                       wraparound=False)
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # read, high temporal locality, data cache
+        builder.call(fn, [builder.bitcast(ptr, cgutils.voidptr_t), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.none(arr, idx), codegen
