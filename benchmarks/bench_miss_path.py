@@ -20,9 +20,9 @@ Crossings (an L1-resident trace, one instruction per record, whose pages are alr
   re-entered that many times; cost = extra time / extra returns;
 - ``chunk``: the records fed as many 64-record chunks (``run_chunks``) instead of one;
   cost per chunk (includes loading the chunk);
-- ``fault``: one record on each of 16,384 fresh 4 KiB pages (every record faults): time per
-  fault of the first pass minus the mapped second pass (return, Python first-touch handler,
-  page-table update, re-entry).
+- ``fault``: one record on each of 16,384 fresh 4 KiB pages (every record faults), minus the
+  same records on a fresh machine whose pages were mapped beforehand, per fault (return,
+  Python first-touch handler, page-table update, re-entry).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,19 +171,29 @@ def main() -> int:
         cross["chunk64_us"] = round((tc - t1) / len(parts) * 1e6, 2)
         cross["chunks"] = len(parts)
 
-        # the page-fault path: one record per fresh page
+        # the page-fault path: one record per fresh page, against the same records on a fresh
+        # machine whose pages were mapped beforehand (same placement, same cold caches)
+        from hwemu.machine.system import Stop
+
         pages = TraceReader(synth(workdir, "strided", "64MiB", 16384, ("--stride", "4096")))
         pc = pages.read_all()
-        m = Machine(cfg)
-        ft = FirstTouch(m)
-        t = clock()
-        run_chunks(m, [pc], ft)
-        tf = clock() - t
-        nf = int(m.S.faults.sum())
-        t = clock()
-        run_chunks(m, [pc], ft)
-        t2 = clock() - t
-        cross["fault_us"] = round((tf - t2) / max(nf, 1) * 1e6, 2)
+        best = None
+        for _ in range(2):
+            m = Machine(cfg)
+            t = clock()
+            run_chunks(m, [pc], FirstTouch(m))
+            tf = clock() - t
+            nf = int(m.S.faults.sum())
+            m = Machine(cfg)
+            ft = FirstTouch(m)
+            for va in np.unique(pc.addr.astype(np.int64) & ~0xFFF).tolist():
+                ft(Stop("fault", thread=0, vaddr=va, fault="not_present"))
+            t = clock()
+            run_chunks(m, [pc], ft)
+            t2 = clock() - t
+            c = (tf - t2) / max(nf, 1)
+            best = c if best is None else min(best, c)
+        cross["fault_us"] = round(best * 1e6, 2)
         cross["faults"] = nf
 
     result = {"machine": cfg.name, "clock": "cpu" if args.cpu_time else "wall",
