@@ -83,7 +83,7 @@ def main() -> int:
     from hwemu.machine.system import Machine
     from hwemu.traces.format import TraceReader
 
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.gettempdir()) / "hwemu-bench-miss"
+    workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "hwemu-bench-miss")
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = load_machine(args.machine)
     n_short, n_long = parse_size(args.short), parse_size(args.long)

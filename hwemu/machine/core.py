@@ -30,11 +30,14 @@ histogram with 250 ps bins up to 256 ns, 4 ns bins up to ~12.5 us and 1 us bins 
 (last bin: overflow). The long tier holds accesses the OS made wait (``th_wait``: a page under
 migration).
 
-The loop returns to Python when the chunk is done, when every runnable thread has reached
-``stop_time`` (an OS event is due), on a fault, or when the thread with the earliest clock has
-used up its records in the chunk but has more in the trace (``th_more``; "starved": the caller
-loads the rest of the chunk with the next records, see ``replay.Feeder``). So no thread runs
-ahead of another one whose records are still in the file, however the trace orders threads.
+Python enters the loop through :func:`replay_handle` (one compiled handle holding the state,
+page tables and chunk, see stateref.py), so that a return to Python and re-entry cost a few
+microseconds. The loop returns to Python when the chunk is done, when every runnable thread has
+reached ``stop_time`` (an OS event is due), on a fault, or when the thread with the earliest
+clock has used up its records in the chunk but has more in the trace (``th_more``; "starved":
+the caller loads the rest of the chunk with the next records, see ``replay.Feeder``). So no
+thread runs ahead of another one whose records are still in the file, however the trace orders
+threads.
 """
 
 from __future__ import annotations
@@ -96,7 +99,10 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     rob = S.cfg[C_ROB]
     cps = S.cfg[C_CPS]
     # The hot path (L1 TLB hit, L1 cache hit) works on arrays taken out of S once: calling a
-    # function with the whole state tuple costs far more than the lookup itself.
+    # function with the whole state tuple by value costs far more than the lookup itself.
+    # This function (and every helper it calls) is compiled with _nrt=False: nothing here
+    # allocates, and without it each entry and each helper call increfs and decrefs the ~100
+    # arrays of S.
     th_clock, th_pos, th_end, th_pend = S.th_clock, S.th_pos, S.th_end, S.th_pend
     th_more = S.th_more
     th_odone, th_oinst, th_insts = S.th_odone, S.th_oinst, S.th_insts
