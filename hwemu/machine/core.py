@@ -30,11 +30,14 @@ histogram with 250 ps bins up to 256 ns, 4 ns bins up to ~12.5 us and 1 us bins 
 (last bin: overflow). The long tier holds accesses the OS made wait (``th_wait``: a page under
 migration).
 
-The loop returns to Python when the chunk is done, when every runnable thread has reached
-``stop_time`` (an OS event is due), on a fault, or when the thread with the earliest clock has
-used up its records in the chunk but has more in the trace (``th_more``; "starved": the caller
-loads the rest of the chunk with the next records, see ``replay.Feeder``). So no thread runs
-ahead of another one whose records are still in the file, however the trace orders threads.
+Python enters the loop through :func:`replay_handle` (one compiled handle holding the state,
+page tables and chunk, see stateref.py), so that a return to Python and re-entry cost a few
+microseconds. The loop returns to Python when the chunk is done, when every runnable thread has
+reached ``stop_time`` (an OS event is due), on a fault, or when the thread with the earliest
+clock has used up its records in the chunk but has more in the trace (``th_more``; "starved":
+the caller loads the rest of the chunk with the next records, see ``replay.Feeder``). So no
+thread runs ahead of another one whose records are still in the file, however the trace orders
+threads.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB,
                                      K_L1D_HIT, K_L1D_MISS, K_L1I_HIT, K_L1I_MISS,
                                      access_below_l1)
+from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.pagetable import PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 
@@ -87,7 +91,7 @@ def hist_bin(lat):
     return b
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     """Replay records until the chunk is done, ``stop_time`` is reached, or a fault."""
     nth = S.th_clock.shape[0]
@@ -95,7 +99,10 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     rob = S.cfg[C_ROB]
     cps = S.cfg[C_CPS]
     # The hot path (L1 TLB hit, L1 cache hit) works on arrays taken out of S once: calling a
-    # function with the whole state tuple costs far more than the lookup itself.
+    # function with the whole state tuple by value costs far more than the lookup itself.
+    # This function (and every helper it calls) is compiled with _nrt=False: nothing here
+    # allocates, and without it each entry and each helper call increfs and decrefs the ~100
+    # arrays of S.
     th_clock, th_pos, th_end, th_pend = S.th_clock, S.th_pos, S.th_end, S.th_pend
     th_more = S.th_more
     th_odone, th_oinst, th_insts = S.th_odone, S.th_oinst, S.th_insts
@@ -106,6 +113,9 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     l1d_coh = l1d.coh
     ccnt, hist, served, ctr = S.ccnt, S.hist, S.served, S.ctr
     lat_l1i, lat_l1d = S.cfg[C_L1I_LAT], S.cfg[C_L1D_LAT]
+    # The helpers below get the state by reference: one pointer instead of the whole tuple
+    # copied and reference counted per call (stateref.py).
+    R = state_ref(S)
     while True:
         # the runnable thread with the smallest clock, and the next smallest clock
         t_sel = -1
@@ -184,7 +194,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     key = vkey(pid, va >> 12)
                     pte = tlb_lookup(dtlb4, dtlb4_v, set_row(dtlb4, cpu, key), key)
             if pte == 0:
-                pte, tx = tlb_translate(S, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
+                pte, tx = tlb_translate(R, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
             st = pte & 3
             if st != PTE_PRESENT:
                 th_clock[th] = clock + S.cfg[C_FAULT]
@@ -198,7 +208,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 out[O_RECORD] = i
                 return R_FAULT
             if is_write and (pte & PTE_DIRTY) == 0:
-                pte = tlb_mark_dirty(S, k2, v2, k4, v4, cpu, pid, va, pte)
+                pte = tlb_mark_dirty(R, k2, v2, k4, v4, cpu, pid, va, pte)
             S.th_pte[th] = pte
             S.th_txd[th] = tx - clock
             th_pend[th] = 2
@@ -273,7 +283,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                             slot = j
                     if sd > issue:
                         issue = sd
-                d1, wh = access_below_l1(S, cpu, node, line << 6, is_write, is_ifetch, issue)
+                d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue)
                 th_odone[th, slot] = d1
                 th_oinst[th, slot] = cur if (k == 1 or k == 3) else INF
             if d1 > done:
@@ -297,3 +307,15 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
         hist[hist_bin(lat)] += 1
         served[cpu // cps, where] += 1
     return R_CHUNK_DONE
+
+
+@njit(cache=True, _nrt=False)
+def replay_handle(h, stop_time):
+    """:func:`replay` on the arrays of a :class:`hwemu.machine.stateref.Handle`. Entering
+    compiled code from Python costs what typing and unboxing the arguments cost: one handle here
+    instead of the state tuple (~100 arrays) and ten more arrays. The fields are read through
+    a reference without reference counting (``handle_ref``), and ``replay`` gets the state by
+    reference too."""
+    H = handle_ref(h)
+    return replay(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
+                  stop_time, H.out)

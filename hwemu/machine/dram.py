@@ -59,6 +59,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hwemu.machine.stateref import prefetch
+
 # columns of the per-node parameter array
 DP_CH, DP_RANKS, DP_BANKS, DP_ROW_LINES, DP_IL_LINES = 0, 1, 2, 3, 4
 DP_TCL, DP_TCWL, DP_TRCD, DP_TRP, DP_TRAS, DP_TBURST, DP_TWR, DP_TREFI, DP_TRFC = 5, 6, 7, 8, 9, 10, 11, 12, 13
@@ -234,7 +236,7 @@ def _refresh_window(t, off, trefi, trfc):
     return t - x % trefi
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _act_time(p, node, x, xr, bg, te):
     """Earliest ACT at or after ``te`` in rank history ``x[xr:]`` that keeps tRRD_S/tRRD_L to
     every recorded ACT of the rank and at most four ACTs in any tFAW window. The history may
@@ -316,7 +318,7 @@ def _bus_rank(chan_bus, gc, u):
     return v % BUS_TAG - 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
     """First bus unit at which a burst of ``rank`` can start: its column command (start - lat)
     at or after ``tmin``, the burst's units free, ``tRTRS`` free units between it and a burst of
@@ -382,7 +384,7 @@ def _book(chan_bus, gc, u, blen, rank):
         chan_bus[gc, (u + j) % n] = (u + j) * BUS_TAG + rank + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _serve(p, node, line, t, is_write,
            bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
     """Schedule one read or write of node-local ``line`` arriving at the DRAM at ``t``; returns
@@ -403,6 +405,13 @@ def _serve(p, node, line, t, is_write,
     lat = p[node, DP_TCWL] if is_write else p[node, DP_TCL]
     tburst = p[node, DP_TBURST]
     unit = p[node, DP_BUNIT]
+    # Host-cache prefetch (no effect on results): the bus calendar is read at the first slot
+    # after the column command; the calendar (0.5 MiB per channel) is out of the host's caches
+    # by then. The earliest possible slot (a row hit now) and the next few lines cover the
+    # usual cases.
+    u0 = (t + lat + unit - 1) // unit
+    for j in range(8):
+        prefetch(chan_bus[gc], (u0 + 8 * j) % chan_bus.shape[1])
 
     # first ready: a hit to the row that a booked switch will close goes first if it fits
     if p[node, DP_FRFCFS] != 0 and x[xb + XB_PROW] == row and x[xb + XB_PPRE] > t \
@@ -506,7 +515,7 @@ def _serve(p, node, line, t, is_write,
     return tend
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _drain(p, node, xc, keep, t,
            bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
     """Issue queued writes of the channel whose state is at ``x[xc:]``, from time ``t``, until
@@ -537,7 +546,7 @@ def _drain(p, node, xc, keep, t,
     return last
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dram_access(p, node, line, t, is_write,
                 bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
     """Serve one 64-byte read or write of node-local ``line`` arriving at the controller at

@@ -5,6 +5,12 @@ issues at time ``t`` for physical address ``pa`` (whose frame is on ``node``) an
 time its data is available plus where it was served. All state lives in the arrays of ``S``
 (see :mod:`hwemu.machine.state`).
 
+Performance: every helper here that takes ``S`` is compiled with ``_nrt=False`` (no reference
+counting; none of them allocates) and is called with ``S`` by reference
+(:func:`hwemu.machine.stateref.state_ref`): passing the tuple of ~100 arrays by value, with
+reference counting, cost ~1 us per call. Entry points called from Python (:func:`access`) take
+the tuple and make the reference once.
+
 Levels: private L1I/L1D and L2 per core, one shared LLC per socket. Hit latencies are
 load-to-use, cumulative (an L2 hit costs the L2 latency, not L1 + L2). Every level is a
 multi-instance :class:`hwemu.cachesim.setassoc.CacheState` (one instance per core, or per
@@ -50,10 +56,12 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_I as ST_I
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import MESI_S as ST_S
+from hwemu.cachesim.setassoc import P_ASSOC, P_SETS
 from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_coh, set_row,
                                      touch_line, victim_in_row)
 from hwemu.machine.dram import DP_MC_LAT, dram_access
 from hwemu.machine.interconnect import traverse
+from hwemu.machine.stateref import prefetch, state_ref
 
 # where an access was served
 W_L1, W_L2, W_LLC, W_REMOTE_CACHE, W_LOCAL_DRAM, W_REMOTE_DRAM, W_CXL = 0, 1, 2, 3, 4, 5, 6
@@ -104,7 +112,7 @@ def _bit(i):
 # memory and links
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def send(S, src, dst, t, payload):
     """A message between nodes (0 cost within a node); mesh latency at socket ends."""
     if src == dst:
@@ -119,13 +127,13 @@ def send(S, src, dst, t, payload):
     return t2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dram(S, node, line_local, t, is_write):
     return dram_access(S.dram_p, node, line_local, t, is_write, S.bank_row, S.bank_ready,
                        S.bank_act, S.bank_wr_end, S.bank_last, S.chan_bus, S.dram_x, S.dram_cnt)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def node_of_line(S, line):
     pa = line << 6
     for n in range(S.node_base.shape[0]):
@@ -134,7 +142,7 @@ def node_of_line(S, line):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mem_read(S, src_node, home, line, t):
     """Read a line from ``home``'s memory on behalf of node ``src_node``; returns data time."""
     local = line - (S.node_base[home] >> 6)
@@ -144,7 +152,7 @@ def mem_read(S, src_node, home, line, t):
     return send(S, home, src_node, t2, 64)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mem_write(S, src_node, home, line, t):
     """Write a line to ``home``'s memory (posted); returns when the write has completed."""
     local = line - (S.node_base[home] >> 6)
@@ -157,7 +165,7 @@ def mem_write(S, src_node, home, line, t):
 # private caches and coherence actions
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def core_state(S, cpu, line):
     """Highest state of ``line`` among the private caches of ``cpu``."""
     st = ST_I
@@ -171,7 +179,7 @@ def core_state(S, cpu, line):
     return st
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def core_downgrade(S, cpu, line):
     """Make ``line`` shared in ``cpu``'s caches; returns True if it was modified there."""
     was_m = False
@@ -200,7 +208,7 @@ def _drop(c, cpu, line):
     return st
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def core_invalidate(S, cpu, line):
     """Drop ``line`` from ``cpu``'s caches; returns (had_copy, was_modified)."""
     s1 = _drop(S.l1d, cpu, line)
@@ -210,7 +218,7 @@ def core_invalidate(S, cpu, line):
     return had, (s1 == ST_M or s2 == ST_M)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def socket_probe(S, sock, line, exclusive, home, t):
     """Snoop ``line`` in socket ``sock`` (LLC and cores): invalidate if ``exclusive``, else
     downgrade to shared. Returns (present, was_dirty). A dirty line that is only downgraded is
@@ -245,7 +253,7 @@ def socket_probe(S, sock, line, exclusive, home, t):
     return True, dirty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _llc_mark_dirty(S, cpu, line, t):
     sock = cpu // S.cfg[C_CPS]
     llc = S.llc
@@ -258,7 +266,7 @@ def _llc_mark_dirty(S, cpu, line, t):
             mem_write(S, S.socket_node[sock], home, line, t)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fill_l2(S, cpu, line, st, t):
     l2 = S.l2
     r = set_row(l2, cpu, line)
@@ -278,7 +286,7 @@ def fill_l2(S, cpu, line, st, t):
     S.l2_rdy[i] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fill_l1(S, cpu, line, st, is_ifetch, t):
     if is_ifetch:
         l1i = S.l1i
@@ -311,7 +319,7 @@ def fill_l1(S, cpu, line, st, is_ifetch, t):
     install(l1d, i, line, st)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def llc_fill(S, sock, line, t):
     """Allocate ``line`` in socket ``sock``'s LLC (clean); evict and back-invalidate a victim.
     Returns the LLC line index."""
@@ -345,7 +353,7 @@ def llc_fill(S, sock, line, t):
 # the access path
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def l1_would_hit(S, cpu, line, is_write, is_ifetch):
     """Whether the access would hit L1 (no side effects)."""
     if is_ifetch:
@@ -355,7 +363,7 @@ def l1_would_hit(S, cpu, line, is_write, is_ifetch):
     return i >= 0 and (not is_write or l1d.coh[i] >= ST_E)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def l1_hit(S, cpu, line, is_write, is_ifetch):
     """Serve from L1 if possible (updating replacement and state). True on a hit."""
     S.ctr[0] += 1
@@ -380,7 +388,7 @@ def l1_hit(S, cpu, line, is_write, is_ifetch):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def sq_entry(S, cpu):
     """The superqueue entry of ``cpu`` that frees first, and when it frees."""
     e = 0
@@ -393,7 +401,64 @@ def sq_entry(S, cpu):
     return e, best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
+def _prefetch_private_rows(S, r2, cpu, line, is_ifetch):
+    """Host-cache prefetch (no effect on results) of what an access below L1 reads in the
+    core's own caches: L2 row ``r2`` (tags, stamps, MESI states, prefetch flags and arrival
+    times) and the L1 row the line will be filled into. Issued together, before the first of
+    them is needed, so their host-cache misses overlap (the LLC's tens of MB of state evict
+    the private caches' arrays from the host's own caches)."""
+    l2 = S.l2
+    a = l2.params[P_ASSOC]
+    b0 = r2 * a
+    b1 = b0 + a - 1
+    prefetch(l2.tags, b0)
+    prefetch(l2.tags, b1)
+    prefetch(l2.repl, b0)
+    prefetch(l2.repl, b1)
+    prefetch(l2.coh, b0)
+    prefetch(S.l2_pf, b0)
+    prefetch(S.l2_rdy, b0)
+    prefetch(S.l2_rdy, b1)
+    l1 = S.l1i if is_ifetch else S.l1d
+    r1 = set_row(l1, cpu, line)
+    a1 = l1.params[P_ASSOC]
+    prefetch(l1.tags, r1 * a1)
+    prefetch(l1.tags, r1 * a1 + a1 - 1)
+    prefetch(l1.repl, r1 * a1)
+    prefetch(l1.repl, r1 * a1 + a1 - 1)
+    prefetch(l1.coh, r1 * a1)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _prefetch_llc_rows(S, rl, sock):
+    """Host-cache prefetch of what an LLC access reads (no effect on results): the tags,
+    stamps, MESI states and payloads of row ``rl`` of socket ``sock``'s LLC, and the tags of the
+    same set in the other sockets' LLCs. These arrays are far larger than the host's caches and
+    indexed at random; issuing the loads together overlaps their misses."""
+    llc = S.llc
+    a = llc.params[P_ASSOC]
+    b0 = rl * a
+    b1 = b0 + a - 1
+    prefetch(llc.tags, b0)
+    prefetch(llc.tags, b1)
+    prefetch(llc.repl, b0)
+    prefetch(llc.repl, b1)
+    prefetch(llc.coh, b0)
+    prefetch(S.llc_cv, b0)
+    prefetch(S.llc_cv, b1)
+    prefetch(S.llc_rdy, b0)
+    prefetch(S.llc_rdy, b1)
+    sets = llc.params[P_SETS]
+    s0 = rl - sock * sets
+    for rs in range(S.cfg[C_SOCKETS]):
+        if rs != sock:
+            r0 = (rs * sets + s0) * a
+            prefetch(llc.tags, r0)
+            prefetch(llc.tags, r0 + a - 1)
+
+
+@njit(cache=True, _nrt=False)
 def beyond_l2(S, cpu, node, line, is_write, t, demand):
     """The LLC and memory part of an access that missed L2, issued at ``t``: LLC lookup,
     coherence, memory. Updates the LLC and other caches, not this core's L1/L2.
@@ -403,7 +468,9 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
     sock = cpu // cps
     lcpu = cpu - sock * cps
     llc = S.llc
-    il = find_in_row(llc, set_row(llc, sock, line), line)
+    rl = set_row(llc, sock, line)
+    _prefetch_llc_rows(S, rl, sock)
+    il = find_in_row(llc, rl, line)
     tt = t + S.cfg[C_LLC_LAT]
     my_node = S.socket_node[sock]
     where = W_LLC
@@ -513,7 +580,7 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
     return done, where, st
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def prefetch_l2(S, cpu, node, line, t):
     """Prefetch ``line`` at ``t`` unless it is already in L2. With a free superqueue entry it
     is an L2 prefetch: the line is installed in L2 (and the LLC) marked prefetched, with the
@@ -547,7 +614,7 @@ def prefetch_l2(S, cpu, node, line, t):
     return 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stream_train(S, cpu, node, line, t):
     """The L2 streamer sees an L2 lookup of ``line`` at ``t``: track the line's 4 KiB page;
     once a page has seen ``PF_TRAIN`` steps in one direction, issue up to ``degree``
@@ -606,14 +673,16 @@ def stream_train(S, cpu, node, line, t):
     tab[cpu, e, PF_FRONT] = front
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
     """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
     Returns (done_time, where)."""
     line = pa >> 6
     # ---- L2
     l2 = S.l2
-    i2 = find_in_row(l2, set_row(l2, cpu, line), line)
+    r2 = set_row(l2, cpu, line)
+    _prefetch_private_rows(S, r2, cpu, line, is_ifetch)
+    i2 = find_in_row(l2, r2, line)
     ready = t
     if i2 >= 0 and S.l2_pf[i2] != 0:
         # first demand use of a prefetched line; if its data are still on the way, wait
@@ -653,10 +722,11 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
     return done, where
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def access(S, cpu, node, pa, is_write, is_ifetch, t):
     """One cache-line access issued at ``t``: returns (done_time, where)."""
-    if l1_hit(S, cpu, pa >> 6, is_write, is_ifetch):
-        lat = S.cfg[C_L1I_LAT] if is_ifetch else S.cfg[C_L1D_LAT]
+    R = state_ref(S)            # the helpers get the state by reference (stateref.py)
+    if l1_hit(R, cpu, pa >> 6, is_write, is_ifetch):
+        lat = R.cfg[C_L1I_LAT] if is_ifetch else R.cfg[C_L1D_LAT]
         return t + lat, W_L1
-    return access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t)
+    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t)

@@ -92,7 +92,7 @@ def link_calendar(links) -> np.ndarray:
     return np.full((max(2 * len(links), 1), LINK_SLOTS), -1, np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def traverse(route_next, route_chan, chan_lat, chan_ppb, chan_hdr, chan_busy, chan_bytes,
              src, dst, t, payload):
     """Send a message of ``payload`` bytes (plus each link's header) from node ``src`` to node

@@ -6,16 +6,18 @@ import numpy as np
 from numba import njit
 
 from hwemu.machine.hierarchy import C_CPS, C_LLC_LAT, C_SOCKETS, mem_read, mem_write, node_of_line, send, socket_probe
+from hwemu.machine.stateref import state_ref
 
 
 @njit(cache=True)
-def copy_lines(S, cpu, src_pa, dst_pa, nbytes, t0, window):
+def copy_lines(S0, cpu, src_pa, dst_pa, nbytes, t0, window):
     """Copy ``nbytes`` (whole lines) from ``src_pa`` to ``dst_pa`` as ``cpu`` would with
     non-temporal loads and stores, ``window`` lines in flight. Source lines held in any cache
     are invalidated there (a modified one is read from that cache instead of memory);
     destination lines are dropped from every cache. Reads and writes go through the links,
     buses and banks of the model, so the copy contends with everything else. Returns the time
     the last write completed (``t0`` for an empty copy)."""
+    S = state_ref(S0)           # helpers take the state by reference (stateref.py)
     cps = S.cfg[C_CPS]
     my = S.socket_node[cpu // cps]
     nl = (nbytes + 63) // 64
@@ -50,9 +52,10 @@ def copy_lines(S, cpu, src_pa, dst_pa, nbytes, t0, window):
 
 
 @njit(cache=True)
-def drop_lines(S, pa, nbytes, t):
+def drop_lines(S0, pa, nbytes, t):
     """Invalidate ``nbytes`` from ``pa`` in every cache, writing modified lines back to their
     home (posted at ``t``). Returns the number of lines that were modified."""
+    S = state_ref(S0)           # helpers take the state by reference (stateref.py)
     n = 0
     l0 = pa >> 6
     home = node_of_line(S, l0)

@@ -84,7 +84,7 @@ def _slot(key, mask):
     return np.int64((h >> np.uint64(20)) & np.uint64(mask))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ht_lookup(keys, vals, key):
     mask = keys.shape[0] - 1
     i = _slot(key, mask)
@@ -97,7 +97,7 @@ def ht_lookup(keys, vals, key):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ht_insert(keys, vals, key, val):
     """Insert or replace; returns 1 if a new slot was used (EMPTY consumed), else 0."""
     mask = keys.shape[0] - 1
@@ -121,7 +121,7 @@ def ht_insert(keys, vals, key, val):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ht_delete(keys, vals, key):
     mask = keys.shape[0] - 1
     i = _slot(key, mask)
@@ -155,7 +155,7 @@ def translate(k2, v2, k4, v4, pid, vaddr):
     return ht_lookup(k4, v4, vkey(pid, vaddr >> 12))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ht_or(keys, vals, key, bits):
     """OR ``bits`` into the value at ``key`` (if present); returns the new value (0: absent)."""
     mask = keys.shape[0] - 1
@@ -170,7 +170,7 @@ def ht_or(keys, vals, key, bits):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pt_set_bits(k2, v2, k4, v4, pid, vaddr, huge, bits):
     """The hardware setting A/D bits in the PTE that maps ``vaddr`` (the walker's update)."""
     if huge:

@@ -15,6 +15,7 @@ import numpy as np
 from hwemu.errors import HwemuError
 from hwemu.machine import core as C
 from hwemu.machine import pagetable as PT
+from hwemu.machine import stateref as SR
 from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.state import build_state
 
@@ -22,6 +23,9 @@ NEVER = int(C.INF)                    # a stop time that never comes
 # The clock of a thread the OS holds (blocked in a fault handler): above every real time, so
 # the replay loop never picks it, and below NEVER.
 PARKED = 1 << 60
+# dtypes of the chunk arrays (kind, addr, size, insts, order) the compiled handle holds
+_HANDLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint64), np.dtype(np.uint16),
+                  np.dtype(np.uint32), np.dtype(np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,9 @@ class Stop:
     fault: str = ""      # "not_present", "migration_entry" or "numa_hint"
 
 
+_CHUNK_DONE = Stop("chunk-done")
+
+
 class Machine:
     """A machine (from a preset name, a TOML path or a MachineConfig) running ``threads``
     trace threads, thread ``i`` on ``cpus[i]`` (default CPU ``i``), all in process 0."""
@@ -47,6 +54,15 @@ class Machine:
         self.pt = PT.PageTables()
         self._out = np.zeros(C.O_N, np.int64)
         self._chunk = None
+        # The compiled-side handle (stateref.Handle): state, page tables, chunk and ``out`` in
+        # one object, so that entering the replay loop types and unboxes one argument instead
+        # of ~110 arrays. Made on the first replay; ``_tables`` are the page-table arrays it
+        # holds (a table replaces its arrays when it grows), ``_fast`` whether it holds the
+        # loaded chunk (chunks with unusual dtypes take the general path).
+        self._h = None
+        self._tables = None
+        self._fast = False
+        self._stops = {}
         if cpus is not None:
             cpus = list(cpus)
             if len(cpus) < self.threads:
@@ -258,6 +274,28 @@ class Machine:
         self._chunk = (np.ascontiguousarray(chunk.kind), np.ascontiguousarray(chunk.addr),
                        np.ascontiguousarray(chunk.size), np.ascontiguousarray(chunk.insts), order)
         self._chunk_tid = np.ascontiguousarray(chunk.tid)
+        self._fast = all(a.dtype == d and a.flags.writeable
+                         for a, d in zip(self._chunk, _HANDLE_DTYPES))
+        if self._fast:
+            SR.set_chunk(self._handle(), *self._chunk)
+
+    def _handle(self):
+        """The compiled handle, made on first use; its page-table arrays brought up to date
+        (a table replaces its arrays when it grows)."""
+        t = self.pt
+        t2, t4 = t.t2, t.t4
+        o = self._tables
+        if o is not None and t2.keys is o[0] and t2.vals is o[1] and t4.keys is o[2] \
+                and t4.vals is o[3]:
+            return self._h
+        tabs = (t2.keys, t2.vals, t4.keys, t4.vals)
+        if self._h is None:
+            empty = tuple(np.zeros(0, d) for d in _HANDLE_DTYPES)
+            self._h = SR.new_handle(self.S, *tabs, *empty, self._out)
+        else:
+            SR.set_tables(self._h, *tabs)
+        self._tables = tabs
+        return self._h
 
     def leftover(self):
         """The records of the loaded chunk not replayed yet, in trace order (a TraceChunk); a
@@ -278,22 +316,29 @@ class Machine:
     def run(self, stop_ps: int | None = None) -> Stop:
         """Replay the loaded chunk until done, until every runnable thread has reached
         ``stop_ps``, or until an access faults."""
-        from hwemu.machine.core import replay
-
         if self._chunk is None:
-            return Stop("chunk-done")
-        kind, addr, size, insts, order = self._chunk
-        t = self.pt
-        r = int(replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
-                       insts, order, NEVER if stop_ps is None else int(stop_ps), self._out))
+            return _CHUNK_DONE
+        stop = NEVER if stop_ps is None else int(stop_ps)
+        if self._fast:
+            r = C.replay_handle(self._handle(), stop)
+        else:
+            kind, addr, size, insts, order = self._chunk
+            t = self.pt
+            r = C.replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
+                         insts, order, stop, self._out)
         o = self._out
         if r == C.R_CHUNK_DONE:
             self._chunk = None
-            return Stop("chunk-done")
-        if r == C.R_EVENT:
-            return Stop("event", thread=int(o[C.O_THREAD]))
-        if r == C.R_STARVED:
-            return Stop("starved", thread=int(o[C.O_THREAD]))
+            return _CHUNK_DONE
+        if r == C.R_EVENT or r == C.R_STARVED:
+            # Stops are immutable: one per (reason, thread) is kept and handed out again
+            # (creating a frozen dataclass costs about a microsecond per crossing)
+            key = (r, int(o[C.O_THREAD]))
+            st = self._stops.get(key)
+            if st is None:
+                st = Stop("event" if r == C.R_EVENT else "starved", thread=key[1])
+                self._stops[key] = st
+            return st
         pte = int(o[C.O_PTE])
         st = pte & 3
         return Stop("fault", thread=int(o[C.O_THREAD]), vaddr=int(o[C.O_VADDR]), kind=int(o[C.O_KIND]),

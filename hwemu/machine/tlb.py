@@ -47,7 +47,7 @@ def _fill(c, vals, r, key, pte):
     vals[i] = pte
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def tlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
     """Returns (pte, time after translation). A returned PTE whose state is not present is a
     trap; nothing was cached for it. Entries are tagged by process (``pid``)."""
@@ -104,7 +104,7 @@ def _or_entry(c, vals, row, key, bits):
         vals[i] |= bits
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def tlb_mark_dirty(S, k2, v2, k4, v4, cpu, pid, vaddr, pte):
     """A store through a translation whose PTE is clean: set D in the page table (x86's
     locked re-walk) and in ``cpu``'s cached copies, so later stores go straight through.
@@ -125,7 +125,7 @@ def tlb_mark_dirty(S, k2, v2, k4, v4, cpu, pid, vaddr, pte):
     return new
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _drop_matching(c, vals, cpu, shift, key):
     """Invalidate the entries of ``cpu``'s instance of ``c`` whose tag >> shift == key."""
     n = 0
@@ -140,7 +140,7 @@ def _drop_matching(c, vals, cpu, shift, key):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def tlb_flush_page(S, cpu, pid, vaddr, huge):
     """Drop every translation of ``pid``'s page at ``vaddr`` from ``cpu``'s TLBs; returns how
     many entries were dropped."""
