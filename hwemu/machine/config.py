@@ -11,13 +11,13 @@ errors name the file and the key::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from hwemu.errors import HwemuError
+from hwemu.fileio import parse_toml_bytes, read_toml
 from hwemu.machine import params as P
-from hwemu.units import (parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps,
+from hwemu.units import (MAX_CACHE_BYTES, check_max, parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps,
                          period_ps)
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -217,13 +217,7 @@ def resolve(name_or_path: str) -> Path:
 
 
 def _read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise HwemuError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise HwemuError(f"{path}: cannot read: {exc.strerror}") from None
+    return read_toml(path, "machine TOML file")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -245,7 +239,10 @@ def _load_dict(path: Path, depth: int = 0) -> dict:
         return d
     if not isinstance(base, str):
         raise HwemuError(f"{path}: base: expected a preset name or file path string")
-    bpath = resolve(base) if not (path.parent / base).exists() else path.parent / base
+    try:
+        bpath = resolve(base) if not (path.parent / base).exists() else path.parent / base
+    except HwemuError as exc:
+        raise HwemuError(f"{path}: base: {exc}") from None
     return _merge(_load_dict(bpath, depth + 1), d)
 
 
@@ -258,10 +255,7 @@ def load_machine(name_or_path: str) -> MachineConfig:
 
 
 def load_machine_text(text: str, source: str = "<string>") -> MachineConfig:
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise HwemuError(f"{source}: not valid TOML: {exc}") from None
+    d = parse_toml_bytes(text.encode("utf-8", "surrogatepass"), source)
     base = d.pop("base", None)
     if base is not None:
         d = _merge(_load_dict(resolve(base)), d)
@@ -349,6 +343,7 @@ def _params_of(section: str):
 def _cache(src: str, d: dict, name: str) -> CacheConfig:
     sec = _Section(src, f"[cache.{name}]", d.get("cache", {}).get(name, {}), _params_of(f"cache.{name}"))
     size = sec.positive("size", P_LINE := LINE_BYTES)
+    check_max(size, MAX_CACHE_BYTES, sec.where("size"), "cache size (bytes)")
     ways = sec.positive("ways")
     lat = sec.positive("latency")
     if size % (LINE_BYTES * ways):

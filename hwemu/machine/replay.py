@@ -155,7 +155,11 @@ def parse_cpus(text: str | None, cfg: MachineConfig) -> list[int] | None:
         try:
             if "-" in part:
                 a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
+                a, b = int(a), int(b)
+                if b >= cfg.num_cpus or a < 0:
+                    raise HwemuError(f"--cpus: range {part!r} names CPUs that do not exist on "
+                                     f"{cfg.name} (0..{cfg.num_cpus - 1})")
+                out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
         except ValueError:
@@ -260,10 +264,10 @@ def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None =
     """Replay a native trace on ``machine`` with first-touch placement (or ``on_fault``)."""
     from tqdm import tqdm
 
-    from hwemu.traces.format import TraceReader
+    from hwemu.traces.format import MAX_VADDR, TraceReader
 
     cfg = machine if isinstance(machine, MachineConfig) else load_machine(machine)
-    reader = TraceReader(trace_path)
+    reader = TraceReader(trace_path, max_addr=MAX_VADDR)
     threads = max(1, reader.meta.threads, _max_tid(reader) + 1)
     if cpus is not None and len(cpus) < threads:
         raise HwemuError(f"--cpus: the trace has {threads} thread(s) but only {len(cpus)} CPU(s) "
