@@ -212,9 +212,8 @@ class TraceWriter:
         except BaseException as close_exc:
             if exc_type is None:
                 exc_type, exc, tb = type(close_exc), close_exc, close_exc.__traceback__
-            else:
-                with contextlib.suppress(BaseException):
-                    self._writer.close()
+            with contextlib.suppress(BaseException):
+                self._writer.close()
         if exc_type is None:
             self._ctx.__exit__(None, None, None)
             return False
