@@ -19,6 +19,9 @@ from hwemu.errors import HwemuError
 
 #: Largest cache (per cache) the models simulate: 1 GiB is 16 Mi lines of state.
 MAX_CACHE_BYTES = 1 << 30
+#: Most cache all the caches of one machine may hold together (private caches count once per
+#: core): 4 GiB is 64 Mi lines of state.
+MAX_MACHINE_CACHE_BYTES = 1 << 32
 #: Most CPUs a machine, a --cpus list or a schedule may name.
 MAX_CPUS = 4096
 #: Most pages one command or schedule event may fault in, move or pin (64 GiB of 4 KiB pages).

@@ -371,6 +371,8 @@ def test_absurd_sizes_are_refused_up_front(tmp_path, cli):
     m = tmp_path / "big.toml"
     m.write_text('base = "skx-2s"\n[cache.llc]\nsize = "64TiB"\n')
     refused(cli("machine", "show", "--no-measure", m), "big.toml", "[cache.llc] size", "at most")
+    m.write_text('base = "skx-2s"\n[cache.l1d]\nsize = "1GiB"\nways = 1\n')  # x 48 cores
+    refused(cli("machine", "show", "--no-measure", m), "big.toml", "total cache", "at most")
     refused(cli("run", "--machine", "skx-2s", t, "--cpus", "0-99999999999"), "--cpus")
     s = tmp_path / "s.toml"
     s.write_text('[[process]]\npid = 1\n[[thread]]\ntid = 0\npid = 1\ncpu = 0\n'

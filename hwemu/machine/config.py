@@ -17,7 +17,7 @@ from pathlib import Path
 from hwemu.errors import HwemuError
 from hwemu.fileio import parse_toml_bytes, read_toml
 from hwemu.machine import params as P
-from hwemu.units import (MAX_CACHE_BYTES, check_max, parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps,
+from hwemu.units import (MAX_CACHE_BYTES, MAX_MACHINE_CACHE_BYTES, check_max, parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps,
                          period_ps)
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -503,6 +503,12 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
         os=os_costs,
     )
+    # Every core has its own L1s and L2, every socket its LLC: refuse a machine whose caches
+    # together would not fit the host's memory before anything is allocated.
+    total = (cfg.num_cpus * (cfg.l1i.size_bytes + cfg.l1d.size_bytes + cfg.l2.size_bytes)
+             + cfg.sockets * cfg.llc.size_bytes)
+    check_max(total, MAX_MACHINE_CACHE_BYTES, f"{src}: [cache] sizes x cores and sockets",
+              "total cache (bytes)")
     dist = cfg.hops()
     for i in range(len(nodes)):
         for j in range(len(nodes)):

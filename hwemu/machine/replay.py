@@ -156,9 +156,10 @@ def parse_cpus(text: str | None, cfg: MachineConfig) -> list[int] | None:
             if "-" in part:
                 a, b = part.split("-", 1)
                 a, b = int(a), int(b)
-                if b >= cfg.num_cpus or a < 0:
-                    raise HwemuError(f"--cpus: range {part!r} names CPUs that do not exist on "
-                                     f"{cfg.name} (0..{cfg.num_cpus - 1})")
+                if b >= cfg.num_cpus or a < 0:  # checked before the range is built
+                    bad = a if not 0 <= a < cfg.num_cpus else cfg.num_cpus
+                    raise HwemuError(f"--cpus: CPU {bad} does not exist on {cfg.name} "
+                                     f"(0..{cfg.num_cpus - 1})")
                 out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
@@ -255,6 +256,9 @@ def _max_tid(reader) -> int:
         if st is None or not st.has_min_max:
             return max(0, reader.meta.threads - 1)
         best = max(best, int(st.max))
+    if not 0 <= best <= 0xFFFF:
+        # Out of range (a foreign writer): reading the column reports the first bad row.
+        reader.thread_counts(1)
     return best
 
 
