@@ -12,3 +12,11 @@ class HwemuError(Exception):
     def __init__(self, message: str):
         # Keep it to one line whatever the caller passed in.
         super().__init__(" ".join(str(message).split()))
+
+
+def warn(message: str) -> None:
+    """Tell the user about input that is accepted but probably not what they meant: one line
+    ``hwemu: warning: <message>`` on stderr (the run goes on)."""
+    import sys
+
+    print(f"hwemu: warning: {' '.join(str(message).split())}", file=sys.stderr)

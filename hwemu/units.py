@@ -8,9 +8,31 @@ frequencies are floats in hertz. These helpers turn strings such as ``"32KiB"``,
 
 from __future__ import annotations
 
+import math
 import re
 
 from hwemu.errors import HwemuError
+
+# ----------------------------------------------------------------------------------- limits
+# What hwemu refuses up front rather than trying to allocate: the models keep state per cache
+# line, per CPU and per page, so an absurd size would otherwise run the host out of memory.
+
+#: Largest cache (per cache) the models simulate: 1 GiB is 16 Mi lines of state.
+MAX_CACHE_BYTES = 1 << 30
+#: Most cache all the caches of one machine may hold together (private caches count once per
+#: core): 4 GiB is 64 Mi lines of state.
+MAX_MACHINE_CACHE_BYTES = 1 << 32
+#: Most CPUs a machine, a --cpus list or a schedule may name.
+MAX_CPUS = 4096
+#: Most pages one command or schedule event may fault in, move or pin (64 GiB of 4 KiB pages).
+MAX_PAGES = 1 << 24
+
+
+def check_max(value: int, limit: int, where: str, what: str = "value") -> int:
+    """``value`` if it is at most ``limit``, else a HwemuError naming ``where``."""
+    if value > limit:
+        raise HwemuError(f"{where}: {what} {value} is more than hwemu can model (at most {limit})")
+    return value
 
 _NUM = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?"
 
@@ -29,15 +51,43 @@ _RE = re.compile(r"^\s*" + _NUM + r"\s*([A-Za-z/]*)\s*$")
 
 
 def _split(text, where: str, what: str):
+    """(value, unit) of ``text``; the value is a finite float (inf, nan and numbers too large
+    for a float, such as 1e400, are refused here, once for every quantity)."""
     if isinstance(text, bool):
         raise HwemuError(f"{where}: expected a {what}, got {text!r}")
-    if isinstance(text, (int, float)):
+    if isinstance(text, int):
+        if abs(text) > 1 << 100:
+            raise HwemuError(f"{where}: {text} is too large")
         return float(text), ""
-    m = _RE.match(str(text))
-    if not m:
-        raise HwemuError(f"{where}: cannot parse {text!r} as a {what}")
-    value = float(m.group(1) + (("e" + m.group(2)) if m.group(2) else ""))
-    return value, m.group(3)
+    if isinstance(text, float):
+        value, unit = text, ""
+    elif isinstance(text, str):
+        m = _RE.match(text)
+        if not m:
+            raise HwemuError(f"{where}: cannot parse {text!r} as a {what}")
+        exp = m.group(2)
+        if exp and abs(int(exp)) > 400:
+            raise HwemuError(f"{where}: {text!r} is out of range")
+        value = float(m.group(1) + (("e" + exp) if exp else ""))
+        unit = m.group(3)
+    else:
+        raise HwemuError(f"{where}: expected a {what}, got {text!r}")
+    if not math.isfinite(value):
+        raise HwemuError(f"{where}: {text!r} is not a finite number")
+    return value, unit
+
+
+def parse_number(text, where: str = "number", minimum: float | None = None,
+                 maximum: float | None = None) -> float:
+    """A finite float from a string or number (no unit), within [minimum, maximum] if given."""
+    value, unit = _split(text, where, "number")
+    if unit:
+        raise HwemuError(f"{where}: cannot parse {text!r} as a number")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        lo = "-inf" if minimum is None else f"{minimum:g}"
+        hi = "inf" if maximum is None else f"{maximum:g}"
+        raise HwemuError(f"{where}: {text!r} is outside [{lo}, {hi}]")
+    return value
 
 
 def parse_size(text, where: str = "size") -> int:
@@ -46,8 +96,12 @@ def parse_size(text, where: str = "size") -> int:
     if unit not in _SIZE_UNITS:
         raise HwemuError(f"{where}: unknown size unit {unit!r} in {text!r} (use B, KiB, MiB, GiB)")
     result = value * _SIZE_UNITS[unit]
+    if not math.isfinite(result) or result >= 2.0**64:
+        raise HwemuError(f"{where}: {text!r} is larger than a 64-bit address space")
     if result != int(result) or result < 0:
         raise HwemuError(f"{where}: {text!r} is not a whole, non-negative number of bytes")
+    if isinstance(text, int):
+        return text
     return int(result)
 
 
@@ -59,7 +113,12 @@ def parse_time_ps(text, where: str = "time") -> int:
         raise HwemuError(f"{where}: unknown time unit {unit!r} in {text!r} (use ps, ns, us, ms, s)")
     if value < 0:
         raise HwemuError(f"{where}: time {text!r} is negative")
-    return int(round(value * _TIME_UNITS_PS[unit]))
+    ps = value * _TIME_UNITS_PS[unit]
+    if ps >= 2.0**62:
+        raise HwemuError(f"{where}: time {text!r} is too long (at most about 53 days)")
+    if isinstance(text, int):
+        return text
+    return int(round(ps))
 
 
 def parse_freq_hz(text, where: str = "frequency") -> float:
@@ -70,7 +129,10 @@ def parse_freq_hz(text, where: str = "frequency") -> float:
         raise HwemuError(f"{where}: unknown frequency unit {unit!r} in {text!r} (use Hz, MHz, GHz)")
     if value <= 0:
         raise HwemuError(f"{where}: frequency {text!r} must be positive")
-    return value * _FREQ_UNITS[unit]
+    hz = value * _FREQ_UNITS[unit]
+    if not 1.0 <= hz <= 1e15:
+        raise HwemuError(f"{where}: frequency {text!r} is outside 1Hz..1PHz")
+    return hz
 
 
 def period_ps(freq_hz: float) -> float:
@@ -86,7 +148,10 @@ def parse_bandwidth_bps(text, where: str = "bandwidth") -> float:
         raise HwemuError(f"{where}: unknown bandwidth unit {unit!r} in {text!r} (use B/s, MB/s, GB/s, GiB/s)")
     if value <= 0:
         raise HwemuError(f"{where}: bandwidth {text!r} must be positive")
-    return value * _BW_UNITS[unit]
+    bps = value * _BW_UNITS[unit]
+    if not math.isfinite(bps) or bps > 1e18:
+        raise HwemuError(f"{where}: bandwidth {text!r} is too large")
+    return bps
 
 
 def format_size(n: int) -> str:

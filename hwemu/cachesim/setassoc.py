@@ -147,6 +147,7 @@ import numba
 import numpy as np
 
 from hwemu.errors import HwemuError
+from hwemu.units import MAX_CACHE_BYTES, check_max
 
 # --- flags and return codes -------------------------------------------------------------------
 F_VALID = 1
@@ -222,6 +223,7 @@ class CacheGeometry:
             raise HwemuError(f"{spec}: line size ({self.line_bytes} B) is above the maximum of 256 B")
         if self.size_bytes <= self.line_bytes:
             raise HwemuError(f"{spec}: cache size ({self.size_bytes} B) must exceed the line size")
+        check_max(int(self.size_bytes), MAX_CACHE_BYTES, spec, "cache size (bytes)")
         if self.assoc > self.size_bytes // self.line_bytes:
             raise HwemuError(f"{spec}: associativity ({self.assoc}) exceeds the number of lines "
                              f"({self.size_bytes // self.line_bytes})")

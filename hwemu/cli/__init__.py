@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 
@@ -59,12 +60,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that it unwinds like KeyboardInterrupt does on
+    SIGINT: every atomic write in progress removes its temporary file (hwemu.fileio)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _install_sigterm() -> list:
+    """Turn SIGTERM into :class:`Terminated` (main thread only); returns ``[old handler]``,
+    or ``[]`` if it could not be installed."""
+    try:
+        return [signal.signal(signal.SIGTERM, _on_sigterm)]
+    except (ValueError, OSError):  # not the main thread
+        return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    old = _install_sigterm()
     try:
         status = args.func(args)
         sys.stdout.flush()
@@ -75,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwemu: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("hwemu: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # Output piped into head(1) or similar: not an error of ours.
         try:
@@ -89,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hwemu: internal error: {type(exc).__name__}: {exc} "
                   "(set HWEMU_DEBUG=1 for a traceback)", file=sys.stderr)
         return 1
+    finally:
+        if old:
+            signal.signal(signal.SIGTERM, old[0] if old[0] is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

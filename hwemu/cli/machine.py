@@ -239,6 +239,10 @@ def _cmd_mlc(args) -> int:
     from hwemu.machine import mlc
     from hwemu.machine.config import load_machine
 
+    from hwemu.fileio import check_writable
+
+    if args.plot and not args.idle_latency:
+        check_writable(args.plot, "--plot")
     cfg = load_machine(args.machine)
     if args.idle_latency:
         if args.plot:
@@ -285,14 +289,12 @@ def _cmd_run(args) -> int:
     from hwemu.machine.config import load_machine
     from hwemu.machine.replay import parse_cpus, run_trace
 
+    from hwemu.fileio import check_writable
+
+    if args.stats_out:
+        check_writable(args.stats_out, "--stats-out")
     cfg = load_machine(args.machine)
     cpus = parse_cpus(args.cpus, cfg)
-    if args.stats_out:
-        from pathlib import Path
-
-        parent = Path(args.stats_out).parent
-        if not parent.is_dir():
-            raise HwemuError(f"--stats-out: directory {parent} does not exist")
     if args.schedule or args.policy or args.param or args.window:
         return _cmd_run_os(args, cfg, cpus)
     res = run_trace(cfg, args.trace, cpus=cpus, seed=args.seed, progress=sys.stderr.isatty())
@@ -344,6 +346,9 @@ def _cmd_run_os(args, cfg, cpus) -> int:
     if args.schedule and cpus is not None:
         raise HwemuError("--cpus: the schedule gives each thread its CPU; use one or the other")
     placement, migration = parse_policy_spec(args.policy or "first-touch", _parse_params(args.param))
+    if not args.schedule and "manual" in (placement.name, migration.name):
+        raise HwemuError(f"--policy {args.policy}: the manual policy acts on the schedule's "
+                         "thread moves; give --schedule FILE")
     window = parse_time_ps(args.window, "--window") if args.window else None
     if window is not None and window <= 0:
         raise HwemuError("--window: must be positive")

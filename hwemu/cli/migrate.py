@@ -98,11 +98,13 @@ def register(sub) -> None:
 def _bench_migrate(args) -> int:
     from hwemu.cli.output import print_json
     from hwemu.sim.bench_migrate import run_bench
-    from hwemu.units import parse_size
+    from hwemu.units import MAX_PAGES, check_max, parse_size
 
     size = parse_size(args.page_size, "--page-size")
     if args.pages < 1:
         raise HwemuError(f"--pages: must be >= 1, got {args.pages}")
+    check_max(args.pages, MAX_PAGES, "--pages", "page count")
+    check_max(args.pages * size, MAX_PAGES * 4096, "--pages x --page-size", "bytes")
     bars = []
     progress = migrate_progress = None
     if sys.stderr.isatty():

@@ -18,15 +18,16 @@ as processes on the CPU of the calling thread; their results are logged in
 
 from __future__ import annotations
 
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hwemu.errors import HwemuError
+from hwemu.fileio import read_toml
 from hwemu.linux.mempolicy import FLAG_NAMES, Mempolicy, parse_policy
 from hwemu.linux.mm import PAGE_SIZE, VmaKind
-from hwemu.units import parse_size, parse_time_ps
+from hwemu.units import MAX_PAGES, parse_size, parse_time_ps
 
 ACTIONS = ("move_thread", "pin", "unpin", "writeback", "lock_page", "move_pages", "migrate_pages",
            "mbind", "set_mempolicy")
@@ -117,6 +118,15 @@ class _Ctx:
             raise self.err(key, "expected a table")
         return obj
 
+    def array(self, obj: dict, k: str, key: str) -> list:
+        """``obj[k]`` (default empty) if it is an array of tables, as ``[[k]]`` writes."""
+        v = obj.get(k, [])
+        if not isinstance(v, list):
+            where = f"{key}.{k}" if key else k
+            toml = re.sub(r"\[[0-9]+\]", "", where)
+            raise self.err(where, f"expected an array of tables ([[{toml}]]), got {v!r}")
+        return v
+
     def keys(self, obj: dict, key: str, required: set, optional: set) -> None:
         for k in sorted(required):
             if k not in obj:
@@ -126,12 +136,15 @@ class _Ctx:
                 allowed = ", ".join(sorted(required | optional))
                 raise self.err(f"{key}.{k}", f"unknown key (allowed: {allowed})")
 
-    def int_(self, obj: dict, k: str, key: str, default=None, lo: int | None = 0) -> int:
+    def int_(self, obj: dict, k: str, key: str, default=None, lo: int | None = 0,
+             hi: int | None = None) -> int:
         v = obj.get(k, default)
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.err(f"{key}.{k}", f"expected an integer, got {v!r}")
         if lo is not None and v < lo:
             raise self.err(f"{key}.{k}", f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise self.err(f"{key}.{k}", f"{v} is more than hwemu can model (at most {hi})")
         return v
 
     def addr(self, obj: dict, k: str, key: str) -> int:
@@ -143,6 +156,8 @@ class _Ctx:
                 raise self.err(f"{key}.{k}", f"cannot parse address {obj.get(k)!r}") from None
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise self.err(f"{key}.{k}", f"expected an address (integer or \"0x...\" string), got {obj.get(k)!r}")
+        if v >= 1 << 57:
+            raise self.err(f"{key}.{k}", f"address {v:#x} is outside the 57-bit virtual address space")
         if v % PAGE_SIZE:
             raise self.err(f"{key}.{k}", f"address {v:#x} is not 4KiB aligned")
         return v
@@ -200,13 +215,7 @@ class _Ctx:
 def load_schedule(path: str | Path, hw) -> Schedule:
     path = str(path)
     p = Path(path)
-    if not p.is_file():
-        raise HwemuError(f"{path}: no such file")
-    try:
-        with open(p, "rb") as fh:
-            doc = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise HwemuError(f"{path}: not valid TOML: {exc}") from None
+    doc = read_toml(p, "schedule TOML file")
     return parse_schedule(doc, path, hw)
 
 
@@ -230,9 +239,7 @@ def parse_schedule(doc: dict, path: str, hw) -> Schedule:
     nn, ncpu = hw.num_nodes, hw.num_cpus
     procs: list[ProcessSpec] = []
     pids: set[int] = set()
-    raw_procs = doc.get("process", [])
-    if not isinstance(raw_procs, list):
-        raise c.err("process", "expected an array of tables ([[process]])")
+    raw_procs = c.array(doc, "process", "")
     for i, rp in enumerate(raw_procs):
         key = f"process[{i}]"
         c.table(rp, key)
@@ -247,7 +254,7 @@ def parse_schedule(doc: dict, path: str, hw) -> Schedule:
                            auto_vma=c.bool_(rp, "auto_vma", key, True),
                            numa_balancing=c.bool_(rp, "numa_balancing", key, False))
         ranges = []
-        for j, rm in enumerate(rp.get("mmap", [])):
+        for j, rm in enumerate(c.array(rp, "mmap", key)):
             mkey = f"{key}.mmap[{j}]"
             c.table(rm, mkey)
             c.keys(rm, mkey, {"start", "size"}, {"kind", "file", "offset", "thp", "policy", "name"})
@@ -272,7 +279,7 @@ def parse_schedule(doc: dict, path: str, hw) -> Schedule:
         procs.append(spec)
     threads: list[ThreadSpec] = []
     tids: set[int] = set()
-    for i, rt in enumerate(doc.get("thread", [])):
+    for i, rt in enumerate(c.array(doc, "thread", "")):
         key = f"thread[{i}]"
         c.table(rt, key)
         c.keys(rt, key, {"tid", "pid", "cpu"}, set())
@@ -288,7 +295,7 @@ def parse_schedule(doc: dict, path: str, hw) -> Schedule:
             raise c.err(f"{key}.cpu", f"cpu {cpu} does not exist (cpus 0-{ncpu - 1})")
         threads.append(ThreadSpec(tid, pid, cpu))
     events: list[EventSpec] = []
-    for i, re_ in enumerate(doc.get("event", [])):
+    for i, re_ in enumerate(c.array(doc, "event", "")):
         key = f"event[{i}]"
         c.table(re_, key)
         action = c.str_(re_, "action", key, None, ACTIONS) if "action" in re_ else None
@@ -313,7 +320,7 @@ def parse_schedule(doc: dict, path: str, hw) -> Schedule:
         if "addr" in req:
             a["addr"] = c.addr(re_, "addr", key)
         if "pages" in opt:
-            a["pages"] = c.int_(re_, "pages", key, 1, lo=1)
+            a["pages"] = c.int_(re_, "pages", key, 1, lo=1, hi=MAX_PAGES)
         if action in ("pin", "unpin"):
             a["kind"] = c.str_(re_, "kind", key, "pin", ("pin", "get"))
         if action in ("pin", "writeback") and "duration" in re_:

@@ -11,13 +11,14 @@ errors name the file and the key::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from hwemu.errors import HwemuError
+from hwemu.fileio import parse_toml_bytes, read_toml
 from hwemu.machine.params import DRAM_PARAMS, LINK_PARAMS, NODE_PARAMS, PARAMS, all_params
-from hwemu.units import (parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps,
+from hwemu.units import (MAX_CACHE_BYTES, MAX_MACHINE_CACHE_BYTES, check_max, parse_bandwidth_bps,
+                         parse_freq_hz, parse_size, parse_time_ps,
                          period_ps)
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -234,13 +235,7 @@ def resolve(name_or_path: str) -> Path:
 
 
 def _read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise HwemuError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise HwemuError(f"{path}: cannot read: {exc.strerror}") from None
+    return read_toml(path, "machine TOML file")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -262,7 +257,10 @@ def _load_dict(path: Path, depth: int = 0) -> dict:
         return d
     if not isinstance(base, str):
         raise HwemuError(f"{path}: base: expected a preset name or file path string")
-    bpath = resolve(base) if not (path.parent / base).exists() else path.parent / base
+    try:
+        bpath = resolve(base) if not (path.parent / base).exists() else path.parent / base
+    except HwemuError as exc:
+        raise HwemuError(f"{path}: base: {exc}") from None
     return _merge(_load_dict(bpath, depth + 1), d)
 
 
@@ -356,10 +354,7 @@ def as_config(machine: "MachineConfig | str") -> MachineConfig:
 
 
 def load_machine_text(text: str, source: str = "<string>") -> MachineConfig:
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise HwemuError(f"{source}: not valid TOML: {exc}") from None
+    d = parse_toml_bytes(text.encode("utf-8", "surrogatepass"), source)
     base = d.pop("base", None)
     if base is not None:
         d = _merge(_load_dict(resolve(base)), d)
@@ -447,6 +442,7 @@ def _params_of(section: str):
 def _cache(src: str, d: dict, name: str) -> CacheConfig:
     sec = _Section(src, f"[cache.{name}]", d.get("cache", {}).get(name, {}), _params_of(f"cache.{name}"))
     size = sec.positive("size", P_LINE := LINE_BYTES)
+    check_max(size, MAX_CACHE_BYTES, sec.where("size"), "cache size (bytes)")
     ways = sec.positive("ways")
     lat = sec.positive("latency")
     if size % (LINE_BYTES * ways):
@@ -620,6 +616,12 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
         os=os_costs, parametric=parametric,
     )
+    # Every core has its own L1s and L2, every socket its LLC: refuse a machine whose caches
+    # together would not fit the host's memory before anything is allocated.
+    total = (cfg.num_cpus * (cfg.l1i.size_bytes + cfg.l1d.size_bytes + cfg.l2.size_bytes)
+             + cfg.sockets * cfg.llc.size_bytes)
+    check_max(total, MAX_MACHINE_CACHE_BYTES, f"{src}: [cache] sizes x cores and sockets",
+              "total cache (bytes)")
     dist = cfg.hops()
     for i in range(len(nodes)):
         for j in range(len(nodes)):

@@ -155,7 +155,12 @@ def parse_cpus(text: str | None, cfg: MachineConfig) -> list[int] | None:
         try:
             if "-" in part:
                 a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
+                a, b = int(a), int(b)
+                if b >= cfg.num_cpus or a < 0:  # checked before the range is built
+                    bad = a if not 0 <= a < cfg.num_cpus else cfg.num_cpus
+                    raise HwemuError(f"--cpus: CPU {bad} does not exist on {cfg.name} "
+                                     f"(0..{cfg.num_cpus - 1})")
+                out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
         except ValueError:
@@ -251,6 +256,9 @@ def _max_tid(reader) -> int:
         if st is None or not st.has_min_max:
             return max(0, reader.meta.threads - 1)
         best = max(best, int(st.max))
+    if not 0 <= best <= 0xFFFF:
+        # Out of range (a foreign writer): reading the column reports the first bad row.
+        reader.thread_counts(1)
     return best
 
 
@@ -260,10 +268,10 @@ def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None =
     """Replay a native trace on ``machine`` with first-touch placement (or ``on_fault``)."""
     from tqdm import tqdm
 
-    from hwemu.traces.format import TraceReader
+    from hwemu.traces.format import MAX_VADDR, TraceReader
 
     cfg = as_config(machine)
-    reader = TraceReader(trace_path)
+    reader = TraceReader(trace_path, max_addr=MAX_VADDR)
     threads = max(1, reader.meta.threads, _max_tid(reader) + 1)
     if cpus is not None and len(cpus) < threads:
         raise HwemuError(f"--cpus: the trace has {threads} thread(s) but only {len(cpus)} CPU(s) "

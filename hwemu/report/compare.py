@@ -137,6 +137,15 @@ def check_policy(policy: str, params: dict | None = None) -> None:
     parse_policy_spec(policy, {k: v for k, v in (params or {}).items() if k not in run})
 
 
+def check_run_params(shared: dict, where) -> None:
+    """Fail early on a run parameter value that a cell would refuse; ``where(name)`` is the
+    key or option to name in the message."""
+    from hwemu.sim.experiment import parse_run_param
+
+    for name, value in shared.items():
+        parse_run_param(name, value, where(name))
+
+
 def check_machine(machine: str, base_dir=None) -> None:
     """Fail early on a machine that is neither a preset nor a valid machine file."""
     from hwemu.machine.config import load_machine
@@ -257,6 +266,7 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
         if per_policy:
             raise HwemuError("the demo takes run parameters only (" +
                              ", ".join(sorted(run_params())) + ")")
+        check_run_params(shared, lambda k: f"--param {k}")
         specs = demo_specs(int(seed), shared)
     else:
         if traces is None:
@@ -268,6 +278,7 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
             policies = list(DEFAULT_POLICIES) + (["manual"] if schedule is not None else [])
         policies = [policies] if isinstance(policies, str) else list(policies)
         shared, per_policy = split_params(params, policies)
+        check_run_params(shared, lambda k: f"--param {k}")
         if runner is None:
             for pol in _unique(policies, "policy"):
                 check_policy(pol, (per_policy.get(pol) or [{}])[0])

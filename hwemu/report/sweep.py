@@ -14,13 +14,14 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwemu.errors import HwemuError
+from hwemu.fileio import read_toml
 from hwemu.report.cells import CellSpec, cell_path, load_cell, save_cell
-from hwemu.report.compare import (BASELINE, check_file, check_machine, check_policy, plan_cells,
+from hwemu.report.compare import (BASELINE, check_file, check_machine, check_policy,
+                                  check_run_params, plan_cells,
                                   prepare_out, progress, run_one, run_params)
 
 _TOP_KEYS = {"machines", "traces", "policies", "seeds", "schedule", "params", "retries"}
@@ -90,17 +91,7 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
     parameters is accepted by the policy registry (hwemu.policies), and the shared parameters
     are parameters of the run (hwemu.sim.experiment.RUN_PARAMS)."""
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise HwemuError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise HwemuError(f"{p}: is a directory, expected a sweep TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise HwemuError(f"{p}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise HwemuError(f"{p}: cannot read: {exc.strerror}") from None
+    data = read_toml(p, "sweep TOML file")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise HwemuError(f"{p}: unknown key '{unknown[0]}' (known: "
@@ -143,6 +134,11 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
         if clash:
             raise HwemuError(f"{p}: key 'params.{pol}.{clash[0]}': also given to every policy "
                              f"in 'params.{clash[0]}'")
+    run = run_params()
+    for name, values in shared.items():
+        if name in run:
+            for v in values:
+                check_run_params({name: v}, lambda k: f"{p}: key 'params.{k}'")
     if check:
         base = p.resolve().parent
         for key, names, fn in (("machines", machines, check_machine),
@@ -229,6 +225,7 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
     if not isinstance(sweep, SweepSpec):
         sweep = load_sweep(sweep, check=runner is None)
     retries = sweep.retries if retries is None else int(retries)
+    fresh = not Path(out).exists()
     out = prepare_out(out).resolve()
     cells_dir = out / "cells"
     specs = sweep.cells()
@@ -271,6 +268,11 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
                 if cluster is not None:
                     cluster.close()
     if errors:
+        if fresh and not any(cells_dir.iterdir()):
+            import shutil
+
+            # Nothing finished in a directory this run created: leave nothing behind.
+            shutil.rmtree(out, ignore_errors=True)
         raise HwemuError(f"{len(errors)} of {len(todo)} cells failed (finished cells are kept; "
                          f"re-run to resume); first: {errors[0]}")
     cells = [load_cell(cell_path(cells_dir, s)) for s in specs]

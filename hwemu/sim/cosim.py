@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwemu.errors import HwemuError
+from hwemu.errors import HwemuError, warn
 from hwemu.linux.kernel import KernelObserver
 from hwemu.machine.core import FAULT_KINDS
 from hwemu.machine.replay import StopHandler
@@ -141,7 +141,7 @@ class CoSim(StopHandler):
         from hwemu.machine.system import Machine
         from hwemu.policies.base import MigrationPolicy, PlacementPolicy, PolicyContext
         from hwemu.policies.registry import get_policy
-        from hwemu.traces.format import TraceReader
+        from hwemu.traces.format import MAX_VADDR, TraceReader
 
         cfg = as_config(machine)
         if not fault_cost:
@@ -150,7 +150,7 @@ class CoSim(StopHandler):
             cfg = dataclasses.replace(cfg, fault_cost_ps=0)
         self.cfg = cfg
         self.trace = Path(trace)
-        self.reader = TraceReader(trace)
+        self.reader = TraceReader(trace, max_addr=MAX_VADDR)
         tids = _trace_tids(self.reader)
         nthreads = max(1, len(tids), self.reader.meta.threads)
         if nthreads > cfg.num_cpus:
@@ -178,6 +178,11 @@ class CoSim(StopHandler):
             if sched.thread_for(t) is None:
                 raise HwemuError(f"{sched.path}: the trace has thread {t} but no [[thread]] "
                                  f"with tid = {t}")
+        absent = [t.tid for t in sched.threads if t.tid >= nthreads]
+        if absent and schedule is not None:
+            warn(f"{sched.path}: [[thread]] tid = {absent[0]}"
+                 f"{f' (and {len(absent) - 1} more)' if len(absent) > 1 else ''} is not in the "
+                 f"trace {self.trace} (its threads are 0..{nthreads - 1}); it never runs")
 
         params = dict(params or {})
         self.window_ps = int(window_ps or DEFAULT_WINDOW_PS)
@@ -550,6 +555,11 @@ class CoSim(StopHandler):
             self.feed.drive(m, self, bar)
         end = m.sim_time_ps()
         self._trace_done = True
+        late = [e for e in self.schedule.events if e.at_ps > end]
+        if late:
+            warn(f"{self.schedule.path}: {late[0].where} at {late[0].at_ps / 1e6:g}us"
+                 f"{f' (and {len(late) - 1} more event(s))' if len(late) > 1 else ''} comes after "
+                 f"the trace ends at {end / 1e6:g}us, so it has no effect on the replay")
         # OS work still in flight (a migration started near the end) finishes
         self._advance_to(max(end, self.engine.now_ps))
         self._drain()

@@ -25,6 +25,20 @@ SUMMARY_KEYS = (
 #: Parameters run_cell itself takes (the others go to the policies).
 RUN_PARAMS = {"window": "timeline window (time, default 10us)"}
 
+
+def parse_run_param(name: str, value, where: str):
+    """The value of run parameter ``name`` (one of RUN_PARAMS), parsed and checked; a
+    HwemuError naming ``where`` if it is not acceptable. ``window``: a positive time in ps."""
+    from hwemu.units import parse_time_ps
+
+    if name != "window":
+        raise HwemuError(f"{where}: not a parameter of the run ({', '.join(sorted(RUN_PARAMS))})")
+    window_ps = value if isinstance(value, int) and not isinstance(value, bool) \
+        else parse_time_ps(value if isinstance(value, (float, bool)) else str(value), where)
+    if window_ps <= 0:
+        raise HwemuError(f"{where}: must be positive, got {value!r}")
+    return window_ps
+
 DEMO_DIR = Path(__file__).resolve().parents[2] / "traces" / "demo"
 
 
@@ -60,15 +74,11 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
     timeline window). Deterministic: the same arguments give identical numbers."""
     from hwemu.sim.cosim import CoSim
     from hwemu.policies.registry import parse_policy_spec
-    from hwemu.units import parse_time_ps
-
     params = dict(params or {})
     window = params.pop("window", None)
     window_ps = None
     if window is not None:
-        window_ps = window if isinstance(window, int) else parse_time_ps(str(window))
-        if window_ps <= 0:
-            raise HwemuError(f"params.window: must be positive, got {window!r}")
+        window_ps = parse_run_param("window", window, "params.window")
     if not Path(str(trace)).is_file():
         raise HwemuError(f"{trace}: no such trace file")
     placement, migration = parse_policy_spec(str(policy), params)

@@ -22,6 +22,7 @@ of one) at a time, so a trace much larger than memory streams through in bounded
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ DTYPES = {
     "insts": np.uint32,
 }
 COLUMNS = tuple(DTYPES)
+#: Virtual addresses the machine model can map (57 bits, x86-64 5-level paging); readers that
+#: replay a trace pass it as ``TraceReader(path, max_addr=MAX_VADDR)``.
+MAX_VADDR = 1 << 57
 DEFAULT_ROW_GROUP = 1 << 20
 
 
@@ -149,9 +153,14 @@ class TraceWriter:
 
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(str(tmp), arrow_schema(), compression="zstd",
-                                        compression_level=3, use_dictionary=["kind", "tid", "size"],
-                                        write_statistics=["addr", "tid"])
+        try:
+            self._writer = pq.ParquetWriter(str(tmp), arrow_schema(), compression="zstd",
+                                            compression_level=3,
+                                            use_dictionary=["kind", "tid", "size"],
+                                            write_statistics=["addr", "tid"])
+        except BaseException as exc:
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def write(self, chunk: TraceChunk) -> None:
@@ -191,24 +200,42 @@ class TraceWriter:
         )
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        # Any failure here (a full disk while the last row group or the footer is written)
+        # must reach atomic_path as an exception, so that the temporary file is removed and
+        # not renamed into place.
         try:
             if exc_type is None:
                 if self._pending_n:
                     self._flush(self._pending_n)
                 self._writer.add_key_value_metadata({META_KEY: json.dumps(self.meta().to_json())})
             self._writer.close()
-        finally:
+        except BaseException as close_exc:
+            if exc_type is None:
+                exc_type, exc, tb = type(close_exc), close_exc, close_exc.__traceback__
+            with contextlib.suppress(BaseException):
+                self._writer.close()
+        if exc_type is None:
+            self._ctx.__exit__(None, None, None)
+            return False
+        # Re-raise through atomic_path: it removes the temporary file and turns a write
+        # failure into a HwemuError naming the target.
+        try:
             self._ctx.__exit__(exc_type, exc, tb)
-        return False
+        except BaseException as raised:
+            if raised is exc:
+                raise
+            raise raised from None
+        raise exc
 
 
 class TraceReader:
     """Read a native trace in chunks. Errors on a missing, truncated or foreign file."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, max_addr: int | None = None):
         import pyarrow.parquet as pq
 
         self.path = Path(path)
+        self.max_addr = max_addr
         if not self.path.exists():
             raise HwemuError(f"{self.path}: no such trace file")
         if self.path.is_dir():
@@ -226,6 +253,9 @@ class TraceReader:
         missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise HwemuError(f"{self.path}: trace lacks column(s) {', '.join(missing)}")
+        twice = [c for c in COLUMNS if names.count(c) > 1]
+        if twice:
+            raise HwemuError(f"{self.path}: column {twice[0]} appears twice")
         try:
             d = json.loads(kv[META_KEY])
             self.meta = TraceMeta(
@@ -234,11 +264,77 @@ class TraceReader:
                 threads=int(d["threads"]), format_version=int(d["format_version"]),
                 extra=d.get("extra"),
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HwemuError(f"{self.path}: malformed hwemu metadata ({exc})") from None
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            raise HwemuError(f"{self.path}: malformed hwemu metadata ({type(exc).__name__}: {exc})") from None
+        if (not isinstance(self.meta.source_format, str) or not isinstance(self.meta.program, str)
+                or not isinstance(self.meta.records_by_kind, dict)
+                or not (self.meta.extra is None or isinstance(self.meta.extra, dict))):
+            raise HwemuError(f"{self.path}: malformed hwemu metadata (source_format and program "
+                             f"must be strings, records_by_kind and extra tables)")
         if self.meta.format_version > FORMAT_VERSION:
             raise HwemuError(f"{self.path}: trace format version {self.meta.format_version} is newer "
                              f"than this hwemu understands ({FORMAT_VERSION})")
+        self._check_schema()
+        rows = self.num_records
+        if rows == 0:
+            raise HwemuError(f"{self.path}: trace has no records")
+        if self.meta.records != rows:
+            raise HwemuError(f"{self.path}: metadata says {self.meta.records} records but the file "
+                             f"holds {rows} rows (truncated, or rewritten by another tool?)")
+        md = self._pf.metadata
+        self._group_start = np.concatenate(
+            [[0], np.cumsum([md.row_group(i).num_rows for i in range(md.num_row_groups)])]).astype(np.int64)
+
+    def _check_schema(self) -> None:
+        """Every column must have an integer type (values are range-checked when read)."""
+        import pyarrow as pa
+
+        schema = self._pf.schema_arrow
+        for c in COLUMNS:
+            t = schema.field(c).type
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            if not pa.types.is_integer(t):
+                raise HwemuError(f"{self.path}: column {c} has type {schema.field(c).type}, "
+                                 f"expected an integer type ({np.dtype(DTYPES[c]).name})")
+
+    def _read_group(self, i: int, columns: list[str]) -> dict:
+        """Row group ``i``'s ``columns`` as numpy arrays of the native dtypes, checked: no
+        nulls, every value in its column's range (kind 0..3)."""
+        try:
+            table = self._pf.read_row_group(i, columns=columns)
+        except Exception as exc:
+            raise HwemuError(f"{self.path}: row group {i} is unreadable (truncated or corrupt): "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        return {c: self._checked(table.column(c), c, int(self._group_start[i])) for c in columns}
+
+    def _checked(self, col, name: str, first_row: int) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if col.null_count:
+            bad = int(np.argmax(pc.is_null(col).to_numpy(zero_copy_only=False)))
+            raise HwemuError(f"{self.path}: column {name}: row {first_row + bad} is null")
+        arr = col.to_numpy()
+        want = np.dtype(DTYPES[name])
+        hi = KIND_M if name == "kind" else int(np.iinfo(want).max)
+        if arr.dtype != want or name == "kind":
+            if arr.size and (arr.dtype.kind == "i" and int(arr.min()) < 0 or int(arr.max()) > hi):
+                bad = int(np.flatnonzero((arr < 0) | (arr > hi))[0]) if arr.dtype.kind == "i" \
+                    else int(np.flatnonzero(arr > hi)[0])
+                what = "a record kind 0..3 (I, L, S, M)" if name == "kind" else f"0..{hi}"
+                raise HwemuError(f"{self.path}: column {name}: row {first_row + bad} has value "
+                                 f"{int(arr[bad])}, expected {what}")
+        out = np.ascontiguousarray(arr, dtype=want)
+        if name == "addr" and self.max_addr is not None and out.size \
+                and int(out.max()) >= self.max_addr:
+            bad = int(np.flatnonzero(out >= np.uint64(self.max_addr))[0])
+            raise HwemuError(f"{self.path}: column addr: row {first_row + bad} has address "
+                             f"{int(out[bad]):#x}, outside the {self.max_addr.bit_length() - 1}-bit "
+                             f"virtual address space the machine models")
+        return out
 
     @property
     def num_records(self) -> int:
@@ -251,12 +347,7 @@ class TraceReader:
     def iter_chunks(self, max_records: int | None = None) -> Iterator[TraceChunk]:
         """Yield chunks of at most ``max_records`` records (default: one row group each)."""
         for i in range(self._pf.metadata.num_row_groups):
-            try:
-                table = self._pf.read_row_group(i, columns=list(COLUMNS))
-            except Exception as exc:
-                raise HwemuError(f"{self.path}: row group {i} is unreadable (truncated or corrupt): "
-                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-            chunk = TraceChunk(**{c: _column(table, c) for c in COLUMNS})
+            chunk = TraceChunk(**self._read_group(i, list(COLUMNS)))
             if max_records is None or len(chunk) <= max_records:
                 yield chunk
             else:
@@ -268,12 +359,7 @@ class TraceReader:
         from the tid column alone, one row group at a time."""
         counts = np.zeros(max(1, threads), np.int64)
         for i in range(self._pf.metadata.num_row_groups):
-            try:
-                table = self._pf.read_row_group(i, columns=["tid"])
-            except Exception as exc:
-                raise HwemuError(f"{self.path}: row group {i} is unreadable (truncated or corrupt): "
-                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-            tid = np.minimum(_column(table, "tid"), len(counts) - 1)
+            tid = np.minimum(self._read_group(i, ["tid"])["tid"], len(counts) - 1)
             counts += np.bincount(tid, minlength=len(counts))
         return counts
 
@@ -283,11 +369,6 @@ class TraceReader:
         if not chunks:
             return TraceChunk.empty()
         return TraceChunk(**{c: np.concatenate([getattr(ch, c) for ch in chunks]) for c in COLUMNS})
-
-
-def _column(table, name: str) -> np.ndarray:
-    arr = table.column(name).to_numpy()
-    return np.ascontiguousarray(arr, dtype=DTYPES[name])
 
 
 def write_trace(path, chunk: TraceChunk, source_format: str, program: str = "", **kw) -> TraceMeta:

@@ -17,7 +17,7 @@ from typing import IO, Callable, Iterator
 
 import numpy as np
 
-from hwemu.errors import HwemuError
+from hwemu.errors import HwemuError, warn
 from hwemu.fileio import open_binary_input
 from hwemu.traces.format import KIND_I, KIND_L, KIND_S, TraceChunk, TraceMeta, TraceWriter
 
@@ -171,10 +171,46 @@ def champsim_to_chunk(recs: np.ndarray) -> TraceChunk:
     return TraceChunk.from_arrays(kinds[col], slots.ravel()[flat], sizes[col])
 
 
+#: ChampSim records checked for plausibility at the start of an import, and the share of
+#: them that may look implausible before the input is refused as not a ChampSim trace.
+CHAMPSIM_CHECK_RECORDS = 4096
+CHAMPSIM_MAX_IMPLAUSIBLE = 0.05
+_USER_ADDR_LIMIT = np.uint64(1 << 57)  # user virtual addresses are below 2^57 (5-level paging)
+
+
+def champsim_implausible(recs: np.ndarray) -> np.ndarray:
+    """Boolean per ChampSim record: it cannot come from a real program. Its instruction
+    pointer is 0 or not a user address (>= 2^57), is_branch or branch_taken is not 0/1, a
+    non-branch is taken, or a nonzero memory operand is not a user address."""
+    ip = recs["ip"]
+    bad = (ip == 0) | (ip >= _USER_ADDR_LIMIT)
+    bad |= (recs["is_branch"] > 1) | (recs["branch_taken"] > 1)
+    bad |= (recs["branch_taken"] == 1) & (recs["is_branch"] == 0)
+    for col in ("source_memory", "destination_memory"):
+        bad |= (recs[col] >= _USER_ADDR_LIMIT).any(axis=1)
+    return bad
+
+
+def _check_champsim_start(recs: np.ndarray, name: str) -> None:
+    bad = champsim_implausible(recs)
+    nbad = int(np.count_nonzero(bad))
+    if not nbad:
+        return
+    first = int(np.argmax(bad))
+    text = (f"{name}: {nbad:,} of the first {len(recs):,} ChampSim records look implausible "
+            f"(instruction pointer 0 or not a user address, is_branch/branch_taken not 0 or 1, "
+            f"or a memory operand above 2^57); first: record {first}")
+    if nbad > CHAMPSIM_MAX_IMPLAUSIBLE * len(recs):
+        raise HwemuError(f"{text}; is it really a ChampSim trace (uncompressed input_instr "
+                         f"records of 64 bytes)?")
+    warn(text)
+
+
 def iter_champsim(fh: IO[bytes], name: str = "<input>", block: int = BLOCK_BYTES) -> Iterator[TraceChunk]:
     block = max(64, block - block % 64)
     done = 0
     tail = b""
+    checked = False
     for data in _read_blocks(fh, name, block):
         if tail:
             data = tail + data
@@ -182,6 +218,9 @@ def iter_champsim(fh: IO[bytes], name: str = "<input>", block: int = BLOCK_BYTES
         tail = data[usable:]
         if usable:
             recs = np.frombuffer(data, dtype=CHAMPSIM_RECORD, count=usable // 64)
+            if not checked:
+                _check_champsim_start(recs[:CHAMPSIM_CHECK_RECORDS], name)
+                checked = True
             done += recs.shape[0]
             yield champsim_to_chunk(recs)
     if tail:

@@ -22,13 +22,25 @@ from hwemu.traces.format import KIND_L, KIND_M, KIND_S, TraceChunk, TraceMeta, T
 
 KINDS = ("stream", "random", "chase", "strided", "phase")
 CHUNK = 1 << 20
+#: Most records one synthetic trace may have (about 2 TB of Parquet at the worst).
+MAX_RECORDS = 1 << 40
+#: Most lines a chase permutes (the permutation is kept in memory, 8 bytes a line).
+MAX_CHASE_NODES = 1 << 27
 DEFAULTS = dict(records=1_000_000, footprint=64 << 20, threads=1, stride=None, seed=1, insts=0,
                 line=64, size=8, base=0x10000000, store_fraction=0.25)
 
 
-def _check(kind, records, footprint, threads, stride, insts, line, size, base, store_fraction):
+def _check(kind, records, footprint, threads, stride, insts, line, size, base, store_fraction,
+           seed=1):
     if kind not in KINDS:
         raise HwemuError(f"unknown synthetic trace kind {kind!r} (choose from {', '.join(KINDS)})")
+    if not 0 <= seed < 1 << 128:
+        raise HwemuError(f"--seed must be 0..2**128-1 (got {seed})")
+    if not 0 <= records <= MAX_RECORDS:
+        raise HwemuError(f"--records {records} is more than hwemu can write (at most {MAX_RECORDS})")
+    if footprint >= 1 << 57:
+        raise HwemuError(f"--footprint {footprint} is larger than the 57-bit virtual address "
+                         "space the machine models")
     if records < 1:
         raise HwemuError(f"--records must be at least 1 (got {records})")
     if not 1 <= threads <= 65535:
@@ -56,6 +68,12 @@ def _check(kind, records, footprint, threads, stride, insts, line, size, base, s
                          f"{line}-byte line")
     if base + footprint > 1 << 64:
         raise HwemuError("--base + --footprint exceeds the 64-bit address space")
+    if kind == "chase" and footprint // line > MAX_CHASE_NODES:
+        raise HwemuError(f"--footprint {footprint}: a chase keeps a permutation of every "
+                         f"{line}-byte line in memory; at most {MAX_CHASE_NODES} lines "
+                         f"({MAX_CHASE_NODES * line} bytes) at --line {line}")
+    if not (store_fraction == store_fraction) or store_fraction in (float("inf"), float("-inf")):
+        raise HwemuError(f"--store-fraction must be a number in [0, 1] (got {store_fraction})")
 
 
 def synthesize(kind: str, out: str | os.PathLike, records: int = DEFAULTS["records"],
@@ -78,7 +96,7 @@ def synthesize(kind: str, out: str | os.PathLike, records: int = DEFAULTS["recor
     records, footprint, threads, insts = int(records), int(footprint), int(threads), int(insts)
     line, size, base, seed = int(line), int(size), int(base), int(seed)
     stride = None if stride is None else int(stride)
-    _check(kind, records, footprint, threads, stride, insts, line, size, base, store_fraction)
+    _check(kind, records, footprint, threads, stride, insts, line, size, base, store_fraction, seed)
     rng = np.random.Generator(np.random.PCG64(seed))
     slice_bytes = (footprint // threads) // line * line
     t_base = base + np.arange(threads, dtype=np.uint64) * np.uint64(slice_bytes)

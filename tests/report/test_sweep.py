@@ -78,7 +78,7 @@ hot_threshold = ["1ms", "10ms", "1s"]
      "key 'schedule': s.toml: no such schedule file"),
     ('machines = ["m"]\ntraces = ["a"]\npolicies = ["tpp"]\n[params]\nscan_size = ["1MiB"]\n',
      "key 'params.scan_size': not a parameter of the run"),
-    ('machines = ["m"\n', "invalid TOML"),
+    ('machines = ["m"\n', "not valid TOML"),
     ('machines = ["m"]\ntraces = ["a"]\npolicies = ["tpp", "lru"]\n',
      "key 'policies': unknown policy 'lru'"),
     ('machines = ["m"]\ntraces = ["a"]\npolicies = ["tpp"]\n[params.tpp]\nscan_sise = ["1s"]\n',
