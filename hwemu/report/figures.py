@@ -57,6 +57,63 @@ def _colors(n: int):
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+#: One colour per policy, the same in every figure and report (tab10 hues; "none" grey,
+#: the oracle bound black). Other policies get a tab20 hue chosen by their name.
+POLICY_COLORS = {
+    "none": "#7f7f7f", "manual": "#1f77b4", "autonuma": "#2ca02c", "tpp": "#d62728",
+    "hotness": "#9467bd", "nomad": "#8c564b", "oracle": "#000000", "first-touch": "#7f7f7f",
+    "interleave": "#17becf", "bind": "#bcbd22", "preferred": "#e377c2",
+}
+
+
+def policy_color(policy: str):
+    """The colour of ``policy`` (a ``placement+migration`` pair takes its migration half's)."""
+    name = policy.split("+")[-1]
+    if name in POLICY_COLORS:
+        return POLICY_COLORS[name]
+    import zlib
+
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return cmap(zlib.crc32(name.encode()) % cmap.N)
+
+
+def _cell_colors(cells):
+    return [policy_color(c.spec.policy) for c in cells]
+
+
+def _cell_styles(cells):
+    """Line styles that tell apart cells of the same policy (other params or seeds)."""
+    seen: dict[str, int] = {}
+    out = []
+    for c in cells:
+        k = seen.get(c.spec.policy, 0)
+        seen[c.spec.policy] = k + 1
+        out.append(("-", "--", ":", "-.")[k % 4])
+    return out
+
+
+def node_labels(cells, nodes) -> dict:
+    """``node N (name)`` with its kind: the socket whose CPUs are local to it, or CXL for a
+    CPU-less node (from the cells' machine description; plain ``node N`` if it cannot be
+    read)."""
+    out = {nd: f"node {nd}" for nd in nodes}
+    for c in cells:
+        try:
+            from hwemu.machine.config import load_machine
+
+            cfg = load_machine(c.spec.machine)
+        except Exception:
+            continue
+        for n in cfg.nodes:
+            if n.id in out:
+                kind = f"socket {n.socket}" if n.socket >= 0 else "CXL"
+                out[n.id] = f"node {n.id} ({kind})"
+        break
+    return out
+
+
 def latency_figure(cells, title: str, labels: list[str]) -> bytes:
     """Mean latency per time window, one line per cell; below it, when there are migrations,
     a strip with one row per migrating cell and a tick at each migration event. Short spikes
@@ -66,7 +123,8 @@ def latency_figure(cells, title: str, labels: list[str]) -> bytes:
     import numpy as np
 
     plt = _plt()
-    colors = _colors(len(cells))
+    colors = _cell_colors(cells)
+    styles = _cell_styles(cells)
     events = [(i, c) for i, c in enumerate(cells) if len(c.migrations)]
     with matplotlib.rc_context(_RC):
         if events:
@@ -78,12 +136,12 @@ def latency_figure(cells, title: str, labels: list[str]) -> bytes:
             fig, ax = plt.subplots(figsize=(9.0, 4.2), layout="constrained")
             ev = None
         all_lat = []
-        for cell, label, color in zip(cells, labels, colors):
+        for cell, label, color, style in zip(cells, labels, colors, styles):
             tl = cell.timeline.sort_values("time_ns", kind="stable")
             t_us = tl["time_ns"].to_numpy(dtype=float) / 1e3
             lat = tl["mean_latency_ns"].to_numpy(dtype=float)
             all_lat.append(lat[np.isfinite(lat)])
-            ax.plot(t_us, lat, color=color, linewidth=1.2, label=label)
+            ax.plot(t_us, lat, color=color, linestyle=style, linewidth=1.2, label=label)
         lat = np.concatenate(all_lat) if all_lat else np.zeros(0)
         if len(lat):
             top = 1.2 * float(np.percentile(lat, 99))
@@ -124,6 +182,7 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
     plt = _plt()
     nodes = sorted({int(n) for c in cells for n in c.placement["node"].unique()})
     node_colors = dict(zip(nodes, _colors(len(nodes))))
+    names = node_labels(cells, nodes)
     n = max(1, len(cells))
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
@@ -144,7 +203,7 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
                 cols = [nd for nd in nodes if nd in wide.columns]
                 ax.stackplot(t_us, *[wide[nd].to_numpy(dtype=float) for nd in cols],
                              colors=[node_colors[nd] for nd in cols],
-                             labels=[f"node {nd}" for nd in cols], step="post")
+                             labels=[names[nd] for nd in cols], step="post")
             else:
                 ax.text(0.5, 0.5, "no placement samples", ha="center", va="center",
                         transform=ax.transAxes)
@@ -152,7 +211,7 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
             if i % ncols == 0:
                 ax.set_ylabel("pages")
             ax.grid(True, alpha=0.3)
-        handles = [matplotlib.patches.Patch(color=node_colors[nd], label=f"node {nd}")
+        handles = [matplotlib.patches.Patch(color=node_colors[nd], label=names[nd])
                    for nd in nodes]
         if handles:
             fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8)
@@ -183,7 +242,7 @@ def steps_figure(cells, title: str, labels: list[str]) -> bytes:
         else:
             y = np.arange(len(steps), dtype=float)
             h = 0.8 / len(shown)
-            colors = _colors(len(cells))
+            colors = _cell_colors(cells)
             for j, (c, lab) in enumerate(shown):
                 per = c.steps.assign(step=c.steps["step"].astype(str)).groupby(
                     "step", sort=False)["time_ns"].sum()

@@ -257,3 +257,16 @@ def test_answer_first_summary_and_compact_table():
                                 "remote", "CXL", "moved", "migrating", "link", "runtime"]
     assert table[4].split() == ["t", "fast", "80.0", "-20.0%", "250", "10%", "0%", "768",
                                 "1.19", "ms", "9", "MB", "5", "ms"]
+
+
+def test_one_colour_per_policy_everywhere_and_named_nodes():
+    """A policy has one colour in every figure; nodes are named with their kind."""
+    from types import SimpleNamespace
+
+    from hwemu.report.figures import node_labels, policy_color
+
+    assert policy_color("autonuma") == policy_color("interleave+autonuma") == "#2ca02c"
+    assert policy_color("none") != policy_color("tpp")
+    assert policy_color("my-own") == policy_color("my-own")            # stable for any name
+    cell = SimpleNamespace(spec=SimpleNamespace(machine="skx-2s-cxl"))
+    assert node_labels([cell], [0, 2]) == {0: "node 0 (socket 0)", 2: "node 2 (CXL)"}
