@@ -156,6 +156,8 @@ def parse_cpus(text: str | None, cfg: MachineConfig) -> list[int] | None:
             if "-" in part:
                 a, b = part.split("-", 1)
                 a, b = int(a), int(b)
+                if a > b:
+                    raise HwemuError(f"--cpus: {part!r} is not a range (first CPU above the last)")
                 if b >= cfg.num_cpus or a < 0:  # checked before the range is built
                     bad = a if not 0 <= a < cfg.num_cpus else cfg.num_cpus
                     raise HwemuError(f"--cpus: CPU {bad} does not exist on {cfg.name} "
