@@ -117,6 +117,9 @@ def register(sub) -> None:
                     help="policy parameter (repeatable), e.g. scan_period_min=200us")
     pr.add_argument("--window", metavar="TIME",
                     help="timeline window with the OS model (default 10us)")
+    pr.add_argument("--numastat", action="store_true",
+                    help="with the OS model: also print numastat's per-node allocation counters "
+                         "and numastat -p's per-process memory per node")
     pr.add_argument("--json", action="store_true", help="print JSON")
     pr.set_defaults(func=_cmd_run)
 
@@ -204,6 +207,18 @@ def _cmd_show(args) -> int:
         for i, row in zip(d["idle_latency_cpu_nodes"], d["idle_latency_ns"]):
             print(f"{i:>4}:" + "".join(f"{v:>8.1f}" for v in row))
     return 0
+
+
+def _print_numastat(s: dict) -> None:
+    """numastat(8)-style tables: allocation counters per node (pages), then numastat -p."""
+    nodes = list(s["numastat"])
+    print("numastat (pages)" + "".join(f"{n:>14}" for n in nodes))
+    for key in ("numa_hit", "numa_miss", "numa_foreign", "local_node", "other_node"):
+        print(f"{key:<16}" + "".join(f"{s['numastat'][n][key]:>14}" for n in nodes))
+    for pid, per in s["numastat_p"].items():
+        print(f"numastat -p {pid} (MiB)" + "".join(f"{n:>10}" for n in nodes) + f"{'Total':>10}")
+        vals = [per.get(n, 0.0) for n in nodes]
+        print(f"{'Private':<20}" + "".join(f"{v:>10.2f}" for v in vals) + f"{sum(vals):>10.2f}")
 
 
 def _cmd_dump(args) -> int:
@@ -400,6 +415,8 @@ def _cmd_run_os(args, cfg, cpus) -> int:
               f"after {row['latency_after_ns']} ns")
     if len(s["migrations"]) > 20:
         print(f"  ... {len(s['migrations']) - 20} more migrations (--json for all)")
+    if getattr(args, "numastat", False):
+        _print_numastat(s)
     for n in s["numa_maps"]:
         print(f"numa_maps pid {n['pid']} ({n['when']}, {n['time_ns'] / 1000:.1f} us):")
         for line in n["text"].splitlines():

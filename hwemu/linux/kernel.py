@@ -333,11 +333,28 @@ class Kernel:
         return page
 
     def alloc_page(self, order: int, preferred: int, nodemask: set[int] | None = None,
-                   thisnode: bool = False) -> Page | None:
+                   thisnode: bool = False, cpu: int | None = None) -> Page | None:
         got = self.alloc.alloc(order, preferred, nodemask, thisnode)
         if got is None:
             return None
+        self._numastat(got[1], preferred, order, cpu)
         return self._new_page(got[0], got[1], order)
+
+    def _numastat(self, node: int, preferred: int, order: int, cpu: int | None) -> None:
+        """zone_statistics (mm/page_alloc.c), in pages: numa_hit on the node that served an
+        allocation it was preferred for, numa_miss on a node that served one preferred
+        elsewhere and numa_foreign on that preferred node; local_node / other_node by the
+        node of the allocating CPU (allocations made for a CPU: page faults)."""
+        nr = 1 << order
+        if node == preferred or preferred < 0:
+            self.count(f"node{node}.numastat", "numa_hit", nr, "pages")
+        else:
+            self.count(f"node{node}.numastat", "numa_miss", nr, "pages")
+            self.count(f"node{preferred}.numastat", "numa_foreign", nr, "pages")
+        if cpu is not None:
+            local = node == self.hw.cpu_node(cpu)
+            self.count(f"node{node}.numastat", "local_node" if local else "other_node", nr,
+                       "pages")
 
     def free_page(self, page: Page) -> None:
         assert page.refcount == 0, f"freeing {page!r} with references"
@@ -516,8 +533,8 @@ class Kernel:
                             is_vma, ilx, thread)
         if order:
             # THP: only the policy's node, no fallback (GFP_TRANSHUGE_LIGHT | __GFP_THISNODE).
-            return self.alloc_page(order, place.preferred, place.nodemask, thisnode=True)
-        return self.alloc_page(0, place.preferred, place.nodemask)
+            return self.alloc_page(order, place.preferred, place.nodemask, thisnode=True, cpu=cpu)
+        return self.alloc_page(0, place.preferred, place.nodemask, cpu=cpu)
 
     def fault(self, tid: int, addr: int, write: bool) -> Process:
         """Handle a fault of thread ``tid`` at ``addr`` as a process on the thread's CPU.
@@ -569,6 +586,8 @@ class Kernel:
                 m.cycles(FAULT_CYCLES["numa_hint"])
                 self.walk_cost(m, mm, addr, is_pmd, write=True)
                 m.page(page, atomic=True)
+                if page.node == self.hw.cpu_node(t.cpu):    # /proc/vmstat numa_hint_faults_local
+                    self.count("linux.fault", "numa_hint_faults_local")
                 migrated = False
                 if self.numa_balancing is not None:
                     migrated = yield from self.numa_balancing.hinting_fault(t, page, m)

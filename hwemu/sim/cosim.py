@@ -676,6 +676,27 @@ def _migration_frame(mig, sys_rows, kernel, win_rows, window_ps):
     return df
 
 
+#: /proc/vmstat names (mm/vmstat.c) of the OS model's counters: (component, stat) of Stats.
+VMSTAT = {
+    "pgmigrate_success": ("linux.migrate", "pages_migrated"),
+    "pgmigrate_fail": ("linux.migrate", "pages_failed"),
+    "thp_migration_success": ("linux.migrate", "thp_migrated"),
+    "thp_migration_split": ("linux.migrate", "thp_split"),
+    "numa_pte_updates": ("linux.numa", "protnone_entries"),
+    "numa_hint_faults": ("linux.fault", "numa_hint_faults"),
+    "numa_hint_faults_local": ("linux.fault", "numa_hint_faults_local"),
+    "numa_pages_migrated": ("linux.numa", "pages_migrated"),
+    "pgpromote_success": ("linux.numa", "pgpromote_success"),
+    "pgdemote_kswapd": ("linux.numa", "pgdemote_kswapd"),
+    "nr_tlb_remote_flush": ("linux.tlb", "flushes"),
+}
+
+
+def vmstat(st: Stats) -> dict:
+    """The OS model's counters under their /proc/vmstat names (0 when never counted)."""
+    return {name: int(st.get(comp, stat, 0)) for name, (comp, stat) in VMSTAT.items()}
+
+
 def cosim_summary(st: Stats, m, sim) -> dict:
     """The numbers the co-simulation adds to ``hwemu run``'s summary, from the Stats."""
     df = st.to_frame()
@@ -713,4 +734,34 @@ def cosim_summary(st: Stats, m, sim) -> dict:
         "faults_handled": {k: int(get("cosim.faults", f"{k}_faults"))
                            for k in ("not_present", "migration_entry", "numa_hint")},
         "fault_lock_wait_ns": round(get("cosim.faults", "lock_wait_time") / 1000, 3),
+        "vmstat": vmstat(st),
+        "numastat": numastat(st, sim.cfg.num_nodes),
+        "numastat_p": numastat_p(sim.kernel),
     }
+
+
+NUMASTAT = ("numa_hit", "numa_miss", "numa_foreign", "local_node", "other_node")
+
+
+def numastat(st: Stats, num_nodes: int) -> dict:
+    """numastat(8)'s per-node allocation counters, in pages: ``{"node0": {"numa_hit": ...}}``."""
+    return {f"node{n}": {k: int(st.get(f"node{n}.numastat", k, 0)) for k in NUMASTAT}
+            for n in range(num_nodes)}
+
+
+def numastat_p(kernel) -> dict:
+    """numastat -p: each process's resident memory per node at the end, in MiB (pages mapped
+    by its page tables, a THP counted as 512)."""
+    out = {}
+    for pid, mm in sorted(kernel.mms.items()):
+        per: dict[int, int] = {}
+        for e in mm.pmds.values():
+            page = kernel.pages.get(e.pfn)
+            if page is not None and e.kind.name in ("PRESENT", "PROTNONE"):
+                per[page.node] = per.get(page.node, 0) + 512
+        for e in mm.ptes.values():
+            page = kernel.pages.get(e.pfn)
+            if page is not None and e.kind.name in ("PRESENT", "PROTNONE"):
+                per[page.node] = per.get(page.node, 0) + 1
+        out[str(pid)] = {f"node{n}": round(v * 4096 / (1 << 20), 2) for n, v in sorted(per.items())}
+    return out

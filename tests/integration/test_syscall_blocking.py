@@ -78,3 +78,30 @@ nodes = [1]
     call = [e for e in r.log if e["action"] == "move_pages"][0]
     assert call["ret"] == 0 and call["status"] == [1]
     assert call["elapsed_ps"] < 10_000_000       # a few microseconds, as for one page in Linux
+
+
+def test_vmstat_and_numastat_views(small_trace, tmp_path):
+    """The run's counters under /proc/vmstat names, numastat's per-node allocation counters
+    and numastat -p's memory per node agree with the run's own figures."""
+    from hwemu.policies.registry import parse_policy_spec
+
+    sched = make_schedule(tmp_path / "s.toml", events=MOVE)
+    place, migr = parse_policy_spec("autonuma", {"scan_delay": "20us", "scan_period_min": "20us",
+                                                 "scan_size": "64MiB"})
+    r = CoSim(DEMO_MACHINE, small_trace, schedule=sched, placement=place, migration=migr).run()
+    s = r.summary
+    v = s["vmstat"]
+    assert v["pgmigrate_success"] == s["pages_migrated"] > 0
+    assert v["numa_hint_faults"] == s["faults_handled"]["numa_hint"] > 0
+    assert 0 < v["numa_hint_faults_local"] < v["numa_hint_faults"]
+    assert v["numa_pages_migrated"] == s["pages_migrated"]
+    assert v["numa_pte_updates"] > 0
+    ns = s["numastat"]
+    # every first-touch fault allocated one page for a CPU of node 0 (threads start there)
+    faulted = s["faults_handled"]["not_present"]
+    assert ns["node0"]["local_node"] + ns["node1"]["local_node"] + ns["node0"]["other_node"] \
+        + ns["node1"]["other_node"] >= faulted
+    # migrations allocate on node 1, the node they are preferred for: hits there
+    assert ns["node1"]["numa_hit"] >= s["pages_migrated"]
+    mib = sum(s["numastat_p"]["1"].values())
+    assert mib == pytest.approx(128 * 4096 / (1 << 20))               # 2 x 64 pages resident
