@@ -53,6 +53,21 @@ def register(sub) -> None:
     pd_.add_argument("machine", help="preset name or path to a machine TOML file")
     pd_.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     pd_.set_defaults(func=_cmd_dump)
+    ph = msub.add_parser(
+        "from-host", help="write a machine TOML describing this host (from sysfs)",
+        description="Describe this host from Linux's sysfs: NUMA nodes, their CPUs and memory, "
+                    "SLIT distances, CPU 0's caches and the core clock. Latencies, bandwidths, "
+                    "DRAM timings and kernel costs cannot be read there: they come from --base "
+                    "and are marked in the file as placeholders to calibrate.",
+        epilog="examples:\n  hwemu machine from-host > host.toml\n"
+               "  hwemu machine from-host --base epyc-2s --out host.toml\n"
+               "  hwemu machine show host.toml", formatter_class=_FMT)
+    ph.add_argument("--base", default="skx-2s", metavar="PRESET",
+                    help="preset the placeholders come from (default skx-2s)")
+    ph.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    ph.add_argument("--sysfs", default="/sys", help=argparse.SUPPRESS)
+    ph.add_argument("--procfs", default="/proc", help=argparse.SUPPRESS)
+    ph.set_defaults(func=_cmd_from_host)
     p.set_defaults(func=lambda a: (p.print_help(sys.stderr), 2)[1])
 
     pm = sub.add_parser(
@@ -206,6 +221,22 @@ def _cmd_show(args) -> int:
         print("node " + "".join(f"{j:>8}" for j in range(cfg.num_nodes)))
         for i, row in zip(d["idle_latency_cpu_nodes"], d["idle_latency_ns"]):
             print(f"{i:>4}:" + "".join(f"{v:>8.1f}" for v in row))
+    return 0
+
+
+def _cmd_from_host(args) -> int:
+    from hwemu.machine.config import load_machine_text
+    from hwemu.machine.host import host_toml
+
+    text = host_toml(args.sysfs, args.procfs, args.base)
+    load_machine_text(text, "<from-host>")      # what is written must load
+    if args.out:
+        from hwemu.fileio import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            Path(tmp).write_text(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

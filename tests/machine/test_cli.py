@@ -152,3 +152,45 @@ def test_machine_params_with_the_machines_values(capsys, tmp_path):
     assert rows["[[node]] #1 dram.tCL"]["source"] == "[dram]"
     code, out, _ = run(capsys, "machine", "show", "skx-2s", "--params")
     assert "[core] lfb [entries] = 12\n" in out and "[parametric] remote_distance = 21\n" in out
+
+
+def _fake_sysfs(root, nodes, caches):
+    for nid, (cpus, kb, dist) in nodes.items():
+        d = root / "devices" / "system" / "node" / f"node{nid}"
+        d.mkdir(parents=True)
+        (d / "cpulist").write_text(cpus + "\n")
+        (d / "meminfo").write_text(f"Node {nid} MemTotal:       {kb} kB\nNode {nid} MemFree: 1 kB\n")
+        (d / "distance").write_text(dist + "\n")
+    for i, (level, kind, size, ways) in enumerate(caches):
+        c = root / "devices" / "system" / "cpu" / "cpu0" / "cache" / f"index{i}"
+        c.mkdir(parents=True)
+        for f, v in (("level", level), ("type", kind), ("size", size),
+                     ("ways_of_associativity", ways), ("coherency_line_size", 64)):
+            (c / f).write_text(f"{v}\n")
+
+
+def test_machine_from_host_reads_sysfs(capsys, tmp_path):
+    """`machine from-host` turns sysfs into a machine that loads: nodes with CPUs become
+    sockets, a CPU-less node is attached to its nearest socket, caches and clock are the
+    host's, and the rest is the base preset's, marked as placeholders."""
+    from hwemu.machine.config import load_machine
+
+    sysfs, proc = tmp_path / "sys", tmp_path / "proc"
+    _fake_sysfs(sysfs, {0: ("0-3", 8 << 20, "10 21 14"), 1: ("4-7", 8 << 20, "21 10 24"),
+                        2: ("", 16 << 20, "14 24 10")},
+                [(1, "Data", "32K", 8), (1, "Instruction", "32K", 8), (2, "Unified", "1024K", 16),
+                 (3, "Unified", "11264K", 11)])
+    proc.mkdir()
+    (proc / "cpuinfo").write_text("processor\t: 0\ncpu MHz\t\t: 2100.000\n")
+    out = tmp_path / "host.toml"
+    code, _, err = run(capsys, "machine", "from-host", "--sysfs", str(sysfs), "--procfs",
+                       str(proc), "--out", str(out))
+    assert code == 0 and err == ""
+    text = out.read_text()
+    assert "PLACEHOLDERS TO CALIBRATE" in text and "10 21 14; 21 10 24; 14 24 10" in text
+    cfg = load_machine(str(out))
+    assert (cfg.sockets, cfg.cores_per_socket, cfg.num_nodes) == (2, 4, 3)
+    assert cfg.freq_hz == 2.1e9 and cfg.llc.size_bytes == 11 << 20 and cfg.llc.ways == 11
+    assert [n.socket for n in cfg.nodes] == [0, 1, -1]
+    assert cfg.nodes[2].size_bytes == 16 << 30
+    assert sorted((l.a, l.b) for l in cfg.links) == [(0, 1), (0, 2)]     # CXL node near node 0
