@@ -288,7 +288,8 @@ def compact_table(df, width: int = 100) -> str:
             elif _missing(v):
                 row.append("-")
             elif col == "latency_reduction_pct":
-                row.append(f"{-v:+.1f}%")            # the change in latency: lower is better
+                # the change in latency (lower is better); no sign on a zero
+                row.append("0.0%" if abs(v) < 0.05 else f"{-v:+.1f}%")
             else:
                 text = fmt.format(v)
                 row.append(text[:16] if col == "trace" else text)
