@@ -131,6 +131,9 @@ class Kernel:
         self.tlb_batch = tlb_batch
         self.copy_engine = copy_engine or CpuCopyEngine()
         self.pages: dict[int, Page] = {}
+        # frames held by the pages of self.pages, per node (node_usage); kept by _new_page,
+        # free_page and the THP split (hwemu.linux.migrate), the only places that change them
+        self._node_frames: list[int] = [0] * hw.num_nodes
         self.mms: dict[int, MM] = {}
         self.threads: dict[int, Thread] = {}
         self.files: dict[str, AddressSpace] = {}
@@ -330,6 +333,7 @@ class Kernel:
             page.set(PG.HEAD)
         assert pfn not in self.pages
         self.pages[pfn] = page
+        self._node_frames[node] += 1 << order
         return page
 
     def alloc_page(self, order: int, preferred: int, nodemask: set[int] | None = None,
@@ -346,6 +350,7 @@ class Kernel:
         page.freed = True
         page.flags = PG(0)
         del self.pages[page.pfn]
+        self._node_frames[page.node] -= 1 << page.order
         self.alloc.free(page.pfn, page.order)
         for ob in self.observers:
             ob.page_freed(page.paddr, page.size_bytes)
@@ -834,7 +839,4 @@ class Kernel:
     # -- accounting ---------------------------------------------------------------------------
     def node_usage(self) -> list[int]:
         """Frames in use per node (by pages of processes and the page cache)."""
-        used = [0] * self.hw.num_nodes
-        for p in self.pages.values():
-            used[p.node] += p.nr_pages
-        return used
+        return list(self._node_frames)
