@@ -217,7 +217,7 @@ class Machine:
         """Copy ``nbytes`` from ``src_phys`` to ``dst_phys`` through the controllers and links
         on behalf of ``cpu``, starting at ``start_ps`` (default: the latest clock of the threads
         on that CPU); returns the completion time (ps)."""
-        from hwemu.machine.memops import copy_lines
+        from hwemu.machine.memops import copy_handle
 
         if start_ps is None:
             on = [int(self.S.th_clock[t]) for t in range(self.threads) if int(self.S.th_cpu[t]) == cpu]
@@ -225,19 +225,21 @@ class Machine:
         self.node_of_phys(src_phys)
         self.node_of_phys(dst_phys)
         w = int(window or self.config.lfb)
-        return int(copy_lines(self.S, int(cpu), int(src_phys), int(dst_phys), int(nbytes),
-                              int(start_ps), w))
+        return int(copy_handle(self._handle(), int(cpu), int(src_phys), int(dst_phys),
+                               int(nbytes), int(start_ps), w))
 
     def access_line(self, cpu: int, phys: int, write: bool = False, at_ps: int = 0) -> tuple[int, str]:
         """One cache-line access by ``cpu`` to physical address ``phys`` at time ``at_ps``
         (kernel metadata: struct page, PTE, lock word; an atomic is a write), through the
         caches, coherence, links and controllers. Returns (latency ps, where it was served)."""
-        from hwemu.machine.hierarchy import W_NAMES, access
+        from hwemu.machine.hierarchy import W_NAMES
+        from hwemu.machine.memops import access_handle
 
         node = self.node_of_phys(phys)
         if not 0 <= cpu < self.config.num_cpus:
             raise HwemuError(f"CPU {cpu} does not exist (0..{self.config.num_cpus - 1})")
-        done, where = access(self.S, int(cpu), node, int(phys), bool(write), False, int(at_ps))
+        done, where = access_handle(self._handle(), int(cpu), node, int(phys), bool(write),
+                                    int(at_ps))
         return int(done) - int(at_ps), W_NAMES[int(where)]
 
     def node_start_pfn(self, node: int) -> int:
@@ -271,8 +273,10 @@ class Machine:
         self.S.th_pos[:] = ends - counts
         self.S.th_end[:] = ends
         self.S.th_more[:] = 0 if more is None else np.asarray(more, bool)[: self.threads]
-        self._chunk = (np.ascontiguousarray(chunk.kind), np.ascontiguousarray(chunk.addr),
-                       np.ascontiguousarray(chunk.size), np.ascontiguousarray(chunk.insts), order)
+        # Writeable arrays (a copy of the read-only ones Arrow hands out): the compiled
+        # handle's fields are typed writeable, and only then does the replay take the fast entry.
+        self._chunk = tuple(np.require(a, requirements=("C", "W"))
+                            for a in (chunk.kind, chunk.addr, chunk.size, chunk.insts)) + (order,)
         self._chunk_tid = np.ascontiguousarray(chunk.tid)
         self._fast = all(a.dtype == d and a.flags.writeable
                          for a, d in zip(self._chunk, _HANDLE_DTYPES))
