@@ -530,6 +530,14 @@ class Kernel:
         t = self.thread(tid)
         return self.engine.spawn(self._fault_proc(t, addr, write), t.cpu, name=f"fault:{tid}:{addr:#x}")
 
+    def fault_process(self, tid: int, addr: int, write: bool) -> Process:
+        """The process :meth:`fault` would start, not scheduled: a caller that knows nothing
+        else is due on the engine before its steps end runs them itself (``Process._resume``
+        and ``EventQueue.step``, as the engine would; hwemu.sim.cosim)."""
+        t = self.thread(tid)
+        return Process(self.engine, self._fault_proc(t, addr, write), t.cpu,
+                       name=f"fault:{tid}:{addr:#x}")
+
     def _fault_proc(self, t: Thread, addr: int, write: bool) -> Generator:
         start = self.engine.now_ps
         mm = t.mm
