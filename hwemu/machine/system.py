@@ -42,6 +42,18 @@ class Stop:
 
 _CHUNK_DONE = Stop("chunk-done")
 
+_ACCESS: tuple = ()      # (memops.access_handle, hierarchy.W_NAMES), imported on first use
+
+
+def _access():
+    global _ACCESS
+    if not _ACCESS:
+        from hwemu.machine.hierarchy import W_NAMES
+        from hwemu.machine.memops import access_handle
+
+        _ACCESS = (access_handle, tuple(W_NAMES))
+    return _ACCESS
+
 
 class Machine:
     """A machine (from a preset name, a TOML path or a MachineConfig) running ``threads``
@@ -83,11 +95,21 @@ class Machine:
         return int(self.S.node_base[node]) + (frame << PT.PAGE_SHIFT)
 
     def node_of_phys(self, pa: int) -> int:
-        for n in range(self.config.num_nodes):
-            b = int(self.S.node_base[n])
-            if b <= pa < b + int(self.S.node_size[n]):
+        for n, (b, e) in enumerate(self._node_ranges()):
+            if b <= pa < e:
                 return n
         raise HwemuError(f"physical address {pa:#x} is not in any node")
+
+    def _node_ranges(self) -> tuple:
+        """(first, end) physical address of every node, as Python ints (read from the state
+        once: node bases and sizes never change)."""
+        r = self.__dict__.get("_ranges")
+        if r is None or r[0] is not self.S:
+            S = self.S
+            r = (S, tuple((int(S.node_base[n]), int(S.node_base[n]) + int(S.node_size[n]))
+                          for n in range(self.config.num_nodes)))
+            self._ranges = r
+        return r[1]
 
     def frame_of_phys(self, pa: int) -> tuple[int, int]:
         n = self.node_of_phys(pa)
@@ -232,15 +254,13 @@ class Machine:
         """One cache-line access by ``cpu`` to physical address ``phys`` at time ``at_ps``
         (kernel metadata: struct page, PTE, lock word; an atomic is a write), through the
         caches, coherence, links and controllers. Returns (latency ps, where it was served)."""
-        from hwemu.machine.hierarchy import W_NAMES
-        from hwemu.machine.memops import access_handle
-
         node = self.node_of_phys(phys)
         if not 0 <= cpu < self.config.num_cpus:
             raise HwemuError(f"CPU {cpu} does not exist (0..{self.config.num_cpus - 1})")
-        done, where = access_handle(self._handle(), int(cpu), node, int(phys), bool(write),
-                                    int(at_ps))
-        return int(done) - int(at_ps), W_NAMES[int(where)]
+        at_ps = int(at_ps)
+        access, names = _ACCESS or _access()
+        done, where = access(self._handle(), int(cpu), node, int(phys), bool(write), at_ps)
+        return int(done) - at_ps, names[where]
 
     def node_start_pfn(self, node: int) -> int:
         """First physical frame number (4 KiB) of ``node``."""
