@@ -131,6 +131,9 @@ class Kernel:
         self.tlb_batch = tlb_batch
         self.copy_engine = copy_engine or CpuCopyEngine()
         self.pages: dict[int, Page] = {}
+        # frames held by the pages of self.pages, per node (node_usage); kept by _new_page,
+        # free_page and the THP split (hwemu.linux.migrate), the only places that change them
+        self._node_frames: list[int] = [0] * hw.num_nodes
         self.mms: dict[int, MM] = {}
         self.threads: dict[int, Thread] = {}
         self.files: dict[str, AddressSpace] = {}
@@ -330,6 +333,7 @@ class Kernel:
             page.set(PG.HEAD)
         assert pfn not in self.pages
         self.pages[pfn] = page
+        self._node_frames[node] += 1 << order
         return page
 
     def alloc_page(self, order: int, preferred: int, nodemask: set[int] | None = None,
@@ -363,6 +367,7 @@ class Kernel:
         page.freed = True
         page.flags = PG(0)
         del self.pages[page.pfn]
+        self._node_frames[page.node] -= 1 << page.order
         self.alloc.free(page.pfn, page.order)
         for ob in self.observers:
             ob.page_freed(page.paddr, page.size_bytes)
@@ -541,6 +546,14 @@ class Kernel:
         Its value is a :class:`FaultResult`; latency includes any wait for a page lock."""
         t = self.thread(tid)
         return self.engine.spawn(self._fault_proc(t, addr, write), t.cpu, name=f"fault:{tid}:{addr:#x}")
+
+    def fault_process(self, tid: int, addr: int, write: bool) -> Process:
+        """The process :meth:`fault` would start, not scheduled: a caller that knows nothing
+        else is due on the engine before its steps end runs them itself (``Process._resume``
+        and ``EventQueue.step``, as the engine would; hwemu.sim.cosim)."""
+        t = self.thread(tid)
+        return Process(self.engine, self._fault_proc(t, addr, write), t.cpu,
+                       name=f"fault:{tid}:{addr:#x}")
 
     def _fault_proc(self, t: Thread, addr: int, write: bool) -> Generator:
         start = self.engine.now_ps
@@ -853,7 +866,4 @@ class Kernel:
     # -- accounting ---------------------------------------------------------------------------
     def node_usage(self) -> list[int]:
         """Frames in use per node (by pages of processes and the page cache)."""
-        used = [0] * self.hw.num_nodes
-        for p in self.pages.values():
-            used[p.node] += p.nr_pages
-        return used
+        return list(self._node_frames)

@@ -539,6 +539,7 @@ class Migrator:
             m.page(p, write=True)
             pages.append(p)
         src.order = 0
+        k._node_frames[src.node] -= HPAGE_NR - 1     # its tail frames are pages of their own now
         src.clear(PG.HEAD)
         src.data = [data[0]]
         k.unlock_page(src)

@@ -42,6 +42,18 @@ class Stop:
 
 _CHUNK_DONE = Stop("chunk-done")
 
+_ACCESS: tuple = ()      # (memops.access_handle, hierarchy.W_NAMES), imported on first use
+
+
+def _access():
+    global _ACCESS
+    if not _ACCESS:
+        from hwemu.machine.hierarchy import W_NAMES
+        from hwemu.machine.memops import access_handle
+
+        _ACCESS = (access_handle, tuple(W_NAMES))
+    return _ACCESS
+
 
 class Machine:
     """A machine (from a preset name, a TOML path or a MachineConfig) running ``threads``
@@ -83,11 +95,21 @@ class Machine:
         return int(self.S.node_base[node]) + (frame << PT.PAGE_SHIFT)
 
     def node_of_phys(self, pa: int) -> int:
-        for n in range(self.config.num_nodes):
-            b = int(self.S.node_base[n])
-            if b <= pa < b + int(self.S.node_size[n]):
+        for n, (b, e) in enumerate(self._node_ranges()):
+            if b <= pa < e:
                 return n
         raise HwemuError(f"physical address {pa:#x} is not in any node")
+
+    def _node_ranges(self) -> tuple:
+        """(first, end) physical address of every node, as Python ints (read from the state
+        once: node bases and sizes never change)."""
+        r = self.__dict__.get("_ranges")
+        if r is None or r[0] is not self.S:
+            S = self.S
+            r = (S, tuple((int(S.node_base[n]), int(S.node_base[n]) + int(S.node_size[n]))
+                          for n in range(self.config.num_nodes)))
+            self._ranges = r
+        return r[1]
 
     def frame_of_phys(self, pa: int) -> tuple[int, int]:
         n = self.node_of_phys(pa)
@@ -217,7 +239,7 @@ class Machine:
         """Copy ``nbytes`` from ``src_phys`` to ``dst_phys`` through the controllers and links
         on behalf of ``cpu``, starting at ``start_ps`` (default: the latest clock of the threads
         on that CPU); returns the completion time (ps)."""
-        from hwemu.machine.memops import copy_lines
+        from hwemu.machine.memops import copy_handle
 
         if start_ps is None:
             on = [int(self.S.th_clock[t]) for t in range(self.threads) if int(self.S.th_cpu[t]) == cpu]
@@ -225,20 +247,20 @@ class Machine:
         self.node_of_phys(src_phys)
         self.node_of_phys(dst_phys)
         w = int(window or self.config.lfb)
-        return int(copy_lines(self.S, int(cpu), int(src_phys), int(dst_phys), int(nbytes),
-                              int(start_ps), w))
+        return int(copy_handle(self._handle(), int(cpu), int(src_phys), int(dst_phys),
+                               int(nbytes), int(start_ps), w))
 
     def access_line(self, cpu: int, phys: int, write: bool = False, at_ps: int = 0) -> tuple[int, str]:
         """One cache-line access by ``cpu`` to physical address ``phys`` at time ``at_ps``
         (kernel metadata: struct page, PTE, lock word; an atomic is a write), through the
         caches, coherence, links and controllers. Returns (latency ps, where it was served)."""
-        from hwemu.machine.hierarchy import W_NAMES, access
-
         node = self.node_of_phys(phys)
         if not 0 <= cpu < self.config.num_cpus:
             raise HwemuError(f"CPU {cpu} does not exist (0..{self.config.num_cpus - 1})")
-        done, where = access(self.S, int(cpu), node, int(phys), bool(write), False, int(at_ps))
-        return int(done) - int(at_ps), W_NAMES[int(where)]
+        at_ps = int(at_ps)
+        access, names = _ACCESS or _access()
+        done, where = access(self._handle(), int(cpu), node, int(phys), bool(write), at_ps)
+        return int(done) - at_ps, names[where]
 
     def node_start_pfn(self, node: int) -> int:
         """First physical frame number (4 KiB) of ``node``."""
@@ -271,8 +293,10 @@ class Machine:
         self.S.th_pos[:] = ends - counts
         self.S.th_end[:] = ends
         self.S.th_more[:] = 0 if more is None else np.asarray(more, bool)[: self.threads]
-        self._chunk = (np.ascontiguousarray(chunk.kind), np.ascontiguousarray(chunk.addr),
-                       np.ascontiguousarray(chunk.size), np.ascontiguousarray(chunk.insts), order)
+        # Writeable arrays (a copy of the read-only ones Arrow hands out): the compiled
+        # handle's fields are typed writeable, and only then does the replay take the fast entry.
+        self._chunk = tuple(np.require(a, requirements=("C", "W"))
+                            for a in (chunk.kind, chunk.addr, chunk.size, chunk.insts)) + (order,)
         self._chunk_tid = np.ascontiguousarray(chunk.tid)
         self._fast = all(a.dtype == d and a.flags.writeable
                          for a, d in zip(self._chunk, _HANDLE_DTYPES))

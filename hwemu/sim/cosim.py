@@ -26,6 +26,7 @@ fault is being resolved (see docs/experiments.md, "Accuracy").
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,7 +133,7 @@ class CoSim(StopHandler):
                  migration="none", seed: int = 0, params: dict | None = None,
                  cpus: list[int] | None = None, window_ps: int | None = None,
                  slice_records: int = DEFAULT_SLICE, progress: bool = False,
-                 fault_cost: bool = False):
+                 fault_cost: bool = False, fast_faults: bool | None = None):
         from hwemu.engine import Engine
         from hwemu.linux.kernel import Kernel
         from hwemu.sim.hardware import MachineHardware, MachineSync
@@ -149,6 +150,11 @@ class CoSim(StopHandler):
             # per-fault cost is for runs without an OS model.
             cfg = dataclasses.replace(cfg, fault_cost_ps=0)
         self.cfg = cfg
+        if fast_faults is None:
+            fast_faults = os.environ.get("HWEMU_FAST_FAULTS", "1") != "0"
+        # resolve a fault in place when nothing else could happen before it ends (_handle_fault)
+        self.fast_faults = bool(fast_faults)
+        self.fast_fault_count = 0
         self.trace = Path(trace)
         self.reader = TraceReader(trace, max_addr=MAX_VADDR)
         tids = _trace_tids(self.reader)
@@ -366,9 +372,64 @@ class CoSim(StopHandler):
             c = m.thread_clock(tid)
         c = m.park_thread(tid)
         self.dispatch.fault_vaddr[tid] = s.vaddr
-        proc = k.fault(tid, s.vaddr, s.kind in (2, 3))
+        write = s.kind in (2, 3)
+        if not (self.fast_faults and self._quiet(tid, eng.now_ps, first=True)):
+            proc = k.fault(tid, s.vaddr, write)
+            self.blocked[tid] = (proc, c, s.fault)
+            proc.on_done.append(lambda p, t=tid: self._unblock(t))
+            return
+        # The fast path. The general one spawns the handler at engine time ``now``, the replay
+        # loop returns at once (every other runnable thread is at or past ``now``) and the
+        # engine runs the handler's first step; the machine returns again at once (every other
+        # thread is at or past the step's end), and the engine runs the next step ... When no
+        # other engine event, timeline window or thread could come in between, those returns
+        # do nothing, so the steps run here, in the same order and at the same engine times
+        # (Process._resume / EventQueue.step, as the engine would). At the first step after
+        # which something else could happen, the handler is simply left to the engine, exactly
+        # where the general path would be then.
+        proc = k.fault_process(tid, s.vaddr, write)
         self.blocked[tid] = (proc, c, s.fault)
         proc.on_done.append(lambda p, t=tid: self._unblock(t))
+        proc._resume(None)
+        q = eng.queue
+        heap = q._heap
+        while not proc.done:
+            q._drop_cancelled()
+            if not heap:
+                return          # it sleeps on a wait queue: the engine wakes it
+            ev = heap[0]
+            end = ev.time_ps
+            if (ev.callback != proc._resume or ev.args != (None,)
+                    or (len(heap) > 1 and heap[1].time_ps <= end)
+                    or (len(heap) > 2 and heap[2].time_ps <= end)
+                    or not self._quiet(tid, end, first=False)):
+                return
+            q.step()
+        self.fast_fault_count += 1
+
+    def _quiet(self, tid: int, t_ps: int, first: bool) -> bool:
+        """Whether nothing but thread ``tid``'s fault handler can happen until ``t_ps``: no
+        engine event due by then (``first``: at the current engine time, before the handler
+        starts), no timeline window closing by then, no other runnable thread of the machine
+        before it, and no other thread on the same CPU (OS time on a CPU is charged to the
+        threads running there at every sync)."""
+        if first:
+            nxt = self.engine.queue.peek_time()
+            if nxt is not None and nxt <= t_ps:
+                return False
+        if self._next_win <= t_ps:
+            return False
+        S = self.m.S
+        clock, pos, end, more, cpus = S.th_clock, S.th_pos, S.th_end, S.th_more, S.th_cpu
+        cpu = cpus[tid]
+        for t in range(self.m.threads):
+            if t == tid:
+                continue
+            if (pos[t] < end[t] or more[t]) and clock[t] < t_ps:
+                return False
+            if cpus[t] == cpu and t not in self.blocked:
+                return False
+        return True
 
     def _unblock(self, tid: int) -> None:
         proc, c, fault = self.blocked.pop(tid)

@@ -41,6 +41,17 @@ from hwemu.stats import Stats
 HW_COMPONENT = "os.hw"
 
 
+class _Served(dict):
+    """``metadata_served_<where>`` counter names, made once per level."""
+
+    def __missing__(self, where):
+        self[where] = name = f"metadata_served_{where}"
+        return name
+
+
+_SERVED = _Served()
+
+
 @dataclass
 class TlbIpiParams:
     """Costs of TLB maintenance and kernel streams the machine model does not simulate itself:
@@ -156,8 +167,9 @@ class MachineHardware:
 
     def mem_access_ps(self, cpu: int, paddr: int, write: bool, atomic: bool, at_ps: int) -> int:
         lat, where = self.m.access_line(cpu, paddr, bool(write or atomic), int(at_ps))
-        self._count("metadata_accesses")
-        self._count(f"metadata_served_{where}", 1, "accesses")
+        inc = self.stats.inc
+        inc(HW_COMPONENT, "metadata_accesses", 1, "count")
+        inc(HW_COMPONENT, _SERVED[where], 1, "accesses")
         if atomic:
             lat += self.cfg.cycles_ps(self.p.atomic_cycles)
         if self.p.prefetch_degree:

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Host time per page fault (first touch), machine-only and with the OS model.
+
+    python benchmarks/bench_faults.py [--machine skx-2s] [--records 2M] [--threads 1,4]
+        [--small 1MiB] [--big 128MiB] [--modes machine,first-touch,autonuma]
+        [--workdir DIR] [--json]
+
+Traces come from ``hwemu trace synth random`` (same records and seed; a small and a big
+footprint), cached in --workdir. Each is replayed by ``hwemu run`` in a subprocess:
+
+- ``machine``: no OS model (the machine's own first-touch handler);
+- ``first-touch``: the OS model with ``--policy first-touch``;
+- ``autonuma``: ``--policy autonuma --param scan_delay=100us --param scan_period_min=100us
+  --param scan_size=64MiB`` (NUMA hinting faults on top of first touches).
+
+Reported per (threads, mode): host seconds of both runs, faults of both runs (all kinds),
+host us per extra fault = ``(t_big - t_small) / (faults_big - faults_small)`` (start-up, the
+same number of accesses and compilation cancel) and accesses/s of the big run. Numbers are
+host time on whatever machine runs this: compare before/after on the same one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODES = {
+    "machine": [],
+    "first-touch": ["--policy", "first-touch"],
+    "autonuma": ["--policy", "autonuma", "--param", "scan_delay=100us",
+                 "--param", "scan_period_min=100us", "--param", "scan_size=64MiB"],
+}
+
+
+def hwemu(*args) -> list[str]:
+    return [sys.executable, "-c", "import sys; from hwemu.cli import main; sys.exit(main())",
+            *args]
+
+
+def trace(workdir: Path, records: str, footprint: str, threads: int) -> Path:
+    p = workdir / f"random-{records}-{footprint}-t{threads}.parquet"
+    if not p.exists():
+        subprocess.run(hwemu("trace", "synth", "random", "--records", records, "--footprint",
+                             footprint, "--threads", str(threads), "--out", str(p)),
+                       check=True, stdout=subprocess.DEVNULL)
+    return p
+
+
+def run(machine: str, path: Path, mode: str) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    out = subprocess.run(hwemu("run", "--machine", machine, str(path), *MODES[mode], "--json"),
+                         check=True, capture_output=True, text=True).stdout
+    dt = time.perf_counter() - t0
+    r = json.loads(out)
+    faults = sum(int(v) for v in r.get("faults", {}).values())
+    return dt, faults, int(r["accesses"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--machine", default="skx-2s")
+    ap.add_argument("--records", default="2M")
+    ap.add_argument("--threads", default="1,4")
+    ap.add_argument("--small", default="1MiB")
+    ap.add_argument("--big", default="128MiB")
+    ap.add_argument("--modes", default="machine,first-touch,autonuma")
+    ap.add_argument("--workdir", default="/tmp/hwemu-bench-faults")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    wd = Path(a.workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    # warm-up: compile (or load) the numba kernels once, outside the timings
+    w = trace(wd, "10k", a.small, 1)
+    run(a.machine, w, "first-touch")
+    rows = []
+    for th in [int(x) for x in a.threads.split(",")]:
+        small = trace(wd, a.records, a.small, th)
+        big = trace(wd, a.records, a.big, th)
+        for mode in a.modes.split(","):
+            ts, fs, _ = run(a.machine, small, mode)
+            tb, fb, acc = run(a.machine, big, mode)
+            per = (tb - ts) / (fb - fs) * 1e6 if fb > fs else float("nan")
+            row = {"threads": th, "mode": mode, "records": a.records, "t_small_s": round(ts, 3),
+                   "t_big_s": round(tb, 3), "faults_small": fs, "faults_big": fb,
+                   "us_per_extra_fault": round(per, 2), "accesses_per_s_big": round(acc / tb)}
+            rows.append(row)
+            if not a.json:
+                print(f"threads={th} {mode:12s} small {ts:7.2f}s {fs:7d} faults  big {tb:7.2f}s "
+                      f"{fb:7d} faults  {per:9.2f} us/extra fault  {acc / tb:12,.0f} acc/s",
+                      flush=True)
+    if a.json:
+        print(json.dumps({"machine": a.machine, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
