@@ -48,6 +48,7 @@ from numba import njit
 from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
+from hwemu.machine.times import NEVER
 from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB,
                                      K_L1D_HIT, K_L1D_MISS, K_L1I_HIT, K_L1I_MISS,
                                      access_below_l1)
@@ -67,7 +68,6 @@ HIST_WIDE_BINS, HIST_WIDE_PS = 4096, 1_000_000
 HIST_COARSE_END = HIST_FINE_BINS * HIST_FINE_PS + HIST_COARSE_BINS * HIST_COARSE_PS
 HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS + HIST_WIDE_BINS
 MAX_LFB = 64
-INF = np.int64(1) << np.int64(62)
 FAULT_KINDS = ("not_present", "migration_entry", "numa_hint")
 
 
@@ -119,8 +119,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     while True:
         # the runnable thread with the smallest clock, and the next smallest clock
         t_sel = -1
-        best = INF
-        second = INF
+        best = NEVER
+        second = NEVER
         for th in range(nth):
             # a thread whose next records are not loaded yet (th_more) still holds the others
             # back: none may run past its clock
@@ -285,7 +285,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                         issue = sd
                 d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue)
                 th_odone[th, slot] = d1
-                th_oinst[th, slot] = cur if (k == 1 or k == 3) else INF
+                th_oinst[th, slot] = cur if (k == 1 or k == 3) else NEVER
             if d1 > done:
                 done = d1
             if wh > where:

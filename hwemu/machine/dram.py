@@ -60,6 +60,7 @@ import numpy as np
 from numba import njit
 
 from hwemu.machine.stateref import prefetch
+from hwemu.machine.times import LONG_AGO
 
 # columns of the per-node parameter array
 DP_CH, DP_RANKS, DP_BANKS, DP_ROW_LINES, DP_IL_LINES = 0, 1, 2, 3, 4
@@ -92,7 +93,6 @@ XG_IDX, XG_WS = NCOL, NCOL + 1
 XC_HDR = 2            # per channel: queued writes, read-busy-until; then write_queue lines
 XC_N, XC_RD = 0, 1
 IDLE_DRAIN_PS = 2_000_000   # idle-time drains are placed at most 2 us back (well inside BUS_UNITS)
-NEVER = -(1 << 40)
 
 
 def dram_params(nodes) -> np.ndarray:
@@ -170,11 +170,11 @@ def dram_state(p: np.ndarray):
     nc = int(p[:, DP_CH].sum())
     bank_row = np.full(nb, -1, np.int64)
     bank_ready = np.zeros(nb, np.int64)
-    bank_act = np.full(nb, NEVER, np.int64)
-    bank_wr_end = np.full(nb, NEVER, np.int64)
-    bank_last = np.full(nb, NEVER, np.int64)
+    bank_act = np.full(nb, LONG_AGO, np.int64)
+    bank_wr_end = np.full(nb, LONG_AGO, np.int64)
+    bank_last = np.full(nb, LONG_AGO, np.int64)
     chan_bus = np.full((nc, BUS_UNITS), -1, np.int64)
-    x = np.full(_x_size(p), NEVER, np.int64)
+    x = np.full(_x_size(p), LONG_AGO, np.int64)
     x[0:nb * XB:XB] = -1                                   # no row awaits a switch
     nr = int((p[:, DP_CH] * p[:, DP_RANKS]).sum())
     r0 = int(p[0, DP_X_RANK])
@@ -232,7 +232,7 @@ def _refresh_window(t, off, trefi, trfc):
     """Start of the latest refresh window at or before t (rank refreshes at off + k*tREFI)."""
     x = t - off
     if x < 0:
-        return np.int64(-(1 << 40))
+        return np.int64(LONG_AGO)
     return t - x % trefi
 
 
@@ -356,7 +356,7 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
             u = nxt
             continue
         tcol = u * unit - lat
-        bump = NEVER
+        bump = LONG_AGO
         if not is_write:
             if tcol >= x[xr + XR_WS] and tcol < x[xr + XR_WS + 1] + twtrs:
                 bump = x[xr + XR_WS + 1] + twtrs
@@ -371,7 +371,7 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
                 a = x[xg + i]
                 if a > tcol - tccdl and a < tcol + tccdl and a + tccdl_b > bump:
                     bump = a + tccdl_b
-        if bump == NEVER:
+        if bump == LONG_AGO:
             break
         u = (bump + lat + unit - 1) // unit
     return u
@@ -520,11 +520,11 @@ def _drain(p, node, xc, keep, t,
            bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
     """Issue queued writes of the channel whose state is at ``x[xc:]``, from time ``t``, until
     ``keep`` remain: writes to open rows first, then the oldest. Returns the end of the last
-    write's data (or NEVER if none was issued)."""
+    write's data (or LONG_AGO if none was issued)."""
     q = xc + XC_HDR
     n = x[xc + XC_N]
     nbanks = p[node, DP_BANKS]
-    last = np.int64(NEVER)
+    last = np.int64(LONG_AGO)
     while n > keep:
         j = 0
         for i in range(n):

@@ -36,7 +36,10 @@ from collections import namedtuple
 import numpy as np
 
 from hwemu.cachesim import setassoc as sa
-from hwemu.machine import hierarchy as H
+from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT,
+                                     C_MESH, C_N, C_NNODES, C_PF_DEG, C_PF_DIST, C_PF_ON,
+                                     C_PF_STREAMS, C_PPI, C_ROB, C_SNOOP, C_SOCKETS, C_SQ,
+                                     C_STLB_LAT, C_WALK, K_N, MAX_SQ, W_N, stream_table)
 from hwemu.machine.config import MachineConfig
 from hwemu.machine.core import FAULT_KINDS, HIST_BINS, MAX_LFB
 from hwemu.machine.dram import dram_params, dram_state
@@ -75,27 +78,27 @@ def node_layout(cfg: MachineConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     ncpu = cfg.num_cpus
-    c = np.zeros(H.C_N, np.int64)
-    c[H.C_CPS] = cfg.cores_per_socket
-    c[H.C_SOCKETS] = cfg.sockets
-    c[H.C_NNODES] = cfg.num_nodes
-    c[H.C_L1I_LAT] = cfg.cycles_ps(cfg.l1i.latency_cycles)
-    c[H.C_L1D_LAT] = cfg.cycles_ps(cfg.l1d.latency_cycles)
-    c[H.C_L2_LAT] = cfg.cycles_ps(cfg.l2.latency_cycles)
-    c[H.C_LLC_LAT] = cfg.cycles_ps(cfg.llc.latency_cycles)
+    c = np.zeros(C_N, np.int64)
+    c[C_CPS] = cfg.cores_per_socket
+    c[C_SOCKETS] = cfg.sockets
+    c[C_NNODES] = cfg.num_nodes
+    c[C_L1I_LAT] = cfg.cycles_ps(cfg.l1i.latency_cycles)
+    c[C_L1D_LAT] = cfg.cycles_ps(cfg.l1d.latency_cycles)
+    c[C_L2_LAT] = cfg.cycles_ps(cfg.l2.latency_cycles)
+    c[C_LLC_LAT] = cfg.cycles_ps(cfg.llc.latency_cycles)
     tlb = cfg.tlb
-    c[H.C_STLB_LAT] = cfg.cycles_ps(tlb["stlb_latency_cycles"])
-    c[H.C_WALK] = tlb["page_walk_ps"]
-    c[H.C_SNOOP] = cfg.core_snoop_ps
-    c[H.C_MESH] = cfg.mesh_latency_ps
-    c[H.C_FAULT] = cfg.fault_cost_ps
-    c[H.C_PPI] = max(1, int(round(cfg.base_cpi * cfg.period_ps)))
-    c[H.C_ROB] = cfg.rob
-    c[H.C_SQ] = cfg.superqueue
-    c[H.C_PF_ON] = 1 if cfg.prefetch.enable else 0
-    c[H.C_PF_STREAMS] = cfg.prefetch.streams
-    c[H.C_PF_DIST] = cfg.prefetch.distance
-    c[H.C_PF_DEG] = cfg.prefetch.degree
+    c[C_STLB_LAT] = cfg.cycles_ps(tlb["stlb_latency_cycles"])
+    c[C_WALK] = tlb["page_walk_ps"]
+    c[C_SNOOP] = cfg.core_snoop_ps
+    c[C_MESH] = cfg.mesh_latency_ps
+    c[C_FAULT] = cfg.fault_cost_ps
+    c[C_PPI] = max(1, int(round(cfg.base_cpi * cfg.period_ps)))
+    c[C_ROB] = cfg.rob
+    c[C_SQ] = cfg.superqueue
+    c[C_PF_ON] = 1 if cfg.prefetch.enable else 0
+    c[C_PF_STREAMS] = cfg.prefetch.streams
+    c[C_PF_DIST] = cfg.prefetch.distance
+    c[C_PF_DEG] = cfg.prefetch.degree
 
     def cache(k, name, cc, instances):
         return sa.new_cache_sets(cc.sets, cc.ways, cc.policy, int(seed) * 8 + k, instances,
@@ -138,9 +141,9 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.zeros(T, np.uint8), np.zeros(T, np.int64), np.zeros(T, np.int64), np.zeros(T, np.int64),
         np.zeros(T, np.int64), np.zeros(T, np.int64), np.zeros(T, np.uint8),
         np.zeros(T, np.int64), np.zeros(T, np.int64),
-        np.zeros(HIST_BINS, np.int64), np.zeros((cfg.sockets, H.W_N), np.int64),
-        np.zeros((T, len(FAULT_KINDS)), np.int64), np.zeros((ncpu, H.K_N), np.int64),
-        np.zeros((ncpu, H.MAX_SQ), np.int64), H.stream_table(ncpu, cfg.prefetch.streams),
+        np.zeros(HIST_BINS, np.int64), np.zeros((cfg.sockets, W_N), np.int64),
+        np.zeros((T, len(FAULT_KINDS)), np.int64), np.zeros((ncpu, K_N), np.int64),
+        np.zeros((ncpu, MAX_SQ), np.int64), stream_table(ncpu, cfg.prefetch.streams),
         np.zeros(l2.tags.shape[0], np.int64), np.zeros(l2.tags.shape[0], np.uint8),
         np.zeros(llc.tags.shape[0], np.int64),
     )

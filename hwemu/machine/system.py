@@ -13,16 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwemu.errors import HwemuError
-from hwemu.machine import core as C
-from hwemu.machine import pagetable as PT
-from hwemu.machine import stateref as SR
+from hwemu.machine.core import (FAULT_KINDS, O_KIND, O_N, O_PTE, O_THREAD, O_VADDR, R_CHUNK_DONE,
+                                R_EVENT, R_STARVED, replay, replay_handle)
+from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
+from hwemu.machine.stateref import new_handle, set_chunk, set_tables
 from hwemu.machine.config import MachineConfig, as_config
+from hwemu.machine.times import NEVER as _NEVER
+from hwemu.machine.times import PARKED
 from hwemu.machine.state import build_state
 
-NEVER = int(C.INF)                    # a stop time that never comes
-# The clock of a thread the OS holds (blocked in a fault handler): above every real time, so
-# the replay loop never picks it, and below NEVER.
-PARKED = 1 << 60
+NEVER = int(_NEVER)                   # a stop time that never comes (hwemu.machine.times)
 # dtypes of the chunk arrays (kind, addr, size, insts, order) the compiled handle holds
 _HANDLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint64), np.dtype(np.uint16),
                   np.dtype(np.uint32), np.dtype(np.int64))
@@ -63,8 +63,8 @@ class Machine:
         self.config = as_config(config)
         self.threads = max(1, int(threads))
         self.S = build_state(self.config, self.threads, seed)
-        self.pt = PT.PageTables()
-        self._out = np.zeros(C.O_N, np.int64)
+        self.pt = PageTables()
+        self._out = np.zeros(O_N, np.int64)
         self._chunk = None
         # The compiled-side handle (stateref.Handle): state, page tables, chunk and ``out`` in
         # one object, so that entering the replay loop types and unboxes one argument instead
@@ -86,13 +86,13 @@ class Machine:
     # ---- physical memory ------------------------------------------------------------------
     def node_frames(self, node: int) -> int:
         """Number of 4 KiB frames of ``node`` (frames are numbered 0.. per node)."""
-        return int(self.S.node_size[node]) >> PT.PAGE_SHIFT
+        return int(self.S.node_size[node]) >> PAGE_SHIFT
 
     def phys_addr(self, node: int, frame: int) -> int:
         """Physical address of 4 KiB frame ``frame`` of ``node``."""
         if not 0 <= frame < self.node_frames(node):
             raise HwemuError(f"frame {frame} is outside node {node} ({self.node_frames(node)} frames)")
-        return int(self.S.node_base[node]) + (frame << PT.PAGE_SHIFT)
+        return int(self.S.node_base[node]) + (frame << PAGE_SHIFT)
 
     def node_of_phys(self, pa: int) -> int:
         for n, (b, e) in enumerate(self._node_ranges()):
@@ -113,16 +113,16 @@ class Machine:
 
     def frame_of_phys(self, pa: int) -> tuple[int, int]:
         n = self.node_of_phys(pa)
-        return n, (pa - int(self.S.node_base[n])) >> PT.PAGE_SHIFT
+        return n, (pa - int(self.S.node_base[n])) >> PAGE_SHIFT
 
     # ---- page tables ----------------------------------------------------------------------
     def map_page(self, pid: int, vaddr: int, node: int, frame: int, huge: bool = False,
-                 state: int = PT.PTE_PRESENT) -> int:
+                 state: int = PTE_PRESENT) -> int:
         """Map the page at ``vaddr`` to ``frame`` of ``node`` (a 2 MiB page needs a frame
         aligned to 512); returns the PTE."""
         if huge and frame % 512:
             raise HwemuError(f"frame {frame} is not 2 MiB aligned for a huge page")
-        pte = PT.make_pte(self.phys_addr(node, frame), node, huge, state)
+        pte = make_pte(self.phys_addr(node, frame), node, huge, state)
         self.pt.set(pid, vaddr, pte)
         self._retranslate()
         return pte
@@ -264,7 +264,7 @@ class Machine:
 
     def node_start_pfn(self, node: int) -> int:
         """First physical frame number (4 KiB) of ``node``."""
-        return int(self.S.node_base[node]) >> PT.PAGE_SHIFT
+        return int(self.S.node_base[node]) >> PAGE_SHIFT
 
     def drop_lines(self, phys: int, nbytes: int, at_ps: int = 0) -> int:
         """Invalidate a physical range in every cache (modified lines are written back)."""
@@ -301,7 +301,7 @@ class Machine:
         self._fast = all(a.dtype == d and a.flags.writeable
                          for a, d in zip(self._chunk, _HANDLE_DTYPES))
         if self._fast:
-            SR.set_chunk(self._handle(), *self._chunk)
+            set_chunk(self._handle(), *self._chunk)
 
     def _handle(self):
         """The compiled handle, made on first use; its page-table arrays brought up to date
@@ -315,9 +315,9 @@ class Machine:
         tabs = (t2.keys, t2.vals, t4.keys, t4.vals)
         if self._h is None:
             empty = tuple(np.zeros(0, d) for d in _HANDLE_DTYPES)
-            self._h = SR.new_handle(self.S, *tabs, *empty, self._out)
+            self._h = new_handle(self.S, *tabs, *empty, self._out)
         else:
-            SR.set_tables(self._h, *tabs)
+            set_tables(self._h, *tabs)
         self._tables = tabs
         return self._h
 
@@ -344,29 +344,29 @@ class Machine:
             return _CHUNK_DONE
         stop = NEVER if stop_ps is None else int(stop_ps)
         if self._fast:
-            r = C.replay_handle(self._handle(), stop)
+            r = replay_handle(self._handle(), stop)
         else:
             kind, addr, size, insts, order = self._chunk
             t = self.pt
-            r = C.replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
+            r = replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
                          insts, order, stop, self._out)
         o = self._out
-        if r == C.R_CHUNK_DONE:
+        if r == R_CHUNK_DONE:
             self._chunk = None
             return _CHUNK_DONE
-        if r == C.R_EVENT or r == C.R_STARVED:
+        if r == R_EVENT or r == R_STARVED:
             # Stops are immutable: one per (reason, thread) is kept and handed out again
             # (creating a frozen dataclass costs about a microsecond per crossing)
-            key = (r, int(o[C.O_THREAD]))
+            key = (r, int(o[O_THREAD]))
             st = self._stops.get(key)
             if st is None:
-                st = Stop("event" if r == C.R_EVENT else "starved", thread=key[1])
+                st = Stop("event" if r == R_EVENT else "starved", thread=key[1])
                 self._stops[key] = st
             return st
-        pte = int(o[C.O_PTE])
+        pte = int(o[O_PTE])
         st = pte & 3
-        return Stop("fault", thread=int(o[C.O_THREAD]), vaddr=int(o[C.O_VADDR]), kind=int(o[C.O_KIND]),
-                    pte=pte, fault=C.FAULT_KINDS[0 if st == 0 else st - 1])
+        return Stop("fault", thread=int(o[O_THREAD]), vaddr=int(o[O_VADDR]), kind=int(o[O_KIND]),
+                    pte=pte, fault=FAULT_KINDS[0 if st == 0 else st - 1])
 
     def sim_time_ps(self) -> int:
         return int(self.S.th_clock.max())
