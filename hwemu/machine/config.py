@@ -82,6 +82,7 @@ class NodeConfig:
     socket: int
     size_bytes: int
     dram: DramConfig
+    remote_trackers: int = 0
 
     @property
     def has_cpus(self) -> bool:
@@ -592,7 +593,11 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         size = ns.positive("size", 1 << 21)
         if size % (1 << 21):
             raise HwemuError(f"{ns.where('size')}: must be a multiple of 2MiB")
-        nodes.append(NodeConfig(i, ns.get("name") or f"node{i}", socket, size, dram))
+        rt = ns.positive("remote_trackers", -1)
+        if rt > 64:
+            raise HwemuError(f"{ns.where('remote_trackers')}: at most 64 remote trackers are supported")
+        nodes.append(NodeConfig(i, ns.get("name") or f"node{i}", socket, size, dram,
+                                remote_trackers if rt < 0 else rt))
     for s in range(sockets):
         owners = [n.id for n in nodes if n.socket == s]
         if len(owners) != 1:

@@ -80,8 +80,7 @@ C_CPS, C_SOCKETS, C_NNODES = 0, 1, 2
 C_L1I_LAT, C_L1D_LAT, C_L2_LAT, C_LLC_LAT = 3, 4, 5, 6
 C_STLB_LAT, C_WALK, C_SNOOP, C_MESH, C_FAULT, C_PPI, C_ROB = 7, 8, 9, 10, 11, 12, 13
 C_SQ, C_PF_ON, C_PF_STREAMS, C_PF_DIST, C_PF_DEG = 14, 15, 16, 17, 18
-C_RT = 19
-C_N = 20
+C_N = 19
 
 # per-cpu cache counters (S.ccnt columns)
 K_L1I_HIT, K_L1I_MISS, K_L1D_HIT, K_L1D_MISS, K_L2_HIT, K_L2_MISS = 0, 1, 2, 3, 4, 5
@@ -417,7 +416,7 @@ def rt_entry(S, cpu, home):
     """The remote tracker of ``cpu`` at home node ``home`` that frees first, and when."""
     e = 0
     best = S.rt_done[cpu, home, 0]
-    for j in range(1, S.cfg[C_RT]):
+    for j in range(1, S.node_rt[home]):
         d = S.rt_done[cpu, home, j]
         if d < best:
             best = d
@@ -561,7 +560,7 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
     # A read of a remote home needs one of the tracker entries that home preallocates to this
     # core: a demand waits for the first to free, a prefetch that finds none is dropped.
     rt = -1
-    if S.cfg[C_RT] > 0 and node != my_node:
+    if S.node_rt[node] > 0 and node != my_node:
         rt, free = rt_entry(S, cpu, node)
         if free > tt:
             if not demand:
@@ -718,7 +717,7 @@ def stream_train(S, cpu, node, line, t):
 def remote_tracker_free(S, cpu, node, line, t):
     """When a demand LLC miss of ``line`` (home ``node``) issued at ``t`` could take a remote
     tracker of ``cpu``: ``t`` if it needs none (local home, LLC hit, unbounded) or one is free."""
-    if S.cfg[C_RT] == 0:
+    if S.node_rt[node] == 0:
         return t
     sock = cpu // S.cfg[C_CPS]
     if node == S.socket_node[sock]:

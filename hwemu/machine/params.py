@@ -208,6 +208,9 @@ NODE_PARAMS: tuple[Param, ...] = (
           "CPU-less node (e.g. CXL memory)"),
     Param("node", "size", "size", "bytes", None, "memory capacity of the node"),
     Param("node", "dram", "table", "", {}, "overrides of [dram] keys for this node"),
+    Param("node", "remote_trackers", "int", "entries", -1,
+          "tracker entries this node, as a remote home, preallocates to each core (-1 = "
+          "[uncore] remote_trackers, 0 = unbounded)"),
 )
 
 LINK_PARAMS: tuple[Param, ...] = (

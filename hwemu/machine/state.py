@@ -23,7 +23,8 @@ component works on. Field groups (see the component modules for their meaning):
   ``pf_tab`` (per CPU stream table), ``l2_rdy``/``l2_pf`` (per L2 line: data-arrival time and
   not-yet-used flag of a prefetched line), ``llc_rdy`` (per LLC line: data-arrival time of a
   line an LLC prefetch is still fetching); ``rt_done`` (per CPU and home node: completion
-  time of each remote tracker entry, ``[uncore] remote_trackers``).
+  time of each remote tracker entry), ``node_rt`` (per home node: entries it preallocates to
+  each core, ``[uncore]``/``[[node]] remote_trackers``; 0 = unbounded).
 
 Replacement seeds: cache or TLB ``k`` (in the order l1i, l1d, l2, llc, itlb, dtlb4, dtlb2,
 stlb) gets seed ``seed * 8 + k``, so ``--seed`` changes every random-policy cache and runs with
@@ -57,7 +58,7 @@ FIELDS = (
     "th_pend", "th_pte", "th_txd", "th_wait", "th_pos", "th_end", "th_more", "th_acc",
     "th_lat_sum",
     "hist", "served", "faults", "ccnt",
-    "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy", "rt_done",
+    "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy", "rt_done", "node_rt",
 )
 State = namedtuple("State", FIELDS)
 
@@ -97,7 +98,6 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     c[H.C_PF_STREAMS] = cfg.prefetch.streams
     c[H.C_PF_DIST] = cfg.prefetch.distance
     c[H.C_PF_DEG] = cfg.prefetch.degree
-    c[H.C_RT] = cfg.remote_trackers
 
     def cache(k, name, cc, instances):
         return sa.new_cache_sets(cc.sets, cc.ways, cc.policy, int(seed) * 8 + k, instances,
@@ -145,5 +145,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.zeros((ncpu, H.MAX_SQ), np.int64), H.stream_table(ncpu, cfg.prefetch.streams),
         np.zeros(l2.tags.shape[0], np.int64), np.zeros(l2.tags.shape[0], np.uint8),
         np.zeros(llc.tags.shape[0], np.int64),
-        np.zeros((ncpu, cfg.num_nodes, max(1, cfg.remote_trackers)), np.int64),
+        np.zeros((ncpu, cfg.num_nodes, max([1] + [n.remote_trackers for n in cfg.nodes])),
+                 np.int64),
+        np.array([n.remote_trackers for n in cfg.nodes], np.int64),
     )

@@ -37,6 +37,8 @@ def test_default_is_unbounded_and_limits_checked(tmp_path):
     assert load_machine(str(TINY)).remote_trackers == 0
     assert load_machine("skx-2s").remote_trackers == 6
     assert load_machine("epyc-2s").remote_trackers == 0
+    cxl = load_machine("skx-2s-cxl")
+    assert [n.remote_trackers for n in cxl.nodes] == [6, 6, 0]
     p = tmp_path / "bad.toml"
     p.write_text(f'base = "{TINY}"\n[uncore]\nremote_trackers = 65\n')
     with pytest.raises(HwemuError, match=r"\[uncore\] remote_trackers: at most 64"):
@@ -132,3 +134,18 @@ def test_trackers_bound_the_queueing_delay_on_the_link(tmp_path):
     assert lat[0] > idle + 3 * line                       # measured: 177.0 ns (idle 145)
     assert lat[2] < idle + 3 * line                       # measured: 163.3 ns
     assert lat[0] - idle > 1.5 * (lat[2] - idle)
+
+
+def test_a_node_overrides_the_trackers_it_preallocates(tmp_path):
+    p = tmp_path / "node.toml"
+    p.write_text(f'base = "{TINY}"\nname = "tiny-node"\n[uncore]\nremote_trackers = 1\n'
+                 '[[node]]\nsocket = 0\nsize = "1GiB"\n'
+                 '[[node]]\nsocket = 1\nsize = "1GiB"\nremote_trackers = 0\n')
+    cfg = load_machine(str(p))
+    assert [n.remote_trackers for n in cfg.nodes] == [1, 0]
+    m = Machine(cfg, threads=1)
+    # node 1 does not bound the reads of socket 0's cores
+    a = [acc(m, 0, ln * 64, 1, T)[0] for ln in range(3)]
+    b = [acc(machine(tmp_path, 0), 0, ln * 64, 1, T)[0] for ln in range(1)]
+    assert a[0] == b[0] and a[2] < 2 * a[0]
+    assert int(m.S.ccnt[0, H.K_RT_WAIT]) == 0
