@@ -770,7 +770,7 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry):
     tq = t
     if free > t:
         tq = free
-    if retry:
+    if retry and S.node_rt[node] != 0 and node != S.socket_node[cpu // S.cfg[C_CPS]]:
         tr = remote_tracker_free(S, cpu, node, line, tq)
         if tr > tq:
             S.ccnt[cpu, K_RT_WAIT] += 1
