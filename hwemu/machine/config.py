@@ -82,6 +82,7 @@ class NodeConfig:
     socket: int
     size_bytes: int
     dram: DramConfig
+    remote_trackers: int = 0
 
     @property
     def has_cpus(self) -> bool:
@@ -162,6 +163,7 @@ class MachineConfig:
     nodes: tuple
     links: tuple
     superqueue: int = 10
+    remote_trackers: int = 0
     prefetch: PrefetchConfig = PrefetchConfig()
     os: OsCosts = OsCosts()
     parametric: ParametricCosts = ParametricCosts()
@@ -532,6 +534,9 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     superqueue = core.positive("superqueue", 0) or lfb
     if superqueue > 64:
         raise HwemuError(f"{core.where('superqueue')}: at most 64 superqueue entries are supported")
+    remote_trackers = unc.positive("remote_trackers", 0)
+    if remote_trackers > 64:
+        raise HwemuError(f"{unc.where('remote_trackers')}: at most 64 remote trackers are supported")
     streams = pfs.positive("streams")
     if streams > 256:
         raise HwemuError(f"{pfs.where('streams')}: at most 256 streams are supported")
@@ -588,7 +593,11 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         size = ns.positive("size", 1 << 21)
         if size % (1 << 21):
             raise HwemuError(f"{ns.where('size')}: must be a multiple of 2MiB")
-        nodes.append(NodeConfig(i, ns.get("name") or f"node{i}", socket, size, dram))
+        rt = ns.positive("remote_trackers", -1)
+        if rt > 64:
+            raise HwemuError(f"{ns.where('remote_trackers')}: at most 64 remote trackers are supported")
+        nodes.append(NodeConfig(i, ns.get("name") or f"node{i}", socket, size, dram,
+                                remote_trackers if rt < 0 else rt))
     for s in range(sockets):
         owners = [n.id for n in nodes if n.socket == s]
         if len(owners) != 1:
@@ -614,6 +623,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         llc=_cache(src, d, "llc"), tlb=tlb, core_snoop_ps=coh.get("core_snoop"),
         mesh_latency_ps=unc.get("mesh_latency"), fault_cost_ps=os_.get("fault_cost"),
         nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
+        remote_trackers=remote_trackers,
         os=os_costs, parametric=parametric,
     )
     # Every core has its own L1s and L2, every socket its LLC: refuse a machine whose caches

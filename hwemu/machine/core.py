@@ -283,13 +283,25 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                             slot = j
                     if sd > issue:
                         issue = sd
-                d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue)
+                d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue,
+                                         ln == 0)
+                if wh < 0:
+                    # no remote tracker free (hierarchy.remote_tracker_free): the core stalls
+                    # until one frees and issues the access again; the stall is latency
+                    ccnt[cpu, K_L1I_MISS if is_ifetch else K_L1D_MISS] -= 1
+                    S.th_wait[th] += d1 - issue
+                    done = -1
+                    break
                 th_odone[th, slot] = d1
                 th_oinst[th, slot] = cur if (k == 1 or k == 3) else NEVER
             if d1 > done:
                 done = d1
             if wh > where:
                 where = wh
+        if done < 0:
+            clock = d1 - S.th_txd[th]
+            th_clock[th] = clock
+            continue
         # translation + issue to data; a wait for a fill buffer is not latency
         lat = S.th_txd[th] + (done - issue)
         w = S.th_wait[th]

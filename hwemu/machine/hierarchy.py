@@ -42,6 +42,12 @@ steps in one direction it issues up to ``degree`` prefetches per lookup, at most
 lines ahead, within the page: into L2 with a free superqueue entry, else into the LLC only.
 A prefetched line records when its data arrive; a demand that comes earlier waits for them.
 
+Remote trackers (``[uncore] remote_trackers``, docs/machine.md): an LLC miss whose home is
+another node needs one of the tracker entries that home preallocates to the requesting core,
+held until the data arrive; a demand waits for the first to free, a prefetch finding none is
+dropped. This bounds the requests a socket has in flight across the links, and with it
+(Little's law) the queueing delay on the remote path.
+
 Path to memory from socket ``s`` (node ``n_s``) to home node ``h``: local
 ``mc_latency + DRAM + mc_latency``; remote adds ``mesh_latency`` at the requester on each
 way and the link traversal (request header out, 64 bytes + header back) with queueing.
@@ -66,6 +72,7 @@ from hwemu.machine.stateref import prefetch, state_ref
 # where an access was served
 W_L1, W_L2, W_LLC, W_REMOTE_CACHE, W_LOCAL_DRAM, W_REMOTE_DRAM, W_CXL = 0, 1, 2, 3, 4, 5, 6
 W_N = 7
+W_RETRY = -1          # access_below_l1: no remote tracker free, stall and issue again
 W_NAMES = ("l1", "l2", "llc", "remote_cache", "local_dram", "remote_dram", "cxl")
 
 # indices of the scalar configuration array S.cfg
@@ -80,14 +87,17 @@ K_L1I_HIT, K_L1I_MISS, K_L1D_HIT, K_L1D_MISS, K_L2_HIT, K_L2_MISS = 0, 1, 2, 3, 
 K_LLC_HIT, K_LLC_MISS, K_L1_WB, K_L2_WB, K_SNOOP, K_INVAL_SENT = 6, 7, 8, 9, 10, 11
 K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS, K_LLC_WB = 12, 13, 14, 15
 K_PF_ISSUED, K_PF_USEFUL, K_PF_LATE, K_PF_LLC, K_SQ_FULL = 16, 17, 18, 19, 20
-K_N = 21
+K_RT_WAIT, K_PF_DROP = 21, 22
+K_N = 23
 K_NAMES = ("l1i_hits", "l1i_misses", "l1d_hits", "l1d_misses", "l2_hits", "l2_misses",
            "llc_hits", "llc_misses", "l1d_writebacks", "l2_writebacks", "core_snoops",
            "invalidations_sent", "dtlb_misses", "itlb_misses", "stlb_misses", "llc_writebacks",
-           "l2_pf_issued", "l2_pf_useful", "l2_pf_late", "llc_pf_issued", "sq_full_waits")
+           "l2_pf_issued", "l2_pf_useful", "l2_pf_late", "llc_pf_issued", "sq_full_waits",
+           "remote_tracker_waits", "pf_dropped")
 
 # L2 superqueue and stream prefetcher
 MAX_SQ = 64
+MAX_RT = 64           # remote trackers per core and home node (``[uncore] remote_trackers``)
 PF_PAGE, PF_LAST, PF_DIR, PF_CONF, PF_FRONT, PF_STAMP = 0, 1, 2, 3, 4, 5
 PF_F = 6
 PF_TRAIN = 2          # same-direction steps within a page before a stream issues prefetches
@@ -401,6 +411,19 @@ def sq_entry(S, cpu):
     return e, best
 
 
+@njit(cache=True, _nrt=False)
+def rt_entry(S, cpu, home):
+    """The remote tracker of ``cpu`` at home node ``home`` that frees first, and when."""
+    e = 0
+    best = S.rt_done[cpu, home, 0]
+    for j in range(1, S.node_rt[home]):
+        d = S.rt_done[cpu, home, j]
+        if d < best:
+            best = d
+            e = j
+    return e, best
+
+
 @njit(cache=True, _nrt=False, inline="always")
 def _prefetch_private_rows(S, r2, cpu, line, is_ifetch):
     """Host-cache prefetch (no effect on results) of what an access below L1 reads in the
@@ -534,6 +557,17 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
             st = ST_E
         return tt, where, st
     # ---- LLC miss: the home agent consults the other sockets (directory)
+    # A read of a remote home needs one of the tracker entries that home preallocates to this
+    # core: a demand waits for the first to free, a prefetch that finds none is dropped.
+    rt = -1
+    if S.node_rt[node] > 0 and node != my_node:
+        rt, free = rt_entry(S, cpu, node)
+        if free > tt:
+            if not demand:
+                S.ccnt[cpu, K_PF_DROP] += 1
+                return tt, -1, ST_I
+            S.ccnt[cpu, K_RT_WAIT] += 1
+            tt = free
     if demand:
         S.ccnt[cpu, K_LLC_MISS] += 1
     owner = -1
@@ -569,6 +603,8 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand):
             where = W_REMOTE_DRAM
     if tinv > done:
         done = tinv
+    if rt >= 0:
+        S.rt_done[cpu, node, rt] = done
     il = llc_fill(S, sock, line, done)
     S.llc_cv[il] = _bit(lcpu)
     if is_write:
@@ -597,15 +633,19 @@ def prefetch_l2(S, cpu, node, line, t):
         rl = set_row(llc, cpu // S.cfg[C_CPS], line)
         if find_in_row(llc, rl, line) >= 0:
             return 0
-        S.ccnt[cpu, K_PF_LLC] += 1
         done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+        if where < 0:                  # no remote tracker free: dropped
+            return 0
+        S.ccnt[cpu, K_PF_LLC] += 1
         il = find_in_row(llc, rl, line)
         if il >= 0:                    # always: the read has just allocated it
             S.llc_cv[il] = 0
             S.llc_rdy[il] = done
         return 2
-    S.ccnt[cpu, K_PF_ISSUED] += 1
     done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+    if where < 0:                      # no remote tracker free: dropped
+        return 0
+    S.ccnt[cpu, K_PF_ISSUED] += 1
     S.sq_done[cpu, e] = done
     fill_l2(S, cpu, line, st, done)
     i2 = find_in_row(l2, r2, line)
@@ -674,9 +714,30 @@ def stream_train(S, cpu, node, line, t):
 
 
 @njit(cache=True, _nrt=False)
-def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
+def remote_tracker_free(S, cpu, node, line, t):
+    """When a demand LLC miss of ``line`` (home ``node``) issued at ``t`` could take a remote
+    tracker of ``cpu``: ``t`` if it needs none (local home, LLC hit, unbounded) or one is free."""
+    if S.node_rt[node] == 0:
+        return t
+    sock = cpu // S.cfg[C_CPS]
+    if node == S.socket_node[sock]:
+        return t
+    e, free = rt_entry(S, cpu, node)
+    if free <= t:
+        return t
+    llc = S.llc
+    if find_in_row(llc, set_row(llc, sock, line), line) >= 0:
+        return t
+    return free
+
+
+@njit(cache=True, _nrt=False)
+def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry):
     """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
-    Returns (done_time, where)."""
+    Returns (done_time, where). With ``retry``, a demand LLC miss to a remote home that finds
+    no free remote tracker changes nothing and returns (time one frees, W_RETRY): the core
+    stalls until then and issues the access again (so that requests still reach the links in
+    time order); without, the miss waits for the tracker in place."""
     line = pa >> 6
     # ---- L2
     l2 = S.l2
@@ -704,12 +765,18 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t):
         if S.cfg[C_PF_ON] != 0:
             stream_train(S, cpu, node, line, t)
         return done, W_L2
-    S.ccnt[cpu, K_L2_MISS] += 1
     # ---- a superqueue entry for the miss (wait for the first to free if all are busy)
     e, free = sq_entry(S, cpu)
     tq = t
     if free > t:
         tq = free
+    if retry and S.node_rt[node] != 0 and node != S.socket_node[cpu // S.cfg[C_CPS]]:
+        tr = remote_tracker_free(S, cpu, node, line, tq)
+        if tr > tq:
+            S.ccnt[cpu, K_RT_WAIT] += 1
+            return tr, W_RETRY
+    S.ccnt[cpu, K_L2_MISS] += 1
+    if free > t:
         S.ccnt[cpu, K_SQ_FULL] += 1
     done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, True)
     if ready > done:
@@ -729,4 +796,4 @@ def access(S, cpu, node, pa, is_write, is_ifetch, t):
     if l1_hit(R, cpu, pa >> 6, is_write, is_ifetch):
         lat = R.cfg[C_L1I_LAT] if is_ifetch else R.cfg[C_L1D_LAT]
         return t + lat, W_L1
-    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t)
+    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, False)

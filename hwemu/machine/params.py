@@ -92,6 +92,10 @@ PARAMS: tuple[Param, ...] = tuple([
           "of the same socket"),
     Param("uncore", "mesh_latency", "time", "ps", "0ns",
           "one-way on-die latency between the LLC and the socket's interconnect ports"),
+    Param("uncore", "remote_trackers", "int", "entries", 0,
+          "home-agent tracker entries a remote home node preallocates to each core: reads of that "
+          "node's memory (demand and prefetch) a core may have outstanding; a demand read waits "
+          "for the first to free, a prefetch that finds none is dropped (0 = unbounded)"),
     Param("os", "fault_cost", "time", "ps", "1us",
           "time a page fault (not-present, migration entry or NUMA hinting) adds to the faulting "
           "thread before the OS handler runs"),
@@ -204,6 +208,9 @@ NODE_PARAMS: tuple[Param, ...] = (
           "CPU-less node (e.g. CXL memory)"),
     Param("node", "size", "size", "bytes", None, "memory capacity of the node"),
     Param("node", "dram", "table", "", {}, "overrides of [dram] keys for this node"),
+    Param("node", "remote_trackers", "int", "entries", -1,
+          "tracker entries this node, as a remote home, preallocates to each core (-1 = "
+          "[uncore] remote_trackers, 0 = unbounded)"),
 )
 
 LINK_PARAMS: tuple[Param, ...] = (

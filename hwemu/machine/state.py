@@ -22,7 +22,9 @@ component works on. Field groups (see the component modules for their meaning):
 - L2 superqueue and stream prefetcher ``sq_done`` (per CPU: completion time of each entry),
   ``pf_tab`` (per CPU stream table), ``l2_rdy``/``l2_pf`` (per L2 line: data-arrival time and
   not-yet-used flag of a prefetched line), ``llc_rdy`` (per LLC line: data-arrival time of a
-  line an LLC prefetch is still fetching).
+  line an LLC prefetch is still fetching); ``rt_done`` (per CPU and home node: completion
+  time of each remote tracker entry), ``node_rt`` (per home node: entries it preallocates to
+  each core, ``[uncore]``/``[[node]] remote_trackers``; 0 = unbounded).
 
 Replacement seeds: cache or TLB ``k`` (in the order l1i, l1d, l2, llc, itlb, dtlb4, dtlb2,
 stlb) gets seed ``seed * 8 + k``, so ``--seed`` changes every random-policy cache and runs with
@@ -59,7 +61,7 @@ FIELDS = (
     "th_pend", "th_pte", "th_txd", "th_wait", "th_pos", "th_end", "th_more", "th_acc",
     "th_lat_sum",
     "hist", "served", "faults", "ccnt",
-    "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy",
+    "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy", "rt_done", "node_rt",
 )
 State = namedtuple("State", FIELDS)
 
@@ -146,4 +148,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.zeros((ncpu, MAX_SQ), np.int64), stream_table(ncpu, cfg.prefetch.streams),
         np.zeros(l2.tags.shape[0], np.int64), np.zeros(l2.tags.shape[0], np.uint8),
         np.zeros(llc.tags.shape[0], np.int64),
+        np.zeros((ncpu, cfg.num_nodes, max([1] + [n.remote_trackers for n in cfg.nodes])),
+                 np.int64),
+        np.array([n.remote_trackers for n in cfg.nodes], np.int64),
     )
