@@ -149,12 +149,20 @@ class Kernel:
         # Duration of one page's writeback I/O started by the model (step 15): a 4 KiB write
         # to an NVMe SSD, ~20-50 us (vendor data sheets; see docs/migration.md).
         self.writeback_io_ps = 30_000_000
-        self.numa_balancing = None     # hwemu.linux.numa_balancing.NumaBalancing when enabled
+        # the NUMA hinting-fault handler (hwemu.linux.numa_balancing.NumaBalancing, or the
+        # co-simulation's dispatcher to a policy); set only by set_numa_hint_handler
+        self.numa_balancing = None
         self.observers: list[KernelObserver] = []
         self.on_migrated = None        # optional callable(nr_pages) after each folio moves
         # When a list: every user load/store appends (time_ps, tid, addr, is_write, value) at
         # the instant it reads or writes the page (for checking and debugging).
         self.access_log: list | None = None
+
+    def set_numa_hint_handler(self, handler) -> None:
+        """Install what handles NUMA hinting faults (``hinting_fault(thread, page, meter)``, a
+        generator returning True if it migrated the page): the one writer of
+        :attr:`numa_balancing`."""
+        self.numa_balancing = handler
 
     # -- statistics -------------------------------------------------------------------------
     def count(self, component: str, stat: str, value=1, unit: str = "count") -> None:

@@ -51,11 +51,14 @@ class _TaskState:
 
 
 class NumaBalancing:
-    def __init__(self, kernel, params: NumaBalancingParams | None = None):
+    def __init__(self, kernel, params: NumaBalancingParams | None = None, install: bool = True):
+        """``install``: become the kernel's hinting-fault handler (Linux's own NUMA balancing);
+        a policy that dispatches the faults itself (the ``autonuma`` policy) passes False."""
         self.k = kernel
         self.p = params or NumaBalancingParams()
         self.tasks: dict[int, _TaskState] = {}
-        kernel.numa_balancing = self
+        if install:
+            kernel.set_numa_hint_handler(self)
 
     # -- scanning -------------------------------------------------------------------------
     def start(self, pid: int) -> None:

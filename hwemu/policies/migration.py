@@ -111,8 +111,8 @@ class AutoNuma(MigrationPolicy):
             # the schedule turned NUMA balancing on for some processes: this policy replaces it
             for pid in list(fallback.tasks):
                 fallback.stop(pid)
-        self.nb = NumaBalancing(ctx.kernel, self.params)
-        ctx.kernel.numa_balancing = hook
+        # the co-simulation's dispatcher stays the hinting-fault handler and calls on_hint_fault
+        self.nb = NumaBalancing(ctx.kernel, self.params, install=False)
         for pid in ctx.pids:
             self.nb.start(pid)
 

@@ -240,9 +240,8 @@ class CoSim(StopHandler):
                     self.kernel.mm(ps.pid).policy = pol
         fallback = self.kernel.numa_balancing
         self.dispatch = _HintDispatcher(migration, self.ctx, fallback)
-        self.kernel.numa_balancing = self.dispatch
+        self.kernel.set_numa_hint_handler(self.dispatch)
         migration.attach(self.ctx)
-        self.kernel.numa_balancing = self.dispatch
         if migration.tick_ps:
             self.engine.call_at(self.engine.now_ps + migration.tick_ps, self._tick)
 
