@@ -224,20 +224,25 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def _write_text(text: str, out: str | None) -> int:
+    """A TOML text to ``--out`` (written atomically) or to stdout."""
+    if out:
+        from hwemu.fileio import atomic_path
+
+        with atomic_path(out) as tmp:
+            Path(tmp).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _cmd_from_host(args) -> int:
     from hwemu.machine.config import load_machine_text
     from hwemu.machine.host import host_toml
 
     text = host_toml(args.sysfs, args.procfs, args.base)
     load_machine_text(text, "<from-host>")      # what is written must load
-    if args.out:
-        from hwemu.fileio import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            Path(tmp).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return _write_text(text, args.out)
 
 
 def _print_numastat(s: dict) -> None:
@@ -261,14 +266,7 @@ def _cmd_dump(args) -> int:
                      f"{cfg.name}: {cfg.description}\nwritten by hwemu {__version__} "
                      f"'machine dump' from {cfg.source}; every key is documented by "
                      "'hwemu machine show --params'")
-    if args.out:
-        from hwemu.fileio import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            Path(tmp).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return _write_text(text, args.out)
 
 
 def _ranges(xs: list[int]) -> str:
