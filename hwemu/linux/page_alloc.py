@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sortedcontainers import SortedSet
 
 from hwemu.linux.hw import Hardware, PAGE_SHIFT
+from hwemu.numa import fallback_order
 from hwemu.linux.mm import HPAGE_NR
 
 STRUCT_PAGE_BYTES = 64
@@ -132,8 +133,7 @@ class PageAllocator:
         self.hw = hw
         self.nodes = [NodeAllocator(n, hw.node_start_pfn(n), hw.node_frames(n))
                       for n in range(hw.num_nodes)]
-        self.zonelists = [sorted(range(hw.num_nodes), key=lambda m, n=n: (hw.distance(n, m), m))
-                          for n in range(hw.num_nodes)]
+        self.zonelists = fallback_order(hw.num_nodes, hw.distance)
 
     def node_of_pfn(self, pfn: int) -> int:
         for a in self.nodes:

@@ -23,7 +23,7 @@ from hwemu.errors import HwemuError
 from hwemu.machine.config import MachineConfig
 from hwemu.machine.dram import DC_READS
 from hwemu.machine.hierarchy import C_PPI
-from hwemu.machine.replay import StopHandler, replay
+from hwemu.machine.driver import StopHandler, replay
 from hwemu.machine.system import Machine
 from hwemu.traces.format import TraceChunk
 

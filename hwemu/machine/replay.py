@@ -19,6 +19,7 @@ from hwemu.machine.hierarchy import K_NAMES, W_NAMES
 from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.dram import DC_N, DC_NAMES, DC_READS, DC_WRITES
 from hwemu.machine.pagetable import PTE_PRESENT, pte_with_state
+from hwemu.machine.driver import StopHandler, replay
 from hwemu.machine.system import Machine, Stop
 from hwemu.stats import Stats
 
@@ -103,17 +104,27 @@ def feed_counts(reader, threads: int):
 
 class FirstTouch:
     """Linux's default placement: a page is allocated on the node of the CPU that first
-    touches it; when that node is full, on the nearest node (by link hops, then id) with room.
-    Frames are handed out in order per node; 4 KiB pages."""
+    touches it; when that node is full, on the nearest node with room, in the OS model's
+    fallback order (``hwemu.numa.fallback_order`` over the machine's SLIT distances, measured
+    once, the first time a node is full). Frames are handed out in order per node; 4 KiB
+    pages."""
 
     def __init__(self, machine: Machine):
         self.m = machine
         cfg = machine.config
         self.next = [0] * cfg.num_nodes
-        hops = cfg.hops()
-        self.order = {n: sorted(range(cfg.num_nodes), key=lambda j: (hops[n][j], j))
-                      for n in range(cfg.num_nodes)}
+        self._order = None
         self.pages = [0] * cfg.num_nodes
+
+    @property
+    def order(self) -> list[list[int]]:
+        if self._order is None:
+            from hwemu.machine.topology import slit_distances
+            from hwemu.numa import fallback_order
+
+            slit = slit_distances(self.m.config)
+            self._order = fallback_order(self.m.config.num_nodes, lambda a, b: slit[a][b])
+        return self._order
 
     def __call__(self, stop: Stop) -> None:
         m = self.m
@@ -121,7 +132,9 @@ class FirstTouch:
             cpu = m.thread_cpu(stop.thread)
             home = m.config.cpu_node(cpu)
             pid = int(m.S.th_pid[stop.thread])
-            for node in self.order[home]:
+            # the home node first; the fallback order only when it is full
+            nodes = [home] if self.next[home] < m.node_frames(home) else self.order[home]
+            for node in nodes:
                 if self.next[node] < m.node_frames(node):
                     m.map_page(pid, stop.vaddr & ~0xFFF, node, self.next[node])
                     self.next[node] += 1
@@ -174,50 +187,6 @@ def parse_cpus(text: str | None, cfg: MachineConfig) -> list[int] | None:
     if len(set(out)) != len(out):
         raise HwemuError("--cpus: a CPU is listed twice")
     return out
-
-
-class StopHandler:
-    """What to do at each stop of the replay loop: the one driver (:func:`replay`,
-    :meth:`Feeder.drive`) behind ``hwemu run``, the co-simulation with the OS model
-    (``hwemu.sim.cosim.CoSim`` is a StopHandler) and the ``mlc`` probes.
-
-    Override what you need: ``stop_time`` (the time at which the loop returns ``event``;
-    None: never), ``load`` (put a chunk into the machine), ``fault`` (resolve a fault; the
-    record is retried), ``event`` (the earliest runnable thread reached the stop time:
-    return True to go on replaying, False to return to the caller)."""
-
-    def stop_time(self) -> int | None:
-        return None
-
-    def load(self, m: Machine, chunk, more=None) -> None:
-        m.load_chunk(chunk, more)
-
-    def fault(self, m: Machine, stop: Stop) -> None:
-        raise AssertionError(f"unexpected fault: {stop}")
-
-    def event(self, m: Machine, stop: Stop, time_ps: int) -> bool:
-        return False
-
-    def chunk_end(self, m: Machine, starved: bool) -> None:
-        """Called when the loaded chunk is done or starved."""
-
-
-def replay(m: Machine, handler: StopHandler) -> str:
-    """Replay what is loaded into ``m`` until the chunk is done (``"chunk-done"``), the
-    earliest thread needs records beyond it (``"starved"``), or ``handler.event`` says stop
-    (``"event"``). Faults go to ``handler.fault``."""
-    while True:
-        t = handler.stop_time()
-        s = m.run(t)
-        if s.reason == "fault":
-            handler.fault(m, s)
-            continue
-        if s.reason == "event":
-            if handler.event(m, s, t):
-                continue
-            return "event"
-        handler.chunk_end(m, s.reason == "starved")
-        return s.reason
 
 
 class _Callbacks(StopHandler):

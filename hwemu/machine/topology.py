@@ -59,3 +59,17 @@ def slit_from_latency(cfg, cpu_nodes: list[int], lat: list[list[float]]) -> list
                 row.append(10 + 10 * hops[i][j])
         dist.append(row)
     return dist
+
+
+_SLIT_CACHE: dict = {}
+
+
+def slit_distances(cfg) -> tuple:
+    """The machine's SLIT distances as the OS sees them (:func:`slit_from_latency` of the idle
+    latency matrix measured through the model), measured once per machine description."""
+    key = (cfg.name, cfg.source, repr(cfg.nodes), repr(cfg.links))
+    got = _SLIT_CACHE.get(key)
+    if got is None:
+        got = _SLIT_CACHE[key] = tuple(tuple(r) for r in describe(cfg, measure=True)["distances"])
+    return got
+

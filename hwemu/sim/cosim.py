@@ -35,7 +35,7 @@ import numpy as np
 from hwemu.errors import HwemuError, warn
 from hwemu.linux.kernel import KernelObserver
 from hwemu.machine.core import FAULT_KINDS
-from hwemu.machine.replay import StopHandler
+from hwemu.machine.driver import StopHandler
 from hwemu.stats import Stats
 
 DEFAULT_WINDOW_PS = 10_000_000        # 10 us timeline windows

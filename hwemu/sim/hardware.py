@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable
 
 from hwemu.errors import HwemuError
@@ -89,22 +88,11 @@ class TlbIpiParams:
                    prefetch_degree=o.metadata_prefetch_degree)
 
 
-@lru_cache(maxsize=16)
-def _slit_cached(key) -> tuple:
-    cfg = _SLIT_CFGS[key]
-    from hwemu.machine.topology import describe
-
-    return tuple(tuple(r) for r in describe(cfg, measure=True)["distances"])
-
-
-_SLIT_CFGS: dict = {}
-
-
 def machine_slit(cfg) -> tuple:
     """SLIT-style distances (10 = local) from the model's idle latencies, as `machine show`."""
-    key = (cfg.name, cfg.source, repr(cfg.nodes), repr(cfg.links))
-    _SLIT_CFGS[key] = cfg
-    return _slit_cached(key)
+    from hwemu.machine.topology import slit_distances
+
+    return slit_distances(cfg)
 
 
 class MachineHardware:
