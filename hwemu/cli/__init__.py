@@ -44,7 +44,40 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error and exit status 2."""
 
     def error(self, message: str):  # noqa: D102
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {message}{_did_you_mean(self, message)} "
+                     f"(see '{self.prog} --help')\n")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` and of its subcommands, recursively."""
+    out: set[str] = set()
+    for action in parser._actions:
+        out.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= _option_strings(sub)
+    return out
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
+    """"; did you mean X?" for a mistyped command, choice or option."""
+    import difflib
+    import re
+
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if m:
+        choices = re.findall(r"'([^']*)'", m.group(2))
+        close = difflib.get_close_matches(m.group(1), choices, n=1)
+        return f"; did you mean '{close[0]}'?" if close else ""
+    m = re.search(r"unrecognized arguments: (.*)", message)
+    if m:
+        options = sorted(_option_strings(parser))
+        for word in m.group(1).split():
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.split("=")[0], options, n=1)
+                if close:
+                    return f"; did you mean {close[0]}?"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

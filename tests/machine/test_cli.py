@@ -194,3 +194,15 @@ def test_machine_from_host_reads_sysfs(capsys, tmp_path):
     assert [n.socket for n in cfg.nodes] == [0, 1, -1]
     assert cfg.nodes[2].size_bytes == 16 << 30
     assert sorted((l.a, l.b) for l in cfg.links) == [(0, 1), (0, 2)]     # CXL node near node 0
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["comapre"], "did you mean 'compare'?"),
+    (["machine", "shwo"], "did you mean 'show'?"),
+    (["run", "--machine", "skx-2s", "t.parquet", "--polcy", "x"], "did you mean --policy?"),
+])
+def test_typos_get_a_did_you_mean(capsys, argv, hint):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and hint in err
