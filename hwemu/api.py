@@ -126,10 +126,12 @@ class Machine:
     def _repr_html_(self) -> str:
         import html
 
+        from hwemu.machine.topology import cpu_ranges
+
         t = self.topology(measure=False)
         rows = "".join(
             f"<tr><td>{n['node']}</td><td>{html.escape(n['name'])}</td>"
-            f"<td>{_ranges(n['cpus']) or '(none)'}</td><td>{n['size']}</td>"
+            f"<td>{','.join(cpu_ranges(n['cpus'])) or '(none)'}</td><td>{n['size']}</td>"
             f"<td>{html.escape(n['memory'])}</td><td>{n['peak_bandwidth_gbs']} GB/s</td></tr>"
             for n in t["nodes"])
         caches = ", ".join(f"{k} {v['size']} {v['ways']}-way {v['latency_cycles']} cyc"
@@ -139,17 +141,6 @@ class Machine:
                 f"{self.config.freq_hz / 1e9:g} GHz; {caches}"
                 "<table><tr><th>node</th><th>name</th><th>CPUs</th><th>memory</th>"
                 f"<th>DRAM</th><th>peak</th></tr>{rows}</table>")
-
-
-def _ranges(xs: list[int]) -> str:
-    if not xs:
-        return ""
-    out, start = [], xs[0]
-    for a, b in zip(xs, xs[1:] + [None]):
-        if b != a + 1:
-            out.append(f"{start}-{a}" if a != start else f"{a}")
-            start = b
-    return ",".join(out)
 
 
 def _machine_arg(machine):

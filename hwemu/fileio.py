@@ -185,22 +185,39 @@ def _zstd_error():
         return ()
 
 
-class _ZstdReader(io.RawIOBase):
+class _WrappedInput(io.RawIOBase):
+    """A readable raw stream over another one (``self._inner``): ``readinto`` from ``read``,
+    and closing closes the inner stream too."""
+
+    _inner: IO[bytes]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._inner.close()
+        super().close()
+
+
+class _ZstdReader(_WrappedInput):
     """Streaming zstd decompression across frames that notices a truncated last frame
     (zstandard's stream_reader silently returns what it has)."""
 
     def __init__(self, raw: IO[bytes]):
         import zstandard
 
-        self._raw = raw
+        self._raw = self._inner = raw
         self._zstd = zstandard
         self._d = zstandard.ZstdDecompressor().decompressobj()
         self._in_frame = False
         self._buf = b""
         self._eof = False
-
-    def readable(self) -> bool:
-        return True
 
     def _fill(self, want: int) -> None:
         while len(self._buf) < want and not self._eof:
@@ -233,29 +250,17 @@ class _ZstdReader(io.RawIOBase):
         out, self._buf = self._buf[:n], self._buf[n:]
         return out
 
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._raw.close()
-        super().close()
 
 
-class CheckedInput(io.RawIOBase):
+class CheckedInput(_WrappedInput):
     """A decompressing (or plain) input stream whose read errors, corrupt or truncated
     compressed data included, become one-line HwemuErrors naming the input."""
 
     def __init__(self, fh: IO[bytes], name: str, kind: str):
-        self._fh = fh
+        self._fh = self._inner = fh
         self.name_ = name
         self.kind = kind
         self._errors = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) + _zstd_error()
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -265,15 +270,6 @@ class CheckedInput(io.RawIOBase):
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise HwemuError(f"{self.name_}: {what}: {msg}") from None
 
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._fh.close()
-        super().close()
 
 
 def open_binary_input(path: str) -> IO[bytes]:

@@ -270,11 +270,9 @@ def _cmd_dump(args) -> int:
 
 
 def _ranges(xs: list[int]) -> str:
-    out, start = [], xs[0]
-    for a, b in zip(xs, xs[1:] + [None]):
-        if b != a + 1:
-            out.append(f"{start}-{a}" if a != start else f"{a}")
-            start = b
+    from hwemu.machine.topology import cpu_ranges
+
+    out = cpu_ranges(xs)
     return " ".join(out) if len(xs) <= 8 else ",".join(out)
 
 

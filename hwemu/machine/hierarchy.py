@@ -425,32 +425,34 @@ def rt_entry(S, cpu, home):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def _prefetch_row(c, row):
+    """Host-cache prefetch of one set-associative row of cache ``c``: the first and last way
+    of its tags and replacement stamps, and its MESI states. Returns the row's first and last
+    way index (for the caller's own per-way arrays)."""
+    a = c.params[P_ASSOC]
+    b0 = row * a
+    b1 = b0 + a - 1
+    prefetch(c.tags, b0)
+    prefetch(c.tags, b1)
+    prefetch(c.repl, b0)
+    prefetch(c.repl, b1)
+    prefetch(c.coh, b0)
+    return b0, b1
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _prefetch_private_rows(S, r2, cpu, line, is_ifetch):
     """Host-cache prefetch (no effect on results) of what an access below L1 reads in the
     core's own caches: L2 row ``r2`` (tags, stamps, MESI states, prefetch flags and arrival
     times) and the L1 row the line will be filled into. Issued together, before the first of
     them is needed, so their host-cache misses overlap (the LLC's tens of MB of state evict
     the private caches' arrays from the host's own caches)."""
-    l2 = S.l2
-    a = l2.params[P_ASSOC]
-    b0 = r2 * a
-    b1 = b0 + a - 1
-    prefetch(l2.tags, b0)
-    prefetch(l2.tags, b1)
-    prefetch(l2.repl, b0)
-    prefetch(l2.repl, b1)
-    prefetch(l2.coh, b0)
+    b0, b1 = _prefetch_row(S.l2, r2)
     prefetch(S.l2_pf, b0)
     prefetch(S.l2_rdy, b0)
     prefetch(S.l2_rdy, b1)
     l1 = S.l1i if is_ifetch else S.l1d
-    r1 = set_row(l1, cpu, line)
-    a1 = l1.params[P_ASSOC]
-    prefetch(l1.tags, r1 * a1)
-    prefetch(l1.tags, r1 * a1 + a1 - 1)
-    prefetch(l1.repl, r1 * a1)
-    prefetch(l1.repl, r1 * a1 + a1 - 1)
-    prefetch(l1.coh, r1 * a1)
+    _prefetch_row(l1, set_row(l1, cpu, line))
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -461,13 +463,7 @@ def _prefetch_llc_rows(S, rl, sock):
     indexed at random; issuing the loads together overlaps their misses."""
     llc = S.llc
     a = llc.params[P_ASSOC]
-    b0 = rl * a
-    b1 = b0 + a - 1
-    prefetch(llc.tags, b0)
-    prefetch(llc.tags, b1)
-    prefetch(llc.repl, b0)
-    prefetch(llc.repl, b1)
-    prefetch(llc.coh, b0)
+    b0, b1 = _prefetch_row(llc, rl)
     prefetch(S.llc_cv, b0)
     prefetch(S.llc_cv, b1)
     prefetch(S.llc_rdy, b0)

@@ -73,3 +73,16 @@ def slit_distances(cfg) -> tuple:
         got = _SLIT_CACHE[key] = tuple(tuple(r) for r in describe(cfg, measure=True)["distances"])
     return got
 
+
+def cpu_ranges(cpus: list[int]) -> list[str]:
+    """Runs of consecutive CPU ids as range strings: [0, 1, 2, 5] -> ["0-2", "5"] (the pieces
+    of a sysfs cpulist)."""
+    if not cpus:
+        return []
+    out, start = [], cpus[0]
+    for a, b in zip(cpus, cpus[1:] + [None]):
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a != start else f"{a}")
+            start = b
+    return out
+

@@ -810,18 +810,15 @@ def numastat(st: Stats, num_nodes: int) -> dict:
 
 
 def numastat_p(kernel) -> dict:
-    """numastat -p: each process's resident memory per node at the end, in MiB (pages mapped
-    by its page tables, a THP counted as 512)."""
+    """numastat -p: each process's resident memory per node at the end, in MiB (the pages its
+    numa_maps counts, a THP as 512)."""
+    from hwemu.linux.syscalls import numa_maps
+
     out = {}
-    for pid, mm in sorted(kernel.mms.items()):
+    for pid in sorted(kernel.mms):
         per: dict[int, int] = {}
-        for e in mm.pmds.values():
-            page = kernel.pages.get(e.pfn)
-            if page is not None and e.kind.name in ("PRESENT", "PROTNONE"):
-                per[page.node] = per.get(page.node, 0) + 512
-        for e in mm.ptes.values():
-            page = kernel.pages.get(e.pfn)
-            if page is not None and e.kind.name in ("PRESENT", "PROTNONE"):
-                per[page.node] = per.get(page.node, 0) + 1
+        for row in numa_maps(kernel, pid)[1]:
+            for node, pages in row["nodes"].items():
+                per[node] = per.get(node, 0) + pages
         out[str(pid)] = {f"node{n}": round(v * 4096 / (1 << 20), 2) for n, v in sorted(per.items())}
     return out

@@ -28,7 +28,6 @@ PROT_NONE / none) and drops the cached lines of freed frames.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Iterable
 
 from hwemu.errors import HwemuError
@@ -51,43 +50,6 @@ class _Served(dict):
 _SERVED = _Served()
 
 
-@dataclass
-class TlbIpiParams:
-    """Costs of TLB maintenance and kernel streams the machine model does not simulate itself:
-    the machine's ``[os]`` table (:class:`hwemu.machine.config.OsCosts`; sources in
-    docs/migration.md "MachineHardware")."""
-
-    tlb_flush_page_ps: int = 100_000
-    tlb_flush_all_ps: int = 250_000
-    tlb_single_page_ceiling: int = 33
-    ipi_send_ps: int = 50_000
-    ipi_rtt_same_socket_ps: int = 1_200_000
-    ipi_rtt_per_hop_ps: int = 1_300_000        # added per link hop between the sockets
-    atomic_cycles: int = 20
-    # copy_page()/clear_page() are sequential streams that the L2 streamer prefetches ahead
-    # of the demand loads; a copy keeps the line-fill buffers plus this many lines in flight.
-    # lfb (10) + 6 = 16 lines: the outstanding L2 misses of one Skylake core (16 superqueue
-    # entries, Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake server
-    # microarchitecture). With it a 2 MiB copy across the socket link runs at ~11 GB/s on
-    # skx-2s and epyc-2s, the published single-thread move_pages rate for huge pages.
-    stream_prefetch_lines: int = 6
-    # Metadata streams (consecutive struct pages, PTEs of consecutive pages): after two
-    # adjacent lines the streamer keeps this many lines ahead, within the 4 KiB page (as
-    # ParametricHardware.prefetch_degree; 0 disables).
-    prefetch_degree: int = 4
-
-    @classmethod
-    def from_config(cls, cfg) -> "TlbIpiParams":
-        """The ``[os]`` costs of a machine description."""
-        o = cfg.os
-        return cls(tlb_flush_page_ps=o.tlb_flush_page_ps, tlb_flush_all_ps=o.tlb_flush_all_ps,
-                   tlb_single_page_ceiling=o.tlb_single_page_ceiling, ipi_send_ps=o.ipi_send_ps,
-                   ipi_rtt_same_socket_ps=o.ipi_rtt_same_socket_ps,
-                   ipi_rtt_per_hop_ps=o.ipi_rtt_per_hop_ps, atomic_cycles=o.atomic_cycles,
-                   stream_prefetch_lines=o.copy_prefetch_lines,
-                   prefetch_degree=o.metadata_prefetch_degree)
-
-
 def machine_slit(cfg) -> tuple:
     """SLIT-style distances (10 = local) from the model's idle latencies, as `machine show`."""
     from hwemu.machine.topology import slit_distances
@@ -98,18 +60,20 @@ def machine_slit(cfg) -> tuple:
 class MachineHardware:
     """:class:`hwemu.linux.hw.Hardware` on a :class:`hwemu.machine.system.Machine`."""
 
-    def __init__(self, machine, ipi: TlbIpiParams | None = None):
+    def __init__(self, machine):
         self.m = machine
         cfg = machine.config
         self.cfg = cfg
         self.num_nodes = cfg.num_nodes
         self.num_cpus = cfg.num_cpus
-        self.p = ipi or TlbIpiParams.from_config(cfg)
+        # the kernel-side costs the model does not simulate: the machine's [os] table
+        # (hwemu.machine.config.OsCosts; sources in docs/migration.md "MachineHardware")
+        self.p = cfg.os
         pf = getattr(cfg, "prefetch", None)
         self.machine_prefetch = bool(getattr(pf, "enable", False))
         if self.machine_prefetch:
             # the machine's own L2 streamer sees every access_line: do not prefetch twice
-            self.p = dataclasses.replace(self.p, prefetch_degree=0)
+            self.p = dataclasses.replace(self.p, metadata_prefetch_degree=0)
         self._slit = machine_slit(cfg)
         self._hops = cfg.hops()
         self._cpu_node = [cfg.cpu_node(c) for c in range(cfg.num_cpus)]
@@ -160,7 +124,7 @@ class MachineHardware:
         inc(HW_COMPONENT, _SERVED[where], 1, "accesses")
         if atomic:
             lat += self.cfg.cycles_ps(self.p.atomic_cycles)
-        if self.p.prefetch_degree:
+        if self.p.metadata_prefetch_degree:
             self._stream(cpu, paddr >> 6, int(at_ps))
         return lat
 
@@ -169,7 +133,7 @@ class MachineHardware:
         machine (they fill the caches and load the controllers); they never cross a 4 KiB
         page."""
         pf, recent = self._pf[cpu], self._recent[cpu]
-        deg = self.p.prefetch_degree
+        deg = self.p.metadata_prefetch_degree
         if pf.pop(line, None) is not None:
             self._prefetch(cpu, line + deg, line, at_ps)
         elif (line - 1) in recent:
@@ -240,7 +204,7 @@ class MachineHardware:
 
     def copy_ps(self, cpu: int, src_paddr: int, dst_paddr: int, nbytes: int, at_ps: int) -> int:
         end = self.m.copy_lines(cpu, src_paddr, dst_paddr, nbytes, start_ps=int(at_ps),
-                                window=self.cfg.lfb + self.p.stream_prefetch_lines)
+                                window=self.cfg.lfb + self.p.copy_prefetch_lines)
         self._count("copy_bytes", nbytes, "bytes")
         return max(0, end - int(at_ps))
 
@@ -253,7 +217,7 @@ class MachineHardware:
         node = self.m.node_of_phys(dst_paddr)
         src = self.zero_page_paddr(node)
         done = int(at_ps)
-        window = self.cfg.lfb + self.p.stream_prefetch_lines
+        window = self.cfg.lfb + self.p.copy_prefetch_lines
         for off in range(0, nbytes, 4096):
             done = self.m.copy_lines(cpu, src, dst_paddr + off, min(4096, nbytes - off),
                                      start_ps=done, window=window)
