@@ -12,7 +12,9 @@ Timing of one record of a thread:
   ago, the clock waits for it to complete;
 - translation (TLBs, page walk); a PTE that is not present, a migration entry or prot-none
   stops the loop with a fault reason (the record is retried after the OS has handled it; the
-  fault costs ``fault_cost``);
+  fault costs ``fault_cost``). Without the OS model (``ft_ctl[FT_ON]``, set by
+  ``replay.FirstTouch``) a not-present fault is served in the loop by :func:`_first_touch`
+  while the node has frames and the page table room;
 - an L1 hit costs nothing on the clock (load-to-use is hidden by out-of-order execution) but
   its latency is recorded;
 - an L1 miss needs a line-fill buffer: when all ``lfb`` are busy the core waits for the
@@ -53,7 +55,8 @@ from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI
                                      K_L1D_HIT, K_L1D_MISS, K_L1I_HIT, K_L1I_MISS,
                                      access_below_l1)
 from hwemu.machine.stateref import handle_ref, state_ref
-from hwemu.machine.pagetable import PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, vkey
+from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, ht_insert,
+                                     vkey)
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 
 R_CHUNK_DONE, R_EVENT, R_FAULT, R_STARVED = 0, 1, 2, 3
@@ -69,6 +72,9 @@ HIST_COARSE_END = HIST_FINE_BINS * HIST_FINE_PS + HIST_COARSE_BINS * HIST_COARSE
 HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS + HIST_WIDE_BINS
 MAX_LFB = 64
 FAULT_KINDS = ("not_present", "migration_entry", "numa_hint")
+# ft_ctl[] layout (first touch in the loop, see _first_touch)
+FT_ON, FT_BUDGET, FT_NEW_SLOTS, FT_MAPPED = 0, 1, 2, 3
+FT_N = 4
 
 
 def hist_edges_ps() -> np.ndarray:
@@ -89,6 +95,34 @@ def hist_bin(lat):
     if b >= HIST_BINS:
         b = HIST_BINS - 1
     return b
+
+
+@njit(cache=True, _nrt=False)
+def _first_touch(S, k4, v4, th, cpu, va):
+    """Machine-only first touch inside the loop: map the 4 KiB page of ``va`` to the next free
+    frame of the faulting CPU's node, exactly as ``replay.FirstTouch`` would after a return to
+    Python (same frame, same PTE, translations not yet issued redone). False when the loop
+    must return the fault instead: the node is full (Python walks the fallback order) or the
+    page table has no room left without growing (Python grows it)."""
+    ctl = S.ft_ctl
+    if ctl[FT_BUDGET] <= 0:
+        return False
+    node = S.socket_node[cpu // S.cfg[C_CPS]]
+    frame = S.ft_next[node]
+    if frame >= S.node_size[node] >> 12:
+        return False
+    S.ft_next[node] = frame + 1
+    pte = (S.node_base[node] + (frame << 12)) | (node << 3) | PTE_PRESENT
+    new = ht_insert(k4, v4, vkey(S.th_pid[th], va >> 12), pte)
+    ctl[FT_BUDGET] -= new
+    ctl[FT_NEW_SLOTS] += new
+    ctl[FT_MAPPED] += 1
+    # threads that translated but have not issued translate again (Machine._retranslate)
+    th_pend = S.th_pend
+    for t in range(th_pend.shape[0]):
+        if th_pend[t] == 2:
+            th_pend[t] = 1
+    return True
 
 
 @njit(cache=True, _nrt=False)
@@ -200,6 +234,9 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 th_clock[th] = clock + S.cfg[C_FAULT]
                 fk = 0 if st == PTE_NOT_PRESENT else st - 1
                 S.faults[th, fk] += 1
+                if st == PTE_NOT_PRESENT and S.ft_ctl[FT_ON] != 0 and \
+                        _first_touch(R, k4, v4, th, cpu, va):
+                    continue
                 out[O_REASON] = R_FAULT
                 out[O_THREAD] = th
                 out[O_VADDR] = va

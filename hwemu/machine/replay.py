@@ -107,14 +107,23 @@ class FirstTouch:
     touches it; when that node is full, on the nearest node with room, in the OS model's
     fallback order (``hwemu.numa.fallback_order`` over the machine's SLIT distances, measured
     once, the first time a node is full). Frames are handed out in order per node; 4 KiB
-    pages."""
+    pages.
 
-    def __init__(self, machine: Machine):
+    The common case, a free frame on the CPU's own node, is served inside the replay loop
+    (``Machine.first_touch_in_loop``) with the same frame and PTE as here; the loop returns the
+    fault to this handler only when the node is full or the page table must grow. Both share
+    the per-node next-frame counters (``S.ft_next``)."""
+
+    def __init__(self, machine: Machine, in_loop: bool = True):
         self.m = machine
-        cfg = machine.config
-        self.next = [0] * cfg.num_nodes
+        self.next = machine.S.ft_next
         self._order = None
-        self.pages = [0] * cfg.num_nodes
+        machine.first_touch_in_loop(in_loop)
+
+    @property
+    def pages(self) -> list[int]:
+        """4 KiB pages placed on each node."""
+        return [int(x) for x in self.next]
 
     @property
     def order(self) -> list[list[int]]:
@@ -135,10 +144,10 @@ class FirstTouch:
             # the home node first; the fallback order only when it is full
             nodes = [home] if self.next[home] < m.node_frames(home) else self.order[home]
             for node in nodes:
-                if self.next[node] < m.node_frames(node):
-                    m.map_page(pid, stop.vaddr & ~0xFFF, node, self.next[node])
-                    self.next[node] += 1
-                    self.pages[node] += 1
+                frame = int(self.next[node])
+                if frame < m.node_frames(node):
+                    m.map_page(pid, stop.vaddr & ~0xFFF, node, frame)
+                    self.next[node] = frame + 1
                     return
             raise HwemuError("out of simulated memory: every node is full")
         if stop.fault == "numa_hint":

@@ -24,7 +24,10 @@ component works on. Field groups (see the component modules for their meaning):
   not-yet-used flag of a prefetched line), ``llc_rdy`` (per LLC line: data-arrival time of a
   line an LLC prefetch is still fetching); ``rt_done`` (per CPU and home node: completion
   time of each remote tracker entry), ``node_rt`` (per home node: entries it preallocates to
-  each core, ``[uncore]``/``[[node]] remote_trackers``; 0 = unbounded).
+  each core, ``[uncore]``/``[[node]] remote_trackers``; 0 = unbounded);
+- first touch in the loop (core.py, ``FT_*``): ``ft_ctl`` (on/off, the page-table inserts the
+  loop may still make, and what it made since Python last looked), ``ft_next`` (per node: the
+  next free 4 KiB frame of machine-only first-touch placement).
 
 Replacement seeds: cache or TLB ``k`` (in the order l1i, l1d, l2, llc, itlb, dtlb4, dtlb2,
 stlb) gets seed ``seed * 8 + k``, so ``--seed`` changes every random-policy cache and runs with
@@ -43,7 +46,7 @@ from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_L2_
                                      C_PF_STREAMS, C_PPI, C_ROB, C_SNOOP, C_SOCKETS, C_SQ,
                                      C_STLB_LAT, C_WALK, K_N, MAX_SQ, W_N, stream_table)
 from hwemu.machine.config import MachineConfig
-from hwemu.machine.core import FAULT_KINDS, HIST_BINS, MAX_LFB
+from hwemu.machine.core import FAULT_KINDS, FT_N, HIST_BINS, MAX_LFB
 from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
 
@@ -62,6 +65,7 @@ FIELDS = (
     "th_lat_sum",
     "hist", "served", "faults", "ccnt",
     "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy", "rt_done", "node_rt",
+    "ft_ctl", "ft_next",
 )
 State = namedtuple("State", FIELDS)
 
@@ -151,4 +155,5 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.zeros((ncpu, cfg.num_nodes, max([1] + [n.remote_trackers for n in cfg.nodes])),
                  np.int64),
         np.array([n.remote_trackers for n in cfg.nodes], np.int64),
+        np.zeros(FT_N, np.int64), np.zeros(cfg.num_nodes, np.int64),
     )

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwemu.errors import HwemuError
-from hwemu.machine.core import (FAULT_KINDS, O_KIND, O_N, O_PTE, O_THREAD, O_VADDR, R_CHUNK_DONE,
-                                R_EVENT, R_STARVED, replay, replay_handle)
+from hwemu.machine.core import (FAULT_KINDS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, FT_ON, O_KIND,
+                                O_N, O_PTE, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_STARVED,
+                                replay, replay_handle)
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
 from hwemu.machine.stateref import new_handle, set_chunk, set_tables
 from hwemu.machine.config import MachineConfig, as_config
@@ -130,6 +131,14 @@ class Machine:
     def _retranslate(self) -> None:
         # threads that translated but have not yet issued must translate again
         self.S.th_pend[self.S.th_pend == 2] = 1
+
+    def first_touch_in_loop(self, on: bool = True) -> None:
+        """Let the replay loop serve a not-present fault itself (machine-only first touch,
+        :func:`hwemu.machine.core._first_touch`): the page goes to the next free frame
+        (``S.ft_next``) of the faulting CPU's node. The loop still returns a fault when that
+        node is full. Only ``replay.FirstTouch`` turns this on; with the OS model every fault
+        goes to the OS."""
+        self.S.ft_ctl[FT_ON] = 1 if on else 0
 
     def set_pte(self, pid: int, vaddr: int, pte: int) -> None:
         """Install a PTE (see pagetable.make_pte / pte_with_state). The caller flushes TLBs."""
@@ -343,6 +352,11 @@ class Machine:
         if self._chunk is None:
             return _CHUNK_DONE
         stop = NEVER if stop_ps is None else int(stop_ps)
+        ft = self.S.ft_ctl
+        if ft[FT_ON]:
+            # the page-table inserts the loop may make before the 4 KiB table must grow
+            t4 = self.pt.t4
+            ft[FT_BUDGET] = t4.keys.shape[0] // 2 - t4.used - 1
         if self._fast:
             r = replay_handle(self._handle(), stop)
         else:
@@ -350,6 +364,10 @@ class Machine:
             t = self.pt
             r = replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
                          insts, order, stop, self._out)
+        if ft[FT_ON]:
+            self.pt.t4.used += int(ft[FT_NEW_SLOTS])
+            self.pt.t4.live += int(ft[FT_MAPPED])
+            ft[FT_NEW_SLOTS] = ft[FT_MAPPED] = 0
         o = self._out
         if r == R_CHUNK_DONE:
             self._chunk = None

@@ -213,3 +213,33 @@ def test_streaming_in_chunks_matches_one_chunk(tiny, tmp_path):
     a = run_trace(tiny, p, chunk_records=1 << 20).summary
     b = run_trace(tiny, p, chunk_records=333).summary
     assert a == b and a["accesses"] == n
+
+
+def test_first_touch_in_the_loop_equals_the_python_handler(tiny):
+    """The loop's own first touch (core._first_touch) and the Python handler give the same
+    frames, page tables and statistics: 4 threads on both sockets, stores and loads over 600
+    pages (more than the 4096-slot table holds before it grows, so the loop hands the fault
+    back to Python to grow it), node 1 small (it fills up: the fallback goes through Python)."""
+    from hwemu.machine.config import load_machine_text
+    from hwemu.machine.replay import machine_stats
+    from machine_testkit import TINY
+
+    text = TINY.read_text().replace('size = "1GiB"', 'size = "16MiB"', 1)
+    cfg = load_machine_text(text.replace('size = "1GiB"', 'size = "2MiB"'), "t.toml")
+    rng = np.random.default_rng(3)
+    n = 12000
+    pages = rng.integers(0, 3000, n)
+    kinds = rng.choice([L, S_], n)
+    addrs = BASE + pages * 4096 + rng.integers(0, 64, n) * 64
+    tids = rng.integers(0, 4, n)
+    runs = []
+    for in_loop in (False, True):
+        m = Machine(cfg, threads=4, cpus=[0, 2, 3, 1])
+        ft = FirstTouch(m, in_loop=in_loop)
+        run_chunks(m, [chunk(kinds, addrs, tid=tids, insts=np.ones(n, np.int64))], ft)
+        runs.append((machine_stats(m).to_frame(), sorted(m.pt.mappings()), ft.pages,
+                     len(m.pt), m.pt.t4.used))
+    (s0, map0, p0, n0, u0), (s1, map1, p1, n1, u1) = runs
+    assert p0 == p1 and sum(p0) == len(np.unique(pages)) and p0[0] > 0 and p0[1] == 512
+    assert map0 == map1 and n0 == n1 and u0 == u1
+    assert s0.equals(s1)
