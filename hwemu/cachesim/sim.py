@@ -61,7 +61,7 @@ DEFAULT_D1 = "32768,8,64"
 DEFAULT_LL = "8388608,16,64"
 
 
-@numba.njit(cache=True, _nrt=False)
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _replay(I1, D1, LL, kind, size, addr, insts, max_size, counts):
     n = kind.shape[0]
     for i in range(n):
@@ -227,7 +227,8 @@ def _iter_source(source, progress: bool):
             bar = tqdm(total=reader.num_records, unit="rec", unit_scale=True, desc="cachesim",
                        leave=False)
         try:
-            for chunk in reader.iter_chunks():
+            # the next row group is decoded while this one replays (_replay runs without the GIL)
+            for chunk in reader.iter_chunks_ahead():
                 yield chunk
                 if bar is not None:
                     bar.update(len(chunk))

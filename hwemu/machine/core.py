@@ -358,7 +358,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     return R_CHUNK_DONE
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def replay_handle(h, stop_time):
     """:func:`replay` on the arrays of a :class:`hwemu.machine.stateref.Handle`. Entering
     compiled code from Python costs what typing and unboxing the arguments cost: one handle here

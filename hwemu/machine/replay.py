@@ -262,7 +262,8 @@ def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None =
     handler = on_fault or FirstTouch(m)
     with tqdm(total=reader.num_records, disable=not progress, unit="rec", unit_scale=True,
               desc="replay", leave=False) as bar:
-        feeder = Feeder(reader.iter_chunks(chunk_records), feed_counts(reader, threads))
+        # the next chunk is decoded while this one replays (replay_handle runs without the GIL)
+        feeder = Feeder(reader.iter_chunks_ahead(chunk_records), feed_counts(reader, threads))
         run_chunks(m, feeder, handler, on_event, first_event_ps, bar)
     stats = machine_stats(m)
     stats.add("trace.feed", "refills", feeder.refills, "chunks")

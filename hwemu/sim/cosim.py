@@ -631,7 +631,7 @@ class CoSim(StopHandler):
         return self._result()
 
     def _slices(self):
-        for big in self.reader.iter_chunks(1 << 20):
+        for big in self.reader.iter_chunks_ahead(1 << 20):
             for lo in range(0, len(big), self.slice):
                 yield big.slice(lo, lo + self.slice)
 
