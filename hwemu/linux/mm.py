@@ -65,8 +65,8 @@ class Page:
     """A folio head: ``nr_pages`` is 1 or 512 (a PMD-mappable THP)."""
 
     __slots__ = ("pfn", "node", "order", "flags", "refcount", "mapcount", "pincount",
-                 "mapping", "index", "lru", "last_cpupid", "data", "lock_wait",
-                 "writeback_wait", "lock_owner", "freed", "writeback_end_ps")
+                 "mapping", "index", "lru", "last_cpupid", "data", "_lock_wait",
+                 "_writeback_wait", "lock_owner", "freed", "writeback_end_ps")
 
     def __init__(self, pfn: int, node: int, order: int = 0):
         self.pfn = pfn
@@ -81,11 +81,29 @@ class Page:
         self.lru: LRU | None = None
         self.last_cpupid = -1
         self.data = [0] * (1 << order)
-        self.lock_wait = WaitQueue(f"page_lock:{pfn}")
-        self.writeback_wait = WaitQueue(f"writeback:{pfn}")
+        # the wait queues are made when first used (few pages are ever locked or written
+        # back; a GiB footprint has a quarter of a million pages)
+        self._lock_wait: WaitQueue | None = None
+        self._writeback_wait: WaitQueue | None = None
         self.lock_owner: object | None = None
         self.freed = False
         self.writeback_end_ps: int | None = None
+
+    @property
+    def lock_wait(self) -> WaitQueue:
+        """Who sleeps on the page lock (folio_wait_bit PG_locked)."""
+        q = self._lock_wait
+        if q is None:
+            q = self._lock_wait = WaitQueue(f"page_lock:{self.pfn}")
+        return q
+
+    @property
+    def writeback_wait(self) -> WaitQueue:
+        """Who sleeps until writeback ends (folio_wait_writeback)."""
+        q = self._writeback_wait
+        if q is None:
+            q = self._writeback_wait = WaitQueue(f"writeback:{self.pfn}")
+        return q
 
     @property
     def nr_pages(self) -> int:
