@@ -25,8 +25,10 @@ class Stats:
 
     def inc(self, component: str, stat: str, value, unit: str) -> None:
         """Add ``value`` to a statistic, creating it at zero."""
-        old = self._rows.get((component, stat), (0, unit))[0]
-        self._rows[(component, stat)] = (old + value, unit)
+        key = (component, stat)
+        rows = self._rows
+        row = rows.get(key)
+        rows[key] = (0 + value, unit) if row is None else (row[0] + value, unit)
 
     def get(self, component: str, stat: str, default=None):
         row = self._rows.get((component, stat))
