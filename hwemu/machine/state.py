@@ -38,14 +38,15 @@ from collections import namedtuple
 import numpy as np
 
 from hwemu.cachesim import setassoc as sa
-from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT,
-                                     C_MESH, C_N, C_NNODES, C_PF_DEG, C_PF_DIST, C_PF_ON,
-                                     C_PF_STREAMS, C_PPI, C_ROB, C_SNOOP, C_SOCKETS, C_SQ,
-                                     C_STLB_LAT, C_WALK, K_N, MAX_SQ, W_N, stream_table)
+from hwemu.machine.hierarchy import MAX_SQ, stream_table
 from hwemu.machine.config import MachineConfig
 from hwemu.machine.core import FAULT_KINDS, HIST_BINS, MAX_LFB
 from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
+from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT,
+                                  C_MESH, C_N, C_NNODES, C_PF_DEG, C_PF_DIST, C_PF_ON,
+                                  C_PF_STREAMS, C_PPI, C_ROB, C_SNOOP, C_SOCKETS, C_SQ, C_STLB_LAT,
+                                  C_WALK, K_N, W_N)
 
 NODE_ALIGN = 1 << 30
 
@@ -93,7 +94,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     c[C_WALK] = tlb["page_walk_ps"]
     c[C_SNOOP] = cfg.core_snoop_ps
     c[C_MESH] = cfg.mesh_latency_ps
-    c[C_FAULT] = cfg.fault_cost_ps
+    c[C_FAULT] = cfg.os.fault_cost_ps
     c[C_PPI] = max(1, int(round(cfg.base_cpi * cfg.period_ps)))
     c[C_ROB] = cfg.rob
     c[C_SQ] = cfg.superqueue
