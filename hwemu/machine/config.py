@@ -42,6 +42,17 @@ class _CacheConfig:
         return self.size_bytes // (LINE_BYTES * self.ways)
 
 
+TLBS = ("l1i", "l1d_4k", "l1d_2m", "stlb")
+
+
+class _TlbConfig:
+    __slots__ = ()
+
+    def entries_ways(self, tlb: str) -> tuple[int, int]:
+        """(entries, ways) of one of ``TLBS``."""
+        return getattr(self, f"{tlb}_entries"), getattr(self, f"{tlb}_ways")
+
+
 class _DramConfig:
     __slots__ = ()
 
@@ -55,6 +66,8 @@ CacheConfig = config_class("CacheConfig", CACHE_PARAMS, __name__, base=_CacheCon
 DramConfig = config_class("DramConfig", DRAM_PARAMS, __name__, base=_DramConfig,
                           doc="The memory of one node: the [dram] table with the node's "
                               "own ``dram`` overrides.")
+TlbConfig = config_class("TlbConfig", section_params("tlb"), __name__, base=_TlbConfig,
+                         doc="The TLBs of a core ([tlb] table).")
 PrefetchConfig = config_class("PrefetchConfig", section_params("prefetch"), __name__,
                               doc="The L2 stream prefetcher ([prefetch] table).")
 OsCosts = config_class(
@@ -133,6 +146,15 @@ class _MachineConfig:
     def cpu_nodes(self) -> list[int]:
         return [n.id for n in self.nodes if n.has_cpus]
 
+    def section(self, table: str):
+        """The object holding the keys of one TOML table (``"os"`` -> ``self.os``; the
+        ``[dram]`` keys are per node: ``self.nodes[i].dram``)."""
+        if table in MACHINE_SECTIONS:
+            return self
+        if table.startswith("cache."):
+            return getattr(self, table[len("cache."):])
+        return getattr(self, table)
+
     def hops(self) -> list[list[int]]:
         """Link hops between every pair of nodes (shortest path)."""
         from hwemu.machine.interconnect import shortest_paths
@@ -148,7 +170,7 @@ MachineConfig = config_class(
     "MachineConfig", [p for p in PARAMS if p.section in MACHINE_SECTIONS], __name__,
     base=_MachineConfig,
     extra=(("source", str), ("l1i", CacheConfig), ("l1d", CacheConfig), ("l2", CacheConfig),
-           ("llc", CacheConfig), ("tlb", dict), ("nodes", tuple), ("links", tuple),
+           ("llc", CacheConfig), ("tlb", TlbConfig), ("nodes", tuple), ("links", tuple),
            ("prefetch", PrefetchConfig), ("os", OsCosts), ("parametric", ParametricCosts)),
     doc="A loaded, validated machine description.")
 
@@ -417,16 +439,12 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     if parametric.mem_latency_remote_ps < parametric.mem_latency_local_ps:
         raise HwemuError(f"{par.where('mem_latency_remote')}: must not be below mem_latency_local")
     tlbs = sections["tlb"]
-    tlb = {}
-    for key in ("l1i", "l1d_4k", "l1d_2m", "stlb"):
-        e = tlbs.get(f"{key}_entries")
-        w = tlbs.get(f"{key}_ways")
+    tlb = TlbConfig(**tlbs.values())
+    for key in TLBS:
+        e, w = tlb.entries_ways(key)
         if e % w:
             raise HwemuError(f"{tlbs.where(key + '_entries')}: {e} entries is not a multiple of "
                              f"{w} ways")
-        tlb[key] = (e, w)
-    tlb["stlb_latency_cycles"] = tlbs.get("stlb_latency")
-    tlb["page_walk_ps"] = tlbs.get("page_walk")
 
     dram_default = d.get("dram", {})
     if not isinstance(dram_default, dict):

@@ -91,7 +91,8 @@ IDLE_DRAIN_PS = 2_000_000   # idle-time drains are placed at most 2 us back (wel
 
 
 # the [dram] parameters whose value is copied into their column of the row as it is
-_COLUMN_PARAMS = tuple((getattr(layout, p.column), p.attribute) for p in DRAM_PARAMS if p.column)
+_COLUMN_PARAMS = tuple((column, p.attribute)
+                       for column, p in layout.declared_columns(DRAM_PARAMS, "DP_"))
 
 
 def write_watermarks(d) -> tuple[int, int]:

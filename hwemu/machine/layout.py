@@ -14,7 +14,7 @@ The per-node DRAM row starts with the columns of the ``[dram]`` parameters that 
 
 from __future__ import annotations
 
-from hwemu.machine.params import DRAM_PARAMS
+from hwemu.machine.params import DRAM_PARAMS, PARAMS
 
 
 def _number(prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -28,16 +28,22 @@ def _number(prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
-# -- S.cfg: machine-wide scalars (filled by hwemu.machine.state.build_state) ------------------
-CFG_COLUMNS = _number("C_", (
-    "C_CPS", "C_SOCKETS", "C_NNODES",
-    "C_L1I_LAT", "C_L1D_LAT", "C_L2_LAT", "C_LLC_LAT",
-    "C_STLB_LAT", "C_WALK", "C_SNOOP", "C_MESH", "C_FAULT", "C_PPI", "C_ROB",
-    "C_SQ", "C_PF_ON", "C_PF_STREAMS", "C_PF_DIST", "C_PF_DEG",
+def declared_columns(params, prefix: str) -> tuple:
+    """(column number, parameter) of every parameter that declares a column of one array."""
+    return tuple((globals()[p.column], p) for p in params if p.column.startswith(prefix))
+
+
+# -- S.cfg: machine-wide scalars (hwemu.machine.state.build_state): the parameters that declare
+# a column (``column="C_..."`` in hwemu.machine.params), then the ones computed there
+CFG_COLUMNS = _number("C_", tuple(p.column for p in PARAMS if p.column.startswith("C_")) + (
+    "C_NNODES",                                         # nodes
+    "C_L1I_LAT", "C_L1D_LAT", "C_L2_LAT", "C_LLC_LAT",  # hit latencies in ps
+    "C_STLB_LAT",                                       # STLB hit latency in ps
+    "C_PPI",                                            # ps per instruction (base_cpi)
 ))
 
 # -- S.dram_p: one row per node (hwemu.machine.dram.dram_params) -------------------------------
-DRAM_COLUMNS = _number("DP_", tuple(p.column for p in DRAM_PARAMS if p.column) + (
+DRAM_COLUMNS = _number("DP_", tuple(p.column for p in DRAM_PARAMS if p.column.startswith("DP_")) + (
     # computed from the parameters
     "DP_ROW_LINES", "DP_IL_LINES",          # row and interleave sizes in lines
     "DP_CLOSE",                             # page_policy = "close"

@@ -62,9 +62,9 @@ PARAMS: tuple[Param, ...] = tuple([
     _top("name", "str", "", None, "machine name shown in reports"),
     _top("description", "str", "", "", "one-line description of the machine"),
     _top("sockets", "int", "sockets", None, "number of CPU sockets (each has one local memory node)",
-          minimum=1),
+         minimum=1, column="C_SOCKETS"),
     _core("cores_per_socket", "int", "cores", None, "cores per socket (one hardware thread each)",
-          minimum=1),
+          minimum=1, column="C_CPS"),
     _core("freq", "freq", "Hz", None, "core clock"),
     _core("base_cpi", "float", "cycles/inst", 0.5,
           "cycles per instruction when no miss stalls the core (the non-memory work of a record)"),
@@ -73,25 +73,26 @@ PARAMS: tuple[Param, ...] = tuple([
           minimum=1),
     _core("rob", "int", "insts", 224,
           "reorder-buffer window: the core stalls when its oldest outstanding load miss is this many "
-          "instructions old", minimum=1),
+          "instructions old", minimum=1, column="C_ROB"),
     _core("superqueue", "int", "entries", 0,
           "L2 superqueue: L2 misses (demand and L2 prefetches) a core keeps outstanding; a demand "
           "L2 miss waits for a free entry, a prefetch that finds none goes to the LLC only "
-          "(0 = as many entries as line-fill buffers)", minimum=0),
+          "(0 = as many entries as line-fill buffers)", minimum=0, column="C_SQ"),
     *_cache_params("l1i", "private L1 instruction cache"),
     *_cache_params("l1d", "private L1 data cache"),
     *_cache_params("l2", "private L2 cache"),
     *_cache_params("llc", "shared last-level cache of a socket (inclusive of the private caches; "
                    "its core-valid bits act as the snoop filter)"),
     _prefetch("enable", "bool", "", False,
-          "L2 stream prefetcher on (true) or off; it watches the L1 misses reaching L2 and "
-          "fetches lines ahead of ascending or descending streams within a 4 KiB page"),
+              "L2 stream prefetcher on (true) or off; it watches the L1 misses reaching L2 and "
+              "fetches lines ahead of ascending or descending streams within a 4 KiB page", column="C_PF_ON"),
     _prefetch("streams", "int", "streams", 32,
-          "streams tracked per core (one per 4 KiB page, least recently used replaced)", minimum=1),
+              "streams tracked per core (one per 4 KiB page, least recently used replaced)",
+              minimum=1, column="C_PF_STREAMS"),
     _prefetch("distance", "int", "lines", 20,
-          "how far ahead of the latest demand access a stream prefetches", minimum=1),
+              "how far ahead of the latest demand access a stream prefetches", minimum=1, column="C_PF_DIST"),
     _prefetch("degree", "int", "lines", 2,
-          "prefetches a trained stream may issue per L2 lookup", minimum=1),
+              "prefetches a trained stream may issue per L2 lookup", minimum=1, column="C_PF_DEG"),
     _tlb("l1i_entries", "int", "entries", 128, "L1 instruction TLB entries (4 KiB pages)"),
     _tlb("l1i_ways", "int", "ways", 8, "L1 instruction TLB associativity"),
     _tlb("l1d_4k_entries", "int", "entries", 64, "L1 data TLB entries for 4 KiB pages"),
@@ -100,72 +101,73 @@ PARAMS: tuple[Param, ...] = tuple([
     _tlb("l1d_2m_ways", "int", "ways", 4, "L1 data TLB associativity, 2 MiB pages"),
     _tlb("stlb_entries", "int", "entries", 1536, "second-level TLB entries (4 KiB and 2 MiB)"),
     _tlb("stlb_ways", "int", "ways", 12, "second-level TLB associativity"),
-    _tlb("stlb_latency", "int", "cycles", 9, "extra latency of an L1 TLB miss that hits the STLB"),
-    _tlb("page_walk", "time", "ps", "20ns", "extra latency of a page walk after an STLB miss"),
+    _tlb("stlb_latency", "int", "cycles", 9, "extra latency of an L1 TLB miss that hits the STLB",
+         field="stlb_latency_cycles"),
+    _tlb("page_walk", "time", "ps", "20ns", "extra latency of a page walk after an STLB miss", column="C_WALK"),
     _coherence("core_snoop", "time", "ps", "10ns",
-          "extra latency when an LLC hit must fetch or invalidate a modified line in another core "
-          "of the same socket"),
+               "extra latency when an LLC hit must fetch or invalidate a modified line in another core "
+               "of the same socket", column="C_SNOOP"),
     _uncore("mesh_latency", "time", "ps", "0ns",
-          "one-way on-die latency between the LLC and the socket's interconnect ports"),
+            "one-way on-die latency between the LLC and the socket's interconnect ports", column="C_MESH"),
     _uncore("remote_trackers", "int", "entries", 0,
-          "home-agent tracker entries a remote home node preallocates to each core: reads of that "
-          "node's memory (demand and prefetch) a core may have outstanding; a demand read waits "
-          "for the first to free, a prefetch that finds none is dropped (0 = unbounded)",
-          minimum=0),
+            "home-agent tracker entries a remote home node preallocates to each core: reads of that "
+            "node's memory (demand and prefetch) a core may have outstanding; a demand read waits "
+            "for the first to free, a prefetch that finds none is dropped (0 = unbounded)",
+            minimum=0),
     _os("fault_cost", "time", "ps", "1us",
-          "time a page fault (not-present, migration entry or NUMA hinting) adds to the faulting "
-          "thread before the OS handler runs"),
+        "time a page fault (not-present, migration entry or NUMA hinting) adds to the faulting "
+        "thread before the OS handler runs", column="C_FAULT"),
     # Kernel-side hardware costs the timing model does not simulate itself (used by the OS
     # model's adapter, hwemu.sim.hardware). Defaults: 2-socket AMD EPYC 7763; sources in
     # docs/migration.md "MachineHardware".
     _os("tlb_flush_page", "time", "ps", "100ns",
-          "local INVLPG of one page (kernel TLB maintenance)", minimum=1),
+        "local INVLPG of one page (kernel TLB maintenance)", minimum=1),
     _os("tlb_flush_all", "time", "ps", "250ns",
-          "local full TLB flush (CR3 write plus refill)", minimum=1),
+        "local full TLB flush (CR3 write plus refill)", minimum=1),
     _os("tlb_single_page_ceiling", "int", "pages", 33,
-          "a flush of more pages than this is a full flush (Linux x86 tlb_single_page_flush_ceiling)",
-          minimum=1),
+        "a flush of more pages than this is a full flush (Linux x86 tlb_single_page_flush_ceiling)",
+        minimum=1),
     _os("ipi_send", "time", "ps", "50ns",
-          "sending one IPI to one destination CPU (x2APIC ICR write)", minimum=0),
+        "sending one IPI to one destination CPU (x2APIC ICR write)", minimum=0),
     _os("ipi_rtt_same_socket", "time", "ps", "1.2us",
-          "IPI round trip (send, remote handler, acknowledgement) to a CPU of the same socket",
-          minimum=1),
+        "IPI round trip (send, remote handler, acknowledgement) to a CPU of the same socket",
+        minimum=1),
     _os("ipi_rtt_per_hop", "time", "ps", "1.3us",
-          "added to the IPI round trip per interconnect hop between the two sockets", minimum=0),
+        "added to the IPI round trip per interconnect hop between the two sockets", minimum=0),
     _os("atomic_cycles", "int", "cycles", 20,
-          "extra cycles of a locked read-modify-write (lock cmpxchg, xadd) in kernel code",
-          minimum=0),
+        "extra cycles of a locked read-modify-write (lock cmpxchg, xadd) in kernel code",
+        minimum=0),
     _os("copy_prefetch_lines", "int", "lines", 6,
-          "lines a kernel page copy or clear keeps in flight beyond the line-fill buffers (the "
-          "L2 streamer running ahead of copy_page/clear_page)", minimum=0),
+        "lines a kernel page copy or clear keeps in flight beyond the line-fill buffers (the "
+        "L2 streamer running ahead of copy_page/clear_page)", minimum=0),
     _os("metadata_prefetch_degree", "int", "lines", 4,
-          "lines the L2 streamer keeps ahead of a kernel metadata stream (struct pages, PTEs of "
-          "consecutive pages), within a 4 KiB page; 0 disables (ignored when [prefetch] enable "
-          "is true: the machine's own prefetcher sees those accesses)", minimum=0),
+        "lines the L2 streamer keeps ahead of a kernel metadata stream (struct pages, PTEs of "
+        "consecutive pages), within a 4 KiB page; 0 disables (ignored when [prefetch] enable "
+        "is true: the machine's own prefetcher sees those accesses)", minimum=0),
     # The few calibrated numbers of the parametric OS-cost model (hwemu.linux.hw
     # ParametricHardware, `hwemu bench migrate --hw parametric`), which times kernel steps
     # without the timing model. Topology comes from the machine; TLB, IPI and locked-RMW costs
     # from [os]. Defaults: 2-socket AMD EPYC 7763; sources in docs/migration.md "Calibration".
     _parametric("freq", "freq", "Hz", "2.45GHz",
-          "core clock the parametric model runs kernel code at"),
+                "core clock the parametric model runs kernel code at"),
     _parametric("remote_distance", "int", "", 32,
-          "ACPI SLIT distance between two sockets as the firmware reports it (10 = local)"),
+                "ACPI SLIT distance between two sockets as the firmware reports it (10 = local)"),
     _parametric("mem_latency_local", "time", "ps", "110ns",
-          "idle latency of a cache-line miss served by the local node's DRAM", minimum=1),
+                "idle latency of a cache-line miss served by the local node's DRAM", minimum=1),
     _parametric("mem_latency_remote", "time", "ps", "190ns",
-          "idle latency of a cache-line miss served by another socket's DRAM", minimum=1),
+                "idle latency of a cache-line miss served by another socket's DRAM", minimum=1),
     _parametric("cache_lines", "int", "lines", 8192,
-          "per-CPU cache of kernel metadata lines (an L2's worth)", minimum=1),
+                "per-CPU cache of kernel metadata lines (an L2's worth)", minimum=1),
     _parametric("hit_cycles", "int", "cycles", 12,
-          "hit latency of that cache", minimum=0),
+                "hit latency of that cache", minimum=0),
     _parametric("copy_bw_local", "bw", "B/s", "14GB/s",
-          "single-thread copy_page() bandwidth within a node"),
+                "single-thread copy_page() bandwidth within a node"),
     _parametric("copy_bw_remote", "bw", "B/s", "11.1GB/s",
-          "single-thread copy_page() bandwidth across the socket link"),
+                "single-thread copy_page() bandwidth across the socket link"),
     _parametric("copy_startup", "time", "ps", "0ns",
-          "fixed start-up time of one page copy", minimum=0),
+                "fixed start-up time of one page copy", minimum=0),
     _parametric("fill_bw", "bw", "B/s", "20GB/s",
-          "single-thread clear_page() bandwidth"),
+                "single-thread clear_page() bandwidth"),
 ])
 
 DRAM_PARAMS: tuple[Param, ...] = (

@@ -43,10 +43,9 @@ from hwemu.machine.config import MachineConfig
 from hwemu.machine.core import FAULT_KINDS, HIST_BINS, MAX_LFB
 from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
-from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT,
-                                  C_MESH, C_N, C_NNODES, C_PF_DEG, C_PF_DIST, C_PF_ON,
-                                  C_PF_STREAMS, C_PPI, C_ROB, C_SNOOP, C_SOCKETS, C_SQ, C_STLB_LAT,
-                                  C_WALK, K_N, W_N)
+from hwemu.machine.layout import (C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_N, C_NNODES, C_PPI,
+                                  C_STLB_LAT, K_N, W_N, declared_columns)
+from hwemu.machine.params import PARAMS
 
 NODE_ALIGN = 1 << 30
 
@@ -82,33 +81,23 @@ def node_layout(cfg: MachineConfig) -> tuple[np.ndarray, np.ndarray]:
 def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     ncpu = cfg.num_cpus
     c = np.zeros(C_N, np.int64)
-    c[C_CPS] = cfg.cores_per_socket
-    c[C_SOCKETS] = cfg.sockets
+    for column, p in declared_columns(PARAMS, "C_"):
+        c[column] = int(getattr(cfg.section(p.section), p.attribute))
     c[C_NNODES] = cfg.num_nodes
     c[C_L1I_LAT] = cfg.cycles_ps(cfg.l1i.latency_cycles)
     c[C_L1D_LAT] = cfg.cycles_ps(cfg.l1d.latency_cycles)
     c[C_L2_LAT] = cfg.cycles_ps(cfg.l2.latency_cycles)
     c[C_LLC_LAT] = cfg.cycles_ps(cfg.llc.latency_cycles)
     tlb = cfg.tlb
-    c[C_STLB_LAT] = cfg.cycles_ps(tlb["stlb_latency_cycles"])
-    c[C_WALK] = tlb["page_walk_ps"]
-    c[C_SNOOP] = cfg.core_snoop_ps
-    c[C_MESH] = cfg.mesh_latency_ps
-    c[C_FAULT] = cfg.os.fault_cost_ps
+    c[C_STLB_LAT] = cfg.cycles_ps(tlb.stlb_latency_cycles)
     c[C_PPI] = max(1, int(round(cfg.base_cpi * cfg.period_ps)))
-    c[C_ROB] = cfg.rob
-    c[C_SQ] = cfg.superqueue
-    c[C_PF_ON] = 1 if cfg.prefetch.enable else 0
-    c[C_PF_STREAMS] = cfg.prefetch.streams
-    c[C_PF_DIST] = cfg.prefetch.distance
-    c[C_PF_DEG] = cfg.prefetch.degree
 
     def cache(k, name, cc, instances):
         return sa.new_cache_sets(cc.sets, cc.ways, cc.policy, int(seed) * 8 + k, instances,
                                  64, where=f"[cache.{name}] policy")
 
     def tlb_cache(k, key, instances):
-        entries, ways = tlb[key]
+        entries, ways = tlb.entries_ways(key)
         c = sa.new_cache_sets(entries // ways, ways, "lru", int(seed) * 8 + k, instances, 1,
                               where=f"[tlb] {key}")
         return c, np.zeros(c.tags.shape[0], np.int64)

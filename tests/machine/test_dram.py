@@ -290,7 +290,8 @@ def test_presets_use_ddr4_bank_groups_and_a_write_queue():
 
     d = load_machine("skx-2s").nodes[0].dram
     assert (d.bank_groups, d.tCCD_L_ps, d.tFAW_ps, d.write_queue, d.write_high, d.write_low) == \
-        (4, 5250, 21000, 32, 26, 6)
+        (4, 5250, 21000, 32, 0.8, 0.2)
+    assert D.write_watermarks(d) == (26, 6)            # entries
 
 
 def test_rank_switch_leaves_trtrs_idle_on_the_bus():
