@@ -62,9 +62,6 @@ class Param:
     column: str = ""
     linux: str = ""
 
-    def __post_init__(self):
-        assert self.kind in KINDS, (self.name, self.kind)
-
     @property
     def attribute(self) -> str:
         """The config attribute holding the parsed value."""

@@ -506,6 +506,16 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     return cfg
 
 
+def param_table_markdown() -> str:
+    """docs/machine.md's parameter table (made from the declarations; a test keeps the page
+    equal to it): ``python -c "from hwemu.machine.config import param_table_markdown as t;
+    print(t())"`` prints it."""
+    lines = ["| key | unit | default | description |", "|---|---|---|---|"]
+    lines += [f"| `{r['key']}` | {r['unit']} | {r['default']} | {r['description']} |"
+              for r in param_rows()]
+    return "\n".join(lines)
+
+
 def param_rows() -> list[dict]:
     """The parameter table, for ``machine show --params`` and docs/machine.md."""
     rows = []
