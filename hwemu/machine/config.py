@@ -383,7 +383,8 @@ def _dram(src: str, label: str, table: dict) -> DramConfig:
     if not 0.0 < cfg.write_high <= 1.0:
         raise HwemuError(f"{sec.where('write_high')}: must be in (0, 1], got {cfg.write_high}")
     if not 0.0 <= cfg.write_low < cfg.write_high:
-        raise HwemuError(f"{sec.where('write_low')}: must be in [0, write_high), got {cfg.write_low}")
+        raise HwemuError(f"{sec.where('write_low')}: must be in [0, write_high), "
+                         f"got {cfg.write_low}")
     if cfg.banks % cfg.bank_groups:
         raise HwemuError(f"{sec.where('bank_groups')}: {cfg.banks} banks do not divide into "
                          f"{cfg.bank_groups} bank groups")
@@ -408,8 +409,8 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     unknown = [c for c in d.get("cache", {}) if c not in CACHES]
     if unknown:
         raise HwemuError(f"{src}: [cache.{unknown[0]}]: unknown cache (known: {', '.join(CACHES)})")
-    sections = {name: _Section(src, f"[{name}]" if name else "", top if not name else d.get(name, {}),
-                               section_params(name))
+    sections = {name: _Section(src, f"[{name}]" if name else "",
+                               d.get(name, {}) if name else top, section_params(name))
                 for name in MACHINE_SECTIONS + ("tlb", "os", "prefetch", "parametric")}
     machine = {}
     for name in MACHINE_SECTIONS:
