@@ -16,63 +16,70 @@ from pathlib import Path
 
 from hwemu.errors import HwemuError
 from hwemu.fileio import parse_toml_bytes, read_toml
-from hwemu.machine.params import DRAM_PARAMS, LINK_PARAMS, NODE_PARAMS, PARAMS, all_params
-from hwemu.units import (MAX_CACHE_BYTES, MAX_MACHINE_CACHE_BYTES, check_max, parse_bandwidth_bps,
-                         parse_freq_hz, parse_size, parse_time_ps,
-                         period_ps)
+from hwemu.machine.params import (CACHE_PARAMS, CACHES, DRAM_PARAMS, LINK_PARAMS, NODE_PARAMS,
+                                  PARAMS, all_params)
+from hwemu.params import config_class
+from hwemu.units import MAX_CACHE_BYTES, MAX_MACHINE_CACHE_BYTES, check_max, period_ps
 
 PRESET_DIR = Path(__file__).with_name("presets")
 LINE_BYTES = 64
 
 
-@dataclass(frozen=True, slots=True)
-class CacheConfig:
-    size_bytes: int
-    ways: int
-    latency_cycles: int
-    policy: str
+def section_params(section: str) -> tuple:
+    """The declared keys of one TOML table ("" = the top level)."""
+    return tuple(p for p in PARAMS if p.section == section)
+
+
+# The config objects of the tables whose keys map one to one onto attributes are made from the
+# declarations (hwemu.machine.params): one field per key, ``[dram] tCL`` -> ``DramConfig.tCL_ps``.
+# The classes below only add what is computed from those fields.
+
+class _CacheConfig:
+    __slots__ = ()
 
     @property
     def sets(self) -> int:
         return self.size_bytes // (LINE_BYTES * self.ways)
 
 
-@dataclass(frozen=True, slots=True)
-class DramConfig:
-    type: str
-    channels: int
-    ranks: int
-    banks: int
-    row_bytes: int
-    interleave_bytes: int
-    tCL_ps: int
-    tCWL_ps: int
-    tRCD_ps: int
-    tRP_ps: int
-    tRAS_ps: int
-    tBURST_ps: int
-    tWR_ps: int
-    tREFI_ps: int
-    tRFC_ps: int
-    page_policy: str
-    mc_latency_ps: int
-    bank_groups: int = 1
-    tCCD_L_ps: int = 0
-    tRRD_S_ps: int = 0
-    tRRD_L_ps: int = 0
-    tFAW_ps: int = 0
-    tRTP_ps: int = 0
-    tWTR_S_ps: int = 0
-    tWTR_L_ps: int = 0
-    tRTRS_ps: int = 0
-    scheduler: str = "frfcfs"
-    write_queue: int = 0
-    write_high: int = 0
-    write_low: int = 0
+TLBS = ("l1i", "l1d_4k", "l1d_2m", "stlb")
+
+
+class _TlbConfig:
+    __slots__ = ()
+
+    def entries_ways(self, tlb: str) -> tuple[int, int]:
+        """(entries, ways) of one of ``TLBS``."""
+        return getattr(self, f"{tlb}_entries"), getattr(self, f"{tlb}_ways")
+
+
+class _DramConfig:
+    __slots__ = ()
 
     @property
     def peak_bandwidth_bps(self) -> float:
         return self.channels * LINE_BYTES / (self.tBURST_ps * 1e-12)
+
+
+CacheConfig = config_class("CacheConfig", CACHE_PARAMS, __name__, base=_CacheConfig,
+                           doc="One cache level (a [cache.NAME] table).")
+DramConfig = config_class("DramConfig", DRAM_PARAMS, __name__, base=_DramConfig,
+                          doc="The memory of one node: the [dram] table with the node's "
+                              "own ``dram`` overrides.")
+TlbConfig = config_class("TlbConfig", section_params("tlb"), __name__, base=_TlbConfig,
+                         doc="The TLBs of a core ([tlb] table).")
+PrefetchConfig = config_class("PrefetchConfig", section_params("prefetch"), __name__,
+                              doc="The L2 stream prefetcher ([prefetch] table).")
+OsCosts = config_class(
+    "OsCosts", section_params("os"), __name__,
+    doc="Kernel-side hardware costs ([os] table): the page-fault entry cost the timing model "
+        "charges, and the costs it does not simulate itself (TLB maintenance, IPIs, locked "
+        "RMWs, the streamer's run-ahead during kernel copies and metadata walks), used by the "
+        "OS model's adapter. Defaults: 2-socket AMD EPYC 7763.")
+ParametricCosts = config_class(
+    "ParametricCosts", section_params("parametric"), __name__,
+    doc="The calibrated numbers of the parametric OS-cost model ([parametric] table). "
+        "Defaults: 2-socket AMD EPYC 7763.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,73 +107,8 @@ class LinkConfig:
     header_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class PrefetchConfig:
-    """The L2 stream prefetcher ([prefetch] table)."""
-    enable: bool = False
-    streams: int = 32
-    distance: int = 20
-    degree: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class OsCosts:
-    """Kernel-side hardware costs the timing model does not simulate itself ([os] table,
-    besides ``fault_cost``): TLB maintenance, IPIs, locked RMWs and the streamer's run-ahead
-    during kernel copies and metadata walks. Defaults: 2-socket AMD EPYC 7763."""
-    tlb_flush_page_ps: int = 100_000
-    tlb_flush_all_ps: int = 250_000
-    tlb_single_page_ceiling: int = 33
-    ipi_send_ps: int = 50_000
-    ipi_rtt_same_socket_ps: int = 1_200_000
-    ipi_rtt_per_hop_ps: int = 1_300_000
-    atomic_cycles: int = 20
-    copy_prefetch_lines: int = 6
-    metadata_prefetch_degree: int = 4
-
-
-@dataclass(frozen=True, slots=True)
-class ParametricCosts:
-    """The calibrated numbers of the parametric OS-cost model ([parametric] table). Defaults:
-    2-socket AMD EPYC 7763."""
-    freq_hz: float = 2.45e9
-    remote_distance: int = 32
-    mem_latency_local_ps: int = 110_000
-    mem_latency_remote_ps: int = 190_000
-    cache_lines: int = 8192
-    hit_cycles: int = 12
-    copy_bw_local_bps: float = 14.0e9
-    copy_bw_remote_bps: float = 11.1e9
-    copy_startup_ps: int = 0
-    fill_bw_bps: float = 20.0e9
-
-
-@dataclass(frozen=True, slots=True)
-class MachineConfig:
-    name: str
-    description: str
-    source: str
-    sockets: int
-    cores_per_socket: int
-    freq_hz: float
-    base_cpi: float
-    lfb: int
-    rob: int
-    l1i: CacheConfig
-    l1d: CacheConfig
-    l2: CacheConfig
-    llc: CacheConfig
-    tlb: dict
-    core_snoop_ps: int
-    mesh_latency_ps: int
-    fault_cost_ps: int
-    nodes: tuple
-    links: tuple
-    superqueue: int = 10
-    remote_trackers: int = 0
-    prefetch: PrefetchConfig = PrefetchConfig()
-    os: OsCosts = OsCosts()
-    parametric: ParametricCosts = ParametricCosts()
+class _MachineConfig:
+    __slots__ = ()
 
     @property
     def num_cpus(self) -> int:
@@ -204,12 +146,33 @@ class MachineConfig:
     def cpu_nodes(self) -> list[int]:
         return [n.id for n in self.nodes if n.has_cpus]
 
+    def section(self, table: str):
+        """The object holding the keys of one TOML table (``"os"`` -> ``self.os``; the
+        ``[dram]`` keys are per node: ``self.nodes[i].dram``)."""
+        if table in MACHINE_SECTIONS:
+            return self
+        if table.startswith("cache."):
+            return getattr(self, table[len("cache."):])
+        return getattr(self, table)
+
     def hops(self) -> list[list[int]]:
         """Link hops between every pair of nodes (shortest path)."""
         from hwemu.machine.interconnect import shortest_paths
 
         dist, _ = shortest_paths(self.num_nodes, [(l.a, l.b) for l in self.links])
         return dist
+
+
+# the keys of the top level and of [core], [coherence] and [uncore] are attributes of the
+# machine itself (``[core] freq`` -> ``MachineConfig.freq_hz``); the other tables are objects
+MACHINE_SECTIONS = ("", "core", "coherence", "uncore")
+MachineConfig = config_class(
+    "MachineConfig", [p for p in PARAMS if p.section in MACHINE_SECTIONS], __name__,
+    base=_MachineConfig,
+    extra=(("source", str), ("l1i", CacheConfig), ("l1d", CacheConfig), ("l2", CacheConfig),
+           ("llc", CacheConfig), ("tlb", TlbConfig), ("nodes", tuple), ("links", tuple),
+           ("prefetch", PrefetchConfig), ("os", OsCosts), ("parametric", ParametricCosts)),
+    doc="A loaded, validated machine description.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,30 +276,29 @@ def param_values(d: dict) -> list[dict]:
         table = d
         for part in (p.section.split(".") if p.section else []):
             table = table.get(part, {}) if isinstance(table, dict) else {}
-        key = f"[{p.section}] {p.key}" if p.section else p.key
-        if isinstance(table, dict) and p.key in table:
-            add(key, p, table[p.key], "set")
+        if isinstance(table, dict) and p.name in table:
+            add(p.toml_key, p, table[p.name], "set")
         else:
-            add(key, p, p.default, "default")
+            add(p.toml_key, p, p.default, "default")
     dram = d.get("dram", {}) if isinstance(d.get("dram", {}), dict) else {}
     for i, nd in enumerate(d.get("node", []) or []):
         for p in NODE_PARAMS:
-            if p.key == "dram":
+            if p.name == "dram":
                 continue
-            add(f"[[node]] #{i} {p.key}", p, nd.get(p.key, p.default),
-                "set" if p.key in nd else "default")
+            add(f"[[node]] #{i} {p.name}", p, nd.get(p.name, p.default),
+                "set" if p.name in nd else "default")
         own = nd.get("dram", {}) if isinstance(nd.get("dram", {}), dict) else {}
         for p in DRAM_PARAMS:
-            if p.key in own:
-                add(f"[[node]] #{i} dram.{p.key}", p, own[p.key], "set")
-            elif p.key in dram:
-                add(f"[[node]] #{i} dram.{p.key}", p, dram[p.key], "[dram]")
+            if p.name in own:
+                add(f"[[node]] #{i} dram.{p.name}", p, own[p.name], "set")
+            elif p.name in dram:
+                add(f"[[node]] #{i} dram.{p.name}", p, dram[p.name], "[dram]")
             else:
-                add(f"[[node]] #{i} dram.{p.key}", p, p.default, "default")
+                add(f"[[node]] #{i} dram.{p.name}", p, p.default, "default")
     for i, ld in enumerate(d.get("link", []) or []):
         for p in LINK_PARAMS:
-            add(f"[[link]] #{i} {p.key}", p, ld.get(p.key, p.default),
-                "set" if p.key in ld else "default")
+            add(f"[[link]] #{i} {p.name}", p, ld.get(p.name, p.default),
+                "set" if p.name in ld else "default")
     return rows
 
 
@@ -364,7 +326,7 @@ def load_machine_text(text: str, source: str = "<string>") -> MachineConfig:
 
 
 class _Section:
-    """Reads the keys of one TOML table, converting with the table in params.py."""
+    """Reads the keys of one TOML table with their declarations (hwemu.machine.params)."""
 
     def __init__(self, src: str, label: str, table: dict, params):
         self.src = src
@@ -372,7 +334,7 @@ class _Section:
         if not isinstance(table, dict):
             raise HwemuError(f"{src}: {label}: expected a table")
         self.table = table
-        self.params = {p.key: p for p in params}
+        self.params = {p.name: p for p in params}
         unknown = [k for k in table if k not in self.params]
         if unknown:
             raise HwemuError(f"{src}: {label} {unknown[0]}: unknown key (known: "
@@ -382,6 +344,7 @@ class _Section:
         return f"{self.src}: {self.label} {key}".replace(":  ", ": ")
 
     def get(self, key: str):
+        """The value of ``key`` (or its default), parsed and checked as declared."""
         p = self.params[key]
         if key in self.table:
             raw = self.table[key]
@@ -389,104 +352,39 @@ class _Section:
             raw = p.default
         else:
             raise HwemuError(f"{self.where(key)}: missing (required, {p.description})")
-        w = self.where(key)
-        kind = p.kind
-        if kind == "size":
-            return parse_size(raw, w)
-        if kind == "time":
-            return parse_time_ps(raw, w)
-        if kind == "freq":
-            return parse_freq_hz(raw, w)
-        if kind == "bw":
-            return parse_bandwidth_bps(raw, w)
-        if kind == "int":
-            if isinstance(raw, bool) or not isinstance(raw, int):
-                raise HwemuError(f"{w}: expected an integer, got {raw!r}")
-            return raw
-        if kind == "float":
-            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                raise HwemuError(f"{w}: expected a number, got {raw!r}")
-            return float(raw)
-        if kind == "bool":
-            if not isinstance(raw, bool):
-                raise HwemuError(f"{w}: expected true or false, got {raw!r}")
-            return raw
-        if kind == "str":
-            if not isinstance(raw, str):
-                raise HwemuError(f"{w}: expected a string, got {raw!r}")
-            return raw
-        if kind == "choice":
-            if raw not in p.choices:
-                raise HwemuError(f"{w}: {raw!r} is not one of {', '.join(p.choices)}")
-            return raw
-        if kind == "table":
-            if not isinstance(raw, dict):
-                raise HwemuError(f"{w}: expected a table")
-            return raw
-        if kind == "nodelist":
-            if not (isinstance(raw, list) and all(isinstance(x, int) and not isinstance(x, bool)
-                                                  for x in raw)):
-                raise HwemuError(f"{w}: expected a list of node ids, got {raw!r}")
-            return raw
-        raise AssertionError(kind)
+        return p.read(raw, self.where(key))
 
-    def positive(self, key: str, minimum: int = 1):
-        v = self.get(key)
-        if v < minimum:
-            raise HwemuError(f"{self.where(key)}: must be at least {minimum}, got {v}")
-        return v
+    def values(self) -> dict:
+        """Every key of the table by its config attribute: {"tCL_ps": 13750, ...}."""
+        return {p.attribute: self.get(name) for name, p in self.params.items()}
 
-
-def _params_of(section: str):
-    return [p for p in PARAMS if p.section == section]
+    def at_most(self, key: str, value, maximum: int, what: str) -> None:
+        if value > maximum:
+            raise HwemuError(f"{self.where(key)}: at most {maximum} {what} are supported")
 
 
 def _cache(src: str, d: dict, name: str) -> CacheConfig:
-    sec = _Section(src, f"[cache.{name}]", d.get("cache", {}).get(name, {}), _params_of(f"cache.{name}"))
-    size = sec.positive("size", P_LINE := LINE_BYTES)
-    check_max(size, MAX_CACHE_BYTES, sec.where("size"), "cache size (bytes)")
-    ways = sec.positive("ways")
-    lat = sec.positive("latency")
-    if size % (LINE_BYTES * ways):
-        raise HwemuError(f"{sec.where('size')}: {size} bytes is not a whole number of "
-                         f"{ways}-way sets of {P_LINE}-byte lines")
-    policy = sec.get("policy")
-    if policy == "plru" and (ways & (ways - 1) or ways > 64):
+    sec = _Section(src, f"[cache.{name}]", d.get("cache", {}).get(name, {}),
+                   section_params(f"cache.{name}"))
+    cfg = CacheConfig(**sec.values())
+    check_max(cfg.size_bytes, MAX_CACHE_BYTES, sec.where("size"), "cache size (bytes)")
+    if cfg.size_bytes % (LINE_BYTES * cfg.ways):
+        raise HwemuError(f"{sec.where('size')}: {cfg.size_bytes} bytes is not a whole number of "
+                         f"{cfg.ways}-way sets of {LINE_BYTES}-byte lines")
+    if cfg.policy == "plru" and (cfg.ways & (cfg.ways - 1) or cfg.ways > 64):
         raise HwemuError(f"{sec.where('policy')}: tree PLRU needs a power-of-two number of ways "
-                         f"of at most 64, not {ways}")
-    return CacheConfig(size, ways, lat, policy)
-
-
-def _watermarks(sec) -> dict:
-    """write_high / write_low fractions -> entry counts (1 <= low < high <= write_queue)."""
-    hi, lo, n = sec.get("write_high"), sec.get("write_low"), sec.get("write_queue")
-    if not 0.0 < hi <= 1.0:
-        raise HwemuError(f"{sec.where('write_high')}: must be in (0, 1], got {hi}")
-    if not 0.0 <= lo < hi:
-        raise HwemuError(f"{sec.where('write_low')}: must be in [0, write_high), got {lo}")
-    if n <= 0:
-        return {"write_high": 0, "write_low": 0}
-    h = max(1, min(n, round(hi * n)))
-    return {"write_high": h, "write_low": min(h - 1, round(lo * n))}
+                         f"of at most 64, not {cfg.ways}")
+    return cfg
 
 
 def _dram(src: str, label: str, table: dict) -> DramConfig:
     sec = _Section(src, label, table, DRAM_PARAMS)
-    cfg = DramConfig(
-        type=sec.get("type"), channels=sec.positive("channels"), ranks=sec.positive("ranks"),
-        banks=sec.positive("banks"), row_bytes=sec.positive("row", LINE_BYTES),
-        interleave_bytes=sec.positive("interleave", LINE_BYTES),
-        tCL_ps=sec.positive("tCL"), tCWL_ps=sec.positive("tCWL"), tRCD_ps=sec.positive("tRCD"),
-        tRP_ps=sec.positive("tRP"), tRAS_ps=sec.positive("tRAS"), tBURST_ps=sec.positive("tBURST"),
-        tWR_ps=sec.get("tWR"), tREFI_ps=sec.positive("tREFI"), tRFC_ps=sec.get("tRFC"),
-        page_policy=sec.get("page_policy"), mc_latency_ps=sec.get("mc_latency"),
-        bank_groups=sec.positive("bank_groups"), tCCD_L_ps=sec.get("tCCD_L"),
-        tRRD_S_ps=sec.get("tRRD_S"), tRRD_L_ps=sec.get("tRRD_L"), tFAW_ps=sec.get("tFAW"),
-        tRTP_ps=sec.get("tRTP"), tWTR_S_ps=sec.get("tWTR_S"), tWTR_L_ps=sec.get("tWTR_L"),
-        tRTRS_ps=sec.get("tRTRS"),
-        scheduler=sec.get("scheduler"), write_queue=sec.positive("write_queue", 0),
-        **_watermarks(sec),
-    )
+    cfg = DramConfig(**sec.values())
+    if not 0.0 < cfg.write_high <= 1.0:
+        raise HwemuError(f"{sec.where('write_high')}: must be in (0, 1], got {cfg.write_high}")
+    if not 0.0 <= cfg.write_low < cfg.write_high:
+        raise HwemuError(f"{sec.where('write_low')}: must be in [0, write_high), "
+                         f"got {cfg.write_low}")
     if cfg.banks % cfg.bank_groups:
         raise HwemuError(f"{sec.where('bank_groups')}: {cfg.banks} banks do not divide into "
                          f"{cfg.bank_groups} bank groups")
@@ -506,75 +404,48 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link",
                     "prefetch", "parametric"}
     top = {k: v for k, v in d.items() if k not in known_tables}
-    sec = _Section(src, "", top, _params_of(""))
-    name = sec.get("name")
-    sockets = sec.positive("sockets")
-    for k in ("cache",):
-        if k in d and not isinstance(d[k], dict):
-            raise HwemuError(f"{src}: [{k}]: expected a table")
-        unknown = [c for c in d.get("cache", {}) if c not in ("l1i", "l1d", "l2", "llc")]
-        if unknown:
-            raise HwemuError(f"{src}: [cache.{unknown[0]}]: unknown cache (known: l1i, l1d, l2, llc)")
-    core = _Section(src, "[core]", d.get("core", {}), _params_of("core"))
-    tlbs = _Section(src, "[tlb]", d.get("tlb", {}), _params_of("tlb"))
-    coh = _Section(src, "[coherence]", d.get("coherence", {}), _params_of("coherence"))
-    unc = _Section(src, "[uncore]", d.get("uncore", {}), _params_of("uncore"))
-    os_ = _Section(src, "[os]", d.get("os", {}), _params_of("os"))
-    pfs = _Section(src, "[prefetch]", d.get("prefetch", {}), _params_of("prefetch"))
-    par = _Section(src, "[parametric]", d.get("parametric", {}), _params_of("parametric"))
-    base_cpi = core.get("base_cpi")
-    if base_cpi <= 0:
+    if "cache" in d and not isinstance(d["cache"], dict):
+        raise HwemuError(f"{src}: [cache]: expected a table")
+    unknown = [c for c in d.get("cache", {}) if c not in CACHES]
+    if unknown:
+        raise HwemuError(f"{src}: [cache.{unknown[0]}]: unknown cache (known: {', '.join(CACHES)})")
+    sections = {name: _Section(src, f"[{name}]" if name else "",
+                               d.get(name, {}) if name else top, section_params(name))
+                for name in MACHINE_SECTIONS + ("tlb", "os", "prefetch", "parametric")}
+    machine = {}
+    for name in MACHINE_SECTIONS:
+        machine.update(sections[name].values())
+    core, unc = sections["core"], sections["uncore"]
+    if machine["base_cpi"] <= 0:
         raise HwemuError(f"{core.where('base_cpi')}: must be positive")
-    cores = core.positive("cores_per_socket")
-    if cores > 64:
-        raise HwemuError(f"{core.where('cores_per_socket')}: at most 64 cores per socket are supported")
-    lfb = core.positive("lfb")
-    if lfb > 64:
-        raise HwemuError(f"{core.where('lfb')}: at most 64 line-fill buffers are supported")
-    superqueue = core.positive("superqueue", 0) or lfb
-    if superqueue > 64:
-        raise HwemuError(f"{core.where('superqueue')}: at most 64 superqueue entries are supported")
-    remote_trackers = unc.positive("remote_trackers", 0)
-    if remote_trackers > 64:
-        raise HwemuError(f"{unc.where('remote_trackers')}: at most 64 remote trackers are supported")
-    streams = pfs.positive("streams")
-    if streams > 256:
-        raise HwemuError(f"{pfs.where('streams')}: at most 256 streams are supported")
-    distance = pfs.positive("distance")
-    if distance > 63:
+    core.at_most("cores_per_socket", machine["cores_per_socket"], 64, "cores per socket")
+    core.at_most("lfb", machine["lfb"], 64, "line-fill buffers")
+    machine["superqueue"] = machine["superqueue"] or machine["lfb"]
+    core.at_most("superqueue", machine["superqueue"], 64, "superqueue entries")
+    unc.at_most("remote_trackers", machine["remote_trackers"], 64, "remote trackers")
+    sockets = machine["sockets"]
+
+    pfs = sections["prefetch"]
+    prefetch = PrefetchConfig(**pfs.values())
+    pfs.at_most("streams", prefetch.streams, 256, "streams")
+    if prefetch.distance > 63:
         raise HwemuError(f"{pfs.where('distance')}: at most 63 lines (a stream stays in its 4 KiB "
-                         f"page), got {distance}")
-    prefetch = PrefetchConfig(pfs.get("enable"), streams, distance, pfs.positive("degree"))
-    os_costs = OsCosts(
-        tlb_flush_page_ps=os_.positive("tlb_flush_page"), tlb_flush_all_ps=os_.positive("tlb_flush_all"),
-        tlb_single_page_ceiling=os_.positive("tlb_single_page_ceiling"),
-        ipi_send_ps=os_.positive("ipi_send", 0), ipi_rtt_same_socket_ps=os_.positive("ipi_rtt_same_socket"),
-        ipi_rtt_per_hop_ps=os_.positive("ipi_rtt_per_hop", 0), atomic_cycles=os_.positive("atomic_cycles", 0),
-        copy_prefetch_lines=os_.positive("copy_prefetch_lines", 0),
-        metadata_prefetch_degree=os_.positive("metadata_prefetch_degree", 0))
-    remote_distance = par.get("remote_distance")
-    if remote_distance <= 10:
+                         f"page), got {prefetch.distance}")
+    os_costs = OsCosts(**sections["os"].values())
+    par = sections["parametric"]
+    parametric = ParametricCosts(**par.values())
+    if parametric.remote_distance <= 10:
         raise HwemuError(f"{par.where('remote_distance')}: must be above 10 (the local distance), "
-                         f"got {remote_distance}")
-    parametric = ParametricCosts(
-        freq_hz=par.get("freq"), remote_distance=remote_distance,
-        mem_latency_local_ps=par.positive("mem_latency_local"),
-        mem_latency_remote_ps=par.positive("mem_latency_remote"),
-        cache_lines=par.positive("cache_lines"), hit_cycles=par.positive("hit_cycles", 0),
-        copy_bw_local_bps=par.get("copy_bw_local"), copy_bw_remote_bps=par.get("copy_bw_remote"),
-        copy_startup_ps=par.positive("copy_startup", 0), fill_bw_bps=par.get("fill_bw"))
+                         f"got {parametric.remote_distance}")
     if parametric.mem_latency_remote_ps < parametric.mem_latency_local_ps:
         raise HwemuError(f"{par.where('mem_latency_remote')}: must not be below mem_latency_local")
-    tlb = {}
-    for key in ("l1i", "l1d_4k", "l1d_2m", "stlb"):
-        e = tlbs.positive(f"{key}_entries")
-        w = tlbs.positive(f"{key}_ways")
+    tlbs = sections["tlb"]
+    tlb = TlbConfig(**tlbs.values())
+    for key in TLBS:
+        e, w = tlb.entries_ways(key)
         if e % w:
             raise HwemuError(f"{tlbs.where(key + '_entries')}: {e} entries is not a multiple of "
                              f"{w} ways")
-        tlb[key] = (e, w)
-    tlb["stlb_latency_cycles"] = tlbs.get("stlb_latency")
-    tlb["page_walk_ps"] = tlbs.get("page_walk")
 
     dram_default = d.get("dram", {})
     if not isinstance(dram_default, dict):
@@ -590,14 +461,14 @@ def from_dict(d: dict, src: str) -> MachineConfig:
             raise HwemuError(f"{ns.where('socket')}: {socket} is not a socket of this machine "
                              f"(0..{sockets - 1}, or -1 for a CPU-less node)")
         dram = _dram(src, f"[[node]] #{i} dram", _merge(dram_default, ns.get("dram")))
-        size = ns.positive("size", 1 << 21)
+        size = ns.get("size")
         if size % (1 << 21):
             raise HwemuError(f"{ns.where('size')}: must be a multiple of 2MiB")
-        rt = ns.positive("remote_trackers", -1)
-        if rt > 64:
-            raise HwemuError(f"{ns.where('remote_trackers')}: at most 64 remote trackers are supported")
-        nodes.append(NodeConfig(i, ns.get("name") or f"node{i}", socket, size, dram,
-                                remote_trackers if rt < 0 else rt))
+        rt = ns.get("remote_trackers")
+        ns.at_most("remote_trackers", rt, 64, "remote trackers")
+        nodes.append(NodeConfig(id=i, name=ns.get("name") or f"node{i}", socket=socket,
+                                size_bytes=size, dram=dram,
+                                remote_trackers=machine["remote_trackers"] if rt < 0 else rt))
     for s in range(sockets):
         owners = [n.id for n in nodes if n.socket == s]
         if len(owners) != 1:
@@ -613,18 +484,14 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         if len(ends) != 2 or ends[0] == ends[1] or not all(0 <= e < len(nodes) for e in ends):
             raise HwemuError(f"{ls.where('ends')}: expected two different node ids in "
                              f"0..{len(nodes) - 1}, got {ends}")
-        links.append(LinkConfig(i, ls.get("name") or f"link{i}", ends[0], ends[1],
-                                ls.get("latency"), ls.get("bandwidth"), ls.get("header")))
+        links.append(LinkConfig(id=i, name=ls.get("name") or f"link{i}", a=ends[0], b=ends[1],
+                                latency_ps=ls.get("latency"), bandwidth_bps=ls.get("bandwidth"),
+                                header_bytes=ls.get("header")))
     cfg = MachineConfig(
-        name=name, description=sec.get("description"), source=src, sockets=sockets,
-        cores_per_socket=cores, freq_hz=core.get("freq"), base_cpi=base_cpi, lfb=lfb,
-        rob=core.positive("rob"),
+        **machine, source=src,
         l1i=_cache(src, d, "l1i"), l1d=_cache(src, d, "l1d"), l2=_cache(src, d, "l2"),
-        llc=_cache(src, d, "llc"), tlb=tlb, core_snoop_ps=coh.get("core_snoop"),
-        mesh_latency_ps=unc.get("mesh_latency"), fault_cost_ps=os_.get("fault_cost"),
-        nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
-        remote_trackers=remote_trackers,
-        os=os_costs, parametric=parametric,
+        llc=_cache(src, d, "llc"), tlb=tlb, nodes=tuple(nodes), links=tuple(links),
+        prefetch=prefetch, os=os_costs, parametric=parametric,
     )
     # Every core has its own L1s and L2, every socket its LLC: refuse a machine whose caches
     # together would not fit the host's memory before anything is allocated.
@@ -640,17 +507,23 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     return cfg
 
 
+def param_table_markdown() -> str:
+    """docs/machine.md's parameter table (made from the declarations; a test keeps the page
+    equal to it): ``python -c "from hwemu.machine.config import param_table_markdown as t;
+    print(t())"`` prints it."""
+    lines = ["| key | unit | default | description |", "|---|---|---|---|"]
+    lines += [f"| `{r['key']}` | {r['unit']} | {r['default']} | {r['description']} |"
+              for r in param_rows()]
+    return "\n".join(lines)
+
+
 def param_rows() -> list[dict]:
-    """The parameter table, for ``machine show --params`` and docs."""
+    """The parameter table, for ``machine show --params`` and docs/machine.md."""
     rows = []
     for p in all_params():
-        key = f"[{p.section}] {p.key}" if p.section else p.key
-        if p.section in ("node", "link"):
-            key = f"[[{p.section}]] {p.key}"
         default = p.default if p.default not in (None, {}) else ""
         if isinstance(default, bool):
             default = "true" if default else "false"      # as written in TOML
-        rows.append({"key": key, "kind": p.kind, "unit": p.unit,
-                     "default": default,
+        rows.append({"key": p.toml_key, "kind": p.kind, "unit": p.unit, "default": default,
                      "description": p.description})
     return rows

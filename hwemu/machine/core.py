@@ -51,19 +51,17 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB,
-                                     K_L1D_HIT, K_L1D_MISS, K_L1I_HIT, K_L1I_MISS,
-                                     access_below_l1)
+from hwemu.machine.hierarchy import access_below_l1
 from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, ht_insert,
                                      vkey)
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
+from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
+                                  FT_MAPPED, FT_NEW_SLOTS, FT_ON, K_L1D_HIT,
+                                  K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
+                                  O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
+                                  R_STARVED)
 
-R_CHUNK_DONE, R_EVENT, R_FAULT, R_STARVED = 0, 1, 2, 3
-REASON_NAMES = ("chunk-done", "event", "fault", "starved")
-# out[] layout
-O_REASON, O_THREAD, O_VADDR, O_KIND, O_PTE, O_RECORD = 0, 1, 2, 3, 4, 5
-O_N = 8
 
 HIST_FINE_BINS, HIST_FINE_PS = 1024, 250
 HIST_COARSE_BINS, HIST_COARSE_PS = 3072, 4000
@@ -72,9 +70,6 @@ HIST_COARSE_END = HIST_FINE_BINS * HIST_FINE_PS + HIST_COARSE_BINS * HIST_COARSE
 HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS + HIST_WIDE_BINS
 MAX_LFB = 64
 FAULT_KINDS = ("not_present", "migration_entry", "numa_hint")
-# ft_ctl[] layout (first touch in the loop, see _first_touch)
-FT_ON, FT_BUDGET, FT_NEW_SLOTS, FT_MAPPED = 0, 1, 2, 3
-FT_N = 4
 
 
 def hist_edges_ps() -> np.ndarray:

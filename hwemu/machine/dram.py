@@ -48,10 +48,10 @@ scheduled on arrival like a read and its completion is returned.
 Latency therefore rises with load because requests find banks, buses and queues busy and wait:
 no latency table is involved.
 
-Counters per node (``cnt`` columns, names in ``DC_NAMES``): reads, writes, row hits, row empty
-(closed), row conflicts, total wait (ps) before the column command beyond the unloaded case,
-row hits served ahead of a booked row switch, writes issued by watermark drains, writes issued
-while reads were idle, reads forwarded from the write queue.
+Counters per node (``cnt`` columns, names in ``DC_NAMES`` of :mod:`hwemu.machine.layout`):
+reads, writes, row hits, row empty (closed), row conflicts, total wait (ps) before the column
+command beyond the unloaded case, row hits served ahead of a booked row switch, writes issued by
+watermark drains, writes issued while reads were idle, reads forwarded from the write queue.
 """
 
 from __future__ import annotations
@@ -59,25 +59,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hwemu.machine import layout
+from hwemu.machine.params import DRAM_PARAMS
 from hwemu.machine.stateref import prefetch
 from hwemu.machine.times import LONG_AGO
+from hwemu.machine.layout import (DC_HIT_FIRST, DC_N, DC_READS, DC_ROW_CONFLICT, DC_ROW_EMPTY,
+                                  DC_ROW_HIT, DC_WAIT_PS, DC_WQ_DRAINED, DC_WQ_FWD, DC_WQ_IDLE,
+                                  DC_WRITES, DP_BANKS, DP_BANK_BASE, DP_BG, DP_BG_BASE, DP_BLEN,
+                                  DP_BUNIT, DP_CH, DP_CHAN_BASE, DP_CLOSE, DP_FRFCFS, DP_IL_LINES,
+                                  DP_N, DP_RANKS, DP_RANK_BASE, DP_ROW_LINES, DP_RTRS, DP_TBURST,
+                                  DP_TCCDL, DP_TCL, DP_TCWL, DP_TFAW, DP_TRAS, DP_TRCD, DP_TREFI,
+                                  DP_TRFC, DP_TRP, DP_TRRDL, DP_TRRDS, DP_TRTP, DP_TWR, DP_TWTRL,
+                                  DP_TWTRS, DP_WQ, DP_WQ_HI, DP_WQ_LO, DP_X_BANK, DP_X_BG, DP_X_CH,
+                                  DP_X_RANK)
 
-# columns of the per-node parameter array
-DP_CH, DP_RANKS, DP_BANKS, DP_ROW_LINES, DP_IL_LINES = 0, 1, 2, 3, 4
-DP_TCL, DP_TCWL, DP_TRCD, DP_TRP, DP_TRAS, DP_TBURST, DP_TWR, DP_TREFI, DP_TRFC = 5, 6, 7, 8, 9, 10, 11, 12, 13
-DP_CLOSE, DP_MC_LAT, DP_BANK_BASE, DP_CHAN_BASE = 14, 15, 16, 17
-DP_BG, DP_TCCDL, DP_TRRDS, DP_TRRDL, DP_TFAW, DP_TRTP, DP_TWTRS, DP_TWTRL = 18, 19, 20, 21, 22, 23, 24, 25
-DP_FRFCFS, DP_WQ, DP_WQ_HI, DP_WQ_LO = 26, 27, 28, 29
-DP_X_BANK, DP_X_RANK, DP_X_BG, DP_X_CH, DP_RANK_BASE, DP_BG_BASE = 30, 31, 32, 33, 34, 35
-DP_BUNIT, DP_BLEN, DP_RTRS = 36, 37, 38
-DP_N = 39
-
-# counter columns
-DC_READS, DC_WRITES, DC_ROW_HIT, DC_ROW_EMPTY, DC_ROW_CONFLICT, DC_WAIT_PS = 0, 1, 2, 3, 4, 5
-DC_HIT_FIRST, DC_WQ_DRAINED, DC_WQ_IDLE, DC_WQ_FWD = 6, 7, 8, 9
-DC_N = 10
-DC_NAMES = ("reads", "writes", "row_hits", "row_empty", "row_conflicts", "bank_wait",
-            "row_hits_first", "writes_drained", "writes_idle", "write_forwards")
 BUS_UNITS = 1 << 16   # calendar horizon in bus units: 16384 bursts (~49 us at 3 ns) per channel
 BUS_TAG = 64          # a calendar entry is unit * BUS_TAG + rank + 1
 
@@ -95,52 +90,47 @@ XC_N, XC_RD = 0, 1
 IDLE_DRAIN_PS = 2_000_000   # idle-time drains are placed at most 2 us back (well inside BUS_UNITS)
 
 
+# the [dram] parameters whose value is copied into their column of the row as it is
+_COLUMN_PARAMS = tuple((column, p.attribute)
+                       for column, p in layout.declared_columns(DRAM_PARAMS, "DP_"))
+
+
+def write_watermarks(d) -> tuple[int, int]:
+    """The write-queue watermarks in entries from the fractions ``write_high`` and
+    ``write_low`` (1 <= low < high <= write_queue; (0, 0) without a write queue)."""
+    n = d.write_queue
+    if n <= 0:
+        return 0, 0
+    h = max(1, min(n, round(d.write_high * n)))
+    return h, min(h - 1, round(d.write_low * n))
+
+
 def dram_params(nodes) -> np.ndarray:
-    """The per-node parameter array from NodeConfig objects; also assigns bank/channel bases and
-    the sections of the auxiliary state array."""
+    """The per-node parameter array from NodeConfig objects: the columns the ``[dram]``
+    parameters declare (:mod:`hwemu.machine.layout`), then the ones computed here, which also
+    assign bank/channel bases and the sections of the auxiliary state array."""
     p = np.zeros((len(nodes), DP_N), np.int64)
     bank_base = chan_base = rank_base = bg_base = 0
     for n in nodes:
         d = n.dram
-        p[n.id] = 0
-        p[n.id, DP_CH] = d.channels
-        p[n.id, DP_RANKS] = d.ranks
-        p[n.id, DP_BANKS] = d.banks
-        p[n.id, DP_ROW_LINES] = d.row_bytes // 64
-        p[n.id, DP_IL_LINES] = d.interleave_bytes // 64
-        p[n.id, DP_TCL] = d.tCL_ps
-        p[n.id, DP_TCWL] = d.tCWL_ps
-        p[n.id, DP_TRCD] = d.tRCD_ps
-        p[n.id, DP_TRP] = d.tRP_ps
-        p[n.id, DP_TRAS] = d.tRAS_ps
-        p[n.id, DP_TBURST] = d.tBURST_ps
-        p[n.id, DP_TWR] = d.tWR_ps
-        p[n.id, DP_TREFI] = d.tREFI_ps
-        p[n.id, DP_TRFC] = d.tRFC_ps
-        p[n.id, DP_CLOSE] = 1 if d.page_policy == "close" else 0
-        p[n.id, DP_MC_LAT] = d.mc_latency_ps
-        p[n.id, DP_BANK_BASE] = bank_base
-        p[n.id, DP_CHAN_BASE] = chan_base
-        p[n.id, DP_RANK_BASE] = rank_base
-        p[n.id, DP_BG_BASE] = bg_base
-        p[n.id, DP_BG] = d.bank_groups
-        p[n.id, DP_TCCDL] = d.tCCD_L_ps
-        p[n.id, DP_TRRDS] = d.tRRD_S_ps
-        p[n.id, DP_TRRDL] = d.tRRD_L_ps
-        p[n.id, DP_TFAW] = d.tFAW_ps
-        p[n.id, DP_TRTP] = d.tRTP_ps
-        p[n.id, DP_TWTRS] = d.tWTR_S_ps
-        p[n.id, DP_TWTRL] = d.tWTR_L_ps
-        p[n.id, DP_FRFCFS] = 1 if d.scheduler == "frfcfs" else 0
-        p[n.id, DP_WQ] = d.write_queue
-        p[n.id, DP_WQ_HI] = d.write_high
-        p[n.id, DP_WQ_LO] = d.write_low
+        row = p[n.id]
+        for column, attribute in _COLUMN_PARAMS:
+            row[column] = getattr(d, attribute)
+        row[DP_ROW_LINES] = d.row_bytes // 64
+        row[DP_IL_LINES] = d.interleave_bytes // 64
+        row[DP_CLOSE] = 1 if d.page_policy == "close" else 0
+        row[DP_FRFCFS] = 1 if d.scheduler == "frfcfs" else 0
+        row[DP_WQ_HI], row[DP_WQ_LO] = write_watermarks(d)
+        row[DP_BANK_BASE] = bank_base
+        row[DP_CHAN_BASE] = chan_base
+        row[DP_RANK_BASE] = rank_base
+        row[DP_BG_BASE] = bg_base
         # the bus calendar counts in burst slots; with a rank-switch gap it counts in quarter
         # bursts (one tCK of a BL8 burst) when tBURST allows, so that the gap can be 1-3 tCK
         blen = 4 if d.tRTRS_ps > 0 and d.tBURST_ps % 4 == 0 else 1
-        p[n.id, DP_BUNIT] = d.tBURST_ps // blen
-        p[n.id, DP_BLEN] = blen
-        p[n.id, DP_RTRS] = -(-d.tRTRS_ps // (d.tBURST_ps // blen))
+        row[DP_BUNIT] = d.tBURST_ps // blen
+        row[DP_BLEN] = blen
+        row[DP_RTRS] = -(-d.tRTRS_ps // (d.tBURST_ps // blen))
         bank_base += d.channels * d.ranks * d.banks
         chan_base += d.channels
         rank_base += d.channels * d.ranks

@@ -65,48 +65,30 @@ from hwemu.cachesim.setassoc import MESI_S as ST_S
 from hwemu.cachesim.setassoc import P_ASSOC, P_SETS
 from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_coh, set_row,
                                      touch_line, victim_in_row)
-from hwemu.machine.dram import DP_MC_LAT, dram_access
+from hwemu.machine.dram import dram_access
 from hwemu.machine.interconnect import traverse
 from hwemu.machine.stateref import prefetch, state_ref
+from hwemu.machine.layout import (C_CPS, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_MESH,
+                                  C_PF_DEG, C_PF_DIST, C_PF_ON, C_PF_STREAMS, C_SNOOP, C_SOCKETS,
+                                  C_SQ, DP_MC_LAT, K_INVAL_SENT, K_L1D_HIT, K_L1D_MISS, K_L1I_HIT,
+                                  K_L1I_MISS, K_L1_WB, K_L2_HIT, K_L2_MISS, K_L2_WB, K_LLC_HIT,
+                                  K_LLC_MISS, K_LLC_WB, K_PF_DROP, K_PF_ISSUED, K_PF_LATE,
+                                  K_PF_LLC, K_PF_USEFUL, K_RT_WAIT, K_SNOOP, K_SQ_FULL, PF_CONF,
+                                  PF_DIR, PF_FRONT, PF_LAST, PF_N, PF_PAGE, PF_STAMP, W_CXL, W_L1,
+                                  W_L2, W_LLC, W_LOCAL_DRAM, W_REMOTE_CACHE, W_REMOTE_DRAM)
 
-# where an access was served
-W_L1, W_L2, W_LLC, W_REMOTE_CACHE, W_LOCAL_DRAM, W_REMOTE_DRAM, W_CXL = 0, 1, 2, 3, 4, 5, 6
-W_N = 7
 W_RETRY = -1          # access_below_l1: no remote tracker free, stall and issue again
-W_NAMES = ("l1", "l2", "llc", "remote_cache", "local_dram", "remote_dram", "cxl")
-
-# indices of the scalar configuration array S.cfg
-C_CPS, C_SOCKETS, C_NNODES = 0, 1, 2
-C_L1I_LAT, C_L1D_LAT, C_L2_LAT, C_LLC_LAT = 3, 4, 5, 6
-C_STLB_LAT, C_WALK, C_SNOOP, C_MESH, C_FAULT, C_PPI, C_ROB = 7, 8, 9, 10, 11, 12, 13
-C_SQ, C_PF_ON, C_PF_STREAMS, C_PF_DIST, C_PF_DEG = 14, 15, 16, 17, 18
-C_N = 19
-
-# per-cpu cache counters (S.ccnt columns)
-K_L1I_HIT, K_L1I_MISS, K_L1D_HIT, K_L1D_MISS, K_L2_HIT, K_L2_MISS = 0, 1, 2, 3, 4, 5
-K_LLC_HIT, K_LLC_MISS, K_L1_WB, K_L2_WB, K_SNOOP, K_INVAL_SENT = 6, 7, 8, 9, 10, 11
-K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS, K_LLC_WB = 12, 13, 14, 15
-K_PF_ISSUED, K_PF_USEFUL, K_PF_LATE, K_PF_LLC, K_SQ_FULL = 16, 17, 18, 19, 20
-K_RT_WAIT, K_PF_DROP = 21, 22
-K_N = 23
-K_NAMES = ("l1i_hits", "l1i_misses", "l1d_hits", "l1d_misses", "l2_hits", "l2_misses",
-           "llc_hits", "llc_misses", "l1d_writebacks", "l2_writebacks", "core_snoops",
-           "invalidations_sent", "dtlb_misses", "itlb_misses", "stlb_misses", "llc_writebacks",
-           "l2_pf_issued", "l2_pf_useful", "l2_pf_late", "llc_pf_issued", "sq_full_waits",
-           "remote_tracker_waits", "pf_dropped")
 
 # L2 superqueue and stream prefetcher
 MAX_SQ = 64
 MAX_RT = 64           # remote trackers per core and home node (``[uncore] remote_trackers``)
-PF_PAGE, PF_LAST, PF_DIR, PF_CONF, PF_FRONT, PF_STAMP = 0, 1, 2, 3, 4, 5
-PF_F = 6
 PF_TRAIN = 2          # same-direction steps within a page before a stream issues prefetches
 PAGE_LINES = 64       # a stream stays within its 4 KiB page
 
 
 def stream_table(ncpu: int, streams: int) -> np.ndarray:
     """Per-CPU stream table: one row per tracked stream (page -1 = free)."""
-    t = np.zeros((ncpu, max(1, streams), PF_F), np.int64)
+    t = np.zeros((ncpu, max(1, streams), PF_N), np.int64)
     t[:, :, PF_PAGE] = -1
     return t
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.machine.hierarchy import C_CPS, C_LLC_LAT, C_SOCKETS, access, mem_read, mem_write, node_of_line, send, socket_probe
+from hwemu.machine.hierarchy import access, mem_read, mem_write, node_of_line, send, socket_probe
 from hwemu.machine.stateref import handle_ref, state_ref
+from hwemu.machine.layout import C_CPS, C_LLC_LAT, C_SOCKETS
 
 
 @njit(cache=True)

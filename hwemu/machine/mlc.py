@@ -21,11 +21,10 @@ import numpy as np
 
 from hwemu.errors import HwemuError
 from hwemu.machine.config import MachineConfig
-from hwemu.machine.dram import DC_READS
-from hwemu.machine.hierarchy import C_PPI
 from hwemu.machine.driver import StopHandler, replay
 from hwemu.machine.system import Machine
 from hwemu.traces.format import TraceChunk
+from hwemu.machine.layout import C_PPI, DC_READS
 
 HUGE = 1 << 21
 PROBE_BUFFER = 2 << 30

@@ -15,13 +15,12 @@ import numpy as np
 
 from hwemu.errors import HwemuError
 from hwemu.machine.core import FAULT_KINDS, hist_edges_ps
-from hwemu.machine.hierarchy import K_NAMES, W_NAMES
 from hwemu.machine.config import MachineConfig, as_config
-from hwemu.machine.dram import DC_N, DC_NAMES, DC_READS, DC_WRITES
 from hwemu.machine.pagetable import PTE_PRESENT, pte_with_state
 from hwemu.machine.driver import StopHandler, replay
 from hwemu.machine.system import Machine, Stop
 from hwemu.stats import Stats
+from hwemu.machine.layout import DC_N, DC_NAMES, DC_READS, DC_WRITES, K_NAMES, W_NAMES
 
 CHUNK_RECORDS = 1 << 20
 # A starved thread's next records may lie far ahead in the file (a recorder that serialises

@@ -25,7 +25,7 @@ component works on. Field groups (see the component modules for their meaning):
   line an LLC prefetch is still fetching); ``rt_done`` (per CPU and home node: completion
   time of each remote tracker entry), ``node_rt`` (per home node: entries it preallocates to
   each core, ``[uncore]``/``[[node]] remote_trackers``; 0 = unbounded);
-- first touch in the loop (core.py, ``FT_*``): ``ft_ctl`` (on/off, the page-table inserts the
+- first touch in the loop (core.py; columns ``FT_*`` in layout.py): ``ft_ctl`` (on/off, the page-table inserts the
   loop may still make, and what it made since Python last looked), ``ft_next`` (per node: the
   next free 4 KiB frame of machine-only first-touch placement).
 
@@ -41,14 +41,14 @@ from collections import namedtuple
 import numpy as np
 
 from hwemu.cachesim import setassoc as sa
-from hwemu.machine.hierarchy import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT,
-                                     C_MESH, C_N, C_NNODES, C_PF_DEG, C_PF_DIST, C_PF_ON,
-                                     C_PF_STREAMS, C_PPI, C_ROB, C_SNOOP, C_SOCKETS, C_SQ,
-                                     C_STLB_LAT, C_WALK, K_N, MAX_SQ, W_N, stream_table)
+from hwemu.machine.hierarchy import MAX_SQ, stream_table
 from hwemu.machine.config import MachineConfig
-from hwemu.machine.core import FAULT_KINDS, FT_N, HIST_BINS, MAX_LFB
+from hwemu.machine.core import FAULT_KINDS, HIST_BINS, MAX_LFB
 from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
+from hwemu.machine.layout import (FT_N, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_N, C_NNODES, C_PPI,
+                                  C_STLB_LAT, K_N, W_N, declared_columns)
+from hwemu.machine.params import PARAMS
 
 NODE_ALIGN = 1 << 30
 
@@ -85,33 +85,23 @@ def node_layout(cfg: MachineConfig) -> tuple[np.ndarray, np.ndarray]:
 def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     ncpu = cfg.num_cpus
     c = np.zeros(C_N, np.int64)
-    c[C_CPS] = cfg.cores_per_socket
-    c[C_SOCKETS] = cfg.sockets
+    for column, p in declared_columns(PARAMS, "C_"):
+        c[column] = int(getattr(cfg.section(p.section), p.attribute))
     c[C_NNODES] = cfg.num_nodes
     c[C_L1I_LAT] = cfg.cycles_ps(cfg.l1i.latency_cycles)
     c[C_L1D_LAT] = cfg.cycles_ps(cfg.l1d.latency_cycles)
     c[C_L2_LAT] = cfg.cycles_ps(cfg.l2.latency_cycles)
     c[C_LLC_LAT] = cfg.cycles_ps(cfg.llc.latency_cycles)
     tlb = cfg.tlb
-    c[C_STLB_LAT] = cfg.cycles_ps(tlb["stlb_latency_cycles"])
-    c[C_WALK] = tlb["page_walk_ps"]
-    c[C_SNOOP] = cfg.core_snoop_ps
-    c[C_MESH] = cfg.mesh_latency_ps
-    c[C_FAULT] = cfg.fault_cost_ps
+    c[C_STLB_LAT] = cfg.cycles_ps(tlb.stlb_latency_cycles)
     c[C_PPI] = max(1, int(round(cfg.base_cpi * cfg.period_ps)))
-    c[C_ROB] = cfg.rob
-    c[C_SQ] = cfg.superqueue
-    c[C_PF_ON] = 1 if cfg.prefetch.enable else 0
-    c[C_PF_STREAMS] = cfg.prefetch.streams
-    c[C_PF_DIST] = cfg.prefetch.distance
-    c[C_PF_DEG] = cfg.prefetch.degree
 
     def cache(k, name, cc, instances):
         return sa.new_cache_sets(cc.sets, cc.ways, cc.policy, int(seed) * 8 + k, instances,
                                  64, where=f"[cache.{name}] policy")
 
     def tlb_cache(k, key, instances):
-        entries, ways = tlb[key]
+        entries, ways = tlb.entries_ways(key)
         c = sa.new_cache_sets(entries // ways, ways, "lru", int(seed) * 8 + k, instances, 1,
                               where=f"[tlb] {key}")
         return c, np.zeros(c.tags.shape[0], np.int64)

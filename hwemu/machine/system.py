@@ -13,15 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwemu.errors import HwemuError
-from hwemu.machine.core import (FAULT_KINDS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, FT_ON, O_KIND,
-                                O_N, O_PTE, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_STARVED,
-                                replay, replay_handle)
+from hwemu.machine.core import FAULT_KINDS, replay, replay_handle
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
 from hwemu.machine.stateref import new_handle, set_chunk, set_tables
 from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.times import NEVER as _NEVER
 from hwemu.machine.times import PARKED
 from hwemu.machine.state import build_state
+from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, FT_ON, O_KIND, O_N, O_PTE,
+                                  O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT,
+                                  R_STARVED, W_NAMES)
 
 NEVER = int(_NEVER)                   # a stop time that never comes (hwemu.machine.times)
 # dtypes of the chunk arrays (kind, addr, size, insts, order) the compiled handle holds
@@ -49,7 +50,6 @@ _ACCESS: tuple = ()      # (memops.access_handle, hierarchy.W_NAMES), imported o
 def _access():
     global _ACCESS
     if not _ACCESS:
-        from hwemu.machine.hierarchy import W_NAMES
         from hwemu.machine.memops import access_handle
 
         _ACCESS = (access_handle, tuple(W_NAMES))

@@ -23,10 +23,10 @@ from hwemu.cachesim.setassoc import MESI_S
 from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_SETS, find_in_row, install,
                                      invalidate_instance, invalidate_line, set_row, touch_line,
                                      victim_in_row)
-from hwemu.machine.hierarchy import (C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS,
-                                     K_STLB_MISS)
 from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
                                      translate, vkey)
+from hwemu.machine.layout import C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS
+
 
 @njit(cache=True, _nrt=False)
 def tlb_lookup(c, vals, row, key):

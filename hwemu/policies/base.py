@@ -11,8 +11,8 @@ classes registered with :func:`register_policy` and built with :func:`get_policy
 
         def attach(self, ctx): ...
 
-Parameters are declared once (:class:`Param`: kind, default, one-line description, Linux
-default) and parsed from strings with units ("10us", "4MiB") or plain values; an unknown or
+Parameters are declared once (:class:`hwemu.params.Param`, the class machine parameters use
+too: kind, default, one-line description, Linux default) and parsed from strings with units ("10us", "4MiB") or plain values; an unknown or
 malformed parameter raises :class:`~hwemu.errors.HwemuError` naming the policy and the key.
 
 Hooks of a migration policy (all optional; the defaults do nothing):
@@ -48,74 +48,13 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 import numpy as np
 
 from hwemu.errors import HwemuError
-from hwemu.units import parse_size, parse_time_ps
+from hwemu.params import Param  # policies declare their parameters with it (re-exported)
 
 if TYPE_CHECKING:                     # pragma: no cover
     from hwemu.linux.kernel import Kernel, Meter
     from hwemu.linux.mm import Page
     from hwemu.linux.mempolicy import Mempolicy
     from hwemu.stats import Stats
-
-PARAM_KINDS = ("time", "size", "int", "float", "bool", "str", "nodes")
-
-
-@dataclass(frozen=True)
-class Param:
-    """One documented policy parameter. ``kind``: time (-> int ps), size (-> int bytes), int,
-    float, bool, str, nodes (-> tuple of node ids from "0,1" or a list). ``linux``: the Linux
-    default it corresponds to (text), if any."""
-
-    name: str
-    kind: str
-    default: Any
-    description: str
-    linux: str = ""
-    choices: tuple = ()
-
-    def parse(self, value: Any, where: str) -> Any:
-        k = self.kind
-        try:
-            if value is None:
-                return None
-            if k == "time":
-                return value if isinstance(value, int) and not isinstance(value, bool) \
-                    else parse_time_ps(str(value))
-            if k == "size":
-                return value if isinstance(value, int) and not isinstance(value, bool) \
-                    else parse_size(str(value))
-            if k == "int":
-                if isinstance(value, bool):
-                    raise ValueError
-                return int(value)
-            if k == "float":
-                return float(value)
-            if k == "bool":
-                if isinstance(value, bool):
-                    return value
-                s = str(value).lower()
-                if s in ("1", "true", "yes", "on"):
-                    return True
-                if s in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-            if k == "nodes":
-                if isinstance(value, int):
-                    return (value,)
-                if isinstance(value, str):
-                    parts = [p for p in value.replace(" ", "").split(",") if p]
-                    return tuple(int(p) for p in parts)
-                return tuple(int(v) for v in value)
-            s = str(value)
-            if self.choices and s not in self.choices:
-                raise HwemuError(f"{where}: {self.name}: {s!r} is not one of "
-                                 f"{', '.join(self.choices)}")
-            return s
-        except HwemuError as e:
-            if str(e).startswith(where):
-                raise
-            raise HwemuError(f"{where}: {self.name}: {e}") from None
-        except (ValueError, TypeError):
-            raise HwemuError(f"{where}: {self.name}: cannot parse {value!r} as {k}") from None
 
 
 class Policy:

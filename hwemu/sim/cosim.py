@@ -148,7 +148,7 @@ class CoSim(StopHandler):
         if not fault_cost:
             # The kernel model charges the fault handler itself; the machine's fixed
             # per-fault cost is for runs without an OS model.
-            cfg = dataclasses.replace(cfg, fault_cost_ps=0)
+            cfg = dataclasses.replace(cfg, os=dataclasses.replace(cfg.os, fault_cost_ps=0))
         self.cfg = cfg
         if fast_faults is None:
             fast_faults = os.environ.get("HWEMU_FAST_FAULTS", "1") != "0"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hwemu.errors import HwemuError
+from hwemu.machine import layout
 from hwemu.machine import hierarchy as H
 from hwemu.machine import pagetable as PT
 from hwemu.machine.replay import FirstTouch, run_chunks
@@ -52,7 +53,7 @@ def test_tlb_costs_stlb_and_page_walk(tiny):
     m.run()
     # first: page walk (STLB 5 + walk 50) then DRAM 74; second: L1 TLB + L1 hit
     lat = [55 * NS + 74 * NS, 2 * NS]
-    assert m.S.ccnt[0, H.K_STLB_MISS] == 2 and m.S.ccnt[0, H.K_DTLB_MISS] == 2
+    assert m.S.ccnt[0, layout.K_STLB_MISS] == 2 and m.S.ccnt[0, layout.K_DTLB_MISS] == 2
     assert m.S.th_lat_sum[0] > sum(lat)
     # after flushing the page, the walk is paid again
     n = m.flush_tlb(0, BASE)
@@ -73,7 +74,7 @@ def test_fault_stops_costs_and_resumes(tiny):
     assert m.run().reason == "chunk-done"
     assert m.S.th_acc[0] == 2 and m.S.faults[0].tolist() == [1, 0, 0]
     # the page was on node 1, the thread on cpu 0 (socket 0): remote DRAM
-    assert m.S.served[0, H.W_REMOTE_DRAM] == 1 and m.S.served[0, H.W_L1] == 1
+    assert m.S.served[0, layout.W_REMOTE_DRAM] == 1 and m.S.served[0, layout.W_L1] == 1
 
 
 def test_migration_entry_and_hint_faults(tiny):
@@ -147,8 +148,8 @@ def test_two_threads_share_in_time_order_and_cohere(tiny):
     m.load_chunk(chunk([S_, L, S_, L], [BASE, BASE, BASE, BASE], tid=[0, 1, 0, 1], insts=[0, 500, 1000, 1500]))
     m.run()
     # thread 1 on socket 1 reads the line thread 0 modified: served cache to cache
-    assert m.S.served[1, H.W_REMOTE_CACHE] == 2
-    assert m.S.ccnt[0, H.K_INVAL_SENT] >= 1
+    assert m.S.served[1, layout.W_REMOTE_CACHE] == 2
+    assert m.S.ccnt[0, layout.K_INVAL_SENT] >= 1
 
 
 def test_copy_lines_goes_through_links_and_memory(tiny):

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from hwemu.machine import layout
 from hwemu.machine import dram as D
 
 from machine_testkit import NS, align
@@ -24,7 +25,7 @@ def mc(tiny):
 
 
 def cnt(mc, node=0):
-    return dict(zip(D.DC_NAMES, mc.st[-1][node].tolist()))
+    return dict(zip(layout.DC_NAMES, mc.st[-1][node].tolist()))
 
 
 def test_row_empty_then_hit_then_conflict(mc):
@@ -102,9 +103,9 @@ def test_refresh_blocks_and_closes_rows(tiny):
     assert D.dram_access(p, 0, 0, t, False, *st) == 10_500 * NS + 24 * NS
     # open the row, then cross the next refresh: the row is closed again (row empty)
     D.dram_access(p, 0, 1, 11_000 * NS, False, *st)
-    before = st[-1][0, D.DC_ROW_EMPTY]
+    before = st[-1][0, layout.DC_ROW_EMPTY]
     D.dram_access(p, 0, 2, 21_000 * NS, False, *st)
-    assert st[-1][0, D.DC_ROW_EMPTY] == before + 1
+    assert st[-1][0, layout.DC_ROW_EMPTY] == before + 1
 
 
 def test_close_page_policy(tiny):
@@ -119,7 +120,7 @@ def test_close_page_policy(tiny):
     # same row later: the bank was precharged, so ACT again (row empty), no tRP
     t = T + 200 * NS
     assert D.dram_access(p, 0, 1, t, False, *st) == t + 24 * NS
-    assert st[-1][0, D.DC_ROW_HIT] == 0 and st[-1][0, D.DC_ROW_EMPTY] == 2
+    assert st[-1][0, layout.DC_ROW_HIT] == 0 and st[-1][0, layout.DC_ROW_EMPTY] == 2
 
 
 def test_mapping_spreads_channels_and_is_a_bijection():
@@ -169,13 +170,13 @@ def variant(extra: str, **subs):
     def access(line, t, write=False):
         return D.dram_access(p, 0, line, t, write, *st)
     access.p = p
-    access.cnt = lambda: dict(zip(D.DC_NAMES, st[-1][0].tolist()))
+    access.cnt = lambda: dict(zip(layout.DC_NAMES, st[-1][0].tolist()))
     return access
 
 
 def first_line_of_bank(p, bank, start=0):
     """A line whose row is the first row (from ``start``) of ``bank`` (1 channel, 1 rank)."""
-    rl = int(p[0, D.DP_ROW_LINES])
+    rl = int(p[0, layout.DP_ROW_LINES])
     return next(l for l in range(start, 1 << 16, rl) if D.map_line(p, 0, l)[2] == bank)
 
 
@@ -289,7 +290,8 @@ def test_presets_use_ddr4_bank_groups_and_a_write_queue():
 
     d = load_machine("skx-2s").nodes[0].dram
     assert (d.bank_groups, d.tCCD_L_ps, d.tFAW_ps, d.write_queue, d.write_high, d.write_low) == \
-        (4, 5250, 21000, 32, 26, 6)
+        (4, 5250, 21000, 32, 0.8, 0.2)
+    assert D.write_watermarks(d) == (26, 6)            # entries
 
 
 def test_rank_switch_leaves_trtrs_idle_on_the_bus():
@@ -331,11 +333,11 @@ def test_random_traffic_never_double_books_the_bus(preset, extra):
             assert done >= t[i]
         else:
             assert done == t[i] or done >= t[i] + d.tCL_ps + d.tBURST_ps   # forwarded or DRAM
-    c = dict(zip(D.DC_NAMES, st[-1][0].tolist()))
-    queued = sum(int(st[-2][int(p[0, D.DP_X_CH]) + ch * (D.XC_HDR + d.write_queue)])
+    c = dict(zip(layout.DC_NAMES, st[-1][0].tolist()))
+    queued = sum(int(st[-2][int(p[0, layout.DP_X_CH]) + ch * (D.XC_HDR + d.write_queue)])
                  for ch in range(d.channels))
     served = c["reads"] - c["write_forwards"] + c["writes"] - queued
     assert c["row_hits"] + c["row_empty"] + c["row_conflicts"] == served
     bus = st[5][:d.channels]
     booked = int((bus >= 0).sum())
-    assert booked == served * int(p[0, D.DP_BLEN])
+    assert booked == served * int(p[0, layout.DP_BLEN])

@@ -11,8 +11,9 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import MESI_S as ST_S
 from hwemu.cachesim.setassoc import P_SETS, find_in
+from hwemu.machine import layout
 from hwemu.machine import hierarchy as H
-from hwemu.machine.dram import DC_READS, DC_WRITES
+from hwemu.machine.layout import DC_READS, DC_WRITES
 from hwemu.machine.system import Machine
 
 from machine_testkit import NS, align
@@ -31,7 +32,7 @@ def pa(m, node, line):
 
 def acc(m, cpu, node, addr, t, write=False, ifetch=False):
     d, w = H.access(m.S, cpu, node, addr, write, ifetch, t)
-    return d - t, H.W_NAMES[w]
+    return d - t, layout.W_NAMES[w]
 
 
 def l1_state(m, cpu, line):
@@ -44,7 +45,7 @@ def test_miss_to_local_dram_then_l1_hit(m):
     assert acc(m, 0, 0, a, T) == (74 * NS, "local_dram")    # 30 + 10 + (12+8+4) + 10
     assert acc(m, 0, 0, a + 8, T + 1000 * NS) == (2 * NS, "l1")
     assert l1_state(m, 0, a >> 6) == ST_E                    # nobody else has it
-    assert m.S.ccnt[0, H.K_L1D_MISS] == 1 and m.S.ccnt[0, H.K_L1D_HIT] == 1
+    assert m.S.ccnt[0, layout.K_L1D_MISS] == 1 and m.S.ccnt[0, layout.K_L1D_HIT] == 1
 
 
 def test_l2_hit_after_l1_eviction(m):
@@ -71,7 +72,7 @@ def test_llc_hit_from_another_core_and_snoops(m):
     # cpu 1 reads the modified line: snoop cpu 0 (+7), which downgrades to S
     assert acc(m, 1, 0, a, T + 4000 * NS) == (37 * NS, "llc")
     assert l1_state(m, 0, line) == ST_S
-    assert m.S.ccnt[1, H.K_SNOOP] == 1 and m.S.ccnt[0, H.K_SNOOP] == 1
+    assert m.S.ccnt[1, layout.K_SNOOP] == 1 and m.S.ccnt[0, layout.K_SNOOP] == 1
 
 
 def test_remote_cache_to_cache_and_write_invalidation(m):
@@ -117,14 +118,14 @@ def test_dirty_llc_victim_is_written_back_and_back_invalidated(m):
     # modified data went back to memory
     assert l1_state(m, 0, lines[0]) is None
     assert int(S.dram_cnt[0, DC_WRITES]) == 1 and int(S.dram_cnt[0, DC_READS]) == 5
-    assert S.ccnt[0, H.K_LLC_WB] == 1
+    assert S.ccnt[0, layout.K_LLC_WB] == 1
 
 
 def test_instruction_fetch_uses_l1i(m):
     a = pa(m, 0, 100)
     assert acc(m, 0, 0, a, T, ifetch=True)[1] == "local_dram"
     assert acc(m, 0, 0, a, T + 1000 * NS, ifetch=True) == (2 * NS, "l1")
-    assert m.S.ccnt[0, H.K_L1I_HIT] == 1
+    assert m.S.ccnt[0, layout.K_L1I_HIT] == 1
 
 
 @pytest.mark.parametrize("policy", ["lru", "fifo"])

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from hwemu.machine import layout
 from hwemu.machine import hierarchy as H
 from hwemu.machine import pagetable as PT
 from hwemu.machine.replay import FirstTouch, run_chunks
@@ -51,7 +52,7 @@ def test_migrate_page_under_a_running_thread(tiny):
     assert PT.pte_node(m.get_pte(0, BASE)) == 0
     # accesses before the migration were remote, afterwards local (the copy invalidated the
     # cached source lines, so the first touches after it go to node 0's memory)
-    assert m.S.served[0, H.W_REMOTE_DRAM] > 0 and m.S.served[0, H.W_LOCAL_DRAM] > 0
+    assert m.S.served[0, layout.W_REMOTE_DRAM] > 0 and m.S.served[0, layout.W_LOCAL_DRAM] > 0
     assert m.S.dram_cnt[0, 1] == 64                 # the copy wrote 64 lines to node 0
     assert m.thread_clock(0) > migrated_at["end"]
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hwemu.errors import HwemuError
+from hwemu.machine import layout
 from hwemu.machine import hierarchy as H
 from hwemu.cachesim.setassoc import find_in
 from hwemu.machine.config import load_machine
@@ -37,7 +38,7 @@ def pa(m, line, node=0):
 
 def acc(m, cpu, line, t, write=False):
     d, w = H.access(m.S, cpu, 0, pa(m, line), write, False, t)
-    return d - t, H.W_NAMES[w]
+    return d - t, layout.W_NAMES[w]
 
 
 def in_l2(m, cpu, line):
@@ -65,16 +66,16 @@ def test_stream_prefetches_ahead_and_demand_hits_l2(tmp_path):
     # lines 0, 1, 2 of the page: the third access (second step up) trains the stream
     assert acc(m, 0, 0, t0) == (30 * NS, "llc")
     assert acc(m, 0, 1, t0 + US) == (30 * NS, "llc")
-    assert cnt(m, 0, H.K_PF_ISSUED) == 0
+    assert cnt(m, 0, layout.K_PF_ISSUED) == 0
     assert acc(m, 0, 2, t0 + 2 * US) == (30 * NS, "llc")
     # degree 2: lines 3 and 4 prefetched from the LLC, nothing further
-    assert cnt(m, 0, H.K_PF_ISSUED) == 2
+    assert cnt(m, 0, layout.K_PF_ISSUED) == 2
     assert in_l2(m, 0, 3) and in_l2(m, 0, 4) and not in_l2(m, 0, 5)
     # a later demand to a prefetched line is an L2 hit with exactly the L2 latency
     assert acc(m, 0, 3, t0 + 3 * US) == (10 * NS, "l2")
-    assert cnt(m, 0, H.K_PF_USEFUL) == 1 and cnt(m, 0, H.K_PF_LATE) == 0
+    assert cnt(m, 0, layout.K_PF_USEFUL) == 1 and cnt(m, 0, layout.K_PF_LATE) == 0
     # that lookup continued the stream: 5 and 6 (at most distance 4 ahead of line 3 = 7)
-    assert cnt(m, 0, H.K_PF_ISSUED) == 4
+    assert cnt(m, 0, layout.K_PF_ISSUED) == 4
     assert in_l2(m, 0, 5) and in_l2(m, 0, 6) and not in_l2(m, 0, 7)
 
 
@@ -88,10 +89,10 @@ def test_late_prefetch_makes_the_demand_wait(tmp_path):
     acc(m, 0, 3, t3)                        # L2 hit; prefetches 5 and 6 issued at t3 (LLC, 30 ns)
     # line 5 asked 5 ns later: its prefetch is in flight and completes at t3 + 30 ns
     assert acc(m, 0, 5, t3 + 5 * NS) == (25 * NS, "l2")
-    assert cnt(m, 0, H.K_PF_LATE) == 1 and cnt(m, 0, H.K_PF_USEFUL) == 2
+    assert cnt(m, 0, layout.K_PF_LATE) == 1 and cnt(m, 0, layout.K_PF_USEFUL) == 2
     # the prefetch has landed long before line 6 is asked for: a plain L2 hit
     assert acc(m, 0, 6, t3 + US) == (10 * NS, "l2")
-    assert cnt(m, 0, H.K_PF_LATE) == 1 and cnt(m, 0, H.K_PF_USEFUL) == 3
+    assert cnt(m, 0, layout.K_PF_LATE) == 1 and cnt(m, 0, layout.K_PF_USEFUL) == 3
 
 
 def test_distance_bounds_a_high_degree_stream_and_dram_prefetch_data_time(tmp_path):
@@ -99,7 +100,7 @@ def test_distance_bounds_a_high_degree_stream_and_dram_prefetch_data_time(tmp_pa
     for i in range(3):
         acc(m, 0, i, T + i * US)
     # trained at line 2: 3..6 (distance 4), fetched from DRAM
-    assert cnt(m, 0, H.K_PF_ISSUED) == 4
+    assert cnt(m, 0, layout.K_PF_ISSUED) == 4
     assert [in_l2(m, 0, ln) for ln in range(3, 8)] == [True] * 4 + [False]
     assert m.S.dram_cnt[0, 0] >= 7           # 3 demand + 4 prefetch reads reached the controller
     # each prefetched line records when its data arrive; asking earlier waits exactly until then
@@ -108,7 +109,7 @@ def test_distance_bounds_a_high_degree_stream_and_dram_prefetch_data_time(tmp_pa
     t = T + 2 * US
     assert rdy > t + 10 * NS
     assert acc(m, 0, 4, t + NS) == (rdy - t - NS, "l2")
-    assert cnt(m, 0, H.K_PF_LATE) == 1
+    assert cnt(m, 0, layout.K_PF_LATE) == 1
 
 
 def test_descending_stream_and_page_boundary(tmp_path):
@@ -120,7 +121,7 @@ def test_descending_stream_and_page_boundary(tmp_path):
     m2 = machine(tmp_path, distance=8, degree=4)
     for i, ln in enumerate((60, 61, 62)):
         acc(m2, 0, ln, T + i * US)
-    assert cnt(m2, 0, H.K_PF_ISSUED) == 1
+    assert cnt(m2, 0, layout.K_PF_ISSUED) == 1
     assert in_l2(m2, 0, 63) and not in_l2(m2, 0, 64)
 
 
@@ -128,12 +129,12 @@ def test_random_lines_and_disabled_prefetcher_issue_nothing(tmp_path):
     m = machine(tmp_path, enable=False)
     for i in range(12):
         acc(m, 0, i, T + i * US)
-    assert cnt(m, 0, H.K_PF_ISSUED) == 0 and cnt(m, 0, H.K_PF_LLC) == 0
+    assert cnt(m, 0, layout.K_PF_ISSUED) == 0 and cnt(m, 0, layout.K_PF_LLC) == 0
     m2 = machine(tmp_path)
     # alternating directions never train a stream
     for i, ln in enumerate((10, 12, 11, 13, 9, 14)):
         acc(m2, 0, ln, T + i * US)
-    assert cnt(m2, 0, H.K_PF_ISSUED) == 0
+    assert cnt(m2, 0, layout.K_PF_ISSUED) == 0
 
 
 def test_full_superqueue_delays_demand_misses(tmp_path):
@@ -143,7 +144,7 @@ def test_full_superqueue_delays_demand_misses(tmp_path):
     # two L2 misses issued together: one superqueue entry, so the second waits for the first
     assert acc(m, 0, 0, t) == (30 * NS, "llc")
     assert acc(m, 0, 20, t) == (60 * NS, "llc")
-    assert cnt(m, 0, H.K_SQ_FULL) == 1
+    assert cnt(m, 0, layout.K_SQ_FULL) == 1
     # with 16 entries they overlap
     m2 = machine(tmp_path, enable=False, superqueue=16)
     warm_llc(m2, [0, 20])
@@ -156,7 +157,7 @@ def test_prefetches_beyond_the_superqueue_go_to_the_llc_only(tmp_path):
     for i in range(3):
         acc(m, 0, i, T + i * US)
     # at line 2 the demand miss holds one entry: line 3 takes the other, 4..6 go to the LLC
-    assert cnt(m, 0, H.K_PF_ISSUED) == 1 and cnt(m, 0, H.K_PF_LLC) == 3
+    assert cnt(m, 0, layout.K_PF_ISSUED) == 1 and cnt(m, 0, layout.K_PF_LLC) == 3
     assert in_l2(m, 0, 3)
     assert all(in_llc(m, 0, ln) and not in_l2(m, 0, ln) for ln in (4, 5, 6))
     S = m.S
@@ -166,7 +167,7 @@ def test_prefetches_beyond_the_superqueue_go_to_the_llc_only(tmp_path):
     # a demand for line 5 right away: superqueue entry free at the earliest completion, LLC
     # lookup, then the data of the LLC prefetch
     t = T + 2 * US + NS
-    free = int(S.sq_done[0, :S.cfg[H.C_SQ]].min())
+    free = int(S.sq_done[0, :S.cfg[layout.C_SQ]].min())
     expect = max(max(t, free) + 30 * NS, rdy)
     assert acc(m, 0, 5, t) == (expect - t, "llc")
     # line 6 long after: a plain LLC hit
@@ -186,7 +187,7 @@ def test_replay_stream_uses_prefetched_lines_and_reports_stats(tmp_path):
                                             insts=np.full(n, 20, np.uint32)))
         assert m.run().reason == "chunk-done"
         df = machine_stats(m).to_frame()
-        res[on] = (df, int(m.S.served[0, H.W_L2]), int(m.S.th_lat_sum[0]), m.thread_clock(0))
+        res[on] = (df, int(m.S.served[0, layout.W_L2]), int(m.S.th_lat_sum[0]), m.thread_clock(0))
     df_off, l2_off, lat_off, clk_off = res[False]
     df_on, l2_on, lat_on, clk_on = res[True]
     assert l2_off == 0 and "l2_pf_issued" not in set(df_off.stat)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hwemu.errors import HwemuError
+from hwemu.machine import layout
 from hwemu.machine import hierarchy as H
 from hwemu.machine.config import load_machine
 from hwemu.machine.system import Machine
@@ -30,7 +31,7 @@ def pa(m, line, node):
 
 def acc(m, cpu, line, node, t):
     d, w = H.access(m.S, cpu, node, pa(m, line, node), False, False, t)
-    return d - t, H.W_NAMES[w]
+    return d - t, layout.W_NAMES[w]
 
 
 def test_default_is_unbounded_and_limits_checked(tmp_path):
@@ -67,7 +68,7 @@ def test_third_remote_read_waits_for_a_tracker(tmp_path):
     l3 = acc(ref, 0, 128, 1, t3)[0]
     assert lat2[2] == (t3 + l3 - T, "remote_dram")
     assert lat2[2][0] > lat0[0][0] + 100 * NS
-    assert int(bound.S.ccnt[0, H.K_RT_WAIT]) == 1
+    assert int(bound.S.ccnt[0, layout.K_RT_WAIT]) == 1
     # other cores have their own trackers; local reads need none
     assert acc(bound, 1, 5 * 64, 1, T)[0] < lat2[2][0]
     assert acc(bound, 0, 7 * 64, 0, T) == acc(free, 0, 7 * 64, 0, T)
@@ -77,8 +78,8 @@ def test_prefetch_without_a_tracker_is_dropped(tmp_path):
     m = machine(tmp_path, 1, prefetch=True)
     for i in range(4):
         acc(m, 0, i, 1, T + i * NS)
-    assert int(m.S.ccnt[0, H.K_PF_DROP]) > 0
-    assert int(m.S.ccnt[0, H.K_PF_ISSUED]) == 0
+    assert int(m.S.ccnt[0, layout.K_PF_DROP]) > 0
+    assert int(m.S.ccnt[0, layout.K_PF_ISSUED]) == 0
 
 
 def stream(m, threads, n, node):
@@ -108,7 +109,7 @@ def test_replay_keeps_requests_in_flight_within_the_trackers(tmp_path):
     one = machine(tmp_path, 1)
     stream(one, 1, n, 1)
     assert one.thread_clock(0) >= n * idle * 0.9
-    assert int(one.S.ccnt[0, H.K_RT_WAIT]) >= n - 5
+    assert int(one.S.ccnt[0, layout.K_RT_WAIT]) >= n - 5
     four = machine(tmp_path, 0)
     stream(four, 1, n, 1)
     assert four.thread_clock(0) < one.thread_clock(0) / 2       # 4 in flight unbounded
@@ -148,4 +149,4 @@ def test_a_node_overrides_the_trackers_it_preallocates(tmp_path):
     a = [acc(m, 0, ln * 64, 1, T)[0] for ln in range(3)]
     b = [acc(machine(tmp_path, 0), 0, ln * 64, 1, T)[0] for ln in range(1)]
     assert a[0] == b[0] and a[2] < 2 * a[0]
-    assert int(m.S.ccnt[0, H.K_RT_WAIT]) == 0
+    assert int(m.S.ccnt[0, layout.K_RT_WAIT]) == 0
