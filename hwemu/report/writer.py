@@ -27,13 +27,15 @@ from pathlib import Path
 from hwemu.fileio import atomic_path, atomic_write
 from hwemu.report import figures
 from hwemu.report.cells import CellData, frame_to_parquet_bytes, machine_label, trace_label
-from hwemu.report.table import display_table, order_cells, results_table, to_markdown
+from hwemu.report.table import (display_table, order_cells, results_table, summary_lines,
+                                to_markdown)
 
 FIG_KINDS = (
     ("headline", figures.headline_figure,
      "What each policy buys and what it costs: the mean-latency reduction against the 'none' "
      "baseline (up is better) against the simulated time spent migrating pages (left is "
-     "cheaper); the label gives the pages migrated and the runtime speedup."),
+     "cheaper); the label gives the pages migrated and the runtime against the baseline "
+     "(×1.25: a quarter longer)."),
     ("latency", figures.latency_figure,
      "Mean access latency per time window; below, a tick per migration event."),
     ("placement", figures.placement_figure,
@@ -134,6 +136,9 @@ figcaption { font-size: 0.9em; color: #555; }
 img { max-width: 100%; }
 dt { font-weight: bold; } dd { margin-bottom: 0.4em; }
 p.made { font-size: 0.85em; color: #555; }
+p.work { margin: 0.8em 0 0.2em; font-weight: bold; }
+ul.rank { margin: 0; } ul.rank code { white-space: pre; }
+div.scroll { overflow-x: auto; }
 dl.prov code { word-break: break-all; }
 """
 
@@ -144,7 +149,7 @@ _DEFS = (
     ("local / remote / CXL", "shares of memory accesses served by the accessing CPU's node, by "
      "another socket's DRAM, and by CXL-attached memory."),
     ("speedup", "baseline simulated runtime / simulated runtime."),
-    ("break-even ns", "migrating time / (saved latency per access × accesses per ns of run): the "
+    ("break-even", "migrating time / (saved latency per access × accesses per ns of run): the "
      "run length after which the latency saved repays the time spent migrating; n/a when "
      "nothing is saved."),
 )
@@ -181,8 +186,30 @@ def _provenance_html(prov) -> list[str]:
     return parts
 
 
+def _summary_html(df) -> list[str]:
+    """The answer first: per workload, the baseline's latency and each policy ranked by how
+    much it cuts it, with what it cost (the lines ``hwemu compare`` prints)."""
+    e = html.escape
+    parts = ['<h2>Summary</h2>']
+    items: list[str] = []
+    for line in summary_lines(df):
+        if line.startswith("  "):
+            items.append(f"<li><code>{e(line.strip())}</code></li>")
+            continue
+        if items:
+            parts.append('<ul class="rank">' + "".join(items) + "</ul>")
+            items = []
+        parts.append(f'<p class="work">{e(line)}</p>')
+    if items:
+        parts.append('<ul class="rank">' + "".join(items) + "</ul>")
+    parts.append("<p>Latency changes are of the mean over every access (instruction fetches "
+                 "included); runtime x2.00 means twice as long as without migration. Each "
+                 "workload's section below opens with the same answer as a figure.</p>")
+    return parts
+
+
 def _html(title: str, df, sections, provenance=None) -> str:
-    heads, body, numeric = display_table(df)
+    heads, body, numeric = display_table(df, human=True)
     e = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{e(title)}</title>", f"<style>{_CSS}</style></head><body>",
@@ -191,7 +218,8 @@ def _html(title: str, df, sections, provenance=None) -> str:
         parts.append(f'<p class="made">hwemu {e(provenance.version)}, {e(provenance.date_utc)}: '
                      f'<code>{e(provenance.command)}</code> '
                      '(<a href="#provenance">provenance</a>)</p>')
-    parts += ["<h2>Results</h2>", "<table><thead><tr>"]
+    parts += _summary_html(df)
+    parts += ["<h2>Results</h2>", '<div class="scroll"><table><thead><tr>']
     parts += [f"<th>{e(h)}</th>" for h in heads]
     parts.append("</tr></thead><tbody>")
     for row in body:
@@ -200,7 +228,7 @@ def _html(title: str, df, sections, provenance=None) -> str:
             cls = ' class="num"' if numeric[i] else ""
             cells.append(f"<td{cls}>{e(v)}</td>")
         parts.append("<tr>" + "".join(cells) + "</tr>")
-    parts.append("</tbody></table>")
+    parts.append("</tbody></table></div>")
     parts.append("<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in _DEFS) + "</dl>")
     parts.append("<p>Every column, at full precision, is in <code>results.csv</code>; each "
                  "cell's raw statistics are in <code>stats/&lt;cell&gt;.parquet</code>.</p>")
