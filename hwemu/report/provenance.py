@@ -40,6 +40,13 @@ def _date_utc() -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def hwemu_version() -> str:
+    """``hwemu.__version__``. Read from the package object, which is always loaded before any
+    of its modules: importing it by name would import the whole top level (hwemu.api, a layer
+    above this one)."""
+    return sys.modules["hwemu"].__version__
+
+
 def python_command(api: str) -> str:
     """The command of a run started from Python: the process's argv and the API call."""
     argv = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"] + sys.argv[1:]
@@ -59,9 +66,7 @@ class Provenance:
 
     @classmethod
     def now(cls, command: str | None = None, seeds=(), machine_files=()) -> "Provenance":
-        from hwemu import __version__
-
-        return cls(__version__, command or python_command("hwemu.compare"), _date_utc(),
+        return cls(hwemu_version(), command or python_command("hwemu.compare"), _date_utc(),
                    tuple(sorted({int(s) for s in seeds})), tuple(machine_files))
 
     def machine_file(self, machine: str) -> str | None:
@@ -93,7 +98,6 @@ def write_machine_files(out: str | Path, machines, base_dir: str | Path | None =
     ``out/machines/<name>.toml``, every key with its value (``hwemu machine dump``). Returns
     ``((machine, relative path), ...)``; a machine that cannot be loaded is left out (the cell
     that uses it fails with the loader's message)."""
-    from hwemu import __version__
     from hwemu.errors import HwemuError
     from hwemu.fileio import atomic_write
     from hwemu.machine.config import dump_toml, load_machine, machine_dict
@@ -110,7 +114,7 @@ def write_machine_files(out: str | Path, machines, base_dir: str | Path | None =
             cfg = load_machine(path)
             text = dump_toml(machine_dict(path),
                              f"{cfg.name}: {cfg.description}\nthe machine of this report, "
-                             f"written by hwemu {__version__}; 'hwemu run --machine' and "
+                             f"written by hwemu {hwemu_version()}; 'hwemu run --machine' and "
                              "'hwemu compare --machine' take this file")
         except (HwemuError, OSError):
             continue
