@@ -156,7 +156,11 @@ def headline_figure(cells, title: str, labels: list[str]) -> bytes:
         xspan = max(xs) - min(min(xs), 0.0)
         if xspan <= 0:                     # nothing migrated anywhere: a 0..1 axis
             xspan = 1.0
-        for (gx, gy), members in groups.items():
+        lo, hi = min(min(ys), 0.0), max(max(ys), 0.0)
+        pad = max(hi - lo, 1.0) * 0.12
+        pt_per_y = 300.0 / (hi - lo + 2 * pad)    # about 300 points of axis height
+        placed: list[tuple[float, float, bool]] = []   # label anchors: x, y in points, side
+        for (gx, gy), members in sorted(groups.items(), key=lambda kv: -kv[0][1]):
             n = len(members)
             for j, (label, cell, r) in enumerate(members):
                 ax.scatter([gx], [gy], s=150 * (n - j) / n + 20, color=policy_color(cell.spec.policy),
@@ -169,15 +173,24 @@ def headline_figure(cells, title: str, labels: list[str]) -> bytes:
             if math.isfinite(r["speedup"]) and r["speedup"] > 0:
                 what.append(f"runtime ×{1 / r['speedup']:.2f}")     # as the summary says it
             right = gx > min(xs) + 0.7 * xspan
+            # a label that would overlap one already placed nearby (two lines of 8 pt text)
+            # moves down below it
+            y_pt = gy * pt_per_y
+            for px, py, pside in sorted(placed, key=lambda p: -p[1]):
+                if pside == right and abs(px - gx) < 0.45 * xspan and abs(py - y_pt) < 24:
+                    y_pt = py - 24
+            placed.append((gx, y_pt, right))
             ax.annotate(f"{names}\n" + ", ".join(what), (gx, gy),
-                        xytext=(-9 if right else 9, 0), textcoords="offset points",
-                        ha="right" if right else "left", va="center", fontsize=8, zorder=10)
+                        xytext=(-9 if right else 9, y_pt - gy * pt_per_y),
+                        textcoords="offset points", ha="right" if right else "left",
+                        va="center", fontsize=8, zorder=10,
+                        arrowprops=None if abs(y_pt - gy * pt_per_y) < 1 else
+                        {"arrowstyle": "-", "color": "0.6", "linewidth": 0.6})
         if not groups:
             ax.text(0.5, 0.5, "no cell has a baseline to compare with", ha="center",
                     va="center", transform=ax.transAxes)
-        lo, hi = min(min(ys), 0.0), max(max(ys), 0.0)
-        pad = max(hi - lo, 1.0) * 0.12
-        ax.set_ylim(lo - pad, hi + pad)
+        low_label = min([p[1] for p in placed], default=0.0) / pt_per_y - 12 / pt_per_y
+        ax.set_ylim(min(lo - pad, low_label), hi + pad)
         ax.set_xlim(min(min(xs), 0.0) - 0.06 * xspan, max(max(xs), min(min(xs), 0.0) + xspan)
                     + 0.06 * xspan)
         ax.set_xlabel(f"time spent migrating pages ({unit}, simulated)")
