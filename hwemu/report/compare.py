@@ -289,11 +289,11 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
                 check_file(schedule, what="schedule")
         specs = plan_cells(machines, traces, policies, schedule, (int(seed),), (shared,),
                            per_policy)
+    prov = Provenance.now(command, [s.seed for s in specs])     # before any file is written
     fresh = out is not None and not Path(out).exists()
     out_dir = prepare_out(out) if out is not None else None
-    machine_files = write_machine_files(out_dir, [s.machine for s in specs]) \
-        if out_dir is not None else ()
-    prov = Provenance.now(command, [s.seed for s in specs], machine_files)
+    if out_dir is not None:
+        prov = prov.with_machine_files(write_machine_files(out_dir, [s.machine for s in specs]))
     cells = []
     try:
         with progress(len(specs), quiet, "compare") as bar:

@@ -69,6 +69,11 @@ class Provenance:
         return cls(hwemu_version(), command or python_command("hwemu.compare"), _date_utc(),
                    tuple(sorted({int(s) for s in seeds})), tuple(machine_files))
 
+    def with_machine_files(self, machine_files) -> "Provenance":
+        from dataclasses import replace
+
+        return replace(self, machine_files=tuple(machine_files))
+
     def machine_file(self, machine: str) -> str | None:
         return dict(self.machine_files).get(machine)
 

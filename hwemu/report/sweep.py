@@ -231,15 +231,16 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
     if not isinstance(sweep, SweepSpec):
         sweep = load_sweep(sweep, check=runner is None)
     retries = sweep.retries if retries is None else int(retries)
+    specs = sweep.cells()
+    prov = Provenance.now(command or python_command("hwemu.report.sweep.run_sweep"),
+                          [s.seed for s in specs])               # before any file is written
     fresh = not Path(out).exists()
     out = prepare_out(out).resolve()
     cells_dir = out / "cells"
-    specs = sweep.cells()
     todo = [s for s in specs if not _finished(cells_dir, s)]
     skipped = len(specs) - len(todo)
-    prov = Provenance.now(command or python_command("hwemu.report.sweep.run_sweep"),
-                          [s.seed for s in specs],
-                          write_machine_files(out, [s.machine for s in specs], sweep.base_dir))
+    prov = prov.with_machine_files(write_machine_files(out, [s.machine for s in specs],
+                                                       sweep.base_dir))
     errors: list[str] = []
     if todo:
         if scheduler is None and (not isinstance(workers, int) or workers < 1):

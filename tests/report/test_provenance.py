@@ -72,6 +72,7 @@ def test_source_date_epoch_fixes_the_date(tmp_path, monkeypatch):
     with pytest.raises(HwemuError, match="SOURCE_DATE_EPOCH"):
         compare(machines=["skx-2s"], traces=TRACES, policies=["tpp"], out=tmp_path / "p",
                 runner=fake_runner)
+    assert not (tmp_path / "p").exists()                # refused before writing anything
 
 
 def test_only_provenance_differs_between_commands(tmp_path):
