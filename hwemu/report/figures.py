@@ -328,17 +328,21 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
 
 
 def steps_figure(cells, title: str, labels: list[str]) -> bytes:
-    """Total time in each migration-protocol step, grouped horizontal bars per cell."""
+    """Total time in each migration-protocol step, grouped horizontal bars per cell. Steps no
+    cell spent any time in, and cells that spent none in any step, are left out (no empty
+    rows)."""
     import matplotlib
     import numpy as np
 
     plt = _plt()
     steps: list[str] = []
     for c in cells:
-        for s in c.steps["step"].astype(str):
+        st = c.steps.assign(step=c.steps["step"].astype(str))
+        for s in st.loc[st["time_ns"] > 0, "step"]:
             if s not in steps:
                 steps.append(s)
-    shown = [(c, lab) for c, lab in zip(cells, labels) if len(c.steps)]
+    shown = [(c, lab) for c, lab in zip(cells, labels)
+             if len(c.steps) and float(c.steps["time_ns"].sum()) > 0]
     with matplotlib.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(9.0, max(3.0, 0.35 * len(steps) * max(1, len(shown))
                                                  / 2 + 1.5)))
