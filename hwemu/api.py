@@ -291,7 +291,8 @@ class Result:
     """The outcome of :func:`run`. ``summary``: the numbers ``hwemu run --json`` prints;
     ``stats``: every counter as a DataFrame (component, stat, value, unit). With the OS model
     also ``timeline`` (time_ns, accesses, mean_latency_ns), ``placement`` (time_ns, node,
-    pages), ``migrations`` and ``steps`` (protocol time per step)."""
+    pages: resident pages, each once; in_flight: pages being migrated off the node; frames:
+    frames in use), ``migrations`` and ``steps`` (protocol time per step)."""
 
     summary: dict
     stats: object

@@ -162,5 +162,17 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
+def format_bytes(nbytes) -> str:
+    """A size for people: ``839227`` -> ``"819.6 KiB (839,227 bytes)"``, ``4096`` ->
+    ``"4 KiB"``, ``100`` -> ``"100 bytes"`` (binary units; the exact count when rounded)."""
+    n = int(nbytes)
+    for unit, mult in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= mult:
+            if n % mult == 0:
+                return f"{n // mult:,} {unit}"
+            return f"{n / mult:,.1f} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"
+
+
 def ps_to_ns(ps) -> float:
     return ps / 1000.0

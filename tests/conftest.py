@@ -8,3 +8,8 @@ notice is off for the suite; tests/test_compile_notice.py turns it back on to te
 import os
 
 os.environ.setdefault("HWEMU_NO_COMPILE_NOTICE", "1")
+
+# Reports carry the date they were made (hwemu.report.provenance). Tests that compare two
+# reports byte for byte pin it the way reproducible builds do; tests/report/test_provenance.py
+# checks the date without it.
+os.environ.setdefault("SOURCE_DATE_EPOCH", "1767225600")      # 2026-01-01T00:00:00Z

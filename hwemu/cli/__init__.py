@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import shlex
 import sys
 import traceback
 
@@ -114,6 +115,8 @@ def _install_sigterm() -> list:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command as typed, for the provenance of reports
+    args.command_line = shlex.join(["hwemu", *(sys.argv[1:] if argv is None else argv)])
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

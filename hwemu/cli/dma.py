@@ -199,7 +199,18 @@ def _cost(args) -> int:
     if args.json:
         print_json(res)
     else:
-        w = max(len(k) for k in res)
-        for key, v in res.items():
-            print(f"{key:<{w}}  {v}")
+        from hwemu.cli.output import count, duration, size
+
+        r = res
+        print(f"copy of {count(r['pages'])} x {size(r['page_bytes'])} page"
+              f"{'s' if r['pages'] != 1 else ''} ({size(r['bytes'])}) by a "
+              f"{r['data_width']}-bit engine at {r['clock_hz'] / 1e9:g} GHz")
+        print(f"  engine          bursts of {r['burst_len']} beats, {r['max_outstanding']} "
+              f"outstanding, FIFO {r['fifo_depth']} beats")
+        print(f"  memory latency  {count(r['mem_latency_cycles'])} cycles")
+        print(f"  copy time       {count(r['cycles'])} cycles ({duration(r['time_ps'] / 1000)})")
+        print(f"  throughput      {r['bytes_per_cycle']:.3f} bytes/cycle, "
+              f"{r['bandwidth_GBps']:.3f} GB/s (steady state "
+              f"{r['steady_bytes_per_cycle']:.3f} bytes/cycle)")
+        print(f"  bound by        {r['bound']}")
     return 0

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from hwemu.errors import HwemuError
+from hwemu.cli.output import HelpFormatter
 
-_FMT = argparse.RawDescriptionHelpFormatter
+_FMT = HelpFormatter
 
 
 def register(sub) -> None:
@@ -73,11 +74,14 @@ def register(sub) -> None:
     pm = sub.add_parser(
         "mlc", help="idle and loaded memory latency of a machine (like Intel MLC)",
         description="Measure memory latency through the model as Intel's Memory Latency Checker "
-                    "does on hardware. --idle-latency: pointer-chase latency from every CPU node "
-                    "to every memory node. --loaded-latency: a latency probe on the first CPU of "
-                    "--cpu-node while every other CPU of that node streams reads to --mem-node, "
-                    "one load every DELAY core cycles, for each delay (largest first; delay 0 "
-                    "saturates).",
+                    "does on hardware.\n\n"
+                    "--idle-latency: pointer-chase latency from every CPU node to every memory "
+                    "node (ns): what 'mlc --latency_matrix' measures.\n\n"
+                    "--loaded-latency: a latency probe on the first CPU of --cpu-node while "
+                    "every other CPU of that node streams reads to --mem-node, one load every "
+                    "DELAY core cycles, for each delay (largest first; delay 0 saturates); "
+                    "prints latency (ns) against bandwidth (GB/s), as 'mlc "
+                    "--loaded_latency' does.",
         epilog="examples:\n  hwemu mlc --machine skx-2s --idle-latency\n"
                "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 1 --json\n"
                "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 0 "
@@ -100,20 +104,21 @@ def register(sub) -> None:
         description="Replay a native trace on a machine model: every access goes through TLBs, "
                     "caches, coherence, interconnect and memory controllers; pages are placed "
                     "on the node of the CPU that first touches them. Thread i runs on CPU i "
-                    "unless --cpus says otherwise. Reports accesses, latency mean and "
-                    "percentiles, where accesses were served, per-node and per-link bandwidth "
-                    "and simulated time.",
+                    "unless --cpus says otherwise. Reports accesses (every trace record: "
+                    "instruction fetches, loads and stores), their latency's mean and "
+                    "percentiles, where they were served, per-node and per-link bandwidth and "
+                    "simulated time.\n\n"
+                    "With --schedule or --policy the Linux memory-management model runs inside "
+                    "the machine: page faults, mempolicies, the schedule's thread moves and "
+                    "system calls, and the policy's migrations, each step timed on the machine. "
+                    "The report then adds pages attempted/migrated/failed by reason, passes, "
+                    "time per protocol step, TLB shootdowns, bytes copied, latency before and "
+                    "after each migration and numa_maps snapshots.",
         epilog="examples:\n  hwemu run --machine skx-2s ls.parquet\n"
                "  hwemu run --machine skx-2s --cpus 24-27 omp.parquet --json\n"
                "  hwemu run --machine my.toml t.parquet --stats-out stats.csv\n"
                "  hwemu run -m traces/demo/skx-2s-demo.toml traces/demo/numa_move.parquet \\\n"
-               "      --schedule traces/demo/numa_move.toml --policy manual --json\n\n"
-               "With --schedule or --policy the Linux memory-management model runs inside the "
-               "machine: page faults, mempolicies, the schedule's thread moves and system "
-               "calls, and the policy's migrations, each step timed on the machine. The "
-               "report then adds pages attempted/migrated/failed by reason, passes, time per "
-               "protocol step, TLB shootdowns, bytes copied, latency before and after each "
-               "migration and numa_maps snapshots.",
+               "      --schedule traces/demo/numa_move.toml --policy manual --json",
         formatter_class=_FMT)
     pr.add_argument("trace", help="native trace file (hwemu trace record / import)")
     pr.add_argument("--machine", "-m", required=True, help="preset name or machine TOML file")
@@ -347,20 +352,33 @@ def _cmd_run(args) -> int:
     if args.json:
         print_json(s)
         return 0
-    print(f"machine: {s['machine']}  threads: {s['threads']}  simulated time: "
-          f"{s['sim_time_ns'] / 1e6:.3f} ms")
-    print(f"accesses: {s['accesses']}")
-    print(f"latency (ns): mean {s['mean_latency_ns']:.2f}  p50 {s['p50_latency_ns']:.2f}  "
-          f"p95 {s['p95_latency_ns']:.2f}  p99 {s['p99_latency_ns']:.2f}")
-    acc = max(s["accesses"], 1)
-    print("served by: " + ", ".join(f"{k} {v} ({100 * v / acc:.1f}%)" for k, v in s["served"].items()))
+    _print_head(s)
     for n, bw in s["node_bandwidth_gbs"].items():
         print(f"{n}: read {bw['read_gbs']:.3f} GB/s, write {bw['write_gbs']:.3f} GB/s")
     for l, bw in s["link_bandwidth_gbs"].items():
         print(f"link {l}: {bw:.3f} GB/s")
+    from hwemu.cli.output import count
+
     f = s["faults"]
-    print("page faults: " + ", ".join(f"{k} {v}" for k, v in f.items()))
+    print("page faults: " + ", ".join(f"{k} {count(v)}" for k, v in f.items()))
     return 0
+
+
+def _print_head(s: dict, policy: str | None = None) -> None:
+    """The first lines of ``hwemu run``'s text: machine, time, accesses, latency, where the
+    accesses were served. Accesses are every trace record (instruction fetches, loads,
+    stores), and so is the latency's mean."""
+    from hwemu.cli.output import count
+
+    print(f"machine: {s['machine']}  threads: {s['threads']}  simulated time: "
+          f"{s['sim_time_ns'] / 1e6:.3f} ms" + (f"  policy: {policy}" if policy else ""))
+    print(f"accesses: {count(s['accesses'])} (instruction fetches, loads and stores)")
+    print(f"latency (ns, every access, instruction fetches included): mean "
+          f"{s['mean_latency_ns']:.2f}  p50 {s['p50_latency_ns']:.2f}  "
+          f"p95 {s['p95_latency_ns']:.2f}  p99 {s['p99_latency_ns']:.2f}")
+    acc = max(s["accesses"], 1)
+    print("served by: " + ", ".join(f"{k} {count(v)} ({100 * v / acc:.1f}%)"
+                                    for k, v in s["served"].items()))
 
 
 def _parse_params(items) -> dict:
@@ -411,35 +429,31 @@ def _cmd_run_os(args, cfg, cpus) -> int:
     if args.json:
         print_json(s)
         return 0
-    print(f"machine: {s['machine']}  threads: {s['threads']}  simulated time: "
-          f"{s['sim_time_ns'] / 1e6:.3f} ms  policy: {s['policy']}")
-    print(f"accesses: {s['accesses']}")
-    print(f"latency (ns): mean {s['mean_latency_ns']:.2f}  p50 {s['p50_latency_ns']:.2f}  "
-          f"p95 {s['p95_latency_ns']:.2f}  p99 {s['p99_latency_ns']:.2f}")
-    acc = max(s["accesses"], 1)
-    print("served by: " + ", ".join(f"{k} {v} ({100 * v / acc:.1f}%)" for k, v in s["served"].items()))
+    from hwemu.cli.output import count, duration, ns, size
+
+    _print_head(s, s["policy"])
     print(f"memory accesses: local {s['local_share'] * 100:.1f}%  remote "
           f"{s['remote_share'] * 100:.1f}%  cxl {s['cxl_share'] * 100:.1f}%")
     for l, bw in s["link_bandwidth_gbs"].items():
         print(f"link {l}: {bw:.3f} GB/s")
     f = s["faults_handled"]
-    print("page faults: " + ", ".join(f"{k} {v}" for k, v in f.items())
-          + f"  (waiting on migrations {s['fault_lock_wait_ns'] / 1000:.1f} us)")
-    print(f"migration: {s['pages_attempted']} pages attempted, {s['pages_migrated']} migrated, "
-          f"{s['pages_failed']} failed"
-          + (" (" + ", ".join(f"{k} {v}" for k, v in s["pages_failed_by_reason"].items()) + ")"
-             if s["pages_failed_by_reason"] else "")
-          + f", {s['migration_passes']} unmap and {s['migration_move_passes']} move passes, "
-            f"{s['bytes_copied']} bytes copied")
-    print(f"TLB shootdowns: {s['tlb_shootdowns']} ({s['ipis_sent']} IPIs)  OS CPU time: "
-          f"{s['os_cpu_time_ns'] / 1000:.1f} us")
+    print("page faults: " + ", ".join(f"{k} {count(v)}" for k, v in f.items())
+          + f"  (waiting on migrations {duration(s['fault_lock_wait_ns'])})")
+    print(f"migration: {count(s['pages_attempted'])} pages attempted, "
+          f"{count(s['pages_migrated'])} migrated, {count(s['pages_failed'])} failed"
+          + (" (" + ", ".join(f"{k} {count(v)}" for k, v in s["pages_failed_by_reason"].items())
+             + ")" if s["pages_failed_by_reason"] else "")
+          + f", {count(s['migration_passes'])} unmap and {count(s['migration_move_passes'])} "
+            f"move passes, {size(s['bytes_copied'])} copied")
+    print(f"TLB shootdowns: {count(s['tlb_shootdowns'])} ({count(s['ipis_sent'])} IPIs)  "
+          f"OS CPU time: {duration(s['os_cpu_time_ns'])}")
     if s["step_time_ns"]:
         print("protocol steps (us): " + ", ".join(f"{k} {v / 1000:.1f}"
                                                  for k, v in s["step_time_ns"].items()))
     for row in s["migrations"][:20]:
-        print(f"  at {row['time_ns'] / 1000:.1f} us {row['kind']}: {row['pages']} pages in "
-              f"{row['duration_ns'] / 1000:.1f} us; latency before {row['latency_before_ns']} ns, "
-              f"after {row['latency_after_ns']} ns")
+        print(f"  at {row['time_ns'] / 1000:.1f} us {row['kind']}: {count(row['pages'])} pages "
+              f"in {duration(row['duration_ns'])}; mean latency before {ns(row['latency_before_ns'])}, "
+              f"after {ns(row['latency_after_ns'])}")
     if len(s["migrations"]) > 20:
         print(f"  ... {len(s['migrations']) - 20} more migrations (--json for all)")
     if getattr(args, "numastat", False):

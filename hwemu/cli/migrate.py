@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from hwemu.errors import HwemuError
+from hwemu.cli.output import HelpFormatter
 
 BENCH_HELP = """\
 Migrate N pages of one process from node 0 to node 1 with move_pages(2), running every step of
@@ -78,7 +79,7 @@ def register(sub) -> None:
         epilog="examples:\n  hwemu policies\n  hwemu policies --json\n"
                "  hwemu run -m skx-2s t.parquet --policy interleave+autonuma "
                "--param scan_period_min=200us",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     pol.add_argument("--json", action="store_true", help="print the list as JSON")
     pol.set_defaults(func=_policies)
 
@@ -176,6 +177,52 @@ def _schedule_check(args) -> int:
         print_json(summary)
         return 0
     print(f"{args.file}: valid for {args.machine}")
-    for key, value in summary.items():
-        print(f"  {key:10s} {value}")
+    for line in _schedule_lines(sched):
+        print("  " + line)
     return 0
+
+
+def _schedule_lines(sched) -> list[str]:
+    """The schedule in words: processes, threads and their CPUs, events in time order."""
+    from hwemu.cli.output import duration
+
+    lines = []
+    for p in sched.processes:
+        name = f" ({p.name})" if p.name else ""
+        tids = [t for t in sched.threads if t.pid == p.pid]
+        maps = f", {len(p.mmaps)} mapping{'s' if len(p.mmaps) != 1 else ''}" if p.mmaps else ""
+        lines.append(f"process {p.pid}{name}: {len(tids)} thread{'s' if len(tids) != 1 else ''}"
+                     f"{maps}")
+        for t in tids:
+            lines.append(f"  thread {t.tid} on CPU {t.cpu}")
+    if not sched.events:
+        lines.append("no events")
+    else:
+        lines.append(f"{len(sched.events)} event{'s' if len(sched.events) != 1 else ''}:")
+    for e in sched.events:
+        args = ", ".join(f"{k.removesuffix('_ps')} {_arg(k, v)}" for k, v in e.args.items()
+                         if v is not None)
+        lines.append(f"  at {duration(e.at_ps / 1000):>8}  {e.action}" + (f": {args}" if args else ""))
+    return lines
+
+
+def _arg(key: str, value) -> str:
+    """One event argument as text: addresses in hex, sizes and times in units, node lists
+    as 0,1 (one repeated node as "1 (x32)"), a memory policy as its mode and nodes."""
+    from hwemu.cli.output import duration, size
+
+    if key == "addr" and isinstance(value, int):
+        return f"0x{value:x}"
+    if key.endswith("_ps") and isinstance(value, (int, float)):
+        return duration(value / 1000)
+    if key == "size" and isinstance(value, int):
+        return size(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) > 3 and len(set(value)) == 1:
+            return f"{value[0]} (x{len(value)})"
+        return ",".join(str(v) for v in value) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if hasattr(value, "mode") and hasattr(value, "nodes"):           # a Mempolicy
+        return value.mode + (" " + ",".join(map(str, value.nodes)) if value.nodes else "")
+    return str(value)

@@ -110,7 +110,7 @@ def _compare(args) -> int:
             params[name] = value
     df = compare(machines=args.machine, traces=args.trace, policies=args.policy,
                  schedule=args.schedule, seed=args.seed, out=args.out, quiet=args.quiet,
-                 params=params or None)
+                 params=params or None, command=args.command_line)
     if args.json:
         print_json({"rows": json_rows(df)})
     else:
@@ -141,7 +141,7 @@ def _sweep(args) -> int:
         raise HwemuError(f"--workers {workers}: must be at least 1")
     spec = load_sweep(args.file)
     res = run_sweep(spec, args.out, workers=workers, scheduler=args.scheduler,
-                    quiet=args.quiet)
+                    quiet=args.quiet, command=args.command_line)
     if args.json:
         print_json({"cells": res.cells, "ran": res.ran, "skipped": res.skipped,
                     "rows": json_rows(res.table)})

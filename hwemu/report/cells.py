@@ -5,7 +5,10 @@ policy, seed, schedule, params). :class:`CellSpec` is that tuple; :func:`CellSpe
 stable hash of it that names the cell's file, so a re-run of a sweep finds the cells it already
 has. A finished cell is stored as ``<cell_id>.zip`` (docs/sweep.md, "Cell files"):
 
-* ``cell.json``: the spec and the run's summary numbers;
+* ``cell.json``: the spec, the run's summary numbers and its provenance (hwemu version,
+  command, date, seed, the dumped machine file; hwemu.report.provenance). The spec's file
+  paths (trace, schedule, a machine file) are relative to the report directory, the parent of
+  the directory the cell file is in; ``cell_id`` is the hash of the spec as it was planned;
 * ``stats.parquet``, ``timeline.parquet``, ``placement.parquet``, ``migrations.parquet``,
   ``steps.parquet``: the frames of the run's result.
 
@@ -21,7 +24,8 @@ import io
 import json
 import math
 import zipfile
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hwemu.errors import HwemuError
@@ -71,6 +75,9 @@ class CellSpec:
     seed: int = 0
     schedule: str | None = None
     params: tuple = ()
+    #: The identity read from a cell file (whose paths were rewritten relative to the report
+    #: directory): ``cell_id`` returns it instead of hashing this spec. Not part of equality.
+    stored_id: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def make(cls, trace, machine, policy, seed=0, schedule=None, params=None) -> "CellSpec":
@@ -90,7 +97,10 @@ class CellSpec:
 
     @property
     def cell_id(self) -> str:
-        """16 hex digits of SHA-256 over the canonical JSON of :meth:`to_dict`."""
+        """16 hex digits of SHA-256 over the canonical JSON of :meth:`to_dict` (or the id
+        stored in the cell file the spec was read from)."""
+        if self.stored_id is not None:
+            return self.stored_id
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -200,13 +210,56 @@ def _json_number(v):
     return v
 
 
-def save_cell(directory: str | Path, cell: CellData) -> Path:
-    """Write ``cell`` to ``directory/<cell_id>.zip`` atomically; return the path."""
+def looks_like_file(name: str) -> bool:
+    """A machine given as a TOML file rather than a preset name."""
+    return "/" in name or os.sep in name or name.endswith((".toml", ".parquet"))
+
+
+#: Keys of a spec, and of a run's summary, that may hold a file path.
+PATH_KEYS = ("trace", "schedule", "machine")
+
+
+def _is_path(key: str, value) -> bool:
+    return isinstance(value, str) and (key != "machine" or looks_like_file(value))
+
+
+def _relative_paths(d: dict, out: Path, base_dir) -> dict:
+    """``d`` with its file paths (PATH_KEYS) relative to ``out``. Relative paths in ``d`` are
+    relative to ``base_dir`` (a sweep file's directory) or to the working directory."""
+    base = os.path.abspath(base_dir if base_dir is not None else os.curdir)
+    top = os.path.abspath(out)
+    d = dict(d)
+    for key in PATH_KEYS:
+        if _is_path(key, d.get(key)):
+            d[key] = Path(os.path.relpath(os.path.join(base, d[key]), top)).as_posix()
+    return d
+
+
+def _joined_paths(d: dict, top: Path) -> dict:
+    """The inverse of :func:`_relative_paths`: paths relative to ``top`` joined to it."""
+    d = dict(d)
+    for key in PATH_KEYS:
+        if _is_path(key, d.get(key)):
+            d[key] = os.path.normpath(top / d[key])
+    return d
+
+
+def save_cell(directory: str | Path, cell: CellData, provenance=None,
+              base_dir: str | Path | None = None) -> Path:
+    """Write ``cell`` to ``directory/<cell_id>.zip`` atomically; return the path.
+    ``provenance`` (a :class:`hwemu.report.provenance.Provenance`; a fresh one when not given)
+    goes into ``cell.json``; paths there are relative to ``directory``'s parent, the report
+    directory."""
+    from hwemu.report.provenance import Provenance
+
     directory = Path(directory)
     path = directory / (cell.spec.cell_id + CELL_SUFFIX)
+    prov = provenance if provenance is not None else Provenance.now()
     meta = {"format": "hwemu-cell", "version": 1, "cell_id": cell.spec.cell_id,
-            "spec": cell.spec.to_dict(),
-            "summary": {k: _json_number(v) for k, v in cell.summary.items()}}
+            "spec": _relative_paths(cell.spec.to_dict(), directory.parent, base_dir),
+            "provenance": prov.for_cell(cell.spec.machine, cell.spec.seed),
+            "summary": _relative_paths({k: _json_number(v) for k, v in cell.summary.items()},
+                                       directory.parent, base_dir)}
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             _zip_put(zf, "cell.json", json.dumps(meta, indent=1, sort_keys=True).encode())
@@ -221,8 +274,11 @@ def _zip_put(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def load_cell(path: str | Path) -> CellData:
-    """Read a cell file written by :func:`save_cell`."""
+def load_cell(path: str | Path, spec: CellSpec | None = None) -> CellData:
+    """Read a cell file written by :func:`save_cell`. Its spec's file paths, relative to the
+    report directory, come back joined to it; the cell keeps its stored ``cell_id``. With
+    ``spec`` (the planned cell: a resumed sweep) that spec is used instead, and must have the
+    file's id."""
     import pandas as pd
 
     path = Path(path)
@@ -235,9 +291,19 @@ def load_cell(path: str | Path) -> CellData:
         raise HwemuError(f"{path}: not a readable hwemu cell file ({exc})") from None
     if meta.get("format") != "hwemu-cell":
         raise HwemuError(f"{path}: not a hwemu cell file (format {meta.get('format')!r})")
-    spec = CellSpec.from_dict(meta["spec"])
+    stored = str(meta.get("cell_id") or "")
+    if spec is not None:
+        if spec.cell_id != stored:
+            raise HwemuError(f"{path}: holds cell {stored or '?'}, not {spec.cell_id}")
+    else:
+        d = meta["spec"]
+        if "provenance" in meta:            # paths relative to the report directory
+            d = _joined_paths(d, path.parent.parent)
+        spec = replace(CellSpec.from_dict(d), stored_id=stored or None)
     summary = {k: (math.nan if v is None and k in SUMMARY_NUMBERS else v)
                for k, v in meta["summary"].items()}
+    if "provenance" in meta:
+        summary = _joined_paths(summary, path.parent.parent)
     return CellData(spec, summary, **frames)
 
 

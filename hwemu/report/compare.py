@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from hwemu.errors import HwemuError
-from hwemu.report.cells import CellData, CellSpec, save_cell
+from hwemu.report.cells import CellData, CellSpec, looks_like_file, save_cell
 
 BASELINE = "none"
 
@@ -150,7 +150,7 @@ def check_machine(machine: str, base_dir=None) -> None:
     """Fail early on a machine that is neither a preset nor a valid machine file."""
     from hwemu.machine.config import load_machine
 
-    load_machine(_resolve(machine, base_dir, _looks_like_file(machine)))
+    load_machine(_resolve(machine, base_dir, looks_like_file(machine)))
 
 
 def check_file(path: str, base_dir=None, what: str = "trace") -> None:
@@ -166,15 +166,11 @@ def _resolve(name: str | None, base_dir: str | Path | None, is_file: bool) -> st
     return str(Path(base_dir) / name)
 
 
-def _looks_like_file(name: str) -> bool:
-    return "/" in name or os.sep in name or name.endswith((".toml", ".parquet"))
-
-
 def run_one(spec: CellSpec, runner=None, base_dir: str | Path | None = None) -> CellData:
     """Run one cell with ``runner`` (default hwemu.sim.experiment.run_cell)."""
     runner = runner or default_runner()
     trace = _resolve(spec.trace, base_dir, True)
-    machine = _resolve(spec.machine, base_dir, _looks_like_file(spec.machine))
+    machine = _resolve(spec.machine, base_dir, looks_like_file(spec.machine))
     schedule = _resolve(spec.schedule, base_dir, True)
     result = runner(machine, trace, spec.policy, schedule=schedule, seed=spec.seed,
                     params=spec.params_dict or None)
@@ -247,7 +243,7 @@ def prepare_out(out) -> Path:
 
 
 def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, out=None,
-            quiet=True, runner=None, params=None):
+            quiet=True, runner=None, params=None, command=None):
     """Run each (trace, machine, policy) cell and return the results table (a DataFrame).
 
     With no machines, traces and policies it runs the bundled demo
@@ -257,7 +253,10 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
     directory (docs/reports.md). ``runner`` replaces hwemu.sim.experiment.run_cell. ``params``: a
     run parameter (``window``) goes to every cell, another ``{name: value}`` entry to every
     listed policy but the baseline, a ``{policy: {name: value}}`` entry to that policy only.
+    ``command`` is the command line the report's provenance names (the CLI passes its own;
+    from Python it is the process's argv and the call).
     """
+    from hwemu.report.provenance import Provenance, write_machine_files
     from hwemu.report.table import results_table
     from hwemu.report.writer import write_report
 
@@ -290,8 +289,11 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
                 check_file(schedule, what="schedule")
         specs = plan_cells(machines, traces, policies, schedule, (int(seed),), (shared,),
                            per_policy)
+    prov = Provenance.now(command, [s.seed for s in specs])     # before any file is written
     fresh = out is not None and not Path(out).exists()
     out_dir = prepare_out(out) if out is not None else None
+    if out_dir is not None:
+        prov = prov.with_machine_files(write_machine_files(out_dir, [s.machine for s in specs]))
     cells = []
     try:
         with progress(len(specs), quiet, "compare") as bar:
@@ -299,7 +301,7 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
                 bar.set_postfix_str(f"{Path(spec.trace).stem}, {spec.policy}", refresh=False)
                 cell = run_one(spec, runner)
                 if out_dir is not None:
-                    save_cell(out_dir / "cells", cell)
+                    save_cell(out_dir / "cells", cell, prov)
                 cells.append(cell)
                 bar.update(1)
     except BaseException:
@@ -311,5 +313,5 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed=0, ou
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     if out_dir is not None:
-        return write_report(out_dir, cells)
+        return write_report(out_dir, cells, provenance=prov)
     return results_table(cells)

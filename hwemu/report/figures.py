@@ -1,8 +1,11 @@
 """The report's figures (matplotlib, Agg backend), one set per (trace, machine):
 
+* ``headline-*.png``: latency reduction against time spent migrating, one labelled point per
+  cell, in its policy's colour (the first figure of each workload);
 * ``latency-*.png``: mean access latency over time, one line per cell, and a strip of migration
   events below;
-* ``placement-*.png``: resident pages per NUMA node over time, one panel per cell;
+* ``placement-*.png``: resident pages per NUMA node over time, each page once (pages under
+  migration as "in flight"), one panel per cell;
 * ``steps-*.png``: time spent in each step of the migration protocol, grouped bars per cell.
 
 Figures are deterministic: fixed sizes and DPI, a fixed hash salt, no timestamps or software
@@ -114,6 +117,89 @@ def node_labels(cells, nodes) -> dict:
     return out
 
 
+def _time_unit(max_ns: float) -> tuple[float, str]:
+    """A divisor and unit for times up to ``max_ns``: µs below 10 ms, else ms."""
+    return (1e6, "ms") if max_ns >= 1e7 else (1e3, "µs")
+
+
+def headline_figure(cells, title: str, labels: list[str]) -> bytes:
+    """One point per cell: x the simulated time spent migrating, y the mean-latency reduction
+    against the baseline (results table's ``latency_reduction_pct``), in the policy's colour,
+    labelled with its name, pages migrated and runtime against the baseline (×1.25: a quarter
+    longer). Cells that land on the same
+    point share one label (their markers are drawn as rings inside each other)."""
+    import math
+
+    import matplotlib
+
+    from hwemu.report.table import results_table
+
+    plt = _plt()
+    rows = {r["cell"]: r for r in results_table(cells).to_dict("records")}
+    pts = []
+    for cell, label in zip(cells, labels):
+        r = rows[cell.spec.cell_id]
+        y = r["latency_reduction_pct"]
+        x = r["migration_time_ns"]
+        if not (math.isfinite(y) and math.isfinite(x)):
+            continue
+        pts.append((x, y, label, cell, r))
+    div, unit = _time_unit(max([p[0] for p in pts], default=0.0))
+    groups: dict[tuple, list] = {}
+    for x, y, label, cell, r in pts:
+        groups.setdefault((round(x / div, 3), round(y, 2)), []).append((label, cell, r))
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(9.0, 4.6), layout="constrained")
+        ax.axhline(0.0, color="0.6", linewidth=0.8, linestyle="--", zorder=1)
+        xs = [k[0] for k in groups] or [0.0]
+        ys = [k[1] for k in groups] or [0.0]
+        xspan = max(xs) - min(min(xs), 0.0)
+        if xspan <= 0:                     # nothing migrated anywhere: a 0..1 axis
+            xspan = 1.0
+        lo, hi = min(min(ys), 0.0), max(max(ys), 0.0)
+        pad = max(hi - lo, 1.0) * 0.12
+        pt_per_y = 300.0 / (hi - lo + 2 * pad)    # about 300 points of axis height
+        placed: list[tuple[float, float, bool]] = []   # label anchors: x, y in points, side
+        for (gx, gy), members in sorted(groups.items(), key=lambda kv: -kv[0][1]):
+            n = len(members)
+            for j, (label, cell, r) in enumerate(members):
+                ax.scatter([gx], [gy], s=150 * (n - j) / n + 20, color=policy_color(cell.spec.policy),
+                           edgecolors="white", linewidths=1.0, zorder=3 + j)
+            names = ", ".join(m[0] for m in members)
+            r = members[0][2]
+            pages = r["pages_migrated"]
+            what = [f"{pages:,.0f} pages moved" if math.isfinite(pages) and pages
+                    else "no page moved"]
+            if math.isfinite(r["speedup"]) and r["speedup"] > 0:
+                what.append(f"runtime ×{1 / r['speedup']:.2f}")     # as the summary says it
+            right = gx > min(xs) + 0.7 * xspan
+            # a label that would overlap one already placed nearby (two lines of 8 pt text)
+            # moves down below it
+            y_pt = gy * pt_per_y
+            for px, py, pside in sorted(placed, key=lambda p: -p[1]):
+                if pside == right and abs(px - gx) < 0.45 * xspan and abs(py - y_pt) < 24:
+                    y_pt = py - 24
+            placed.append((gx, y_pt, right))
+            ax.annotate(f"{names}\n" + ", ".join(what), (gx, gy),
+                        xytext=(-9 if right else 9, y_pt - gy * pt_per_y),
+                        textcoords="offset points", ha="right" if right else "left",
+                        va="center", fontsize=8, zorder=10,
+                        arrowprops=None if abs(y_pt - gy * pt_per_y) < 1 else
+                        {"arrowstyle": "-", "color": "0.6", "linewidth": 0.6})
+        if not groups:
+            ax.text(0.5, 0.5, "no cell has a baseline to compare with", ha="center",
+                    va="center", transform=ax.transAxes)
+        low_label = min([p[1] for p in placed], default=0.0) / pt_per_y - 12 / pt_per_y
+        ax.set_ylim(min(lo - pad, low_label), hi + pad)
+        ax.set_xlim(min(min(xs), 0.0) - 0.06 * xspan, max(max(xs), min(min(xs), 0.0) + xspan)
+                    + 0.06 * xspan)
+        ax.set_xlabel(f"time spent migrating pages ({unit}, simulated)")
+        ax.set_ylabel("mean latency reduction vs none (%)")
+        ax.set_title(f"What migration buys and what it costs: {title}")
+        ax.grid(True, alpha=0.3)
+        return _png(fig)
+
+
 def latency_figure(cells, title: str, labels: list[str]) -> bytes:
     """Mean latency per time window, one line per cell; below it, when there are migrations,
     a strip with one row per migrating cell and a tick at each migration event. Short spikes
@@ -173,8 +259,14 @@ def latency_figure(cells, title: str, labels: list[str]) -> bytes:
         return _png(fig)
 
 
+IN_FLIGHT_COLOR = "#bdbdbd"
+
+
 def placement_figure(cells, title: str, labels: list[str]) -> bytes:
-    """Pages resident on each node over time (stacked), one panel per cell."""
+    """Pages resident on each node over time (stacked), one panel per cell. Each page counts
+    once: a page under migration is drawn as "in flight" (hatched, on top), not on both nodes
+    (the ``in_flight`` column of the run's placement, hwemu/sim/residency.py; cells without
+    it are drawn from ``pages`` alone)."""
     import math
 
     import matplotlib
@@ -183,6 +275,8 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
     nodes = sorted({int(n) for c in cells for n in c.placement["node"].unique()})
     node_colors = dict(zip(nodes, _colors(len(nodes))))
     names = node_labels(cells, nodes)
+    flying = any("in_flight" in c.placement.columns and c.placement["in_flight"].sum() > 0
+                 for c in cells)
     n = max(1, len(cells))
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
@@ -201,18 +295,31 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
                                       aggfunc="sum", fill_value=0).sort_index()
                 t_us = wide.index.to_numpy(dtype=float) / 1e3
                 cols = [nd for nd in nodes if nd in wide.columns]
-                ax.stackplot(t_us, *[wide[nd].to_numpy(dtype=float) for nd in cols],
-                             colors=[node_colors[nd] for nd in cols],
-                             labels=[names[nd] for nd in cols], step="post")
+                series = [wide[nd].to_numpy(dtype=float) for nd in cols]
+                colors = [node_colors[nd] for nd in cols]
+                if flying and "in_flight" in pl.columns:
+                    fl = pl.groupby("time_ns")["in_flight"].sum().reindex(wide.index,
+                                                                          fill_value=0)
+                    series.append(fl.to_numpy(dtype=float))
+                    colors.append(IN_FLIGHT_COLOR)
+                polys = ax.stackplot(t_us, *series, colors=colors, step="post")
+                if flying and len(polys) > len(cols):
+                    polys[-1].set_hatch("////")
+                    polys[-1].set_edgecolor("0.35")
+                    polys[-1].set_linewidth(0.0)
             else:
                 ax.text(0.5, 0.5, "no placement samples", ha="center", va="center",
                         transform=ax.transAxes)
             ax.set_xlabel("simulated time (µs)")
             if i % ncols == 0:
-                ax.set_ylabel("pages")
+                ax.set_ylabel("resident pages")
             ax.grid(True, alpha=0.3)
         handles = [matplotlib.patches.Patch(color=node_colors[nd], label=names[nd])
                    for nd in nodes]
+        if flying:
+            handles.append(matplotlib.patches.Patch(facecolor=IN_FLIGHT_COLOR, hatch="////",
+                                                    edgecolor="0.35",
+                                                    label="in flight (being migrated)"))
         if handles:
             fig.legend(handles=handles, loc="upper right", ncol=len(handles), fontsize=8)
         fig.suptitle(f"Where the pages live: {title}", x=0.02, ha="left")
@@ -221,17 +328,21 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
 
 
 def steps_figure(cells, title: str, labels: list[str]) -> bytes:
-    """Total time in each migration-protocol step, grouped horizontal bars per cell."""
+    """Total time in each migration-protocol step, grouped horizontal bars per cell. Steps no
+    cell spent any time in, and cells that spent none in any step, are left out (no empty
+    rows)."""
     import matplotlib
     import numpy as np
 
     plt = _plt()
     steps: list[str] = []
     for c in cells:
-        for s in c.steps["step"].astype(str):
+        st = c.steps.assign(step=c.steps["step"].astype(str))
+        for s in st.loc[st["time_ns"] > 0, "step"]:
             if s not in steps:
                 steps.append(s)
-    shown = [(c, lab) for c, lab in zip(cells, labels) if len(c.steps)]
+    shown = [(c, lab) for c, lab in zip(cells, labels)
+             if len(c.steps) and float(c.steps["time_ns"].sum()) > 0]
     with matplotlib.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(9.0, max(3.0, 0.35 * len(steps) * max(1, len(shown))
                                                  / 2 + 1.5)))

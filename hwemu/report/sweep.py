@@ -20,6 +20,7 @@ from pathlib import Path
 from hwemu.errors import HwemuError
 from hwemu.fileio import read_toml
 from hwemu.report.cells import CellSpec, cell_path, load_cell, save_cell
+from hwemu.report.provenance import Provenance, python_command, write_machine_files
 from hwemu.report.compare import (BASELINE, check_file, check_machine, check_policy,
                                   check_run_params, plan_cells,
                                   prepare_out, progress, run_one, run_params)
@@ -180,14 +181,17 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
     return spec
 
 
-def _sweep_task(spec_dict: dict, base_dir: str, cells_dir: str, runner) -> dict:
-    """Run one cell on a Dask worker and store it; user errors come back as data."""
+def _sweep_task(spec_dict: dict, base_dir: str, cells_dir: str, runner,
+                provenance: dict | None = None) -> dict:
+    """Run one cell on a Dask worker and store it; user errors come back as data.
+    ``provenance`` is the sweep's (made once, where the sweep started)."""
     spec = CellSpec.from_dict(spec_dict)
     try:
         cell = run_one(spec, runner, base_dir)
     except HwemuError as exc:
         return {"cell": spec.cell_id, "error": str(exc)}
-    save_cell(cells_dir, cell)
+    prov = Provenance.from_dict(provenance) if provenance is not None else None
+    save_cell(cells_dir, cell, prov, base_dir)
     return {"cell": spec.cell_id, "error": None}
 
 
@@ -196,7 +200,7 @@ def _finished(cells_dir: Path, spec: CellSpec) -> bool:
     if not path.is_file():
         return False
     try:
-        load_cell(path)
+        load_cell(path, spec)
     except HwemuError:
         return False
     return True
@@ -212,11 +216,13 @@ class SweepResult:
 
 def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
               scheduler: str | None = None, runner=None, quiet: bool = True,
-              retries: int | None = None, connect_timeout: str = "20s") -> SweepResult:
+              retries: int | None = None, connect_timeout: str = "20s",
+              command: str | None = None) -> SweepResult:
     """Run the sweep on Dask (a LocalCluster of ``workers`` processes, or the scheduler at
     ``scheduler``), skipping cells whose files exist, and write the report into ``out``.
     ``runner`` replaces hwemu.sim.experiment.run_cell (a sweep file is then not checked against
-    the real inputs: see load_sweep)."""
+    the real inputs: see load_sweep). ``command`` is the command line the provenance names
+    (the CLI passes its own)."""
     import dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -225,12 +231,16 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
     if not isinstance(sweep, SweepSpec):
         sweep = load_sweep(sweep, check=runner is None)
     retries = sweep.retries if retries is None else int(retries)
+    specs = sweep.cells()
+    prov = Provenance.now(command or python_command("hwemu.report.sweep.run_sweep"),
+                          [s.seed for s in specs])               # before any file is written
     fresh = not Path(out).exists()
     out = prepare_out(out).resolve()
     cells_dir = out / "cells"
-    specs = sweep.cells()
     todo = [s for s in specs if not _finished(cells_dir, s)]
     skipped = len(specs) - len(todo)
+    prov = prov.with_machine_files(write_machine_files(out, [s.machine for s in specs],
+                                                       sweep.base_dir))
     errors: list[str] = []
     if todo:
         if scheduler is None and (not isinstance(workers, int) or workers < 1):
@@ -251,7 +261,8 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
                             from None
                 with client:
                     futures = [client.submit(_sweep_task, s.to_dict(), sweep.base_dir,
-                                             str(cells_dir), runner, key=f"hwemu-cell-{s.cell_id}",
+                                             str(cells_dir), runner, prov.to_dict(),
+                                             key=f"hwemu-cell-{s.cell_id}",
                                              retries=retries, pure=False)
                                for s in todo]
                     with progress(len(specs), quiet, "sweep", initial=skipped) as bar:
@@ -275,8 +286,9 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
             shutil.rmtree(out, ignore_errors=True)
         raise HwemuError(f"{len(errors)} of {len(todo)} cells failed (finished cells are kept; "
                          f"re-run to resume); first: {errors[0]}")
-    cells = [load_cell(cell_path(cells_dir, s)) for s in specs]
-    table = write_report(out, cells, title=f"hwemu sweep: {Path(sweep.path).name}")
+    cells = [load_cell(cell_path(cells_dir, s), s) for s in specs]
+    table = write_report(out, cells, title=f"hwemu sweep: {Path(sweep.path).name}",
+                         provenance=prov)
     return SweepResult(table, len(specs), len(todo), skipped)
 
 

@@ -188,13 +188,30 @@ def format_cell(value, fmt) -> str:
         return str(value)
 
 
-def display_table(df) -> tuple[list[str], list[list[str]], list[bool]]:
+#: With ``human=True`` (report.html): these columns in the unit that suits each value.
+HUMAN = {"migration_time_ns": ("migrating", "time"), "interconnect_bytes": ("interconnect", "bytes"),
+         "sim_time_ns": ("runtime", "time"), "break_even_ns": ("break-even", "time")}
+
+
+def display_table(df, human: bool = False) -> tuple[list[str], list[list[str]], list[bool]]:
     """Headings, formatted cells and right-alignment flags of the displayed table (shared by
-    Markdown and HTML)."""
+    Markdown and HTML). ``human``: times and byte counts in ms, us, MB... (report.html);
+    otherwise in ns and bytes, as results.md has them."""
     cols = _display_columns(df)
-    heads = [h for _, h, _ in cols]
-    body = [[("-" if c.startswith("param.") and _missing(rec[c]) else format_cell(rec[c], f))
-             for c, _, f in cols] for rec in df.to_dict(orient="records")]
+    heads = [HUMAN[c][0] if human and c in HUMAN else h for c, h, _ in cols]
+
+    def cell(c, f, v):
+        if c.startswith("param.") and _missing(v):
+            return "-"
+        if human and c in HUMAN:
+            if _missing(v):
+                return "n/a"
+            if not v:
+                return "0"
+            return _human_time_ns(v) if HUMAN[c][1] == "time" else _human_bytes(v)
+        return format_cell(v, f)
+
+    body = [[cell(c, f, rec[c]) for c, _, f in cols] for rec in df.to_dict(orient="records")]
     numeric = [f is not None for _, _, f in cols]
     return heads, body, numeric
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from hwemu.errors import HwemuError, warn
 from hwemu.linux.kernel import KernelObserver
+from hwemu.sim.residency import Residency
 from hwemu.machine.core import FAULT_KINDS
 from hwemu.machine.driver import StopHandler
 from hwemu.stats import Stats
@@ -47,7 +48,7 @@ class CoSimResult:
     stats: Stats
     summary: dict
     timeline: object          # DataFrame: time_ns, accesses, mean_latency_ns
-    placement: object         # DataFrame: time_ns, node, pages
+    placement: object         # DataFrame: time_ns, node, pages, in_flight, frames (residency.py)
     migrations: object        # DataFrame: time_ns, pages, bytes, duration_ns, kind, ...
     steps: object             # DataFrame: step, time_ns, count
     numa_maps: list = field(default_factory=list)   # snapshots: {time_ns, when, pid, text, rows}
@@ -168,6 +169,8 @@ class CoSim(StopHandler):
         self.sync = MachineSync(self.m, self.engine)
         self.kernel.observers.append(self.sync)
         self.kernel.observers.append(_InKernel(self))
+        self.residency = Residency(self.hw.num_nodes)
+        self.kernel.observers.append(self.residency)
 
         if schedule is None:
             sched = default_schedule(self.hw, nthreads, cpus, list(range(nthreads)))
@@ -353,8 +356,9 @@ class CoSim(StopHandler):
         da, dl = acc - self._win_acc, lat - self._win_lat
         self.win_rows.append((t_ps, da, dl))
         self._win_acc, self._win_lat = acc, lat
-        for node, pages in enumerate(self.kernel.node_usage()):
-            self.place_rows.append((t_ps, node, pages))
+        res = self.residency
+        for node, frames in enumerate(self.kernel.node_usage()):
+            self.place_rows.append((t_ps, node, res.resident[node], res.in_flight[node], frames))
 
     def _handle_fault(self, s) -> None:
         """Start the kernel's fault handler for thread ``s.thread`` as a process on its CPU
@@ -682,8 +686,8 @@ class CoSim(StopHandler):
         timeline = pd.DataFrame(
             [(t / 1000, a, (l / a / 1000) if a else float("nan")) for t, a, l in self.win_rows],
             columns=["time_ns", "accesses", "mean_latency_ns"])
-        placement = pd.DataFrame([(t / 1000, n, p) for t, n, p in self.place_rows],
-                                 columns=["time_ns", "node", "pages"])
+        placement = pd.DataFrame([(t / 1000, n, p, f, fr) for t, n, p, f, fr in self.place_rows],
+                                 columns=["time_ns", "node", "pages", "in_flight", "frames"])
         mig = pd.DataFrame(self.mig_rows, columns=["t_ps", "pages", "bytes", "duration_ps", "kind"])
         # also the schedule's syscalls
         sys_rows = []

@@ -47,7 +47,7 @@ class CellResult:
     summary: dict           # flat JSON-able numbers for the cell (SUMMARY_KEYS and more)
     stats: pd.DataFrame     # long-form (component, stat, value, unit): every number of the run
     timeline: pd.DataFrame  # time_ns, accesses, mean_latency_ns (one row per time window)
-    placement: pd.DataFrame  # time_ns, node, pages (where the pages live over time)
+    placement: pd.DataFrame  # time_ns, node, pages, in_flight, frames (hwemu/sim/residency.py)
     migrations: pd.DataFrame  # time_ns, pages, bytes, duration_ns, kind, latency_before_ns, latency_after_ns
     steps: pd.DataFrame     # step, time_ns, count (protocol time per step)
     numa_maps: list = None  # /proc/<pid>/numa_maps snapshots (after each syscall, at the end)

@@ -83,7 +83,7 @@ def trace_info(path: str | os.PathLike) -> dict:
 
 def format_info(info: dict) -> str:
     """Human-readable rendering of :func:`trace_info`'s result."""
-    from hwemu.units import format_size
+    from hwemu.units import format_bytes
 
     def hx(v):
         return "-" if v is None else f"0x{v:x}"
@@ -91,7 +91,7 @@ def format_info(info: dict) -> str:
     rk = info["records_by_kind"]
     lines = [
         f"trace          {info['path']}",
-        f"size on disk   {format_size(info['bytes_on_disk'])} ({info['bytes_on_disk']} bytes)",
+        f"size on disk   {format_bytes(info['bytes_on_disk'])}",
         f"source format  {info['source_format']}",
         f"program        {info['program'] or '-'}",
         f"records        {info['records']:,}  (I {rk['I']:,}  L {rk['L']:,}  S {rk['S']:,}  M {rk['M']:,})",
@@ -102,7 +102,7 @@ def format_info(info: dict) -> str:
         f"address range  {hx(info['addr_min'])} .. {hx(info['addr_max'])}",
         f"data addresses {hx(info['data_addr_min'])} .. {hx(info['data_addr_max'])}",
         f"4 KiB pages    {info['pages_4k']:,} distinct ({info['data_pages_4k']:,} touched by data)",
-        f"bytes accessed {info['bytes_accessed']:,}",
+        f"bytes accessed {format_bytes(info['bytes_accessed'])}",
     ]
     extra = info.get("extra") or {}
     if "exit_status" in extra:

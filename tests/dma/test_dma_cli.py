@@ -61,3 +61,10 @@ def test_calibrate_json_small_grid(capsys):
                     "max_outstanding", "pages"):
             assert key in p
         assert abs(p["error_pct"]) <= 2.0
+
+
+def test_cost_text_has_units(capsys):
+    assert main(["dma", "cost", "--pages", "16", "--page-size", "2MiB"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("copy of 16 x 2 MiB pages (32 MiB) by a 128-bit engine at 1 GHz\n")
+    assert "cycles (3.83 ms)" in out and "GB/s" in out and "page_bytes" not in out

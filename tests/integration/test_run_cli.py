@@ -75,11 +75,16 @@ def test_run_cell_contract(small_trace, tmp_path):
     assert list(r.stats.columns) == ["component", "stat", "value", "unit"]
     assert list(r.timeline.columns)[:3] == ["time_ns", "accesses", "mean_latency_ns"]
     assert (r.timeline.time_ns.diff().dropna() <= 20_000 + 1e-6).all()
-    assert list(r.placement.columns) == ["time_ns", "node", "pages"]
+    assert list(r.placement.columns) == ["time_ns", "node", "pages", "in_flight", "frames"]
     assert list(r.migrations.columns)[:5] == ["time_ns", "pages", "bytes", "duration_ns", "kind"]
     assert list(r.steps.columns) == ["step", "time_ns", "count"]
     last = r.placement[r.placement.time_ns == r.placement.time_ns.max()]
     assert last.set_index("node").pages[1] >= 128
+    # each page once: resident + in flight never exceeds the frames in use (which count a
+    # page under migration on both nodes), and manual's migrate_pages left nothing in flight
+    tot = r.placement.groupby("time_ns")[["pages", "in_flight", "frames"]].sum()
+    assert (tot.pages + tot.in_flight <= tot.frames).all()
+    assert last.in_flight.sum() == 0
     assert r.summary["accesses"] == int(r.timeline.accesses.sum())
     again = run_cell(DEMO_MACHINE, small_trace, "manual", schedule=sched, seed=3,
                      params={"window": "20us"})

@@ -100,6 +100,17 @@ def test_schedule_check_cli(tmp_path, capsys):
     assert main(["schedule", "check", str(tmp_path / "missing.toml")]) == 2
 
 
+def test_schedule_check_text_is_words_not_reprs(capsys):
+    assert main(["schedule", "check", str(EXAMPLE), "--machine", "epyc-2s"]) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "{}[]'"), out           # no Python dict or list reprs
+    assert "Mempolicy(" not in out
+    assert "  process 100 (db): 2 threads, 3 mappings\n" in out
+    assert "    thread 2 on CPU 64\n" in out
+    assert "at     8 ms  mbind: tid 2, pid 100, addr 0x7f2000000000, size 8 MiB, policy bind 1" in out
+    assert "nodes 1 (x32)" in out and "duration 10 ms" in out
+
+
 def test_bench_migrate_json_4k(capsys):
     assert main(["bench", "migrate", "--page-size", "4KiB", "--pages", "1024", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)

@@ -81,7 +81,9 @@ def test_run_json_and_stats_csv(capsys, trace, tmp_path):
     code, out2, _ = run(capsys, "run", "--machine", str(TINY), trace, "--cpus", "0,2", "--json")
     assert json.loads(out2) == s
     code, out3, _ = run(capsys, "run", "--machine", str(TINY), trace)
-    assert code == 0 and "accesses: 20000" in out3 and "served by:" in out3
+    assert code == 0 and "accesses: 20,000 (instruction fetches, loads and stores)" in out3
+    assert "latency (ns, every access, instruction fetches included): mean" in out3
+    assert "served by:" in out3 and "{" not in out3
 
 
 @pytest.mark.parametrize("argv,msg", [
@@ -120,6 +122,17 @@ def test_help_has_examples(capsys):
             main(cmd + ["--help"])
         out, _ = capsys.readouterr()
         assert "example" in out
+
+
+@pytest.mark.parametrize("cmd", [["run"], ["mlc"], ["policies"]])
+def test_help_is_wrapped(monkeypatch, capsys, cmd):
+    """Prose wrapped to the terminal (at most 100 columns), examples kept as written."""
+    monkeypatch.setenv("COLUMNS", "120")
+    with pytest.raises(SystemExit):
+        main(cmd + ["--help"])
+    out, _ = capsys.readouterr()
+    assert max(len(line) for line in out.splitlines()) <= 100, out
+    assert "\n\n" in out.split("options:")[0]                  # paragraphs stay paragraphs
 
 
 @pytest.mark.parametrize("preset", ["skx-2s", "skx-2s-cxl", "skx-4s-ring", "epyc-2s"])

@@ -121,3 +121,56 @@ class FailingRunner(CountingRunner):
         if policy == self.fail_policy:
             raise HwemuError(f"{trace}: no such file")
         return super().__call__(machine, trace, policy, schedule, seed, params)
+
+
+# -- a small workload for the real runner ----------------------------------------------------
+def _demo_machine() -> str:
+    from hwemu.sim.experiment import DEMO_DIR
+
+    return str(DEMO_DIR / "skx-2s-demo.toml")
+
+
+MACHINE = _demo_machine()
+
+SCHEDULE = """\
+[numa_balancing]
+scan_delay = "20us"
+scan_period_min = "20us"
+scan_period_max = "1ms"
+scan_size = "1MiB"
+
+[[process]]
+pid = 1
+name = "e2e"
+
+[[thread]]
+tid = 0
+pid = 1
+cpu = 0
+
+[[event]]
+at = "30us"
+action = "move_thread"
+tid = 0
+cpu = 24
+"""
+
+
+def write_move_workload(d: Path) -> Path:
+    """A 20,000-access single-thread trace (move.parquet) on the demo machine and its schedule
+    (move.toml: the thread moves to socket 1 at 30 us) in ``d``, for the real runner."""
+    from hwemu.traces.format import TraceChunk, write_trace
+
+    rng = np.random.default_rng(1)
+    base, size, n = 0x10_0000_0000, 256 * 1024, 20_000
+    init = np.arange(base, base + size, 4096, dtype=np.uint64)        # first touch, socket 0
+    off = (rng.integers(0, size // 8, n) * 8).astype(np.uint64)
+    addr = np.concatenate([init, base + off])
+    kind = np.concatenate([np.full(len(init), 2, np.uint8),
+                           np.where(rng.random(n) < 0.3, 2, 1).astype(np.uint8)])
+    chunk = TraceChunk.from_arrays(kind, addr, np.full(len(addr), 8, np.uint16),
+                                   np.zeros(len(addr), np.uint16),
+                                   np.full(len(addr), 100, np.uint32))
+    write_trace(d / "move.parquet", chunk, "synthetic", "report e2e")
+    (d / "move.toml").write_text(SCHEDULE)
+    return d

@@ -1,62 +1,26 @@
 """compare and sweep through the real runner (hwemu.sim.experiment.run_cell), kept small: a
-20,000-access single-thread trace on the demo machine, its thread moved to socket 1 at 30 us."""
+20,000-access single-thread trace on the demo machine, its thread moved to socket 1 at 30 us
+(report_fakes.write_move_workload)."""
 
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from hwemu.sim.experiment import DEMO_DIR
+from report_fakes import MACHINE, write_move_workload
+
 from hwemu.report.cells import load_cell
 from hwemu.report.compare import compare
 from hwemu.report.sweep import run_sweep
-from hwemu.traces.format import TraceChunk, write_trace
-
-MACHINE = str(DEMO_DIR / "skx-2s-demo.toml")
-
-SCHEDULE = """\
-[numa_balancing]
-scan_delay = "20us"
-scan_period_min = "20us"
-scan_period_max = "1ms"
-scan_size = "1MiB"
-
-[[process]]
-pid = 1
-name = "e2e"
-
-[[thread]]
-tid = 0
-pid = 1
-cpu = 0
-
-[[event]]
-at = "30us"
-action = "move_thread"
-tid = 0
-cpu = 24
-"""
 
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory):
-    d = tmp_path_factory.mktemp("e2e")
-    rng = np.random.default_rng(1)
-    base, size, n = 0x10_0000_0000, 256 * 1024, 20_000
-    init = np.arange(base, base + size, 4096, dtype=np.uint64)        # first touch, socket 0
-    off = (rng.integers(0, size // 8, n) * 8).astype(np.uint64)
-    addr = np.concatenate([init, base + off])
-    kind = np.concatenate([np.full(len(init), 2, np.uint8),
-                           np.where(rng.random(n) < 0.3, 2, 1).astype(np.uint8)])
-    chunk = TraceChunk.from_arrays(kind, addr, np.full(len(addr), 8, np.uint16),
-                                   np.zeros(len(addr), np.uint16),
-                                   np.full(len(addr), 100, np.uint32))
-    write_trace(d / "move.parquet", chunk, "synthetic", "report e2e")
-    (d / "move.toml").write_text(SCHEDULE)
-    return d
+    return write_move_workload(tmp_path_factory.mktemp("e2e"))
 
 
 def test_compare_real_runner_is_deterministic(workload, tmp_path):
@@ -80,7 +44,8 @@ def test_compare_real_runner_is_deterministic(workload, tmp_path):
     assert manual["speedup"] == pytest.approx(none["sim_time_ns"] / manual["sim_time_ns"])
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*")
                    if p.is_file())
-    assert len(files) == 3 + 3 + 2 + 2         # results.*, report.html; 3 figures; stats; cells
+    # results.*, report.html; 4 figures; stats; cells; the machine dumped
+    assert len(files) == 3 + 4 + 2 + 2 + 1
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     cell = load_cell(tmp_path / "a" / "cells" / f"{manual['cell']}.zip")
@@ -90,8 +55,9 @@ def test_compare_real_runner_is_deterministic(workload, tmp_path):
 def test_compare_cli_json(workload, tmp_path):
     r = subprocess.run([sys.executable, "-m", "hwemu", "compare", "--machine", MACHINE,
                         "--trace", str(workload / "move.parquet"), "--schedule",
-                        str(workload / "move.toml"), "--policy", "manual", "--json", "--quiet"],
-                       capture_output=True, text=True, timeout=600)
+                        str(workload / "move.toml"), "--policy", "manual", "--json", "--quiet",
+                        "--out", "cli-out"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     rows = json.loads(r.stdout)["rows"]
@@ -102,6 +68,13 @@ def test_compare_cli_json(workload, tmp_path):
                 "migration_time_ns", "interconnect_bytes", "sim_time_ns", "speedup",
                 "break_even_ns", "trace", "machine", "cell"):
         assert key in rows[1]
+    # the provenance names the command as typed, and the machine file dumped beside it
+    cell = zipfile.ZipFile(tmp_path / "cli-out" / "cells" / f"{rows[1]['cell']}.zip")
+    prov = json.loads(cell.read("cell.json"))["provenance"]
+    assert prov["command"].startswith("hwemu compare --machine ")
+    assert prov["command"].endswith(" --json --quiet --out cli-out")
+    assert prov["machine_file"] == "machines/skx-2s-demo.toml"
+    assert (tmp_path / "cli-out" / prov["machine_file"]).is_file()
 
 
 def test_compare_cli_bad_trace_exit_2(tmp_path):

@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -128,7 +129,12 @@ def test_cell_file_roundtrip_and_bytes(tmp_path):
     p2 = save_cell(tmp_path / "b", c)
     assert p1.read_bytes() == p2.read_bytes()
     back = load_cell(p1)
-    assert back.spec == c.spec
+    # the file's paths are relative to the report directory; they come back joined to it,
+    # and the cell keeps its identity
+    assert back.spec.cell_id == c.spec.cell_id
+    assert back.spec.trace == str(Path.cwd() / c.spec.trace)
+    assert back.spec.policy == c.spec.policy and back.spec.params == c.spec.params
+    assert load_cell(p1, c.spec).spec == c.spec
     assert back.summary["mean_latency_ns"] == c.summary["mean_latency_ns"]
     pd.testing.assert_frame_equal(back.timeline, c.timeline)
     pd.testing.assert_frame_equal(back.steps, c.steps)
@@ -163,13 +169,17 @@ def test_compare_writes_identical_reports(tmp_path):
     names = sorted(p.relative_to(tmp_path / "r1").as_posix()
                    for p in (tmp_path / "r1").rglob("*") if p.is_file())
     assert "results.csv" in names and "results.md" in names and "report.html" in names
-    assert sum(n.startswith("figures/") for n in names) == 6
+    assert sum(n.startswith("figures/") for n in names) == 8     # 4 per workload
+    assert [n for n in names if n.startswith("machines/")] == ["machines/skx-2s.toml"]
     assert sum(n.startswith("stats/") for n in names) == 8
     assert sum(n.startswith("cells/") for n in names) == 8
     for n in names:                                        # every file, byte for byte
         assert (tmp_path / "r1" / n).read_bytes() == (tmp_path / "r2" / n).read_bytes(), n
     html = (tmp_path / "r1" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6 and "src=\"figures/" not in html
+    assert html.count("data:image/png;base64,") == 8 and "src=\"figures/" not in html
+    # the headline figure comes first in each workload's section
+    section = html.split("<h2>matmul on skx-2s</h2>")[1]
+    assert section.index("headline-matmul-skx-2s.png") < section.index("latency-matmul")
     md = (tmp_path / "r1" / "results.md").read_text().splitlines()
     assert md[0].startswith("| trace | machine | policy | mean ns")
     assert "| matmul | skx-2s | autonuma | 96.00 |" in "\n".join(md)
@@ -220,7 +230,8 @@ def test_rewrite_into_same_dir_drops_stale_figures_and_stats(tmp_path):
     compare(machines=["skx-2s"], traces=["t/gzip.parquet"], policies=["tpp"],
             out=tmp_path / "r", runner=fake_runner)
     figs = sorted(p.name for p in (tmp_path / "r" / "figures").iterdir())
-    assert figs == ["latency-gzip-skx-2s.png", "placement-gzip-skx-2s.png", "steps-gzip-skx-2s.png"]
+    assert figs == ["headline-gzip-skx-2s.png", "latency-gzip-skx-2s.png",
+                    "placement-gzip-skx-2s.png", "steps-gzip-skx-2s.png"]
     assert len(list((tmp_path / "r" / "stats").iterdir())) == 2
     assert len(list((tmp_path / "r" / "cells").iterdir())) == 10   # cells are kept
     assert len(pd.read_csv(tmp_path / "r" / "results.csv")) == 2
