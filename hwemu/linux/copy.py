@@ -63,9 +63,14 @@ class DmaCopyEngine:
     name = "dma"
 
     def __init__(self, copy_time_ps: Callable[[int], int] | None = None,
-                 interrupt_ps: int = 1_000_000, mem_latency_ps: int = 190_000):
-        model = copy_time_ps or rtl_model_copy_time(mem_latency_ps)
-        self.placeholder = model is None
+                 interrupt_ps: int = 1_000_000, mem_latency_ps: int = 190_000,
+                 on_hardware: bool = False):
+        # on_hardware: the hardware's own engines do the copy (``hw.dma_copy_ps``: the
+        # machine's [dma] engines, their traffic through its memory system); otherwise the
+        # stand-alone cycle model below times it and no memory traffic is generated.
+        self.on_hardware = bool(on_hardware)
+        model = None if on_hardware else (copy_time_ps or rtl_model_copy_time(mem_latency_ps))
+        self.placeholder = model is None and not on_hardware
         self.copy_time_ps = model or placeholder_dma_copy_time_ps
         self.interrupt_ps = int(interrupt_ps)
 
@@ -77,14 +82,24 @@ class DmaCopyEngine:
         cpu_ps = kernel.hw.cycles_ps(cpu, 150)
         cpu_ps += kernel.hw.mem_access_ps(cpu, desc, True, False, at_ps)
         cpu_ps += kernel.hw.mem_access_ps(cpu, desc, True, True, at_ps + cpu_ps)
-        # The transfer itself, then the completion interrupt and wake-up.
-        wait_ps = int(self.copy_time_ps(src.size_bytes)) + self.interrupt_ps
+        # The transfer itself, then the completion interrupt and wake-up. The migrating task
+        # sleeps meanwhile (its CPU is free); migrate_pages() itself still waits for the copy.
+        if self.on_hardware:
+            transfer = kernel.hw.dma_copy_ps(cpu, src.paddr, dst.paddr, src.size_bytes,
+                                             at_ps + cpu_ps)
+        else:
+            transfer = self.copy_time_ps(src.size_bytes)
+        wait_ps = int(transfer) + self.interrupt_ps
         return cpu_ps, wait_ps
 
 
 def make_copy_engine(name: str, hw=None):
+    """``cpu`` or ``dma``. A ``dma`` engine uses the hardware's own engines when it has some
+    (``hw.dma_engines`` > 0: the machine's [dma] table), else the stand-alone offload model."""
     if name == "cpu":
         return CpuCopyEngine()
     if name == "dma":
+        if getattr(hw, "dma_engines", 0) > 0:
+            return DmaCopyEngine(interrupt_ps=hw.dma_interrupt_ps, on_hardware=True)
         return DmaCopyEngine(mem_latency_ps=int(getattr(hw, "mem_latency_remote_ps", 190_000)))
     raise HwemuError(f"--copy: unknown copy engine {name!r} (use cpu or dma)")

@@ -142,6 +142,20 @@ class ParametricCosts:
 
 
 @dataclass(frozen=True, slots=True)
+class DmaConfig:
+    """Page-copy DMA engines ([dma] table): the build parameters of rtl/page_copy_dma.v and
+    its clock. ``engines`` = 0: the machine has none."""
+    engines: int = 0
+    data_width_bytes: int = 32
+    burst_len: int = 64
+    outstanding: int = 16
+    write_outstanding: int = 16
+    fifo_depth: int = 0
+    clock_hz: float = 1e9
+    interrupt_ps: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class MachineConfig:
     name: str
     description: str
@@ -167,6 +181,7 @@ class MachineConfig:
     prefetch: PrefetchConfig = PrefetchConfig()
     os: OsCosts = OsCosts()
     parametric: ParametricCosts = ParametricCosts()
+    dma: DmaConfig = DmaConfig()
 
     @property
     def num_cpus(self) -> int:
@@ -501,10 +516,33 @@ def _dram(src: str, label: str, table: dict) -> DramConfig:
     return cfg
 
 
+def _dma(sec) -> DmaConfig:
+    """The [dma] table, checked against what the RTL can be built with (docs/dma.md)."""
+    engines = sec.positive("engines", 0)
+    if engines > 64:
+        raise HwemuError(f"{sec.where('engines')}: at most 64 engines per socket, got {engines}")
+    width = sec.get("data_width")
+    if width not in (8, 16, 32):
+        raise HwemuError(f"{sec.where('data_width')}: must be 8B, 16B or 32B (DATA_WIDTH 64, 128 "
+                         f"or 256), got {width} bytes")
+    burst = sec.positive("burst_len")
+    if burst > 256:
+        raise HwemuError(f"{sec.where('burst_len')}: must be 1..256, got {burst}")
+    fifo = sec.positive("fifo_depth", 0)
+    if fifo and fifo < min(burst, 4096 // width):
+        raise HwemuError(f"{sec.where('fifo_depth')}: must hold one burst "
+                         f"({min(burst, 4096 // width)} beats), got {fifo}")
+    clock = sec.get("clock")
+    if clock <= 0:
+        raise HwemuError(f"{sec.where('clock')}: must be positive")
+    return DmaConfig(engines, width, burst, sec.positive("outstanding"),
+                     sec.positive("write_outstanding"), fifo, clock, sec.positive("interrupt", 0))
+
+
 def from_dict(d: dict, src: str) -> MachineConfig:
     """Validate a merged TOML dict and build the MachineConfig."""
     known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link",
-                    "prefetch", "parametric"}
+                    "prefetch", "parametric", "dma"}
     top = {k: v for k, v in d.items() if k not in known_tables}
     sec = _Section(src, "", top, _params_of(""))
     name = sec.get("name")
@@ -522,6 +560,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
     os_ = _Section(src, "[os]", d.get("os", {}), _params_of("os"))
     pfs = _Section(src, "[prefetch]", d.get("prefetch", {}), _params_of("prefetch"))
     par = _Section(src, "[parametric]", d.get("parametric", {}), _params_of("parametric"))
+    dma = _dma(_Section(src, "[dma]", d.get("dma", {}), _params_of("dma")))
     base_cpi = core.get("base_cpi")
     if base_cpi <= 0:
         raise HwemuError(f"{core.where('base_cpi')}: must be positive")
@@ -624,7 +663,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         mesh_latency_ps=unc.get("mesh_latency"), fault_cost_ps=os_.get("fault_cost"),
         nodes=tuple(nodes), links=tuple(links), superqueue=superqueue, prefetch=prefetch,
         remote_trackers=remote_trackers,
-        os=os_costs, parametric=parametric,
+        os=os_costs, parametric=parametric, dma=dma,
     )
     # Every core has its own L1s and L2, every socket its LLC: refuse a machine whose caches
     # together would not fit the host's memory before anything is allocated.

@@ -114,6 +114,22 @@ def _trace_tids(reader) -> list[int]:
     return list(range(_max_tid(reader) + 1))
 
 
+COPY_MODES = ("cpu", "dma")
+
+
+def dma_copy_engine(hw, where: str):
+    """The page-copy engine of a run whose copies are offloaded: the machine's [dma] engines
+    (hwemu.sim.hardware.MachineHardware.dma_copy_ps). A machine without engines is an error."""
+    from hwemu.linux.copy import make_copy_engine
+
+    if where.startswith("copy=") and where[5:] not in COPY_MODES:
+        raise HwemuError(f"{where}: unknown copy mode (use {' or '.join(COPY_MODES)})")
+    if hw.dma_engines <= 0:
+        raise HwemuError(f"{where}: machine {hw.cfg.name} has no DMA engine (set [dma] engines "
+                         f"in its TOML file, docs/machine.md)")
+    return make_copy_engine("dma", hw)
+
+
 class _InKernel(KernelObserver):
     """A thread inside a system call is parked in the machine until the call returns
     (``Kernel.thread_syscall``)."""
@@ -133,7 +149,8 @@ class CoSim(StopHandler):
                  migration="none", seed: int = 0, params: dict | None = None,
                  cpus: list[int] | None = None, window_ps: int | None = None,
                  slice_records: int = DEFAULT_SLICE, progress: bool = False,
-                 fault_cost: bool = False, fast_faults: bool | None = None):
+                 fault_cost: bool = False, fast_faults: bool | None = None,
+                 copy: str = "cpu"):
         from hwemu.engine import Engine
         from hwemu.linux.kernel import Kernel
         from hwemu.sim.hardware import MachineHardware, MachineSync
@@ -165,6 +182,9 @@ class CoSim(StopHandler):
         self.hw = MachineHardware(self.m)
         self.engine = Engine(self.hw.num_cpus)
         self.kernel = Kernel(self.hw, self.engine)
+        if copy != "cpu":
+            # step 12 of every migration of the run on the machine's [dma] engines
+            self.kernel.copy_engine = dma_copy_engine(self.hw, f"copy={copy}")
         self.sync = MachineSync(self.m, self.engine)
         self.kernel.observers.append(self.sync)
         self.kernel.observers.append(_InKernel(self))
@@ -787,7 +807,7 @@ def cosim_summary(st: Stats, m, sim) -> dict:
         "step_time_ns": steps,
         "tlb_shootdowns": int(get("linux.tlb", "flushes") + get("linux.tlb", "batched_flushes")),
         "ipis_sent": int(get("linux.tlb", "ipis_sent")),
-        "bytes_copied": int(get("os.hw", "copy_bytes")),
+        "bytes_copied": int(get("os.hw", "copy_bytes") + get("os.hw", "dma_bytes")),
         "interconnect_bytes": link_bytes,
         "os_cpu_time_ns": round(get("cosim", "os_cpu_time") / 1000, 3),
         "thread_moves": int(get("cosim", "thread_moves")),
