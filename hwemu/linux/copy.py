@@ -69,6 +69,9 @@ class DmaCopyEngine:
         # machine's [dma] engines, their traffic through its memory system); otherwise the
         # stand-alone cycle model below times it and no memory traffic is generated.
         self.on_hardware = bool(on_hardware)
+        # the hardware's engines copy a migration batch as one descriptor chain
+        # (hwemu.linux.migrate.Migrator.step_12_batch_copy)
+        self.batches = self.on_hardware
         model = None if on_hardware else (copy_time_ps or rtl_model_copy_time(mem_latency_ps))
         self.placeholder = model is None and not on_hardware
         self.copy_time_ps = model or placeholder_dma_copy_time_ps
@@ -91,6 +94,31 @@ class DmaCopyEngine:
             transfer = self.copy_time_ps(src.size_bytes)
         wait_ps = int(transfer) + self.interrupt_ps
         return cpu_ps, wait_ps
+
+
+    def copy_batch(self, kernel, cpu: int, pairs, at_ps: int) -> tuple[int, int]:
+        """The folios ``pairs`` ((src, dst) pages) of one migration batch, on the hardware's
+        engines: the CPU writes one 32-byte descriptor per folio (a chain in its node's slab)
+        and rings the doorbell once; the engines fetch and run the descriptors (each takes
+        the engine of the CPU's socket that is free first); one completion interrupt wakes
+        the task when the last is done. Returns (CPU time, wait)."""
+        hw = kernel.hw
+        node = hw.cpu_node(cpu)
+        slab = kernel.alloc.nodes[node]
+        cpu_ps = hw.cycles_ps(cpu, 150)
+        descs = []
+        for _ in pairs:
+            d = slab.slab_alloc(32)
+            descs.append(d)
+            cpu_ps += hw.cycles_ps(cpu, 50)      # fill in src, dst, count, next
+            cpu_ps += hw.mem_access_ps(cpu, d, True, False, at_ps + cpu_ps)
+        cpu_ps += hw.mem_access_ps(cpu, descs[0], True, True, at_ps + cpu_ps)   # doorbell
+        submit = at_ps + cpu_ps
+        end = submit
+        for (src, dst), d in zip(pairs, descs):
+            t = hw.dma_copy_ps(cpu, src.paddr, dst.paddr, src.size_bytes, submit, desc_paddr=d)
+            end = max(end, submit + int(t))
+        return cpu_ps, end - submit + self.interrupt_ps
 
 
 def make_copy_engine(name: str, hw=None):

@@ -230,7 +230,7 @@ class MachineHardware:
                          fifo_depth=d.fifo_depth or None, clock_hz=int(round(d.clock_hz)))
 
     def dma_copy_ps(self, cpu: int, src_paddr: int, dst_paddr: int, nbytes: int,
-                    at_ps: int) -> int:
+                    at_ps: int, desc_paddr: int | None = None) -> int:
         """An offloaded copy of ``nbytes`` (whole 4 KiB pages, one descriptor) submitted at
         ``at_ps`` to a DMA engine of ``cpu``'s socket: the time until the engine's completion
         status (ps), waiting for a busy engine included.
@@ -242,10 +242,14 @@ class MachineHardware:
         beat arrives after its line did (the beats then stream one per engine cycle). Each
         line is written when its last beat is sent; a burst's write response comes when its
         lines' writes have completed. So the copy's traffic loads the modelled memory system
-        and its time includes that memory system's latency and queueing."""
+        and its time includes that memory system's latency and queueing.
+
+        ``desc_paddr``: the descriptor is one of a chain in memory at that address; the engine
+        first fetches it (:func:`hwemu.dma.model.fetch_cycles`, with the latency of that line
+        read through the machine)."""
         import math
 
-        from hwemu.dma.model import page_bursts, simulate_copy
+        from hwemu.dma.model import fetch_cycles, page_bursts, simulate_copy
 
         d = self.cfg.dma
         if d.engines <= 0:
@@ -256,7 +260,15 @@ class MachineHardware:
         free = self._dma_free.setdefault(sock, [0] * d.engines)
         e = min(range(len(free)), key=free.__getitem__)
         start = max(int(at_ps), free[e])
+        queued = start - int(at_ps)
         period = 1e12 / params.clock_hz
+        m = self.m
+        if desc_paddr is not None:
+            # the chained descriptor's fetch: AR register and handshake (2 edges), then the
+            # line read through the machine
+            arr = int(m.engine_lines(sock, int(desc_paddr) & ~63, 1, start + round(2 * period))[0])
+            lat = max(1, math.ceil((arr - start) / period - 1e-9) - 2)
+            start += round(fetch_cycles(params, lat) * period)
         beat = params.bytes_per_beat
         bursts = []                                  # (byte offset, beats) of every burst
         off = 0
@@ -264,7 +276,6 @@ class MachineHardware:
             for ln in page_bursts(params):
                 bursts.append((off, ln))
                 off += ln * beat
-        m = self.m
         arrive: dict[int, int] = {}                  # source line -> data arrival (ps)
 
         def edge(t_ps: int) -> int:                  # first edge at or after t_ps
@@ -304,7 +315,7 @@ class MachineHardware:
         free[e] = end
         self._count("dma_copies")
         self._count("dma_bytes", int(nbytes), "bytes")
-        self._count("dma_queue_time", start - int(at_ps), "ps")
+        self._count("dma_queue_time", queued, "ps")
         return end - int(at_ps)
 
     def zero_page_paddr(self, node: int) -> int:

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hwemu.dma.model import DmaParams, copy_cycles, copy_time_ps
+from hwemu.dma.model import DmaParams, copy_cycles, copy_time_ps, fetch_cycles
 from hwemu.errors import HwemuError
 from hwemu.machine.config import load_machine_text
 from hwemu.machine.dram import DC_READS, DC_WRITES
@@ -91,6 +91,12 @@ def test_copy_time_is_the_model_with_the_memory_latency():
     # every line of the page read once from the source and written once to the destination
     assert mem.reads == [src + 64 * i for i in range(64)]
     assert mem.writes == [dst + 64 * i for i in range(64)]
+    # a descriptor of a chain in memory is fetched first: 2 + L + 1 beat = 93 cycles more
+    # (fetch_cycles), then the same copy; the engine was free again at 5 us + 324 ns
+    desc = hw.m.phys_addr(1, 7)
+    assert hw.dma_copy_ps(24, src, dst, 4096, 6_000_000, desc_paddr=desc) == 93_000 + 324_000
+    assert fetch_cycles(hw.dma_params(), 90) == 93
+    assert mem.reads[64] == desc
 
 
 def test_copy_time_latency_bound_and_queueing():
@@ -152,6 +158,9 @@ def test_run_copies_on_the_engine(runs):
     assert st.get("os.hw", "dma_bytes") == 128 * 4096
     assert st.get("os.hw", "copy_bytes") == 0              # no copy on a CPU
     assert r.summary["bytes_copied"] == 128 * 4096
+    # one batch copy (a descriptor chain, one interrupt) for the whole async batch of 128
+    assert st.get("linux.migrate", "batch_copies") == 1
+    assert st.get("linux.migrate.steps", "12_copy_calls") == 128
     # the copies' reads and writes are in the controllers' counters: at least a page per
     # page migrated read on node 0 and written on node 1
     assert st.get("node0.mc", "bytes_read") >= 128 * 4096
