@@ -290,6 +290,7 @@ class CoSim(StopHandler):
         self._samp_clock: dict = {}
         self._samp_count: dict = {}
         self._trace_done = False
+        self._after_end = False        # running schedule events after the trace (_run_late_events)
 
     # -- hooks -------------------------------------------------------------------------------
     def _record_migration(self, kind, t0_ps, pages, nbytes, duration_ps):
@@ -312,6 +313,7 @@ class CoSim(StopHandler):
     def _sync(self) -> None:
         m, k = self.m, self.kernel
         busy = self.engine.cpus.busy_ps
+        after_end = self._after_end
         for t in range(m.threads):
             kcpu = k.threads[t].cpu
             old = m.thread_cpu(t)
@@ -319,8 +321,13 @@ class CoSim(StopHandler):
                 m.move_thread(t, kcpu)
                 self._moves += 1
                 # the thread cannot run on its new CPU before the move happened
-                m.set_thread_clock(t, self.engine.now_ps)
+                if not after_end:
+                    m.set_thread_clock(t, self.engine.now_ps)
                 self.policy.on_thread_moved(t, old, kcpu, self.engine.now_ps)
+        if after_end:
+            # the trace has ended: OS work delays no thread (_run_late_events)
+            self._snapshot_syscalls()
+            return
         # OS work done on a CPU (syscalls, policy work, migrations) delays the application
         # thread that runs there by the CPU time it took. A thread blocked in a fault is
         # charged by the fault itself when it resumes.
@@ -503,7 +510,7 @@ class CoSim(StopHandler):
         self._resume_from_syscall(tid, c, at_ps)
 
     def _resume_from_syscall(self, tid: int, c: int, at_ps: int) -> None:
-        new = max(c, int(at_ps))
+        new = c if self._after_end else max(c, int(at_ps))
         self.m.wake_thread(tid, new, c)
         self.fault_stats.inc("cosim.syscalls", "calls_blocking_caller", 1, "calls")
         self.fault_stats.inc("cosim.syscalls", "caller_blocked_time", new - c, "ps")
@@ -639,16 +646,33 @@ class CoSim(StopHandler):
         if late:
             warn(f"{self.schedule.path}: {late[0].where} at {late[0].at_ps / 1e6:g}us"
                  f"{f' (and {len(late) - 1} more event(s))' if len(late) > 1 else ''} comes after "
-                 f"the trace ends at {end / 1e6:g}us, so it has no effect on the replay")
+                 f"the trace ends at {end / 1e6:g}us: it runs on the idle processes, after the "
+                 f"replay (docs/schedule.md)")
         # OS work still in flight (a migration started near the end) finishes
         self._advance_to(max(end, self.engine.now_ps))
         self._drain()
+        if late:
+            self._run_late_events(max(e.at_ps for e in late))
         end = max(m.sim_time_ps(), self.engine.now_ps)
         self._window(end)
         self.policy.finish(self.engine.now_ps)
         for pid in self.pids:
             self._numa_maps_snapshot("end", pid)
         return self._result()
+
+    def _run_late_events(self, last_ps: int) -> None:
+        """Schedule events after the trace's end: the processes are still there, their threads
+        idle (no records left), so the events happen to them as they would to sleeping tasks
+        in Linux - thread moves, system calls (with their migrations), pins, writeback - until
+        the last one and the OS work it started have finished. Idle tasks take no NUMA
+        balancing scans (task_numa_work runs from the task's own scheduler tick), so the scanner
+        stops; the threads' clocks, hence the workload's runtime, stay where the trace ended;
+        no timeline window is closed on the way (the final one covers the whole tail)."""
+        self._after_end = True
+        for pid in self.pids:
+            self.dispatch.stop(pid)
+        self._advance_os(max(int(last_ps), self.engine.now_ps))
+        self._drain()
 
     def _slices(self):
         for big in self.reader.iter_chunks(1 << 20):
@@ -664,7 +688,8 @@ class CoSim(StopHandler):
             t = eng.queue.peek_time()
             if t is None or t > limit:
                 break
-            busy = any(b > eng.now_ps for b in eng.cpus.busy_until_ps)
+            busy = (any(b > eng.now_ps for b in eng.cpus.busy_until_ps)
+                    or self.hw.dma_busy_until() > eng.now_ps)    # a copy on a DMA engine
             if not busy:
                 break
             eng.run_until(t)

@@ -220,6 +220,12 @@ class MachineHardware:
     def dma_interrupt_ps(self) -> int:
         return self.cfg.dma.interrupt_ps
 
+    def dma_busy_until(self) -> int:
+        """When the last offloaded copy submitted so far, and its completion interrupt, end
+        (0 if none was ever submitted): a migration waiting for it is still in flight."""
+        ends = [t for free in self._dma_free.values() for t in free if t]
+        return max(ends) + self.cfg.dma.interrupt_ps if ends else 0
+
     def dma_params(self):
         """The engines' build parameters as :class:`hwemu.dma.model.DmaParams`."""
         from hwemu.dma.model import DmaParams
