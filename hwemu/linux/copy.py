@@ -12,7 +12,10 @@ completes without it). Both are integer picoseconds.
   is seen by an interrupt. The transfer time comes from ``copy_time_ps(nbytes)``: by default
   the RTL-calibrated cycle model of ``hwemu.dma.model`` (:func:`rtl_model_copy_time`); if that
   is not importable, :func:`placeholder_dma_copy_time_ps` (documented in docs/migration.md)
-  stands in behind the same signature.
+  stands in behind the same signature. On hardware with its own engines (the machine's
+  ``[dma]`` table: ``hw.dma_engines`` > 0) the engines do the copy instead
+  (``hw.dma_copy_ps``, their traffic through the modelled memory system), a whole migration
+  batch at a time (:meth:`DmaCopyEngine.copy_batch`, docs/dma.md "In runs").
 """
 
 from __future__ import annotations
@@ -94,7 +97,6 @@ class DmaCopyEngine:
             transfer = self.copy_time_ps(src.size_bytes)
         wait_ps = int(transfer) + self.interrupt_ps
         return cpu_ps, wait_ps
-
 
     def copy_batch(self, kernel, cpu: int, pairs, at_ps: int) -> tuple[int, int]:
         """The folios ``pairs`` ((src, dst) pages) of one migration batch, on the hardware's
