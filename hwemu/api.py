@@ -333,7 +333,8 @@ def run(machine="skx-2s", trace=None, policy: str | None = None, schedule=None, 
     Without ``policy`` and ``schedule`` it is a timing replay with first-touch placement
     (``hwemu run``); with either, the OS model runs inside the machine (``hwemu run
     --policy/--schedule``): ``policy`` is a name such as ``"autonuma"`` or
-    ``"interleave+autonuma"``, ``params`` its parameters (``{"scan_period_min": "200us"}``),
+    ``"interleave+autonuma"``, ``params`` its parameters (``{"scan_period_min": "200us"}``;
+    ``{"copy": "dma"}`` puts the page copies of migrations on the machine's [dma] engines),
     ``schedule`` a schedule file or a dict of its tables (docs/schedule.md).
     """
     if trace is None:
@@ -351,12 +352,15 @@ def run(machine="skx-2s", trace=None, policy: str | None = None, schedule=None, 
     from hwemu.sim.cosim import CoSim
     from hwemu.units import parse_time_ps
 
-    placement, migration = parse_policy_spec(policy or "first-touch",
-                                             {k: str(v) for k, v in (params or {}).items()})
+    from hwemu.sim.experiment import parse_run_param
+
+    params = {k: str(v) for k, v in (params or {}).items()}
+    copy = parse_run_param("copy", params.pop("copy", "cpu"), "params.copy")
+    placement, migration = parse_policy_spec(policy or "first-touch", params)
     window_ps = parse_time_ps(window, "window") if window is not None else None
     r = CoSim(m, path, schedule=_schedule_arg(schedule), placement=placement,
               migration=migration, seed=seed, cpus=cpus, window_ps=window_ps,
-              progress=progress).run()
+              progress=progress, copy=copy).run()
     return Result(dict(r.summary), r.stats.to_frame(), r.timeline, r.placement, r.migrations,
                   r.steps, list(r.numa_maps))
 

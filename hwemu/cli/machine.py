@@ -134,7 +134,9 @@ def register(sub) -> None:
                     help="placement and/or migration policy, e.g. autonuma or "
                          "interleave+autonuma (hwemu policies); implies the OS model")
     pr.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                    help="policy parameter (repeatable), e.g. scan_period_min=200us")
+                    help="policy parameter (repeatable), e.g. scan_period_min=200us; "
+                         "copy=dma puts the page copies of migrations on the machine's "
+                         "[dma] engines")
     pr.add_argument("--window", metavar="TIME",
                     help="timeline window with the OS model (default 10us)")
     pr.add_argument("--numastat", action="store_true",
@@ -405,8 +407,12 @@ def _cmd_run_os(args, cfg, cpus) -> int:
         raise HwemuError(f"{args.trace}: no such trace file")
     if args.schedule and cpus is not None:
         raise HwemuError("--cpus: the schedule gives each thread its CPU; use one or the other")
-    placement, migration = parse_policy_spec(args.policy or "first-touch", _parse_params(args.param))
-    if not args.schedule and "manual" in (placement.name, migration.name):
+    from hwemu.sim.experiment import parse_run_param
+
+    params = _parse_params(args.param)
+    copy = parse_run_param("copy", params.pop("copy", "cpu"), "--param copy")
+    placement, migration = parse_policy_spec(args.policy or "first-touch", params)
+    if not args.schedule and migration.name in ("manual", "manual-dma"):
         raise HwemuError(f"--policy {args.policy}: the manual policy acts on the schedule's "
                          "thread moves; give --schedule FILE")
     window = parse_time_ps(args.window, "--window") if args.window else None
@@ -414,7 +420,7 @@ def _cmd_run_os(args, cfg, cpus) -> int:
         raise HwemuError("--window: must be positive")
     res = CoSim(cfg, args.trace, schedule=args.schedule, placement=placement,
                 migration=migration, seed=args.seed, cpus=cpus, window_ps=window,
-                progress=sys.stderr.isatty()).run()
+                progress=sys.stderr.isatty(), copy=copy).run()
     if args.stats_out:
         with atomic_path(args.stats_out) as tmp:
             res.stats.to_frame().to_csv(tmp, index=False)

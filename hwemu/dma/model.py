@@ -161,8 +161,14 @@ def steady_bytes_per_cycle(params: DmaParams, mem_latency_cycles: int) -> float:
     return steady_beats_per_cycle(params, mem_latency_cycles) * params.bytes_per_beat
 
 
-def _simulate(lengths: list[int], p: DmaParams, lat: int) -> list[int]:
-    """Evaluate the recurrence; return b(k) for every burst."""
+def _simulate(lengths: list[int], p: DmaParams, lat: int, read_latency=None,
+              write_latency=None) -> list[int]:
+    """Evaluate the recurrence; return b(k) for every burst.
+
+    ``read_latency(k, edge)`` and ``write_latency(k, wfirst, wlast)``, when given, replace the
+    constant latencies ``lat`` and ``p.write_latency`` burst by burst (cycles, at least 1):
+    ``edge`` is burst ``k``'s AR handshake, ``wfirst``/``wlast`` its first and last write beat
+    (:func:`simulate_copy`)."""
     n = len(lengths)
     o, mw, d, lw = p.max_outstanding, p.max_write_outstanding, p.depth, p.write_latency
     ar = [0] * n
@@ -188,7 +194,8 @@ def _simulate(lengths: list[int], p: DmaParams, lat: int) -> list[int]:
             first = cum[j - 1] if j else 0
             t = max(t, wfirst[j] + (need - first - 1) + 1)
         ar[k] = prev_ar = t
-        rf = max(t + 1 + lat, prev_rlast + 1)
+        rf = max(t + 1 + (lat if read_latency is None else read_latency(k, t + 1)),
+                 prev_rlast + 1)
         rlast[k] = prev_rlast = rf + ln - 1
         a = max(prev_rlast + 1, prev_aw + 1)
         if k >= mw:
@@ -197,6 +204,8 @@ def _simulate(lengths: list[int], p: DmaParams, lat: int) -> list[int]:
         wf = max(a + 1, prev_wlast + 1)
         wfirst[k] = wf
         wlast[k] = prev_wlast = wf + ln - 1
+        if write_latency is not None:
+            lw = write_latency(k, wf, prev_wlast)
         bt[k] = prev_b = max(prev_wlast + lw, prev_b + 1)
     return bt
 
@@ -251,6 +260,21 @@ def copy_cycles(pages: int, params: DmaParams, mem_latency_cycles: int) -> int:
     if mem_latency_cycles < 1:
         raise HwemuError(f"dma: mem_latency_cycles={mem_latency_cycles}: must be >= 1")
     return _cycles(int(pages), params, int(mem_latency_cycles))
+
+
+def simulate_copy(pages: int, params: DmaParams, read_latency, write_latency) -> int:
+    """Cycles to copy ``pages`` 4 KiB pages (as :func:`copy_cycles`) against a memory whose
+    latency varies burst by burst: ``read_latency(k, edge)`` is the read latency of burst ``k``
+    whose AR handshake is at ``edge`` (cycles from the descriptor handshake; the first beat
+    arrives that many cycles later, the others one per cycle), ``write_latency(k, wfirst,
+    wlast)`` the cycles from its last write beat to its write response. Both at least 1. The
+    callbacks are called once per burst in burst order; they may issue the burst's traffic to a
+    memory model (the emulator's engines in runs do, hwemu.sim.hardware). With constant
+    callbacks the result equals ``copy_cycles`` exactly."""
+    if pages < 1:
+        raise HwemuError(f"dma: pages={pages}: must be >= 1")
+    lengths = list(page_bursts(params)) * int(pages)
+    return _simulate(lengths, params, 0, read_latency, write_latency)[-1] + 2
 
 
 def fetch_cycles(params: DmaParams, mem_latency_cycles: int) -> int:

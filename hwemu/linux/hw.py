@@ -81,6 +81,14 @@ class Hardware(Protocol):
     # def test_and_clear_dirty(self, pid: int, vaddr: int, huge: bool) -> bool:
     #     """The dirty bit the hardware set on the first store through a clean translation,
     #     read and cleared; the caller flushes the TLBs so that the next store sets it again."""
+    #
+    # Page-copy DMA engines (hwemu.linux.copy.make_copy_engine uses them when dma_engines > 0):
+    #
+    # dma_engines: int            engines per socket
+    # dma_interrupt_ps: int       completion interrupt and wake-up of the waiting task
+    # def dma_copy_ps(self, cpu, src_paddr, dst_paddr, nbytes, at_ps) -> int:
+    #     """One descriptor of ``nbytes`` submitted at ``at_ps`` to an engine of ``cpu``'s
+    #     socket: ps until its completion status (queueing for a busy engine included)."""
 
 
 @dataclass(frozen=True, slots=True)

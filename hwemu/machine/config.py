@@ -76,6 +76,10 @@ OsCosts = config_class(
         "charges, and the costs it does not simulate itself (TLB maintenance, IPIs, locked "
         "RMWs, the streamer's run-ahead during kernel copies and metadata walks), used by the "
         "OS model's adapter. Defaults: 2-socket AMD EPYC 7763.")
+DmaConfig = config_class(
+    "DmaConfig", section_params("dma"), __name__,
+    doc="Page-copy DMA engines ([dma] table): the build parameters of rtl/page_copy_dma.v and "
+        "its clock. ``engines`` = 0: the machine has none.")
 ParametricCosts = config_class(
     "ParametricCosts", section_params("parametric"), __name__,
     doc="The calibrated numbers of the parametric OS-cost model ([parametric] table). "
@@ -171,7 +175,8 @@ MachineConfig = config_class(
     base=_MachineConfig,
     extra=(("source", str), ("l1i", CacheConfig), ("l1d", CacheConfig), ("l2", CacheConfig),
            ("llc", CacheConfig), ("tlb", TlbConfig), ("nodes", tuple), ("links", tuple),
-           ("prefetch", PrefetchConfig), ("os", OsCosts), ("parametric", ParametricCosts)),
+           ("prefetch", PrefetchConfig), ("os", OsCosts), ("parametric", ParametricCosts),
+           ("dma", DmaConfig)),
     doc="A loaded, validated machine description.")
 
 
@@ -399,10 +404,30 @@ def _dram(src: str, label: str, table: dict) -> DramConfig:
     return cfg
 
 
+def _dma(sec) -> DmaConfig:
+    """The [dma] table, checked against what the RTL can be built with (docs/dma.md)."""
+    cfg = DmaConfig(**sec.values())
+    sec.at_most("engines", cfg.engines, 64, "engines per socket")
+    width = cfg.data_width_bytes
+    if width not in (8, 16, 32):
+        raise HwemuError(f"{sec.where('data_width')}: must be 8B, 16B or 32B (DATA_WIDTH 64, 128 "
+                         f"or 256), got {width} bytes")
+    burst = cfg.burst_len
+    if burst > 256:
+        raise HwemuError(f"{sec.where('burst_len')}: must be 1..256, got {burst}")
+    fifo = cfg.fifo_depth
+    if fifo and fifo < min(burst, 4096 // width):
+        raise HwemuError(f"{sec.where('fifo_depth')}: must hold one burst "
+                         f"({min(burst, 4096 // width)} beats), got {fifo}")
+    if cfg.clock_hz <= 0:
+        raise HwemuError(f"{sec.where('clock')}: must be positive")
+    return cfg
+
+
 def from_dict(d: dict, src: str) -> MachineConfig:
     """Validate a merged TOML dict and build the MachineConfig."""
     known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link",
-                    "prefetch", "parametric"}
+                    "prefetch", "parametric", "dma"}
     top = {k: v for k, v in d.items() if k not in known_tables}
     if "cache" in d and not isinstance(d["cache"], dict):
         raise HwemuError(f"{src}: [cache]: expected a table")
@@ -411,7 +436,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         raise HwemuError(f"{src}: [cache.{unknown[0]}]: unknown cache (known: {', '.join(CACHES)})")
     sections = {name: _Section(src, f"[{name}]" if name else "",
                                d.get(name, {}) if name else top, section_params(name))
-                for name in MACHINE_SECTIONS + ("tlb", "os", "prefetch", "parametric")}
+                for name in MACHINE_SECTIONS + ("tlb", "os", "prefetch", "parametric", "dma")}
     machine = {}
     for name in MACHINE_SECTIONS:
         machine.update(sections[name].values())
@@ -491,7 +516,7 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         **machine, source=src,
         l1i=_cache(src, d, "l1i"), l1d=_cache(src, d, "l1d"), l2=_cache(src, d, "l2"),
         llc=_cache(src, d, "llc"), tlb=tlb, nodes=tuple(nodes), links=tuple(links),
-        prefetch=prefetch, os=os_costs, parametric=parametric,
+        prefetch=prefetch, os=os_costs, parametric=parametric, dma=_dma(sections["dma"]),
     )
     # Every core has its own L1s and L2, every socket its LLC: refuse a machine whose caches
     # together would not fit the host's memory before anything is allocated.

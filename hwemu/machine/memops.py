@@ -53,6 +53,36 @@ def copy_lines(S0, cpu, src_pa, dst_pa, nbytes, t0, window):
 
 
 @njit(cache=True)
+def engine_lines(S0, socket, pa, nlines, t0, step, is_write, out):
+    """Lines ``pa``, ``pa + 64``, ... (``nlines``) read or written by a device on the uncore of
+    ``socket`` (a page-copy DMA engine), line ``i`` issued at ``t0 + i * step``. Coherent like
+    :func:`copy_lines`: a read takes a modified line from the cache holding it (and leaves it
+    there invalid), a write invalidates the line in every cache; memory traffic goes through
+    the links, buses and banks. ``out[i]``: when line ``i``'s data arrived (read) or its write
+    completed."""
+    S = state_ref(S0)
+    my = S.socket_node[socket]
+    l0 = pa >> 6
+    home = node_of_line(S, l0)
+    for i in range(nlines):
+        t = t0 + i * step
+        ln = l0 + i
+        if is_write:
+            for s in range(S.cfg[C_SOCKETS]):
+                socket_probe(S, s, ln, True, home, t)
+            out[i] = mem_write(S, my, home, ln, t)
+        else:
+            tr = np.int64(-1)
+            for s in range(S.cfg[C_SOCKETS]):
+                present, dirty = socket_probe(S, s, ln, True, home, t)
+                if dirty:
+                    tr = send(S, S.socket_node[s], my, t + S.cfg[C_LLC_LAT], 64)
+            if tr < 0:
+                tr = mem_read(S, my, home, ln, t)
+            out[i] = tr
+
+
+@njit(cache=True)
 def drop_lines(S0, pa, nbytes, t):
     """Invalidate ``nbytes`` from ``pa`` in every cache, writing modified lines back to their
     home (posted at ``t``). Returns the number of lines that were modified."""
@@ -85,3 +115,10 @@ def copy_handle(h, cpu, src_pa, dst_pa, nbytes, t0, window):
     """:func:`copy_lines` on the state of handle ``h``."""
     H = handle_ref(h)
     return copy_lines(H.S, cpu, src_pa, dst_pa, nbytes, t0, window)
+
+
+@njit(cache=True)
+def engine_handle(h, socket, pa, nlines, t0, step, is_write, out):
+    """:func:`engine_lines` on the state of handle ``h``."""
+    H = handle_ref(h)
+    engine_lines(H.S, socket, pa, nlines, t0, step, is_write, out)

@@ -30,9 +30,9 @@ def _in(section: str):
     return declare
 
 
-_top, _core, _prefetch, _tlb, _coherence, _uncore, _os, _parametric, _dram, _node, _link = (
-    _in(s) for s in ("", "core", "prefetch", "tlb", "coherence", "uncore", "os", "parametric",
-                     "dram", "node", "link"))
+_top, _core, _prefetch, _tlb, _coherence, _uncore, _os, _dma, _parametric, _dram, _node, _link = (
+    _in(s) for s in ("", "core", "prefetch", "tlb", "coherence", "uncore", "os", "dma",
+                     "parametric", "dram", "node", "link"))
 
 # the policies of the set-associative core (hwemu.cachesim.setassoc.POLICIES)
 REPLACEMENT_POLICIES = ("lru", "fifo", "random", "srrip", "plru")
@@ -144,6 +144,25 @@ PARAMS: tuple[Param, ...] = tuple([
         "lines the L2 streamer keeps ahead of a kernel metadata stream (struct pages, PTEs of "
         "consecutive pages), within a 4 KiB page; 0 disables (ignored when [prefetch] enable "
         "is true: the machine's own prefetcher sees those accesses)", minimum=0),
+    # Page-copy DMA engines (rtl/page_copy_dma.v; time from its RTL-calibrated cycle model,
+    # hwemu.dma.model). Used by migrations in runs with copy = dma (docs/dma.md, "In runs").
+    _dma("engines", "int", "engines", 0,
+         "page-copy DMA engines per socket (0 = none: every page copy runs on a CPU)",
+         minimum=0),
+    _dma("data_width", "size", "bytes/beat", "32B",
+         "AXI data width, bytes per beat: 8B, 16B or 32B (DATA_WIDTH 64, 128, 256)"),
+    _dma("burst_len", "int", "beats", 64, "MAX_BURST_LEN: beats per AXI burst (1-256)",
+         minimum=1),
+    _dma("outstanding", "int", "bursts", 16, "MAX_OUTSTANDING: read bursts in flight",
+         minimum=1),
+    _dma("write_outstanding", "int", "bursts", 16,
+         "MAX_WRITE_OUTSTANDING: write bursts awaiting their response", minimum=1),
+    _dma("fifo_depth", "int", "beats", 0,
+         "FIFO_DEPTH: read-data buffer (0 = the RTL default, outstanding + 1 bursts)",
+         minimum=0),
+    _dma("clock", "freq", "Hz", "1GHz", "engine clock"),
+    _dma("interrupt", "time", "ps", "1us",
+         "completion interrupt and wake-up of the waiting migration task", minimum=0),
     # The few calibrated numbers of the parametric OS-cost model (hwemu.linux.hw
     # ParametricHardware, `hwemu bench migrate --hw parametric`), which times kernel steps
     # without the timing model. Topology comes from the machine; TLB, IPI and locked-RMW costs

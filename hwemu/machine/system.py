@@ -259,6 +259,21 @@ class Machine:
         return int(copy_handle(self._handle(), int(cpu), int(src_phys), int(dst_phys),
                                int(nbytes), int(start_ps), w))
 
+    def engine_lines(self, socket: int, phys: int, nlines: int, at_ps: int, step_ps: int = 0,
+                     write: bool = False) -> np.ndarray:
+        """``nlines`` consecutive lines from ``phys`` read (or written) by a device on the
+        uncore of ``socket`` (a page-copy DMA engine), line ``i`` issued at ``at_ps + i *
+        step_ps``, coherently and through the links and controllers. Returns, per line, the
+        time its data arrived (read) or its write completed (ps, int64)."""
+        from hwemu.machine.memops import engine_handle
+
+        self.node_of_phys(phys)
+        self.node_of_phys(phys + 64 * max(1, int(nlines)) - 1)
+        out = np.empty(int(nlines), np.int64)
+        engine_handle(self._handle(), int(socket), int(phys), int(nlines), int(at_ps),
+                      int(step_ps), bool(write), out)
+        return out
+
     def access_line(self, cpu: int, phys: int, write: bool = False, at_ps: int = 0) -> tuple[int, str]:
         """One cache-line access by ``cpu`` to physical address ``phys`` at time ``at_ps``
         (kernel metadata: struct page, PTE, lock word; an atomic is a write), through the

@@ -72,6 +72,23 @@ class ManualMigration(MigrationPolicy):
         self.ctx.stats.add("policy.manual", "migrate_pages_calls", self.calls, "calls")
 
 
+class ManualDmaMigration(ManualMigration):
+    """manual, with every page copy offloaded to the machine's [dma] engines (the run parameter copy=dma)."""
+
+    name = "manual-dma"
+
+    def attach(self, ctx):
+        from hwemu.errors import HwemuError
+        from hwemu.linux.copy import make_copy_engine
+
+        super().attach(ctx)
+        hw = ctx.kernel.hw
+        if getattr(hw, "dma_engines", 0) <= 0:
+            raise HwemuError(f"policy {self.name}: the machine has no DMA engine (set [dma] "
+                             "engines in its TOML file, docs/machine.md)")
+        ctx.kernel.copy_engine = make_copy_engine("dma", hw)
+
+
 class AutoNuma(MigrationPolicy):
     """Linux automatic NUMA balancing: periodic PROT_NONE scan, hinting faults, two-stage filter, migrate to the faulting node."""
 

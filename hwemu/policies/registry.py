@@ -15,7 +15,7 @@ from typing import Callable
 from hwemu.errors import HwemuError
 from hwemu.policies.base import MigrationPolicy, PlacementPolicy, Policy
 from hwemu.policies.hotness import Hotness
-from hwemu.policies.migration import AutoNuma, ManualMigration, NoMigration
+from hwemu.policies.migration import AutoNuma, ManualDmaMigration, ManualMigration, NoMigration
 from hwemu.policies.nomad import Nomad
 from hwemu.policies.oracle import Oracle
 from hwemu.policies.placement import (BindPlacement, FirstTouchPlacement, InterleavePlacement,
@@ -26,7 +26,7 @@ ENTRY_POINT_GROUP = "hwemu.policies"
 
 BUILTIN: tuple[type[Policy], ...] = (
     FirstTouchPlacement, InterleavePlacement, BindPlacement, PreferredPlacement, Oracle,
-    NoMigration, ManualMigration, AutoNuma, Tpp, Hotness, Nomad,
+    NoMigration, ManualMigration, ManualDmaMigration, AutoNuma, Tpp, Hotness, Nomad,
 )
 
 _REGISTRY: dict[str, type[Policy]] = {}

@@ -48,7 +48,7 @@ SUMMARY_NUMBERS = (
 )
 
 #: Known policies in report order (the baseline first). Unknown names sort after, by name.
-POLICY_ORDER = ("none", "manual", "autonuma", "tpp", "hotness", "nomad", "oracle")
+POLICY_ORDER = ("none", "manual", "manual-dma", "autonuma", "tpp", "hotness", "nomad", "oracle")
 
 CELL_SUFFIX = ".zip"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)

@@ -63,7 +63,7 @@ def _colors(n: int):
 #: One colour per policy, the same in every figure and report (tab10 hues; "none" grey,
 #: the oracle bound black). Other policies get a tab20 hue chosen by their name.
 POLICY_COLORS = {
-    "none": "#7f7f7f", "manual": "#1f77b4", "autonuma": "#2ca02c", "tpp": "#d62728",
+    "none": "#7f7f7f", "manual": "#1f77b4", "manual-dma": "#aec7e8", "autonuma": "#2ca02c", "tpp": "#d62728",
     "hotness": "#9467bd", "nomad": "#8c564b", "oracle": "#000000", "first-touch": "#7f7f7f",
     "interleave": "#17becf", "bind": "#bcbd22", "preferred": "#e377c2",
 }

@@ -122,6 +122,7 @@ def run_bench(pages: int, page_size: int, copy: str = "cpu", machine: str = "epy
         "machine": machine, "hw": hw_kind, "page_size": page_size, "pages": pages, "bytes": nbytes,
         "copy": copy, "threads": threads, "tlb_batch": tlb_batch,
         "dma_model": ("placeholder" if getattr(k.copy_engine, "placeholder", False) else
+                      "machine [dma]" if getattr(k.copy_engine, "on_hardware", False) else
                       "hwemu.dma.model") if copy == "dma" else None,
         "ret": res.ret, "pages_moved": moved,
         "elapsed_ps": elapsed, "start_ps": t0,

@@ -115,6 +115,22 @@ def _trace_tids(reader) -> list[int]:
     return list(range(_max_tid(reader) + 1))
 
 
+COPY_MODES = ("cpu", "dma")
+
+
+def dma_copy_engine(hw, where: str):
+    """The page-copy engine of a run whose copies are offloaded: the machine's [dma] engines
+    (hwemu.sim.hardware.MachineHardware.dma_copy_ps). A machine without engines is an error."""
+    from hwemu.linux.copy import make_copy_engine
+
+    if where.startswith("copy=") and where[5:] not in COPY_MODES:
+        raise HwemuError(f"{where}: unknown copy mode (use {' or '.join(COPY_MODES)})")
+    if hw.dma_engines <= 0:
+        raise HwemuError(f"{where}: machine {hw.cfg.name} has no DMA engine (set [dma] engines "
+                         f"in its TOML file, docs/machine.md)")
+    return make_copy_engine("dma", hw)
+
+
 class _InKernel(KernelObserver):
     """A thread inside a system call is parked in the machine until the call returns
     (``Kernel.thread_syscall``)."""
@@ -134,7 +150,8 @@ class CoSim(StopHandler):
                  migration="none", seed: int = 0, params: dict | None = None,
                  cpus: list[int] | None = None, window_ps: int | None = None,
                  slice_records: int = DEFAULT_SLICE, progress: bool = False,
-                 fault_cost: bool = False, fast_faults: bool | None = None):
+                 fault_cost: bool = False, fast_faults: bool | None = None,
+                 copy: str = "cpu"):
         from hwemu.engine import Engine
         from hwemu.linux.kernel import Kernel
         from hwemu.sim.hardware import MachineHardware, MachineSync
@@ -166,6 +183,9 @@ class CoSim(StopHandler):
         self.hw = MachineHardware(self.m)
         self.engine = Engine(self.hw.num_cpus)
         self.kernel = Kernel(self.hw, self.engine)
+        if copy != "cpu":
+            # step 12 of every migration of the run on the machine's [dma] engines
+            self.kernel.copy_engine = dma_copy_engine(self.hw, f"copy={copy}")
         self.sync = MachineSync(self.m, self.engine)
         self.kernel.observers.append(self.sync)
         self.kernel.observers.append(_InKernel(self))
@@ -273,6 +293,7 @@ class CoSim(StopHandler):
         self._samp_clock: dict = {}
         self._samp_count: dict = {}
         self._trace_done = False
+        self._after_end = False        # running schedule events after the trace (_run_late_events)
 
     # -- hooks -------------------------------------------------------------------------------
     def _record_migration(self, kind, t0_ps, pages, nbytes, duration_ps):
@@ -295,6 +316,7 @@ class CoSim(StopHandler):
     def _sync(self) -> None:
         m, k = self.m, self.kernel
         busy = self.engine.cpus.busy_ps
+        after_end = self._after_end
         for t in range(m.threads):
             kcpu = k.threads[t].cpu
             old = m.thread_cpu(t)
@@ -302,8 +324,13 @@ class CoSim(StopHandler):
                 m.move_thread(t, kcpu)
                 self._moves += 1
                 # the thread cannot run on its new CPU before the move happened
-                m.set_thread_clock(t, self.engine.now_ps)
+                if not after_end:
+                    m.set_thread_clock(t, self.engine.now_ps)
                 self.policy.on_thread_moved(t, old, kcpu, self.engine.now_ps)
+        if after_end:
+            # the trace has ended: OS work delays no thread (_run_late_events)
+            self._snapshot_syscalls()
+            return
         # OS work done on a CPU (syscalls, policy work, migrations) delays the application
         # thread that runs there by the CPU time it took. A thread blocked in a fault is
         # charged by the fault itself when it resumes.
@@ -487,7 +514,7 @@ class CoSim(StopHandler):
         self._resume_from_syscall(tid, c, at_ps)
 
     def _resume_from_syscall(self, tid: int, c: int, at_ps: int) -> None:
-        new = max(c, int(at_ps))
+        new = c if self._after_end else max(c, int(at_ps))
         self.m.wake_thread(tid, new, c)
         self.fault_stats.inc("cosim.syscalls", "calls_blocking_caller", 1, "calls")
         self.fault_stats.inc("cosim.syscalls", "caller_blocked_time", new - c, "ps")
@@ -623,16 +650,33 @@ class CoSim(StopHandler):
         if late:
             warn(f"{self.schedule.path}: {late[0].where} at {late[0].at_ps / 1e6:g}us"
                  f"{f' (and {len(late) - 1} more event(s))' if len(late) > 1 else ''} comes after "
-                 f"the trace ends at {end / 1e6:g}us, so it has no effect on the replay")
+                 f"the trace ends at {end / 1e6:g}us: it runs on the idle processes, after the "
+                 f"replay (docs/schedule.md)")
         # OS work still in flight (a migration started near the end) finishes
         self._advance_to(max(end, self.engine.now_ps))
         self._drain()
+        if late:
+            self._run_late_events(max(e.at_ps for e in late))
         end = max(m.sim_time_ps(), self.engine.now_ps)
         self._window(end)
         self.policy.finish(self.engine.now_ps)
         for pid in self.pids:
             self._numa_maps_snapshot("end", pid)
         return self._result()
+
+    def _run_late_events(self, last_ps: int) -> None:
+        """Schedule events after the trace's end: the processes are still there, their threads
+        idle (no records left), so the events happen to them as they would to sleeping tasks
+        in Linux - thread moves, system calls (with their migrations), pins, writeback - until
+        the last one and the OS work it started have finished. Idle tasks take no NUMA
+        balancing scans (task_numa_work runs from the task's own scheduler tick), so the scanner
+        stops; the threads' clocks, hence the workload's runtime, stay where the trace ended;
+        no timeline window is closed on the way (the final one covers the whole tail)."""
+        self._after_end = True
+        for pid in self.pids:
+            self.dispatch.stop(pid)
+        self._advance_os(max(int(last_ps), self.engine.now_ps))
+        self._drain()
 
     def _slices(self):
         for big in self.reader.iter_chunks_ahead(1 << 20):
@@ -648,7 +692,8 @@ class CoSim(StopHandler):
             t = eng.queue.peek_time()
             if t is None or t > limit:
                 break
-            busy = any(b > eng.now_ps for b in eng.cpus.busy_until_ps)
+            busy = (any(b > eng.now_ps for b in eng.cpus.busy_until_ps)
+                    or self.hw.dma_busy_until() > eng.now_ps)    # a copy on a DMA engine
             if not busy:
                 break
             eng.run_until(t)
@@ -791,7 +836,7 @@ def cosim_summary(st: Stats, m, sim) -> dict:
         "step_time_ns": steps,
         "tlb_shootdowns": int(get("linux.tlb", "flushes") + get("linux.tlb", "batched_flushes")),
         "ipis_sent": int(get("linux.tlb", "ipis_sent")),
-        "bytes_copied": int(get("os.hw", "copy_bytes")),
+        "bytes_copied": int(get("os.hw", "copy_bytes") + get("os.hw", "dma_bytes")),
         "interconnect_bytes": link_bytes,
         "os_cpu_time_ns": round(get("cosim", "os_cpu_time") / 1000, 3),
         "thread_moves": int(get("cosim", "thread_moves")),

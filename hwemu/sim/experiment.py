@@ -23,14 +23,20 @@ SUMMARY_KEYS = (
 )
 
 #: Parameters run_cell itself takes (the others go to the policies).
-RUN_PARAMS = {"window": "timeline window (time, default 10us)"}
+RUN_PARAMS = {"window": "timeline window (time, default 10us)",
+              "copy": "page copy of migrations: cpu (default) or dma (the machine's [dma] engines)"}
 
 
 def parse_run_param(name: str, value, where: str):
     """The value of run parameter ``name`` (one of RUN_PARAMS), parsed and checked; a
-    HwemuError naming ``where`` if it is not acceptable. ``window``: a positive time in ps."""
+    HwemuError naming ``where`` if it is not acceptable. ``window``: a positive time in ps;
+    ``copy``: cpu or dma."""
     from hwemu.units import parse_time_ps
 
+    if name == "copy":
+        if value not in ("cpu", "dma"):
+            raise HwemuError(f"{where}: {value!r} is not a copy mode (use cpu or dma)")
+        return value
     if name != "window":
         raise HwemuError(f"{where}: not a parameter of the run ({', '.join(sorted(RUN_PARAMS))})")
     window_ps = value if isinstance(value, int) and not isinstance(value, bool) \
@@ -76,6 +82,7 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
     from hwemu.policies.registry import parse_policy_spec
     params = dict(params or {})
     window = params.pop("window", None)
+    copy = parse_run_param("copy", params.pop("copy", "cpu"), "params.copy")
     window_ps = None
     if window is not None:
         window_ps = parse_run_param("window", window, "params.window")
@@ -83,7 +90,8 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
         raise HwemuError(f"{trace}: no such trace file")
     placement, migration = parse_policy_spec(str(policy), params)
     sim = CoSim(machine, trace, schedule=schedule, placement=placement, migration=migration,
-                seed=int(seed), params=params, window_ps=window_ps, progress=progress)
+                seed=int(seed), params=params, window_ps=window_ps, progress=progress,
+                copy=copy)
     res = sim.run()
     s = dict(res.summary)
     summary = {"machine": s["machine"], "trace": str(trace), "policy": str(policy),
@@ -115,7 +123,8 @@ def demo_cells() -> list[dict]:
     d = DEMO_DIR
     pairs = [
         (str(d / "skx-2s-demo.toml"), str(d / "numa_move.parquet"), str(d / "numa_move.toml"),
-         _registered(("none", "manual", "autonuma", "tpp", "hotness", "nomad", "oracle"))),
+         _registered(("none", "manual", "manual-dma", "autonuma", "tpp", "hotness", "nomad",
+                      "oracle"))),
         (str(d / "skx-2s-cxl-demo.toml"), str(d / "tiering.parquet"), str(d / "tiering.toml"),
          _registered(("none", "autonuma", "tpp", "hotness", "nomad", "oracle"))),
         # a recorded real program (traces/README.md): its workers move to socket 1 too, but

@@ -87,6 +87,8 @@ class MachineHardware:
         # per CPU: lines brought by the prefetcher and not used yet; recent demand lines
         self._pf: list[dict] = [dict() for _ in range(cfg.num_cpus)]
         self._recent: list[dict] = [dict() for _ in range(cfg.num_cpus)]
+        # per socket: when each of its DMA engines is free again (ps), made on first use
+        self._dma_free: dict[int, list[int]] = {}
 
     def _count(self, stat: str, value: int = 1, unit: str = "count") -> None:
         self.stats.inc(HW_COMPONENT, stat, value, unit)
@@ -207,6 +209,120 @@ class MachineHardware:
                                 window=self.cfg.lfb + self.p.copy_prefetch_lines)
         self._count("copy_bytes", nbytes, "bytes")
         return max(0, end - int(at_ps))
+
+    # -- page-copy DMA engines ([dma] table) ------------------------------------------------
+    @property
+    def dma_engines(self) -> int:
+        """Page-copy DMA engines per socket (0: none)."""
+        return self.cfg.dma.engines
+
+    @property
+    def dma_interrupt_ps(self) -> int:
+        return self.cfg.dma.interrupt_ps
+
+    def dma_busy_until(self) -> int:
+        """When the last offloaded copy submitted so far, and its completion interrupt, end
+        (0 if none was ever submitted): a migration waiting for it is still in flight."""
+        ends = [t for free in self._dma_free.values() for t in free if t]
+        return max(ends) + self.cfg.dma.interrupt_ps if ends else 0
+
+    def dma_params(self):
+        """The engines' build parameters as :class:`hwemu.dma.model.DmaParams`."""
+        from hwemu.dma.model import DmaParams
+
+        d = self.cfg.dma
+        return DmaParams(data_width=8 * d.data_width_bytes, burst_len=d.burst_len,
+                         max_outstanding=d.outstanding, max_write_outstanding=d.write_outstanding,
+                         fifo_depth=d.fifo_depth or None, clock_hz=int(round(d.clock_hz)))
+
+    def dma_copy_ps(self, cpu: int, src_paddr: int, dst_paddr: int, nbytes: int,
+                    at_ps: int, desc_paddr: int | None = None) -> int:
+        """An offloaded copy of ``nbytes`` (whole 4 KiB pages, one descriptor) submitted at
+        ``at_ps`` to a DMA engine of ``cpu``'s socket: the time until the engine's completion
+        status (ps), waiting for a busy engine included.
+
+        The engine's pipeline is the RTL-calibrated recurrence of :mod:`hwemu.dma.model`
+        (:func:`~hwemu.dma.model.simulate_copy`), burst by burst. Each read burst is issued at
+        its AR handshake as line reads from the engine's socket through the links and
+        controllers (``Machine.engine_lines``); its latency is the smallest one at which every
+        beat arrives after its line did (the beats then stream one per engine cycle). Each
+        line is written when its last beat is sent; a burst's write response comes when its
+        lines' writes have completed. So the copy's traffic loads the modelled memory system
+        and its time includes that memory system's latency and queueing.
+
+        ``desc_paddr``: the descriptor is one of a chain in memory at that address; the engine
+        first fetches it (:func:`hwemu.dma.model.fetch_cycles`, with the latency of that line
+        read through the machine)."""
+        import math
+
+        from hwemu.dma.model import fetch_cycles, page_bursts, simulate_copy
+
+        d = self.cfg.dma
+        if d.engines <= 0:
+            raise HwemuError(f"{self.cfg.name}: the machine has no DMA engine ([dma] engines = 0)")
+        params = self.dma_params()
+        pages = -(-int(nbytes) // 4096)
+        sock = self._cpu_socket[cpu]
+        free = self._dma_free.setdefault(sock, [0] * d.engines)
+        e = min(range(len(free)), key=free.__getitem__)
+        start = max(int(at_ps), free[e])
+        queued = start - int(at_ps)
+        period = 1e12 / params.clock_hz
+        m = self.m
+        if desc_paddr is not None:
+            # the chained descriptor's fetch: AR register and handshake (2 edges), then the
+            # line read through the machine
+            arr = int(m.engine_lines(sock, int(desc_paddr) & ~63, 1, start + round(2 * period))[0])
+            lat = max(1, math.ceil((arr - start) / period - 1e-9) - 2)
+            start += round(fetch_cycles(params, lat) * period)
+        beat = params.bytes_per_beat
+        bursts = []                                  # (byte offset, beats) of every burst
+        off = 0
+        for _ in range(pages):
+            for ln in page_bursts(params):
+                bursts.append((off, ln))
+                off += ln * beat
+        arrive: dict[int, int] = {}                  # source line -> data arrival (ps)
+
+        def edge(t_ps: int) -> int:                  # first edge at or after t_ps
+            return math.ceil((t_ps - start) / period - 1e-9)
+
+        def read_latency(k: int, hs: int) -> int:
+            o, n = bursts[k]
+            first, last = o >> 6, (o + n * beat - 1) >> 6
+            new = [ln for ln in range(first, last + 1) if ln not in arrive]
+            if new:
+                t = start + round(hs * period)
+                done = m.engine_lines(sock, src_paddr + (new[0] << 6), len(new), t)
+                for ln, c in zip(new, done):
+                    arrive[ln] = int(c)
+            lat = 1
+            for ln in range(first, last + 1):
+                j = max(0, ((ln << 6) - o) // beat)  # first beat of this burst in line ln
+                lat = max(lat, edge(arrive.pop(ln) if ((ln + 1) << 6) <= o + n * beat
+                                    else arrive[ln]) - hs - j)
+            return lat
+
+        def write_latency(k: int, wfirst: int, wlast: int) -> int:
+            o, n = bursts[k]
+            end = o + n * beat
+            lines = [ln for ln in range(o >> 6, ((end - 1) >> 6) + 1)
+                     if o < ((ln + 1) << 6) <= end]            # lines this burst completes
+            if not lines:
+                return 1
+            last_beat = (((lines[0] + 1) << 6) - o) // beat - 1   # the beat ending lines[0]
+            done = m.engine_lines(sock, dst_paddr + (lines[0] << 6), len(lines),
+                                  start + round((wfirst + last_beat) * period),
+                                  round(64 // beat * period), True)
+            return max(1, edge(int(done.max())) - wlast)
+
+        cycles = simulate_copy(pages, params, read_latency, write_latency)
+        end = start + round(cycles * period)
+        free[e] = end
+        self._count("dma_copies")
+        self._count("dma_bytes", int(nbytes), "bytes")
+        self._count("dma_queue_time", queued, "ps")
+        return end - int(at_ps)
 
     def zero_page_paddr(self, node: int) -> int:
         # Frame 0 of a node holds the struct pages of the node's own memmap frames, which

@@ -150,3 +150,29 @@ def test_fetch_and_chain_cycles():
                                            + copy_cycles(3, p, 20))
     with pytest.raises(HwemuError):
         chain_cycles([], p, 20)
+
+
+@pytest.mark.parametrize("params, lat, lw, pages", [
+    (DmaParams(256, 64, 4), 3, 1, 1),                      # docs/dma.md: 200 cycles
+    (DmaParams(128, 16, 4), 90, 1, 3),
+    (DmaParams(64, 12, 2, 3), 40, 7, 2),                   # odd bursts, few responses
+    (DmaParams(256, 16, 4, fifo_depth=20), 48, 2, 2),      # buffer-bound
+])
+def test_simulate_copy_with_constant_memory_is_copy_cycles(params, lat, lw, pages):
+    """The per-burst form the emulator's engines use (hwemu.sim.hardware.dma_copy_ps) is the
+    same recurrence: constant latencies give copy_cycles exactly."""
+    from dataclasses import replace
+
+    from hwemu.dma.model import simulate_copy
+
+    seen = []
+
+    def read(k, edge):
+        seen.append(k)
+        return lat
+
+    got = simulate_copy(pages, params, read, lambda k, wf, wl: lw)
+    assert got == copy_cycles(pages, replace(params, write_latency=lw), lat)
+    assert seen == list(range(pages * len(page_bursts(params))))
+    if params == DmaParams(256, 64, 4):
+        assert got == 200

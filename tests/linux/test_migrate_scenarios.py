@@ -456,3 +456,48 @@ def test_first_touch_page_is_mapped_only_after_it_is_cleared():
     # the racing fault's folio went back to the allocator: the THP and one page-table frame
     # (the PMD table) are in use, no more
     assert free0 - (k.alloc.nodes[0].free_count + k.alloc.nodes[1].free_count) == 512 + 1
+
+
+class _DmaHardware(FixedHardware):
+    """Fixed-cost hardware with one page-copy engine: every descriptor takes 3 us."""
+
+    dma_engines = 1
+    dma_interrupt_ps = 1_000_000
+
+    def __init__(self):
+        super().__init__()
+        self.dma = []
+
+    def dma_copy_ps(self, cpu, src_paddr, dst_paddr, nbytes, at_ps, desc_paddr=None):
+        self.dma.append((src_paddr, dst_paddr, nbytes, at_ps, desc_paddr))
+        return 3_000_000 * len(self.dma)          # one engine: the n-th finishes n x 3 us later
+
+
+def test_dma_batch_copy_before_the_move_phase_exact_cost():
+    """With engines, a batch's folios are copied together after the unmap phase (one chained
+    descriptor each, one doorbell, one interrupt), and the migrating task sleeps meanwhile:
+    step 12 = 150 + 3 x (50 cycles + a line write) + a locked line write, then the last
+    descriptor's 9 us and the 1 us interrupt."""
+    from hwemu.linux.copy import make_copy_engine
+    from hwemu.linux.migrate import STEP_CYCLES
+    from linux_testkit import ATOMIC_PS, CYCLE_PS, LINE_PS
+
+    hw = _DmaHardware()
+    k = make(hw)
+    k.copy_engine = make_copy_engine("dma", hw)
+    for a in pages_at(3):
+        touch(k, 1, a)
+    vals = [k.read_now(1, a) for a in pages_at(3)]
+    before = k.engine.cpus.busy_ps[0]
+    r = run_syscall(k, move_pages(k, 0, 1, pages_at(3), [1, 1, 1]), 0)
+    assert r.ret == 0 and r.status == [1, 1, 1]
+    assert [k.read_now(1, a) for a in pages_at(3)] == vals
+    assert len(hw.dma) == 3 and all(d[2] == 4096 and d[4] is not None for d in hw.dma)
+    assert len({d[3] for d in hw.dma}) == 1                      # submitted together
+    cpu = (150 + 3 * 50 + 3 * STEP_CYCLES["12_copy"]) * CYCLE_PS + 4 * LINE_PS + ATOMIC_PS
+    assert k.step_costs["12_copy"].time_ps == cpu + 9_000_000 + 1_000_000
+    assert k.step_costs["12_copy"].calls == 3
+    assert k.counter("linux.migrate", "batch_copies") == 1
+    assert k.counter("linux.migrate", "bytes_copied") == 3 * 4096
+    # the CPU was busy for the whole call except the 10 us the task slept on the engine
+    assert k.engine.cpus.busy_ps[0] - before == r.elapsed_ps - 10_000_000

@@ -46,8 +46,26 @@ op = st.one_of(
 )
 
 
-def build(small_node2: bool):
-    k = Kernel(FixedHardware(nodes=3, cpus_per_node=2, frames=2048))
+class FixedDmaHardware(FixedHardware):
+    """The mock hardware with one page-copy engine per socket taking 2 us per folio copy (long,
+    so that many accesses meet the batch's migration entries)."""
+
+    dma_engines = 1
+    dma_interrupt_ps = 1_000_000
+
+    def dma_copy_ps(self, cpu, src_paddr, dst_paddr, nbytes, at_ps, desc_paddr=None):
+        return 2_000_000
+
+
+def build(small_node2: bool, dma: bool = False):
+    if dma:
+        from hwemu.linux.copy import make_copy_engine
+
+        hw = FixedDmaHardware(nodes=3, cpus_per_node=2, frames=2048)
+        k = Kernel(hw, copy_engine=make_copy_engine("dma", hw))
+        assert k.copy_engine.batches
+    else:
+        k = Kernel(FixedHardware(nodes=3, cpus_per_node=2, frames=2048))
     k.create_process(1)
     k.create_process(2)
     k.add_thread(1, 1, 0)
@@ -69,7 +87,19 @@ def build(small_node2: bool):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=6, max_size=30), small_node2=st.booleans())
 def test_no_write_is_ever_lost(ops, small_node2):
-    k = build(small_node2)
+    check_no_write_lost(ops, small_node2)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(op, min_size=6, max_size=30), small_node2=st.booleans())
+def test_no_write_is_lost_with_batched_dma_copies(ops, small_node2):
+    """The same with the copies of each migration batch done ahead of its move phase on a DMA
+    engine (Migrator.step_12_batch_copy)."""
+    check_no_write_lost(ops, small_node2, dma=True)
+
+
+def check_no_write_lost(ops, small_node2, dma=False):
+    k = build(small_node2, dma)
     k.access_log = []
     eng = k.engine
     written: dict = {}       # key -> every value stored
@@ -209,3 +239,8 @@ def test_no_write_is_ever_lost(ops, small_node2):
     if small_node2:
         filler = k.alloc.nodes[2].capacity - 2
     assert used == sum(p.nr_pages for p in k.pages.values()) + tables + filler
+    if dma:
+        # every folio that moved was copied by a batch copy, none on the CPU
+        assert k.counter("linux.migrate", "batch_copies") or not k.counter("linux.migrate",
+                                                                              "pages_migrated")
+        event(f"dma batch copies: {min(k.counter('linux.migrate', 'batch_copies'), 3)}")
