@@ -24,12 +24,13 @@ from hwemu.errors import HwemuError
 from hwemu.units import parse_bandwidth_bps, parse_freq_hz, parse_size, parse_time_ps
 
 KINDS = ("size", "time", "freq", "bw", "int", "float", "bool", "str", "choice", "nodelist",
-         "nodes", "table")
+         "intlist", "nodes", "table")
 
 # the config attribute of a quantity carries its unit: [dram] tCL -> DramConfig.tCL_ps
 ATTRIBUTE_SUFFIX = {"time": "_ps", "size": "_bytes", "freq": "_hz", "bw": "_bps"}
 _PYTHON_TYPE = {"size": int, "time": int, "freq": float, "bw": float, "int": int, "float": float,
-                "bool": bool, "str": str, "choice": str, "nodelist": list, "nodes": tuple,
+                "bool": bool, "str": str, "choice": str, "nodelist": list, "intlist": list,
+                "nodes": tuple,
                 "table": dict}
 _QUANTITY = {"size": parse_size, "time": parse_time_ps, "freq": parse_freq_hz,
              "bw": parse_bandwidth_bps}
@@ -106,6 +107,11 @@ class Param:
         elif kind == "table":
             if not isinstance(raw, dict):
                 raise HwemuError(f"{where}: expected a table")
+            value = raw
+        elif kind == "intlist":
+            if not (isinstance(raw, list) and all(isinstance(x, int) and not isinstance(x, bool)
+                                                  for x in raw)):
+                raise HwemuError(f"{where}: expected a list of integers, got {raw!r}")
             value = raw
         elif kind == "nodelist":
             if not (isinstance(raw, list) and all(isinstance(x, int) and not isinstance(x, bool)

@@ -219,11 +219,20 @@ def _cmd_show(args) -> int:
     for l in d["links"]:
         print(f"link {l['name']}: node {l['ends'][0]} <-> node {l['ends'][1]}, "
               f"{l['latency_ns']:g} ns, {l['bandwidth_gbs']:g} GB/s per direction")
-    if "distances" in d:
-        print("node distances:")
+    def matrix(title, rows):
+        print(title)
         print("node " + "".join(f"{j:>5}" for j in range(cfg.num_nodes)))
-        for i, row in enumerate(d["distances"]):
+        for i, row in enumerate(rows):
             print(f"{i:>4}:" + "".join(f"{v:>5}" for v in row))
+
+    if d.get("distances_source") == "firmware":
+        matrix("node distances (firmware SLIT, [[node]] distances; the OS model uses these):",
+               d["distances"])
+    if "measured_distances" in d:
+        fw = d.get("distances_source") == "firmware"
+        matrix("node distances measured (10 x idle latency ratio"
+               + (", beside the firmware's):" if fw else "; the OS model uses these):"),
+               d["measured_distances"])
         print("idle latency (ns), measured by pointer chase: rows = CPU node, columns = memory node")
         print("node " + "".join(f"{j:>8}" for j in range(cfg.num_nodes)))
         for i, row in zip(d["idle_latency_cpu_nodes"], d["idle_latency_ns"]):

@@ -94,6 +94,7 @@ class NodeConfig:
     size_bytes: int
     dram: DramConfig
     remote_trackers: int = 0
+    distances: tuple = ()       # the node's row of the firmware SLIT (empty: derived)
 
     @property
     def has_cpus(self) -> bool:
@@ -424,6 +425,27 @@ def _dma(sec) -> DmaConfig:
     return cfg
 
 
+def _check_slit(src: str, nodes: list) -> None:
+    """Firmware SLIT rows (``[[node]] distances``): on every node or on none, one entry per
+    node, 10 on the diagonal, 11..254 elsewhere (ACPI: 0-9 reserved, 255 unreachable)."""
+    given = [n for n in nodes if n.distances]
+    if not given:
+        return
+    for n in nodes:
+        where = f"{src}: [[node]] #{n.id} distances"
+        if not n.distances:
+            raise HwemuError(f"{where}: missing (node {given[0].id} has a SLIT row, so every "
+                             "node needs one)")
+        if len(n.distances) != len(nodes):
+            raise HwemuError(f"{where}: expected {len(nodes)} entries (one per node), got "
+                             f"{len(n.distances)}")
+        for j, v in enumerate(n.distances):
+            if j == n.id and v != 10:
+                raise HwemuError(f"{where}: entry {j} (the node itself) must be 10, got {v}")
+            if j != n.id and not 10 < v < 255:
+                raise HwemuError(f"{where}: entry {j} must be 11..254, got {v}")
+
+
 def from_dict(d: dict, src: str) -> MachineConfig:
     """Validate a merged TOML dict and build the MachineConfig."""
     known_tables = {"core", "cache", "tlb", "coherence", "uncore", "os", "dram", "node", "link",
@@ -492,8 +514,9 @@ def from_dict(d: dict, src: str) -> MachineConfig:
         rt = ns.get("remote_trackers")
         ns.at_most("remote_trackers", rt, 64, "remote trackers")
         nodes.append(NodeConfig(id=i, name=ns.get("name") or f"node{i}", socket=socket,
-                                size_bytes=size, dram=dram,
+                                size_bytes=size, dram=dram, distances=tuple(ns.get("distances")),
                                 remote_trackers=machine["remote_trackers"] if rt < 0 else rt))
+    _check_slit(src, nodes)
     for s in range(sockets):
         owners = [n.id for n in nodes if n.socket == s]
         if len(owners) != 1:

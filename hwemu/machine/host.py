@@ -105,6 +105,8 @@ def host_machine_dict(sys_root: str = "/sys", proc_root: str = "/proc", base: st
     for n in info:
         t = {"name": f"node{n['id']}", "size": f"{max(n['size'], HUGE) >> 20}MiB",
              "socket": socket_of.get(n["id"], -1)}
+        if len(info) > 1 and all(len(m["distance"]) == len(info) for m in info):
+            t["distances"] = list(n["distance"])     # the firmware SLIT row, as Linux reads it
         node_tables.append(t)
     d["node"] = node_tables
     # one link between every pair of sockets, and from each CPU-less node to its nearest

@@ -263,6 +263,10 @@ NODE_PARAMS: tuple[Param, ...] = (
           "CPU-less node (e.g. CXL memory)"),
     _node("size", "size", "bytes", None, "memory capacity of the node", minimum=1 << 21),
     _node("dram", "table", "", {}, "overrides of [dram] keys for this node"),
+    _node("distances", "intlist", "SLIT", [],
+          "this node's row of the firmware's ACPI SLIT: its distance to every node, in node order "
+          "(10 = local, as numactl --hardware prints them); the OS model orders fallback and "
+          "demotion by them. Empty on every node: derived from the model's idle latencies"),
     _node("remote_trackers", "int", "entries", -1,
           "tracker entries this node, as a remote home, preallocates to each core (-1 = "
           "[uncore] remote_trackers, 0 = unbounded)", minimum=-1),

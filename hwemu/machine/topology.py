@@ -1,5 +1,6 @@
-"""A machine's topology as data: nodes, CPUs, caches, links, the idle latency matrix measured
-through the model, and the SLIT-style distances derived from it (``hwemu machine show``)."""
+"""A machine's topology as data: nodes, CPUs, caches, links, the firmware SLIT distances (when the
+machine file gives them), the idle latency matrix measured through the model and the SLIT-style
+distances derived from it (``hwemu machine show``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def describe(cfg, measure: bool = True) -> dict:
          "links": [{"name": l.name, "ends": [l.a, l.b], "latency_ns": l.latency_ps / 1000,
                     "bandwidth_gbs": l.bandwidth_bps / 1e9} for l in cfg.links],
          "hops": cfg.hops()}
+    fw = firmware_slit(cfg)
+    if fw is not None:
+        d["distances"] = [list(r) for r in fw]
+        d["distances_source"] = "firmware"
     if measure:
         from hwemu.machine.mlc import idle_matrix
 
@@ -33,8 +38,18 @@ def describe(cfg, measure: bool = True) -> dict:
         lat = idle_matrix(cfg)
         d["idle_latency_cpu_nodes"] = cpu_nodes
         d["idle_latency_ns"] = lat
-        d["distances"] = slit_from_latency(cfg, cpu_nodes, lat)
+        d["measured_distances"] = slit_from_latency(cfg, cpu_nodes, lat)
+        if fw is None:
+            d["distances"] = d["measured_distances"]
+            d["distances_source"] = "measured"
     return d
+
+
+def firmware_slit(cfg) -> tuple | None:
+    """The firmware SLIT the machine file gives (``[[node]] distances``), or None."""
+    if not cfg.nodes or not all(n.distances for n in cfg.nodes):
+        return None
+    return tuple(tuple(n.distances) for n in cfg.nodes)
 
 
 def slit_from_latency(cfg, cpu_nodes: list[int], lat: list[list[float]]) -> list[list[int]]:
@@ -65,8 +80,13 @@ _SLIT_CACHE: dict = {}
 
 
 def slit_distances(cfg) -> tuple:
-    """The machine's SLIT distances as the OS sees them (:func:`slit_from_latency` of the idle
-    latency matrix measured through the model), measured once per machine description."""
+    """The machine's SLIT distances as the OS sees them: the firmware's, when the machine file
+    gives them (``[[node]] distances``, as Linux reads ACPI SLIT), else :func:`slit_from_latency`
+    of the idle latency matrix measured through the model, measured once per machine
+    description."""
+    fw = firmware_slit(cfg)
+    if fw is not None:
+        return fw
     key = (cfg.name, cfg.source, repr(cfg.nodes), repr(cfg.links))
     got = _SLIT_CACHE.get(key)
     if got is None:

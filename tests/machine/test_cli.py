@@ -207,6 +207,10 @@ def test_machine_from_host_reads_sysfs(capsys, tmp_path):
     assert [n.socket for n in cfg.nodes] == [0, 1, -1]
     assert cfg.nodes[2].size_bytes == 16 << 30
     assert sorted((l.a, l.b) for l in cfg.links) == [(0, 1), (0, 2)]     # CXL node near node 0
+    from hwemu.machine.topology import slit_distances
+
+    # the firmware's SLIT is the machine's: the OS model uses it as Linux does
+    assert slit_distances(cfg) == ((10, 21, 14), (21, 10, 24), (14, 24, 10))
 
 
 @pytest.mark.parametrize("argv,hint", [

@@ -1,5 +1,7 @@
 """Machine descriptions: presets, base overrides, validation messages naming file and key."""
 
+import re
+
 import pytest
 
 from hwemu.errors import HwemuError
@@ -102,3 +104,32 @@ def test_docs_parameter_table_is_the_declared_one():
             break
         table.append(line)
     assert "\n".join(table) == param_table_markdown()
+
+
+def test_firmware_slit_distances():
+    """``[[node]] distances``: the presets carry their firmware's SLIT (the OS model uses it,
+    ``machine show`` prints the measured matrix beside it); rows are checked as ACPI has them."""
+    from hwemu.machine.topology import describe, slit_distances
+
+    assert slit_distances(load_machine("skx-2s")) == ((10, 21), (21, 10))
+    assert slit_distances(load_machine("epyc-2s")) == ((10, 32), (32, 10))
+    d = describe(load_machine("skx-2s"), measure=False)
+    assert d["distances"] == [[10, 21], [21, 10]] and d["distances_source"] == "firmware"
+    base = TINY.read_text()
+    node = '[[node]]\nsocket = 1'
+    assert node in base
+    for rows, msg in (
+        (("[10, 20]", None), "#1 distances: missing"),
+        (("[10, 20, 30]", "[20, 10, 30]"), "#0 distances: expected 2 entries"),
+        (("[12, 20]", "[20, 10]"), "#0 distances: entry 0 (the node itself) must be 10"),
+        (("[10, 9]", "[9, 10]"), "#0 distances: entry 1 must be 11..254"),
+        (("[10, true]", "[20, 10]"), "#0 distances: expected a list of integers"),
+    ):
+        text = base.replace("[[node]]\nsocket = 0", f"[[node]]\nsocket = 0\ndistances = {rows[0]}")
+        if rows[1] is not None:
+            text = text.replace(node, f"{node}\ndistances = {rows[1]}")
+        with pytest.raises(HwemuError, match=re.escape(msg)):
+            load_machine_text(text, "t.toml")
+    ok = base.replace("[[node]]\nsocket = 0", "[[node]]\nsocket = 0\ndistances = [10, 17]")
+    ok = ok.replace(node, f"{node}\ndistances = [17, 10]")
+    assert slit_distances(load_machine_text(ok, "t.toml")) == ((10, 17), (17, 10))
