@@ -78,6 +78,16 @@ class InstructionFolder:
                                       tid=ch.tid[is_data], insts=insts)
 
 
+def trailing_insts(meta) -> int:
+    """Instructions a data-only trace keeps in its metadata (after each thread's last data
+    record); 0 for other traces."""
+    extra = meta.extra if isinstance(meta.extra, dict) else {}
+    trailing = extra.get("trailing_insts")
+    if not isinstance(trailing, dict):
+        return 0
+    return sum(v for v in trailing.values() if isinstance(v, int) and v > 0)
+
+
 def convert_data_only(inp: str | os.PathLike, out: str | os.PathLike):
     """Write a data-only copy of the native trace ``inp`` to ``out`` (``hwemu trace convert
     --data-only``): I records are dropped and counted into the next data record's ``insts``."""

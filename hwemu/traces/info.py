@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from hwemu.traces.fold import trailing_insts
+
 from hwemu.traces.format import KIND_I, KIND_NAMES, TraceReader
 
 PAGE_SHIFT = 12  # 4 KiB pages
@@ -60,9 +62,7 @@ def trace_info(path: str | os.PathLike) -> dict:
             dpages = _merge_unique(dpages, pg[data])
     meta = reader.meta
     # data-only traces: instructions after each thread's last data record (hwemu.traces.fold)
-    trailing = (meta.extra or {}).get("trailing_insts") if isinstance(meta.extra, dict) else None
-    if isinstance(trailing, dict):
-        insts += sum(v for v in trailing.values() if isinstance(v, int) and v > 0)
+    insts += trailing_insts(meta)
     return {
         "path": str(path),
         "bytes_on_disk": os.path.getsize(path),
