@@ -38,7 +38,7 @@ class InstructionFolder:
         is_data = np.asarray(is_data, bool)
         count = np.asarray(count, np.uint64)
         out = np.zeros(len(count), np.uint64)
-        tids = np.unique(tid) if len(tid) else ()
+        tids = np.flatnonzero(np.bincount(tid)) if len(tid) else ()
         for t in tids:
             t = int(t)
             sel = np.flatnonzero(tid == t) if len(tids) > 1 else np.arange(len(tid))

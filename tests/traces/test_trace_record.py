@@ -333,7 +333,8 @@ def test_convert_data_only_cli_and_bad_input(tmp_path, run_cli, capsys):
     kind = np.array([0, 0, 1, 0, 0, 2, 0, 0, 0, 3, 0], np.uint8)
     tid = np.array([0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1], np.uint16)
     write_trace(src, TraceChunk.from_arrays(kind, np.arange(11, dtype=np.uint64) * 64 + 4096,
-                                            np.full(11, 4, np.uint16), tid=tid), source_format="csv")
+                                            np.full(11, 4, np.uint16), tid=tid), source_format="csv",
+                row_group_size=4)   # counts carried across chunks
     status, out, err = run_cli("trace", "convert", "--data-only", "--json", src, tmp_path / "o.parquet")
     assert status == 0, err
     assert json.loads(out)["extra"]["trailing_insts"] == {"1": 3}
