@@ -19,7 +19,9 @@ The semantics are those of Valgrind 3.19's cachegrind (``cachegrind/cg_sim.c``,
   block 0 (addresses ``0 .. line-1``) is initially a hit in every way of set 0.
 
 ``Ir`` is the number of ``I`` records plus the trace's ``insts`` column (instructions retired
-without an ``I`` record of their own; zero in traces recorded with instruction fetches).
+without an ``I`` record of their own; zero in traces recorded with instruction fetches), plus,
+for a data-only trace, the instructions after each thread's last data record that its metadata
+keeps (``trailing_insts``), so a data-only trace gives the full trace's ``Ir``.
 
 The replay is one compiled loop per trace chunk (no Python per access); cache state and
 counters persist across chunks.
@@ -142,6 +144,10 @@ class CachegrindSim:
         self.counts = np.zeros(len(EVENTS), np.int64)
         self.records = 0
 
+    def add_instructions(self, n: int) -> None:
+        """Count ``n`` instructions without records (a data-only trace's ``trailing_insts``)."""
+        self.counts[0] += int(n)
+
     def feed(self, chunk) -> None:
         """Replay one :class:`~hwemu.traces.format.TraceChunk`."""
         n = len(chunk)
@@ -253,6 +259,11 @@ def simulate(source, I1=DEFAULT_I1, D1=DEFAULT_D1, LL=DEFAULT_LL, progress: bool
     sim = CachegrindSim(I1, D1, LL, policy=policy, seed=seed)
     for chunk in _iter_source(source, progress):
         sim.feed(chunk)
+    if isinstance(source, (str, os.PathLike)):
+        from hwemu.traces.fold import trailing_insts
+        from hwemu.traces.format import TraceReader
+
+        sim.add_instructions(trailing_insts(TraceReader(source).meta))
     return sim.result()
 
 

@@ -48,6 +48,7 @@ def register(sub) -> None:
 def _cmd_cachesim(args) -> int:
     from hwemu.cachesim import sim
     from hwemu.cli.output import print_json
+    from hwemu.traces.fold import trailing_insts
     from hwemu.traces.format import TraceReader
 
     # Geometry is validated (by the constructor) before the trace is opened.
@@ -56,6 +57,7 @@ def _cmd_cachesim(args) -> int:
     reader = TraceReader(args.trace)
     for chunk in sim._iter_source(args.trace, progress=sys.stderr.isatty()):
         s.feed(chunk)
+    s.add_instructions(trailing_insts(reader.meta))   # 0 unless a data-only trace
     result = s.result()
     result["trace"] = str(args.trace)
     result["program"] = reader.meta.program

@@ -101,8 +101,14 @@ counts (Ir = I records, Dr = L + M, Dw = S). '--tool lackey' uses Valgrind's lac
 (one thread id). A program that exits non-zero is an error and leaves no OUT unless
 --allow-failure. Exit status, argv and working directory go into the trace metadata.
 
-example:
+--data-only writes loads, stores and modifies only, each with the instructions its thread
+executed since its previous data record in the insts column (the instruction count per
+thread stays exact; instruction fetches are not simulated on replay). Recording is faster and
+the trace several times smaller.
+
+examples:
   hwemu trace record --out sort.parquet -- sort -n numbers.txt
+  hwemu trace record --data-only --out gzip.parquet -- gzip -c big.txt
 """)
     r.add_argument("--out", "-o", required=True, metavar="OUT", help="native trace to write")
     r.add_argument("--tool", choices=("auto", "hwtrace", "lackey"), default="auto",
@@ -111,10 +117,31 @@ example:
                    help="keep the trace even if PROG exits non-zero or is killed")
     r.add_argument("--valgrind-arg", action="append", default=[], metavar="ARG",
                    help="extra option for valgrind itself (repeatable), e.g. --valgrind-arg=--fair-sched=yes")
+    r.add_argument("--data-only", action="store_true",
+                   help="data records (L, S, M) only, with the instructions between them in insts "
+                        "(no I records)")
     r.add_argument("--json", action="store_true", help="print the written trace's metadata as JSON")
     r.add_argument("command", nargs=argparse.REMAINDER, metavar="-- PROG [ARGS...]",
                    help="the program to run and its arguments")
     r.set_defaults(func=_cmd_record)
+
+    c = tsub.add_parser(
+        "convert", help="derive a data-only trace from a native trace (I records folded into insts)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Write a data-only copy of a native trace: the I records are dropped and counted into the insts
+of their thread's next data record (what 'hwemu trace record --data-only' records directly).
+Instructions after a thread's last data record go into the metadata (trailing_insts).
+
+example:
+  hwemu trace convert --data-only traces/gzip.parquet gzip-data.parquet
+""")
+    c.add_argument("--data-only", action="store_true", required=True,
+                   help="fold instruction fetches into insts (the only conversion so far; required)")
+    c.add_argument("--json", action="store_true", help="print the written trace's metadata as JSON")
+    c.add_argument("input", metavar="IN", help="native trace to read")
+    c.add_argument("output", metavar="OUT", help="native trace to write")
+    c.set_defaults(func=_cmd_convert)
 
     b = tsub.add_parser(
         "build-tool", help="build the hwtrace Valgrind tool now (normally built on first record)",
@@ -212,6 +239,18 @@ def _cmd_import(args) -> int:
     return 0
 
 
+def _cmd_convert(args) -> int:
+    from hwemu.cli.output import print_json
+    from hwemu.traces.fold import convert_data_only
+
+    meta = convert_data_only(args.input, args.output)
+    if args.json:
+        print_json(meta.to_json())
+    else:
+        print(f"{args.output}: {_summary(meta)}")
+    return 0
+
+
 def _cmd_record(args) -> int:
     from hwemu.cli.output import print_json
     from hwemu.errors import HwemuError
@@ -223,7 +262,7 @@ def _cmd_record(args) -> int:
     if not command:
         raise HwemuError("no program given: hwemu trace record --out OUT -- PROG [ARGS...]")
     meta = record_trace(command, args.out, tool=args.tool, allow_failure=args.allow_failure,
-                        valgrind_args=args.valgrind_arg)
+                        valgrind_args=args.valgrind_arg, data_only=args.data_only)
     if args.json:
         print_json(meta.to_json())
     else:

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from hwemu.traces.fold import trailing_insts
+
 from hwemu.traces.format import KIND_I, KIND_NAMES, TraceReader
 
 PAGE_SHIFT = 12  # 4 KiB pages
@@ -23,7 +25,8 @@ def trace_info(path: str | os.PathLike) -> dict:
     of distinct 4 KiB page numbers).
 
     Keys: path, bytes_on_disk, source_format, program, format_version, records,
-    records_by_kind (I/L/S/M), instructions (I records + the insts column), threads (count)
+    records_by_kind (I/L/S/M), instructions (I records + the insts column
+    + a data-only trace's trailing_insts), threads (count)
     and tids (list), addr_min/addr_max (all records) and data_addr_min/data_addr_max
     (L/S/M only; None if there are none), pages_4k (distinct 4 KiB pages touched by any
     record's first byte) and data_pages_4k, bytes_accessed (sum of sizes), row_groups, and the
@@ -58,6 +61,8 @@ def trace_info(path: str | os.PathLike) -> dict:
             dmax = hi if dmax is None else max(dmax, hi)
             dpages = _merge_unique(dpages, pg[data])
     meta = reader.meta
+    # data-only traces: instructions after each thread's last data record (hwemu.traces.fold)
+    insts += trailing_insts(meta)
     return {
         "path": str(path),
         "bytes_on_disk": os.path.getsize(path),

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hwemu.errors import HwemuError
+from hwemu.traces.fold import InstructionFolder
 from hwemu.traces.format import TraceChunk, TraceMeta, TraceWriter
 
 TOOL_NAME = "hwtrace"
@@ -46,6 +47,7 @@ STREAM_RECORD = np.dtype([("addr", "<u8"), ("info", "<u4")])
 KIND_THREAD = 0xFF
 KIND_END = 0xFE
 KIND_EXEC = 0xFD
+KIND_COUNT = 0xFC   # data-only mode: addr = instructions of the current thread
 READ_BYTES = 4 << 20
 
 
@@ -234,7 +236,9 @@ def _check_program(argv: list[str]) -> str:
 class _HwtraceDecoder:
     """Turn the hwtrace byte stream into TraceChunks (thread switches resolved)."""
 
-    def __init__(self):
+    def __init__(self, data_only: bool = False):
+        self.data_only = data_only
+        self.folder = InstructionFolder() if data_only else None
         self.tail = b""
         self.tid = 0
         self.ended = False
@@ -283,6 +287,19 @@ class _HwtraceDecoder:
             addr, info, kind, tid = addr[keep], info[keep], kind[keep], tid[keep]
         else:
             tid = np.full(len(kind), self.tid, np.uint16)
+        if self.data_only:
+            # count records and the counts packed into data records' top byte (hw_main.c)
+            counts = kind == KIND_COUNT
+            is_data = ~counts
+            n = np.where(counts, addr, (info >> 24).astype(np.uint64))
+            if (kind[is_data] > 3).any() or (kind[is_data] == 0).any():
+                bad = int(kind[is_data][(kind[is_data] > 3) | (kind[is_data] == 0)][0])
+                raise HwemuError(f"hwtrace data-only stream has an unexpected record kind {bad} "
+                                 f"(corrupt stream)")
+            insts = self.folder.fold(is_data, tid, n)
+            addr, info, kind, tid = addr[is_data], info[is_data] & 0xFFFFFF, kind[is_data], tid[is_data]
+        else:
+            insts = None
         if kind.size and kind.max() > 3:
             raise HwemuError(f"hwtrace stream has an unknown record kind {int(kind.max())} (corrupt stream)")
         size = info >> 8
@@ -292,16 +309,17 @@ class _HwtraceDecoder:
         self.records += len(kind)
         if not len(kind):
             return None
-        return TraceChunk.from_arrays(kind, addr.copy(), size.astype(np.uint16), tid=tid)
+        return TraceChunk.from_arrays(kind, addr.copy(), size.astype(np.uint16), tid=tid, insts=insts)
 
 
 class _LackeyDecoder:
     """Parse lackey text as it arrives from the pipe."""
 
-    def __init__(self):
+    def __init__(self, data_only: bool = False):
         from hwemu.traces._kernels import parse_lackey  # compile before the program starts
 
         self.parse = parse_lackey
+        self.folder = InstructionFolder() if data_only else None
         self.tail = b""
         self.line = 1
         self.records = 0
@@ -328,17 +346,23 @@ class _LackeyDecoder:
         self.records += nrec
         if not nrec:
             return None
-        return TraceChunk.from_arrays(kind[:nrec], addr[:nrec], size[:nrec])
+        chunk = TraceChunk.from_arrays(kind[:nrec], addr[:nrec], size[:nrec])
+        if self.folder is not None:   # --data-only: I lines counted into the next data record
+            chunk = self.folder.fold_chunk(chunk)
+        return chunk
 
 
 def record_trace(argv: list[str], out: str | os.PathLike, tool: str = "auto",
                  allow_failure: bool = False, valgrind_args: list[str] | None = None,
-                 progress: bool | None = None) -> TraceMeta:
+                 progress: bool | None = None, data_only: bool = False) -> TraceMeta:
     """Run ``argv`` under Valgrind and write its memory trace to ``out``.
 
     ``tool``: ``hwtrace`` (our tool; built on first use), ``lackey``, or ``auto`` (hwtrace, or
     lackey with a warning if the tool cannot be built). A program that exits non-zero or is
-    killed is an error (no output) unless ``allow_failure``. The program's exit status, argv,
+    killed is an error (no output) unless ``allow_failure``. ``data_only``: loads, stores and
+    modifies only, each with the instructions since its thread's previous data record in
+    ``insts`` (see :mod:`hwemu.traces.fold`); the hwtrace tool then sends no per-instruction
+    records at all. The program's exit status, argv,
     working directory and the recorder used are stored in the trace metadata (``extra``).
     """
     if tool not in TOOLS:
@@ -369,18 +393,22 @@ def record_trace(argv: list[str], out: str | os.PathLike, tool: str = "auto",
     env = dict(os.environ)
     if used == "hwtrace":
         cmd = [valgrind, "-q", f"--tool={TOOL_NAME}", f"--hwtrace-fd={w}"]
+        if data_only:
+            cmd.append("--hwtrace-data-only=yes")
         if "VALGRIND_LIB" in env:
             env["HWEMU_SAVED_VALGRIND_LIB"] = env["VALGRIND_LIB"]
         env["VALGRIND_LIB"] = str(libdir)
-        decoder = _HwtraceDecoder()
+        decoder = _HwtraceDecoder(data_only)
     else:
         cmd = [valgrind, "-q", "--tool=lackey", "--trace-mem=yes", f"--log-fd={w}"]
-        decoder = _LackeyDecoder()
+        decoder = _LackeyDecoder(data_only)
     cmd += list(valgrind_args or []) + [prog_arg] + argv[1:]
 
     extra = {"argv": argv, "cwd": os.getcwd(), "tool": used, "valgrind": valgrind_version(valgrind)}
     if warning:
         extra["warning"] = warning
+    if data_only:
+        extra["data_only"] = True
     show = sys.stderr.isatty() if progress is None else progress
     from tqdm import tqdm
 
@@ -430,6 +458,8 @@ def record_trace(argv: list[str], out: str | os.PathLike, tool: str = "auto",
                                      f"{decoder.end_count} sent); no trace written")
             if wr.records == 0:
                 raise HwemuError(f"{argv[0]}: Valgrind produced no trace records (see its messages above)")
+            if data_only:
+                extra["trailing_insts"] = decoder.folder.trailing()
     except BaseException:
         if proc is not None and proc.poll() is None:
             proc.kill()

@@ -231,3 +231,123 @@ def test_auto_falls_back_to_lackey(tmp_path, monkeypatch, capsys):
     assert "recording with lackey" in capsys.readouterr().err
     with pytest.raises(HwemuError, match="no compiler"):
         record_trace(["/bin/true"], tmp_path / "u.parquet", tool="hwtrace", progress=False)
+
+
+# ---------------------------------------------------------------------------- --data-only
+
+ARITH = r"""
+#include <stdio.h>
+#include <string.h>
+static long a[4096], b[4096];
+int main(void) {
+    unsigned long x = 1;
+    for (int i = 0; i < 100000; i++)      /* registers only: 300k instructions, no data record */
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 4096; i++) a[i] += i * r + (long)(x & 1);
+    memcpy(b, a, sizeof a);
+    for (int i = 0; i < 100; i++) __atomic_fetch_add(&a[i], 1, __ATOMIC_SEQ_CST);
+    printf("%lu %ld\n", x, b[7]);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def arith(tmp_path_factory, compile_c):
+    return compile_c(ARITH, tmp_path_factory.mktemp("prog") / "arith")
+
+
+def _instructions(ch, meta) -> dict:
+    """Instructions per tid: I records + insts + the metadata's trailing_insts."""
+    trailing = (meta.extra or {}).get("trailing_insts") or {}
+    return {int(t): int(np.count_nonzero((ch.tid == t) & (ch.kind == 0)))
+            + int(ch.insts[ch.tid == t].sum(dtype=np.uint64)) + int(trailing.get(str(int(t)), 0))
+            for t in np.unique(ch.tid)}
+
+
+def test_data_only_keeps_data_records_instructions_and_d_side(arith, tmp_path):
+    from hwemu.cachesim import simulate
+    from hwemu.traces.fold import convert_data_only
+
+    fm = record_trace([arith], tmp_path / "f.parquet", tool="hwtrace", progress=False)
+    dm = record_trace([arith], tmp_path / "d.parquet", tool="hwtrace", progress=False, data_only=True)
+    f = TraceReader(tmp_path / "f.parquet").read_all()
+    d = TraceReader(tmp_path / "d.parquet").read_all()
+    assert dm.records_by_kind["I"] == 0 and dm.extra["data_only"] is True
+    assert "data_only" not in fm.extra
+    # the same data records, in the same order
+    fd = f.kind != 0
+    assert len(d) == int(fd.sum()) > 10_000
+    for col in ("kind", "size", "tid"):
+        assert np.array_equal(getattr(f, col)[fd], getattr(d, col))
+    assert np.count_nonzero(f.addr[fd] != d.addr) <= 8     # AT_RANDOM: see above
+    # every instruction counted, on the right record: the tool's counts equal the full trace's
+    # I records folded into the next data record
+    assert _instructions(d, dm) == _instructions(f, fm) == {0: fm.records_by_kind["I"]}
+    assert d.insts.max() >= 300_000          # the register-only loop: a count record
+    convert_data_only(tmp_path / "f.parquet", tmp_path / "c.parquet")
+    c = TraceReader(tmp_path / "c.parquet")
+    assert np.array_equal(c.read_all().insts, d.insts)
+    assert c.meta.extra["trailing_insts"] == dm.extra["trailing_insts"]
+    # and cachegrind's Ir; the same D-side counters
+    cg = _cachegrind_totals([arith], tmp_path)
+    assert _instructions(d, dm)[0] == cg["Ir"]
+    rf, rd = simulate(tmp_path / "f.parquet"), simulate(tmp_path / "d.parquet")
+    for k in ("Ir", "Dr", "D1mr", "DLmr", "Dw", "D1mw", "DLmw"):
+        assert rd[k] == rf[k], k
+    assert rd["I1mr"] == rd["ILmr"] == 0
+
+
+def test_data_only_with_lackey_folds_i_lines(arith, tmp_path):
+    record_trace([arith], tmp_path / "h.parquet", tool="hwtrace", progress=False, data_only=True)
+    meta = record_trace([arith], tmp_path / "l.parquet", tool="lackey", progress=False, data_only=True)
+    assert meta.extra["tool"] == "lackey" and meta.records_by_kind["I"] == 0
+    h = TraceReader(tmp_path / "h.parquet").read_all()
+    lk = TraceReader(tmp_path / "l.parquet").read_all()
+    assert np.array_equal(h.kind, lk.kind) and np.array_equal(h.insts, lk.insts)
+    assert meta.extra["trailing_insts"] == TraceReader(tmp_path / "h.parquet").meta.extra["trailing_insts"]
+
+
+def test_data_only_threads_keep_their_counts(threaded, tmp_path, run_cli):
+    status, out, err = run_cli("trace", "record", "--data-only", "--json", "--out", tmp_path / "t.parquet",
+                               "--", threaded)
+    assert status == 0, err
+    meta = json.loads(out[out.index("{"):])
+    assert meta["threads"] == 4 and meta["records_by_kind"]["I"] == 0
+    ch = TraceReader(tmp_path / "t.parquet").read_all()
+    cg = _cachegrind_totals([threaded], tmp_path)
+    # Valgrind's scheduling may differ between the two runs, the total barely: compare loosely
+    total = sum(_instructions(ch, TraceReader(tmp_path / "t.parquet").meta).values())
+    assert abs(total - cg["Ir"]) <= cg["Ir"] // 100
+    for tid in (1, 2, 3):
+        assert np.count_nonzero((ch.tid == tid) & (ch.kind == 2)) >= 1024
+        assert ch.insts[ch.tid == tid].sum() > 1024 * 3
+
+
+def test_convert_data_only_cli_and_bad_input(tmp_path, run_cli, capsys):
+    from hwemu.traces.format import TraceChunk, write_trace
+
+    src = tmp_path / "in.parquet"
+    # two threads, I records before, between and after the data records
+    kind = np.array([0, 0, 1, 0, 0, 2, 0, 0, 0, 3, 0], np.uint8)
+    tid = np.array([0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1], np.uint16)
+    write_trace(src, TraceChunk.from_arrays(kind, np.arange(11, dtype=np.uint64) * 64 + 4096,
+                                            np.full(11, 4, np.uint16), tid=tid), source_format="csv",
+                row_group_size=4)   # counts carried across chunks
+    status, out, err = run_cli("trace", "convert", "--data-only", "--json", src, tmp_path / "o.parquet")
+    assert status == 0, err
+    assert json.loads(out)["extra"]["trailing_insts"] == {"1": 3}
+    o = TraceReader(tmp_path / "o.parquet").read_all()
+    assert o.kind.tolist() == [1, 2, 3] and o.tid.tolist() == [0, 1, 0]
+    assert o.insts.tolist() == [1, 2, 2]       # tid 0: I L | I I M; tid 1: I I S | I I I (trailing)
+    status, out, err = run_cli("trace", "info", "--json", tmp_path / "o.parquet")
+    assert json.loads(out)["instructions"] == 8
+    for argv in (("convert", "--data-only", tmp_path / "nope.parquet", tmp_path / "x.parquet"),
+                 ("convert", "--data-only", src, tmp_path / "no-dir" / "x.parquet")):
+        status, _, err = run_cli("trace", *argv)
+        assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:
+        run_cli("trace", "convert", src, tmp_path / "x.parquet")
+    assert exc.value.code == 2 and "--data-only" in capsys.readouterr().err
+    assert not (tmp_path / "x.parquet").exists()

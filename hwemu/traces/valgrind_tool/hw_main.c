@@ -28,8 +28,22 @@
    without an 0xFE record. Guarded
    accesses whose guard is false are not executed and produce no record, as in cachegrind.
 
-   Option: --hwtrace-fd=N  file descriptor (inherited from the parent) to write the stream to.
-   The tool moves it out of the client's reach at start-up; a forked child stops writing. */
+   Data-only mode (--hwtrace-data-only=yes): no I records. The instructions are counted instead:
+   at every place where the full mode would call the I helper, the instructions of that
+   flush group are attributed to the next data event of the group (a constant passed to its
+   helper), and those after the group's last data event are added to a counter in memory by
+   inline IR (a load, an add, a store: no helper call). Since the counting happens at exactly
+   the full mode's flush points, an instruction is counted if and only if its I record would
+   have been written. A data record's info = kind | size << 8 | n << 24, where n (0..255) =
+   instructions since the previous data record of the thread, including its own; a larger
+   count goes first as a count record, kind 0xFC, addr = count (for the current thread, added
+   to its next data record). The counter is also flushed as a count record before a thread
+   switch, an exec marker and the end record, so no instruction is lost or given to another
+   thread.
+
+   Options: --hwtrace-fd=N  file descriptor (inherited from the parent) to write the stream to.
+   The tool moves it out of the client's reach at start-up; a forked child stops writing.
+   --hwtrace-data-only=yes|no  (default no) the data-only mode above. */
 
 #include "pub_tool_basics.h"
 #include "pub_tool_tooliface.h"
@@ -54,6 +68,7 @@ extern Int VG_(safe_fd) ( Int oldfd );
 #define KIND_THREAD 0xFF
 #define KIND_END    0xFE
 #define KIND_EXEC   0xFD
+#define KIND_COUNT  0xFC
 
 /* ---------------- output buffer ---------------- */
 
@@ -64,6 +79,10 @@ static Int    out_fd = -1;
 static Long   clo_fd = -1;
 static ULong  n_records = 0;
 static ThreadId cur_tid = VG_INVALID_THREADID;
+static Bool   clo_data_only = False;
+/* data-only mode: instructions of the running thread not yet given to a record (updated by
+   inline IR as well as by the helpers below) */
+static ULong  pending_insts = 0;
 
 static void flush_buf(void)
 {
@@ -118,9 +137,47 @@ static VG_REGPARM(2) void trace_modify(Addr addr, UWord size)
    emit(addr, KIND_M | ((UInt)size << 8));
 }
 
+/* ---- data-only mode ---- */
+
+static void flush_count(void)
+{
+   if (pending_insts) {
+      emit(pending_insts, KIND_COUNT);
+      pending_insts = 0;
+   }
+}
+
+static inline void emit_data(Addr addr, UWord size, UWord n, UInt kind)
+{
+   ULong c = pending_insts + n;
+   pending_insts = 0;
+   n_records++;
+   if (UNLIKELY(c > 255)) {
+      emit(c, KIND_COUNT);
+      c = 0;
+   }
+   emit(addr, kind | ((UInt)size << 8) | ((UInt)c << 24));
+}
+
+static VG_REGPARM(3) void trace_load_n(Addr addr, UWord size, UWord n)
+{
+   emit_data(addr, size, n, KIND_L);
+}
+
+static VG_REGPARM(3) void trace_store_n(Addr addr, UWord size, UWord n)
+{
+   emit_data(addr, size, n, KIND_S);
+}
+
+static VG_REGPARM(3) void trace_modify_n(Addr addr, UWord size, UWord n)
+{
+   emit_data(addr, size, n, KIND_M);
+}
+
 static void on_start_client_code(ThreadId tid, ULong blocks)
 {
    if (tid != cur_tid) {
+      flush_count();   /* the previous thread's instructions (data-only mode) */
       cur_tid = tid;
       emit(tid, KIND_THREAD);
    }
@@ -132,6 +189,7 @@ static void on_pre_syscall(ThreadId tid, UInt syscallno, UWord* args, UInt nArgs
       replaced and hw_fini never runs. Say where the trace ends, with the count so far; if
       the exec fails, tracing simply continues. */
    if (syscallno == __NR_execve || syscallno == __NR_execveat) {
+      flush_count();
       emit(n_records, KIND_EXEC);
       flush_buf();
    }
@@ -146,6 +204,7 @@ static void on_fork_child(ThreadId tid)
 {
    /* The child shares the parent's pipe: drop what the parent had buffered and stop. */
    buf_used = 0;
+   pending_insts = 0;
    if (out_fd >= 0)
       VG_(close)(out_fd);
    out_fd = -1;
@@ -184,9 +243,70 @@ static void add_call(IRSB* sbOut, const HChar* name, void* fn, IRExpr* a1, IRExp
    addStmtToIRSB(sbOut, IRStmt_Dirty(di));
 }
 
+static void add_call3(IRSB* sbOut, const HChar* name, void* fn, IRExpr* a1, Int a2, Int a3,
+                      IRExpr* guard)
+{
+   IRExpr** argv = mkIRExprVec_3(a1, mkIRExpr_HWord(a2), mkIRExpr_HWord(a3));
+   IRDirty* di = unsafeIRDirty_0_N(3, name, VG_(fnptr_to_fnentry)(fn), argv);
+   if (guard)
+      di->guard = guard;
+   addStmtToIRSB(sbOut, IRStmt_Dirty(di));
+}
+
+/* pending_insts += n, inline (data-only mode) */
+static void add_count(IRSB* sbOut, Int n)
+{
+   IRExpr* where = mkIRExpr_HWord((HWord)&pending_insts);
+   IRTemp old = newIRTemp(sbOut->tyenv, Ity_I64);
+   IRTemp new = newIRTemp(sbOut->tyenv, Ity_I64);
+   addStmtToIRSB(sbOut, IRStmt_WrTmp(old, IRExpr_Load(Iend_LE, Ity_I64, where)));
+   addStmtToIRSB(sbOut, IRStmt_WrTmp(new, IRExpr_Binop(Iop_Add64, IRExpr_RdTmp(old),
+                                                       IRExpr_Const(IRConst_U64(n)))));
+   addStmtToIRSB(sbOut, IRStmt_Store(Iend_LE, where, IRExpr_RdTmp(new)));
+}
+
+/* Data-only mode: the same flush group as flush_events, without I records. Each data event's
+   helper gets the number of instructions of the group since the previous data event; those
+   after the last one are added to pending_insts inline. */
+static void flush_events_data_only(State* s)
+{
+   Int i, n_ir = 0;
+   for (i = 0; i < s->used; i++) {
+      Event* ev = &s->events[i];
+      if (ev->tag != Ev_Ir)
+         tl_assert(ev->dsize <= 0xFFFF);
+      switch (ev->tag) {
+         case Ev_Ir:
+            n_ir++;
+            break;
+         case Ev_Dr:
+            add_call3(s->sbOut, "trace_load_n", trace_load_n, ev->ea, ev->dsize, n_ir, NULL);
+            n_ir = 0;
+            break;
+         case Ev_Dw:
+            add_call3(s->sbOut, "trace_store_n", trace_store_n, ev->ea, ev->dsize, n_ir, NULL);
+            n_ir = 0;
+            break;
+         case Ev_Dm:
+            add_call3(s->sbOut, "trace_modify_n", trace_modify_n, ev->ea, ev->dsize, n_ir, NULL);
+            n_ir = 0;
+            break;
+         default:
+            tl_assert(0);
+      }
+   }
+   if (n_ir)
+      add_count(s->sbOut, n_ir);
+   s->used = 0;
+}
+
 static void flush_events(State* s)
 {
    Int i;
+   if (clo_data_only) {
+      flush_events_data_only(s);
+      return;
+   }
    for (i = 0; i < s->used; i++) {
       Event* ev = &s->events[i];
       switch (ev->tag) {
@@ -261,6 +381,14 @@ static void add_D_guarded(State* s, Int size, IRAtom* ea, IRAtom* guard, Bool is
    tl_assert(guard && isIRAtom(guard));
    tl_assert(size >= 1);
    flush_events(s);
+   if (clo_data_only) {
+      tl_assert(size <= 0xFFFF);
+      if (isWrite)
+         add_call3(s->sbOut, "trace_store_n", trace_store_n, ea, size, 0, guard);
+      else
+         add_call3(s->sbOut, "trace_load_n", trace_load_n, ea, size, 0, guard);
+      return;
+   }
    if (isWrite)
       add_call(s->sbOut, "trace_store", trace_store, ea, mkIRExpr_HWord(size), guard);
    else
@@ -399,6 +527,7 @@ static IRSB* hw_instrument(VgCallbackClosure* closure, IRSB* sbIn,
 static Bool hw_process_cmd_line_option(const HChar* arg)
 {
    if VG_INT_CLO(arg, "--hwtrace-fd", clo_fd) {}
+   else if VG_BOOL_CLO(arg, "--hwtrace-data-only", clo_data_only) {}
    else
       return False;
    return True;
@@ -407,6 +536,7 @@ static Bool hw_process_cmd_line_option(const HChar* arg)
 static void hw_print_usage(void)
 {
    VG_(printf)("    --hwtrace-fd=<n>          write the binary trace to file descriptor n\n");
+   VG_(printf)("    --hwtrace-data-only=no|yes  data records only, with instruction counts [no]\n");
 }
 
 static void hw_print_debug_usage(void)
@@ -431,6 +561,7 @@ static void hw_post_clo_init(void)
 
 static void hw_fini(Int exitcode)
 {
+   flush_count();
    emit(n_records, KIND_END);
    flush_buf();
    if (out_fd >= 0)
