@@ -11,7 +11,7 @@ over the footprint, ``--threads`` threads, same seed), cached in --workdir. Each
 - ``machine``: no OS model (first touch served in the replay loop);
 - ``first-touch``: the OS model with ``--policy first-touch``;
 - ``autonuma``: the OS model with ``--policy autonuma --param scan_delay=100us --param
-  scan_period_min=100us --param scan_size=64MiB`` (as benchmarks/bench_faults.py).
+  scan_period_min=100us --param scan_size=64MiB`` (the modes of benchmarks/bench_faults.py).
 
 Reported per (footprint, mode): wall and CPU seconds (user + system of the child), accesses/s
 of wall and of CPU time, faults by kind, and the child's peak resident set size (``ru_maxrss``).
@@ -30,26 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-MODES = {
-    "machine": [],
-    "first-touch": ["--policy", "first-touch"],
-    "autonuma": ["--policy", "autonuma", "--param", "scan_delay=100us",
-                 "--param", "scan_period_min=100us", "--param", "scan_size=64MiB"],
-}
-
-
-def hwemu(*args) -> list[str]:
-    return [sys.executable, "-c", "import sys; from hwemu.cli import main; sys.exit(main())",
-            *args]
-
-
-def trace(workdir: Path, records: str, footprint: str, threads: int) -> Path:
-    p = workdir / f"random-{records}-{footprint}-t{threads}.parquet"
-    if not p.exists():
-        subprocess.run(hwemu("trace", "synth", "random", "--records", records, "--footprint",
-                             footprint, "--threads", str(threads), "--out", str(p)),
-                       check=True, stdout=subprocess.DEVNULL)
-    return p
+# the modes, the child command and the cached traces are bench_faults.py's
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_faults import MODES, hwemu, trace  # noqa: E402
 
 
 def run(machine: str, path: Path, mode: str) -> dict:
