@@ -31,12 +31,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-
-from hwemu.errors import HwemuError
-from hwemu.machine.config import MachineConfig
 from numba import njit
 
 from hwemu.cachesim.setassoc import MESI_M, MESI_S, install, set_row, victim_in_row
+from hwemu.errors import HwemuError
+from hwemu.machine.config import MachineConfig
 from hwemu.machine.core import KIND_NT
 from hwemu.machine.dram import DC_READS, DC_WRITES
 from hwemu.machine.hierarchy import C_PPI
