@@ -81,7 +81,8 @@ def register(sub) -> None:
         epilog="examples:\n  hwemu mlc --machine skx-2s --idle-latency\n"
                "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 1 --json\n"
                "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 0 "
-               "--plot curve.png",
+               "--plot curve.png\n"
+               "  hwemu mlc --machine skx-2s --loaded-latency --read-write W5 --delays 200,50,0",
         formatter_class=_FMT)
     pm.add_argument("--machine", "-m", required=True, help="preset name or machine TOML file")
     g = pm.add_mutually_exclusive_group(required=True)
