@@ -85,7 +85,8 @@ def register(sub) -> None:
         epilog="examples:\n  hwemu mlc --machine skx-2s --idle-latency\n"
                "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 1 --json\n"
                "  hwemu mlc --machine skx-2s --loaded-latency --cpu-node 0 --mem-node 0 "
-               "--plot curve.png",
+               "--plot curve.png\n"
+               "  hwemu mlc --machine skx-2s --loaded-latency --read-write W5 --delays 200,50,0",
         formatter_class=_FMT)
     pm.add_argument("--machine", "-m", required=True, help="preset name or machine TOML file")
     g = pm.add_mutually_exclusive_group(required=True)
@@ -95,6 +96,13 @@ def register(sub) -> None:
     pm.add_argument("--mem-node", type=int, default=0, help="node whose memory is read (default 0)")
     pm.add_argument("--delays", help="comma-separated delays in core cycles (default "
                     "0,2,5,10,15,20,30,50,100,200,400,1000,3000,9000)")
+    pm.add_argument("--read-write", metavar="RATIO",
+                    help="with --loaded-latency: traffic of the streaming CPUs as Intel MLC's -W "
+                         "modes: R all reads (default), W2 (or 2:1) 2 reads : 1 write, W3 (3:1), "
+                         "W4 (3:2), W5 (1:1), W6 (0:1) non-temporal writes only, W7 2:1, W8 1:1 "
+                         "and W9 3:1 reads : non-temporal writes, W10 stream-triad-like 2:1 "
+                         "with non-temporal writes, W11 triad-like 3:1, W12 4:1; bandwidth is "
+                         "then reads + writes")
     pm.add_argument("--plot", metavar="PNG", help="also draw the loaded-latency curve to PNG")
     pm.add_argument("--json", action="store_true", help="print JSON")
     pm.set_defaults(func=_cmd_mlc)
@@ -299,6 +307,11 @@ def _cmd_mlc(args) -> int:
 
     from hwemu.fileio import check_writable
 
+    rw = None
+    if args.read_write is not None:
+        if args.idle_latency:
+            raise HwemuError("--read-write: only with --loaded-latency")
+        rw = mlc.rw_mode(args.read_write)
     if args.plot and not args.idle_latency:
         check_writable(args.plot, "--plot")
     cfg = load_machine(args.machine)
@@ -324,20 +337,37 @@ def _cmd_mlc(args) -> int:
             raise HwemuError("--delays: need at least one delay, none negative")
     mlc._check_nodes(cfg, args.cpu_node, args.mem_node)
     pts = mlc.loaded_latency(cfg, args.cpu_node, args.mem_node, delays,
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), read_write=rw)
     if args.plot:
         from hwemu.machine.plots import plot_loaded
 
-        plot_loaded(args.plot, {f"{cfg.name} node{args.cpu_node}->node{args.mem_node}": pts})
+        label = f"{cfg.name} node{args.cpu_node}->node{args.mem_node}"
+        if rw is not None:
+            label += f", {rw} ({mlc.RW_MODES[rw][0]})"
+        plot_loaded(args.plot, {label: pts},
+                    xlabel=None if rw is None else "bandwidth, reads + writes (GB/s)")
     if args.json:
-        print_json({"machine": cfg.name, "cpu_node": args.cpu_node, "mem_node": args.mem_node,
-                    "points": [{"delay_cycles": p["delay_cycles"], "bandwidth_gbs": p["bandwidth_gbs"],
-                                "latency_ns": p["latency_ns"]} for p in pts]})
+        keys = ("delay_cycles", "bandwidth_gbs", "latency_ns")
+        if rw is not None:
+            keys += ("read_gbs", "write_gbs")
+        out = {"machine": cfg.name, "cpu_node": args.cpu_node, "mem_node": args.mem_node}
+        if rw is not None:
+            out["read_write"] = rw
+        out["points"] = [{k: p[k] for k in keys} for p in pts]
+        print_json(out)
         return 0
-    print(f"loaded latency on {cfg.name}: CPUs of node {args.cpu_node} reading node {args.mem_node}")
-    print(f"{'delay(cyc)':>10} {'bandwidth(GB/s)':>16} {'latency(ns)':>12}")
+    if rw is None:
+        print(f"loaded latency on {cfg.name}: CPUs of node {args.cpu_node} reading node {args.mem_node}")
+        print(f"{'delay(cyc)':>10} {'bandwidth(GB/s)':>16} {'latency(ns)':>12}")
+        for p in pts:
+            print(f"{p['delay_cycles']:>10} {p['bandwidth_gbs']:>16.2f} {p['latency_ns']:>12.1f}")
+        return 0
+    print(f"loaded latency on {cfg.name}: CPUs of node {args.cpu_node} to node {args.mem_node}, "
+          f"{rw}: {mlc.RW_MODES[rw][0]}")
+    print(f"{'delay(cyc)':>10} {'bandwidth(GB/s)':>16} {'reads':>8} {'writes':>8} {'latency(ns)':>12}")
     for p in pts:
-        print(f"{p['delay_cycles']:>10} {p['bandwidth_gbs']:>16.2f} {p['latency_ns']:>12.1f}")
+        print(f"{p['delay_cycles']:>10} {p['bandwidth_gbs']:>16.2f} {p['read_gbs']:>8.2f} "
+              f"{p['write_gbs']:>8.2f} {p['latency_ns']:>12.1f}")
     return 0
 
 

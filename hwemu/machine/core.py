@@ -51,7 +51,7 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import access_below_l1
+from hwemu.machine.hierarchy import access_below_l1, nt_store
 from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, ht_insert,
                                      vkey)
@@ -62,6 +62,9 @@ from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
                                   R_STARVED)
 
+#: Record kind of a non-temporal (streaming) store of a whole line. Only the load generators of
+#: ``hwemu mlc --read-write`` make such records; trace files hold kinds 0-3 (I, L, S, M).
+KIND_NT = 4
 
 HIST_FINE_BINS, HIST_FINE_PS = 1024, 250
 HIST_COARSE_BINS, HIST_COARSE_PS = 3072, 4000
@@ -251,6 +254,29 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
         else:
             pa = (pte & ~np.int64(0xFFF)) | (va & 0xFFF)
         line = pa >> 6
+        if k == KIND_NT:
+            # non-temporal store: a fill buffer (as write-combining buffer) until the home has
+            # accepted the line (hierarchy.nt_store); no read for ownership, nothing waits
+            slot = 0
+            sd = th_odone[th, 0]
+            for j in range(1, lfb):
+                if th_odone[th, j] < sd:
+                    sd = th_odone[th, j]
+                    slot = j
+            if sd > clock + S.th_txd[th]:
+                clock = sd - S.th_txd[th]
+                th_clock[th] = clock
+                if clock > horizon:
+                    continue
+            th_odone[th, slot] = nt_store(R, cpu, node, line, clock + S.th_txd[th])
+            th_oinst[th, slot] = NEVER
+            lat = S.th_txd[th]
+            th_pend[th] = 0
+            th_pos[th] += 1
+            S.th_acc[th] += 1
+            S.th_lat_sum[th] += lat
+            hist[hist_bin(lat)] += 1
+            continue
         # L1 lookup of the first line (no side effects yet). The same probe is repeated for the
         # second line of a straddling access below; it is written out twice on purpose: an
         # inlined helper returning a tuple measured ~18% slower replay (bench_replay.py).

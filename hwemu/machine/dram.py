@@ -596,3 +596,25 @@ def dram_access(p, node, line, t, is_write,
         _drain(p, node, xc, keep, t, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
                chan_bus, x, cnt)
     return t
+
+
+@njit(cache=True, _nrt=False)
+def write_room(p, node, line, t, bank_wr_end):
+    """When a write of node-local ``line`` arriving at ``t`` finds room in its channel's write
+    queue: a queue of ``write_queue`` entries holds the writes whose bursts are still ahead,
+    so a write waits until the latest booked write burst of the channel (``bank_wr_end`` of
+    its banks) is no more than a full queue (``write_queue`` bursts) ahead. Only streaming
+    (non-temporal) stores use it; writebacks of evicted lines are paced by the fills that
+    evict them. Reads nothing but ``bank_wr_end``; changes nothing."""
+    wq = p[node, DP_WQ]
+    if wq == 0:
+        return t
+    ch = map_line(p, node, line)[0]
+    nb = p[node, DP_RANKS] * p[node, DP_BANKS]
+    b0 = p[node, DP_BANK_BASE] + ch * nb
+    last = np.int64(LONG_AGO)
+    for b in range(b0, b0 + nb):
+        if bank_wr_end[b] > last:
+            last = bank_wr_end[b]
+    room = last - wq * p[node, DP_TBURST]
+    return room if room > t else t

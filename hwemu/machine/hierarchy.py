@@ -65,7 +65,7 @@ from hwemu.cachesim.setassoc import MESI_S as ST_S
 from hwemu.cachesim.setassoc import P_ASSOC, P_SETS
 from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_coh, set_row,
                                      touch_line, victim_in_row)
-from hwemu.machine.dram import dram_access
+from hwemu.machine.dram import dram_access, write_room
 from hwemu.machine.interconnect import traverse
 from hwemu.machine.stateref import prefetch, state_ref
 from hwemu.machine.layout import (C_CPS, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_MESH,
@@ -765,6 +765,26 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry):
     if S.cfg[C_PF_ON] != 0:
         stream_train(S, cpu, node, line, t)
     return done, where
+
+
+@njit(cache=True, _nrt=False)
+def nt_store(S, cpu, node, line, t):
+    """A non-temporal (streaming) store of the whole ``line`` (home ``node``) issued at ``t``,
+    as ``movnt`` stores that fill a write-combining buffer: no read for ownership. Every cached
+    copy is invalidated (a modified one is overwritten, so it is not written back) and the line
+    goes to its home memory as a posted write, once the channel's write queue has room
+    (:func:`hwemu.machine.dram.write_room`). Returns when the core's buffer is free again: the
+    home has accepted the write and acknowledged it."""
+    sock = cpu // S.cfg[C_CPS]
+    my_node = S.socket_node[sock]
+    for s in range(S.cfg[C_SOCKETS]):
+        socket_probe(S, s, line, True, node, t)
+    local = line - (S.node_base[node] >> 6)
+    mc = S.dram_p[node, DP_MC_LAT]
+    t1 = send(S, my_node, node, t + S.cfg[C_LLC_LAT], 64) + mc
+    t1 = write_room(S.dram_p, node, local, t1, S.bank_wr_end)
+    dram(S, node, local, t1, True)
+    return send(S, node, my_node, t1 + mc, 0)
 
 
 @njit(cache=True, _nrt=False)

@@ -8,9 +8,12 @@ from hwemu.errors import HwemuError
 from hwemu.fileio import atomic_path
 
 
-def plot_loaded(path, curves: dict, published: dict | None = None, title: str | None = None) -> None:
+def plot_loaded(path, curves: dict, published: dict | None = None, title: str | None = None,
+                xlabel: str | None = None, measured: dict | None = None) -> None:
     """Draw loaded-latency curves (label -> points with bandwidth_gbs, latency_ns) to a PNG.
-    ``published`` maps a label to (saturation bandwidth GB/s, idle latency ns) markers."""
+    ``published`` maps a label to (saturation bandwidth GB/s, idle latency ns) markers;
+    ``measured`` maps a label to a published measured curve, a list of (GB/s, ns) pairs,
+    drawn dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,12 +27,15 @@ def plot_loaded(path, curves: dict, published: dict | None = None, title: str | 
         # in measurement order (decreasing delay), so the curve runs from idle to saturation
         ax.plot([p["bandwidth_gbs"] for p in pts], [p["latency_ns"] for p in pts], "o-",
                 label=label, markersize=3)
+    for label, pairs in (measured or {}).items():
+        ax.plot([b for b, _ in pairs], [n for _, n in pairs], "x--", label=label, markersize=3,
+                linewidth=1)
     for label, (bw, lat) in (published or {}).items():
         if bw:
             ax.axvline(bw, linestyle=":", color="grey")
         ax.axhline(lat, linestyle=":", color="lightgrey")
         ax.annotate(label, (bw or 0, lat), textcoords="offset points", xytext=(3, 5), fontsize=7)
-    ax.set_xlabel("read bandwidth (GB/s)")
+    ax.set_xlabel(xlabel or "read bandwidth (GB/s)")
     ax.set_ylabel("probe load latency (ns)")
     ax.set_title(title or "loaded latency (measured through the model)")
     ax.grid(True, alpha=0.3)
