@@ -10,6 +10,30 @@ from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.layout import C_CPS, C_LLC_LAT, C_SOCKETS
 
 
+@njit(cache=True, _nrt=False)
+def coherent_read(S, my, home, line, t):
+    """A read of ``line`` (home node ``home``) at ``t`` on behalf of node ``my`` that leaves no
+    copy cached: a modified copy comes from the cache holding it, every cached copy is
+    invalidated, else the line comes from memory. Returns when the data arrives."""
+    tr = np.int64(-1)
+    for s in range(S.cfg[C_SOCKETS]):
+        present, dirty = socket_probe(S, s, line, True, home, t)
+        if dirty:
+            tr = send(S, S.socket_node[s], my, t + S.cfg[C_LLC_LAT], 64)
+    if tr < 0:
+        tr = mem_read(S, my, home, line, t)
+    return tr
+
+
+@njit(cache=True, _nrt=False)
+def coherent_write(S, my, home, line, t):
+    """A whole-line write of ``line`` at ``t`` from node ``my``: every cached copy is dropped,
+    the line goes to memory (posted). Returns when the write has completed."""
+    for s in range(S.cfg[C_SOCKETS]):
+        socket_probe(S, s, line, True, home, t)
+    return mem_write(S, my, home, line, t)
+
+
 @njit(cache=True)
 def copy_lines(S0, cpu, src_pa, dst_pa, nbytes, t0, window):
     """Copy ``nbytes`` (whole lines) from ``src_pa`` to ``dst_pa`` as ``cpu`` would with
@@ -33,19 +57,8 @@ def copy_lines(S0, cpu, src_pa, dst_pa, nbytes, t0, window):
         for q in range(1, window):
             if slots[q] < slots[j]:
                 j = q
-        t = slots[j]
-        sl = sl0 + i
-        dl = dl0 + i
-        tr = np.int64(-1)
-        for s in range(S.cfg[C_SOCKETS]):
-            present, dirty = socket_probe(S, s, sl, True, sn, t)
-            if dirty:
-                tr = send(S, S.socket_node[s], my, t + S.cfg[C_LLC_LAT], 64)
-        if tr < 0:
-            tr = mem_read(S, my, sn, sl, t)
-        for s in range(S.cfg[C_SOCKETS]):
-            socket_probe(S, s, dl, True, dn, tr)
-        tw = mem_write(S, my, dn, dl, tr)
+        tr = coherent_read(S, my, sn, sl0 + i, slots[j])
+        tw = coherent_write(S, my, dn, dl0 + i, tr)
         slots[j] = tw
         if tw > end:
             end = tw
@@ -66,20 +79,10 @@ def engine_lines(S0, socket, pa, nlines, t0, step, is_write, out):
     home = node_of_line(S, l0)
     for i in range(nlines):
         t = t0 + i * step
-        ln = l0 + i
         if is_write:
-            for s in range(S.cfg[C_SOCKETS]):
-                socket_probe(S, s, ln, True, home, t)
-            out[i] = mem_write(S, my, home, ln, t)
+            out[i] = coherent_write(S, my, home, l0 + i, t)
         else:
-            tr = np.int64(-1)
-            for s in range(S.cfg[C_SOCKETS]):
-                present, dirty = socket_probe(S, s, ln, True, home, t)
-                if dirty:
-                    tr = send(S, S.socket_node[s], my, t + S.cfg[C_LLC_LAT], 64)
-            if tr < 0:
-                tr = mem_read(S, my, home, ln, t)
-            out[i] = tr
+            out[i] = coherent_read(S, my, home, l0 + i, t)
 
 
 @njit(cache=True)
