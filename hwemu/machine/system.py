@@ -76,6 +76,7 @@ class Machine:
         self._tables = None
         self._fast = False
         self._stops = {}
+        self._first_touch = False       # first_touch_in_loop
         if cpus is not None:
             cpus = list(cpus)
             if len(cpus) < self.threads:
@@ -138,6 +139,7 @@ class Machine:
         (``S.ft_next``) of the faulting CPU's node. The loop still returns a fault when that
         node is full. Only ``replay.FirstTouch`` turns this on; with the OS model every fault
         goes to the OS."""
+        self._first_touch = bool(on)
         self.S.ft_ctl[FT_ON] = 1 if on else 0
 
     def set_pte(self, pid: int, vaddr: int, pte: int) -> None:
@@ -367,11 +369,10 @@ class Machine:
         if self._chunk is None:
             return _CHUNK_DONE
         stop = NEVER if stop_ps is None else int(stop_ps)
-        ft = self.S.ft_ctl
-        if ft[FT_ON]:
+        if self._first_touch:
             # the page-table inserts the loop may make before the 4 KiB table must grow
             t4 = self.pt.t4
-            ft[FT_BUDGET] = t4.keys.shape[0] // 2 - t4.used - 1
+            self.S.ft_ctl[FT_BUDGET] = t4.keys.shape[0] // 2 - t4.used - 1
         if self._fast:
             r = replay_handle(self._handle(), stop)
         else:
@@ -379,10 +380,12 @@ class Machine:
             t = self.pt
             r = replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
                          insts, order, stop, self._out)
-        if ft[FT_ON]:
-            self.pt.t4.used += int(ft[FT_NEW_SLOTS])
-            self.pt.t4.live += int(ft[FT_MAPPED])
-            ft[FT_NEW_SLOTS] = ft[FT_MAPPED] = 0
+        if self._first_touch:
+            ft = self.S.ft_ctl
+            if ft[FT_MAPPED]:
+                self.pt.t4.used += int(ft[FT_NEW_SLOTS])
+                self.pt.t4.live += int(ft[FT_MAPPED])
+                ft[FT_NEW_SLOTS] = ft[FT_MAPPED] = 0
         o = self._out
         if r == R_CHUNK_DONE:
             self._chunk = None
