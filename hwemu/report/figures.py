@@ -200,8 +200,25 @@ def headline_figure(cells, title: str, labels: list[str]) -> bytes:
         return _png(fig)
 
 
+def same_timelines(cells, labels: list[str]) -> list[tuple[int, list[str]]]:
+    """The cells to draw as latency lines: (index of the first cell, labels of every cell with
+    the same latency over time). Runs that behave alike (a policy that did nothing and the
+    baseline) would otherwise hide each other."""
+    lines: dict[bytes, tuple[int, list[str]]] = {}
+    for i, (cell, label) in enumerate(zip(cells, labels)):
+        tl = cell.timeline.sort_values("time_ns", kind="stable")
+        key = (tl["time_ns"].to_numpy(dtype=float).tobytes() + b"|"
+               + tl["mean_latency_ns"].to_numpy(dtype=float).tobytes())
+        if key in lines:
+            lines[key][1].append(label)
+        else:
+            lines[key] = (i, [label])
+    return list(lines.values())
+
+
 def latency_figure(cells, title: str, labels: list[str]) -> bytes:
-    """Mean latency per time window, one line per cell; below it, when there are migrations,
+    """Mean latency per time window, one line per cell (cells with identical timelines share
+    one line, labelled with all their names); below it, when there are migrations,
     a strip with one row per migrating cell and a tick at each migration event. Short spikes
     (migration stalls) are clipped so the steady state stays readable: the y axis ends at
     1.2 x the 99th percentile of all windows, and a note gives the highest clipped peak."""
@@ -222,12 +239,13 @@ def latency_figure(cells, title: str, labels: list[str]) -> bytes:
             fig, ax = plt.subplots(figsize=(9.0, 4.2), layout="constrained")
             ev = None
         all_lat = []
-        for cell, label, color, style in zip(cells, labels, colors, styles):
-            tl = cell.timeline.sort_values("time_ns", kind="stable")
+        for i, names in same_timelines(cells, labels):
+            tl = cells[i].timeline.sort_values("time_ns", kind="stable")
             t_us = tl["time_ns"].to_numpy(dtype=float) / 1e3
             lat = tl["mean_latency_ns"].to_numpy(dtype=float)
             all_lat.append(lat[np.isfinite(lat)])
-            ax.plot(t_us, lat, color=color, linestyle=style, linewidth=1.2, label=label)
+            ax.plot(t_us, lat, color=colors[i], linestyle=styles[i], linewidth=1.2,
+                    label=" = ".join(names))
         lat = np.concatenate(all_lat) if all_lat else np.zeros(0)
         if len(lat):
             top = 1.2 * float(np.percentile(lat, 99))

@@ -37,7 +37,8 @@ FIG_KINDS = (
      "cheaper); the label gives the pages migrated and the runtime against the baseline "
      "(×1.25: a quarter longer)."),
     ("latency", figures.latency_figure,
-     "Mean access latency per time window; below, a tick per migration event."),
+     "Mean access latency per time window; below, a tick per migration event. Runs whose "
+     "latency over time is identical are drawn as one line (labels joined by '=')."),
     ("placement", figures.placement_figure,
      "Resident pages per NUMA node over time (stacked), one panel per policy. Each page "
      "counts once: a page being migrated is shown as in flight (hatched), not on both nodes."),
@@ -104,6 +105,9 @@ def write_report(out: str | Path, cells: list[CellData], title: str = "hwemu pol
         figs = []
         for kind, fn, caption in FIG_KINDS:
             png = fn(members, title_tm, labels)
+            if kind == "latency" and not any(len(c.migrations) for c in members):
+                caption = caption.replace("; below, a tick per migration event",
+                                          " (no page migrations in these runs)")
             name = f"{kind}-{stem}.png"
             with atomic_path(out / "figures" / name) as tmp:
                 tmp.write_bytes(png)

@@ -281,3 +281,14 @@ def test_one_colour_per_policy_everywhere_and_named_nodes():
     assert policy_color("my-own") == policy_color("my-own")            # stable for any name
     cell = SimpleNamespace(spec=SimpleNamespace(machine="skx-2s-cxl"))
     assert node_labels([cell], [0, 2]) == {0: "node 0 (socket 0)", 2: "node 2 (CXL)"}
+
+
+def test_identical_runs_share_one_latency_line():
+    """Runs with the same latency over time (here: two cells of one policy and seed) are one
+    line labelled with both names, not two lines hiding each other."""
+    from hwemu.report.figures import latency_figure, same_timelines
+
+    cells = [cell("none"), cell("autonuma"), cell("none", params={"other": 1})]
+    got = same_timelines(cells, ["none", "autonuma", "none b"])
+    assert got == [(0, ["none", "none b"]), (1, ["autonuma"])]
+    assert latency_figure(cells, "t", ["none", "autonuma", "none b"])[:4] == b"\x89PNG"
