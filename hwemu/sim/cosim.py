@@ -270,8 +270,12 @@ class CoSim(StopHandler):
 
         # -- records ---------------------------------------------------------------------------
         self.mig_rows: list[tuple] = []
-        self.win_rows: list[tuple] = []
-        self.place_rows: list[tuple] = []
+        # one row per timeline window (and per node for placement), as flat int64 columns: a
+        # run of seconds has hundreds of thousands of 10 us windows, and a tuple of Python ints
+        # per row took gigabytes (window end ps, accesses, latency sum ps; window end ps, node,
+        # resident pages, pages in flight, frames)
+        self.win_rows = _Rows(3)
+        self.place_rows = _Rows(5)
         self.numa_maps: list[dict] = []
         self._log_seen = 0
         self._busy_seen = list(self.engine.cpus.busy_ps)
@@ -728,10 +732,15 @@ class CoSim(StopHandler):
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 st.add(f"policy.{self.policy.name}.params", name, v, "param")
 
-        timeline = pd.DataFrame(
-            [(t / 1000, a, (l / a / 1000) if a else float("nan")) for t, a, l in self.win_rows],
-            columns=["time_ns", "accesses", "mean_latency_ns"])
-        placement = pd.DataFrame([(t / 1000, n, p, f, fr) for t, n, p, f, fr in self.place_rows],
+        w = self.win_rows.array()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(w[:, 1] > 0, w[:, 2] / w[:, 1] / 1000, np.nan)
+        timeline = pd.DataFrame({"time_ns": w[:, 0] / 1000, "accesses": w[:, 1],
+                                 "mean_latency_ns": mean} if len(w) else [],
+                                columns=["time_ns", "accesses", "mean_latency_ns"])
+        pl = self.place_rows.array()
+        placement = pd.DataFrame({"time_ns": pl[:, 0] / 1000, "node": pl[:, 1], "pages": pl[:, 2],
+                                  "in_flight": pl[:, 3], "frames": pl[:, 4]} if len(pl) else [],
                                  columns=["time_ns", "node", "pages", "in_flight", "frames"])
         mig = pd.DataFrame(self.mig_rows, columns=["t_ps", "pages", "bytes", "duration_ps", "kind"])
         # also the schedule's syscalls
@@ -753,6 +762,28 @@ class CoSim(StopHandler):
                            list(self.run_log.log), m, k)
 
 
+class _Rows:
+    """Rows of ``width`` int64 values appended one by one, kept flat (``array('q')``)."""
+
+    __slots__ = ("width", "_a")
+
+    def __init__(self, width: int):
+        from array import array
+
+        self.width = width
+        self._a = array("q")
+
+    def append(self, row) -> None:
+        self._a.extend(row)
+
+    def __len__(self) -> int:
+        return len(self._a) // self.width
+
+    def array(self) -> np.ndarray:
+        """A copy as an (n, width) int64 array."""
+        return np.array(self._a, dtype=np.int64).reshape(-1, self.width)
+
+
 def _migration_frame(mig, sys_rows, kernel, win_rows, window_ps):
     """One row per migration (policy batches, hinting-fault migrations, schedule syscalls),
     with the mean access latency in the windows before it started and after it ended."""
@@ -766,9 +797,8 @@ def _migration_frame(mig, sys_rows, kernel, win_rows, window_ps):
         # pages: base pages migrated while the call ran (by it, or concurrently by others)
         rows.append((at, pages, pages * 4096, elapsed, action))
     rows.sort(key=lambda r: (r[0], r[4]))
-    t_end = np.array([w[0] for w in win_rows], np.int64)
-    acc = np.array([w[1] for w in win_rows], np.int64)
-    lat = np.array([w[2] for w in win_rows], np.int64)
+    w = win_rows.array()
+    t_end, acc, lat = w[:, 0], w[:, 1], w[:, 2]
     span = 5
     out = []
     for t, pages, nbytes, dur, kind in rows:
