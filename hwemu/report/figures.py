@@ -173,6 +173,16 @@ def headline_figure(cells, title: str, labels: list[str]) -> bytes:
             if math.isfinite(r["speedup"]) and r["speedup"] > 0:
                 what.append(f"runtime ×{1 / r['speedup']:.2f}")     # as the summary says it
             right = gx > min(xs) + 0.7 * xspan
+
+            def covers(side_right: bool) -> bool:
+                """Whether the label on that side would cover another policy's point (the
+                text runs about a quarter of the axis width from its point)."""
+                x0, x1 = (gx - 0.27 * xspan, gx) if side_right else (gx, gx + 0.27 * xspan)
+                return any(x0 <= ox <= x1 and (ox, oy) != (gx, gy)
+                           and abs(oy - gy) * pt_per_y < 16 for ox, oy in groups)
+
+            if covers(right) and not covers(not right):
+                right = not right
             # a label that would overlap one already placed nearby (two lines of 8 pt text)
             # moves down below it
             y_pt = gy * pt_per_y
