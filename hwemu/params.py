@@ -108,15 +108,11 @@ class Param:
             if not isinstance(raw, dict):
                 raise HwemuError(f"{where}: expected a table")
             value = raw
-        elif kind == "intlist":
+        elif kind in ("intlist", "nodelist"):
             if not (isinstance(raw, list) and all(isinstance(x, int) and not isinstance(x, bool)
                                                   for x in raw)):
-                raise HwemuError(f"{where}: expected a list of integers, got {raw!r}")
-            value = raw
-        elif kind == "nodelist":
-            if not (isinstance(raw, list) and all(isinstance(x, int) and not isinstance(x, bool)
-                                                  for x in raw)):
-                raise HwemuError(f"{where}: expected a list of node ids, got {raw!r}")
+                what = "integers" if kind == "intlist" else "node ids"
+                raise HwemuError(f"{where}: expected a list of {what}, got {raw!r}")
             value = raw
         else:
             value = self.parse(raw, where)

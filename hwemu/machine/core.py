@@ -12,8 +12,8 @@ Timing of one record of a thread:
   ago, the clock waits for it to complete;
 - translation (TLBs, page walk); a PTE that is not present, a migration entry or prot-none
   stops the loop with a fault reason (the record is retried after the OS has handled it; the
-  fault costs ``fault_cost``). Without the OS model (``ft_ctl[FT_ON]``, set by
-  ``replay.FirstTouch``) a not-present fault is served in the loop by :func:`_first_touch`
+  fault costs ``fault_cost``). Without the OS model (``ft_ctl[FT_BUDGET]`` > 0, set by
+  ``Machine.run`` when ``replay.FirstTouch`` asked for it) a not-present fault is served in the loop by :func:`_first_touch`
   while the node has frames and the page table room;
 - an L1 hit costs nothing on the clock (load-to-use is hidden by out-of-order execution) but
   its latency is recorded;
@@ -57,7 +57,7 @@ from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_P
                                      vkey)
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
-                                  FT_MAPPED, FT_NEW_SLOTS, FT_ON, K_L1D_HIT,
+                                  FT_MAPPED, FT_NEW_SLOTS, K_L1D_HIT,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
                                   R_STARVED)
@@ -95,6 +95,19 @@ def hist_bin(lat):
     return b
 
 
+@njit(cache=True, inline="always")
+def free_fill_buffer(th_odone, th, lfb):
+    """The line-fill buffer of thread ``th`` that frees first (the earliest completion time;
+    the lowest index on a tie)."""
+    slot = 0
+    sd = th_odone[th, 0]
+    for j in range(1, lfb):
+        if th_odone[th, j] < sd:
+            sd = th_odone[th, j]
+            slot = j
+    return slot
+
+
 @njit(cache=True, _nrt=False)
 def _first_touch(S, k4, v4, th, cpu, va):
     """Machine-only first touch inside the loop: map the 4 KiB page of ``va`` to the next free
@@ -102,9 +115,7 @@ def _first_touch(S, k4, v4, th, cpu, va):
     Python (same frame, same PTE, translations not yet issued redone). False when the loop
     must return the fault instead: the node is full (Python walks the fallback order) or the
     page table has no room left without growing (Python grows it)."""
-    ctl = S.ft_ctl
-    if ctl[FT_BUDGET] <= 0:
-        return False
+    ctl = S.ft_ctl              # the caller checked that FT_BUDGET leaves room
     node = S.socket_node[cpu // S.cfg[C_CPS]]
     frame = S.ft_next[node]
     if frame >= S.node_size[node] >> 12:
@@ -232,7 +243,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 th_clock[th] = clock + S.cfg[C_FAULT]
                 fk = 0 if st == PTE_NOT_PRESENT else st - 1
                 S.faults[th, fk] += 1
-                if st == PTE_NOT_PRESENT and S.ft_ctl[FT_ON] != 0 and \
+                if st == PTE_NOT_PRESENT and S.ft_ctl[FT_BUDGET] > 0 and \
                         _first_touch(R, k4, v4, th, cpu, va):
                     continue
                 out[O_REASON] = R_FAULT
@@ -257,12 +268,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
         if k == KIND_NT:
             # non-temporal store: a fill buffer (as write-combining buffer) until the home has
             # accepted the line (hierarchy.nt_store); no read for ownership, nothing waits
-            slot = 0
-            sd = th_odone[th, 0]
-            for j in range(1, lfb):
-                if th_odone[th, j] < sd:
-                    sd = th_odone[th, j]
-                    slot = j
+            slot = free_fill_buffer(th_odone, th, lfb)
+            sd = th_odone[th, slot]
             if sd > clock + S.th_txd[th]:
                 clock = sd - S.th_txd[th]
                 th_clock[th] = clock
@@ -287,12 +294,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
             w1 = find_in_row(l1d, set_row(l1d, cpu, line), line)
             hit = w1 >= 0 and (not is_write or l1d_coh[w1] >= ST_E)
         # a miss needs a free line-fill buffer; if none is free the core waits
-        slot = 0
-        sd = th_odone[th, 0]
-        for j in range(1, lfb):
-            if th_odone[th, j] < sd:
-                sd = th_odone[th, j]
-                slot = j
+        slot = free_fill_buffer(th_odone, th, lfb)
+        sd = th_odone[th, slot]
         if not hit and sd > clock + S.th_txd[th]:
             clock = sd - S.th_txd[th]
             th_clock[th] = clock
@@ -333,12 +336,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 hit_all = False
                 ccnt[cpu, K_L1I_MISS if is_ifetch else K_L1D_MISS] += 1
                 if ln > 0:
-                    slot = 0
-                    sd = th_odone[th, 0]
-                    for j in range(1, lfb):
-                        if th_odone[th, j] < sd:
-                            sd = th_odone[th, j]
-                            slot = j
+                    slot = free_fill_buffer(th_odone, th, lfb)
+                    sd = th_odone[th, slot]
                     if sd > issue:
                         issue = sd
                 d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue,

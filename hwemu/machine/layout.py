@@ -105,6 +105,6 @@ STOP_REASONS = (
 _number("R_", tuple(c for c, _ in STOP_REASONS))
 REASON_NAMES = tuple(name for _, name in STOP_REASONS)
 
-# -- S.ft_ctl: first touch inside the replay loop (hwemu.machine.core._first_touch): on/off, the
+# -- S.ft_ctl: first touch inside the replay loop (hwemu.machine.core._first_touch): the
 # page-table inserts the loop may still make, the slots and pages it used since Python looked
-FIRST_TOUCH_FIELDS = _number("FT_", ("FT_ON", "FT_BUDGET", "FT_NEW_SLOTS", "FT_MAPPED"))
+FIRST_TOUCH_FIELDS = _number("FT_", ("FT_BUDGET", "FT_NEW_SLOTS", "FT_MAPPED"))

@@ -197,8 +197,19 @@ class _Table:
             ht_insert(self.keys, self.vals, kk, vv)
         self.used = self.live = len(k)
 
+    def room(self) -> int:
+        """Inserts of new keys the table takes before it must grow (it stays at most half
+        full, counting tombstones)."""
+        return self.keys.shape[0] // 2 - self.used - 1
+
+    def counted(self, new_slots: int, new_keys: int) -> None:
+        """Account for inserts made outside :meth:`set` (by the replay loop, within
+        :meth:`room`): ``new_slots`` EMPTY slots used, ``new_keys`` keys added."""
+        self.used += new_slots
+        self.live += new_keys
+
     def set(self, key: int, val: int) -> None:
-        if 2 * (self.used + 1) > self.keys.shape[0]:
+        if self.room() < 0:
             self._grow()
         if ht_lookup(self.keys, self.vals, key) == 0:
             self.live += 1

@@ -25,9 +25,10 @@ component works on. Field groups (see the component modules for their meaning):
   line an LLC prefetch is still fetching); ``rt_done`` (per CPU and home node: completion
   time of each remote tracker entry), ``node_rt`` (per home node: entries it preallocates to
   each core, ``[uncore]``/``[[node]] remote_trackers``; 0 = unbounded);
-- first touch in the loop (core.py; columns ``FT_*`` in layout.py): ``ft_ctl`` (on/off, the page-table inserts the
-  loop may still make, and what it made since Python last looked), ``ft_next`` (per node: the
-  next free 4 KiB frame of machine-only first-touch placement).
+- first touch in the loop (core.py; columns ``FT_*`` in layout.py): ``ft_ctl`` (the
+  page-table inserts the loop may still make, 0 = first touch goes to Python, and what it
+  made since Python last looked), ``ft_next`` (per node: the next free 4 KiB frame of
+  machine-only first-touch placement).
 
 Replacement seeds: cache or TLB ``k`` (in the order l1i, l1d, l2, llc, itlb, dtlb4, dtlb2,
 stlb) gets seed ``seed * 8 + k``, so ``--seed`` changes every random-policy cache and runs with

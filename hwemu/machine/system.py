@@ -20,7 +20,7 @@ from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.times import NEVER as _NEVER
 from hwemu.machine.times import PARKED
 from hwemu.machine.state import build_state
-from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, FT_ON, O_KIND, O_N, O_PTE,
+from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, O_KIND, O_N, O_PTE,
                                   O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT,
                                   R_STARVED, W_NAMES)
 
@@ -140,7 +140,7 @@ class Machine:
         node is full. Only ``replay.FirstTouch`` turns this on; with the OS model every fault
         goes to the OS."""
         self._first_touch = bool(on)
-        self.S.ft_ctl[FT_ON] = 1 if on else 0
+        self.S.ft_ctl[FT_BUDGET] = 0          # set before each replay while on
 
     def set_pte(self, pid: int, vaddr: int, pte: int) -> None:
         """Install a PTE (see pagetable.make_pte / pte_with_state). The caller flushes TLBs."""
@@ -371,8 +371,7 @@ class Machine:
         stop = NEVER if stop_ps is None else int(stop_ps)
         if self._first_touch:
             # the page-table inserts the loop may make before the 4 KiB table must grow
-            t4 = self.pt.t4
-            self.S.ft_ctl[FT_BUDGET] = t4.keys.shape[0] // 2 - t4.used - 1
+            self.S.ft_ctl[FT_BUDGET] = self.pt.t4.room()
         if self._fast:
             r = replay_handle(self._handle(), stop)
         else:
@@ -383,8 +382,7 @@ class Machine:
         if self._first_touch:
             ft = self.S.ft_ctl
             if ft[FT_MAPPED]:
-                self.pt.t4.used += int(ft[FT_NEW_SLOTS])
-                self.pt.t4.live += int(ft[FT_MAPPED])
+                self.pt.t4.counted(int(ft[FT_NEW_SLOTS]), int(ft[FT_MAPPED]))
                 ft[FT_NEW_SLOTS] = ft[FT_MAPPED] = 0
         o = self._out
         if r == R_CHUNK_DONE:

@@ -34,6 +34,7 @@ from hwemu.errors import HwemuError
 from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
 from hwemu.machine.pagetable import PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, make_pte, pte_huge, pte_phys
+from hwemu.machine.topology import slit_distances
 from hwemu.stats import Stats
 
 HW_COMPONENT = "os.hw"
@@ -48,13 +49,6 @@ class _Served(dict):
 
 
 _SERVED = _Served()
-
-
-def machine_slit(cfg) -> tuple:
-    """SLIT-style distances (10 = local) from the model's idle latencies, as `machine show`."""
-    from hwemu.machine.topology import slit_distances
-
-    return slit_distances(cfg)
 
 
 class MachineHardware:
@@ -74,7 +68,8 @@ class MachineHardware:
         if self.machine_prefetch:
             # the machine's own L2 streamer sees every access_line: do not prefetch twice
             self.p = dataclasses.replace(self.p, metadata_prefetch_degree=0)
-        self._slit = machine_slit(cfg)
+        # the firmware's SLIT from the machine file, else derived from measured latencies
+        self._slit = slit_distances(cfg)
         self._hops = cfg.hops()
         self._cpu_node = [cfg.cpu_node(c) for c in range(cfg.num_cpus)]
         self._cpu_socket = [cfg.cpu_socket(c) for c in range(cfg.num_cpus)]
