@@ -63,3 +63,20 @@ action = "move_thread"
 tid = 1
 cpu = 25
 """
+
+
+def migrate_pages_event(at: str) -> str:
+    """A schedule event: thread 0 calls migrate_pages(pid 1, from node 0, to node 1) at ``at``."""
+    return f"""
+[[event]]
+at = "{at}"
+action = "migrate_pages"
+tid = 0
+pid = 1
+from = [0]
+to = [1]
+"""
+
+
+# thread 0 migrates the process's pages to node 1 after the move
+MIGRATE = migrate_pages_event("300us")

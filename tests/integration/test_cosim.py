@@ -9,17 +9,8 @@ from hwemu.sim.cosim import CoSim
 from hwemu.machine import pagetable as PT
 from hwemu.machine.core import hist_edges_ps
 
-from integ_kit import DEMO_MACHINE, MOVE, make_schedule
+from integ_kit import DEMO_MACHINE, MIGRATE, MOVE, make_schedule
 
-MIGRATE = """
-[[event]]
-at = "300us"
-action = "migrate_pages"
-tid = 0
-pid = 1
-from = [0]
-to = [1]
-"""
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,10 @@ from hwemu.machine.system import Machine
 from hwemu.sim.cosim import CoSim
 from hwemu.sim.hardware import MachineHardware
 
-from integ_kit import DEMO_MACHINE, MOVE, make_schedule
+from integ_kit import DEMO_MACHINE, MIGRATE, MOVE, make_schedule
 
-# Thread 0 migrates the process's pages (128: 2 threads x 64) to node 1 after the move.
-MIGRATE = """
-[[event]]
-at = "300us"
-action = "migrate_pages"
-tid = 0
-pid = 1
-from = [0]
-to = [1]
-"""
+# Thread 0 migrates the process's pages (128: 2 threads x 64) to node 1 after the move
+# (integ_kit.MIGRATE).
 
 
 def _machine(dma: str = "engines = 1"):

@@ -7,16 +7,9 @@ import pytest
 
 from hwemu.sim.cosim import CoSim
 
-from integ_kit import DEMO_MACHINE, make_schedule
+from integ_kit import DEMO_MACHINE, make_schedule, migrate_pages_event
 
-LATE = """
-[[event]]
-at = "50ms"
-action = "migrate_pages"
-tid = 0
-pid = 1
-from = [0]
-to = [1]
+LATE = migrate_pages_event("50ms") + """
 [[event]]
 at = "60ms"
 action = "move_thread"

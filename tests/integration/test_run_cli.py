@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from hwemu.cli import main
 from hwemu.sim.experiment import SUMMARY_KEYS, CellResult, demo_cells, run_cell

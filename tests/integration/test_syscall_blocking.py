@@ -7,26 +7,11 @@ import pytest
 
 from hwemu.sim.cosim import CoSim
 
-from integ_kit import DEMO_MACHINE, MOVE, make_schedule
+from integ_kit import DEMO_MACHINE, MOVE, make_schedule, migrate_pages_event
 
 # Thread 0 calls migrate_pages twice, 3 us apart; each call moves the process's 128 pages (or
 # finds none left) and takes tens of microseconds.
-TWO_CALLS = """
-[[event]]
-at = "300us"
-action = "migrate_pages"
-tid = 0
-pid = 1
-from = [0]
-to = [1]
-[[event]]
-at = "303us"
-action = "migrate_pages"
-tid = 0
-pid = 1
-from = [0]
-to = [1]
-"""
+TWO_CALLS = migrate_pages_event("300us") + migrate_pages_event("303us")
 
 
 @pytest.fixture(scope="module")
