@@ -199,7 +199,6 @@ def _rate(num: int, den: int) -> float:
 def miss_rates(c: dict) -> dict:
     """Miss rates (fractions, not percent) as cachegrind defines them."""
     d_refs = c["Dr"] + c["Dw"]
-    ll_refs = c["I1mr"] + c["D1mr"] + c["D1mw"]
     ll_miss = c["ILmr"] + c["DLmr"] + c["DLmw"]
     return {
         "I1": _rate(c["I1mr"], c["Ir"]),

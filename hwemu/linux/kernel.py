@@ -105,6 +105,13 @@ class KernelObserver:
     ``NONE``). ``page_freed`` is called when a frame returns to the allocator (its lines may be
     dropped from the caches). Subclass and override; the defaults do nothing."""
 
+    #: it keeps a copy of the page tables (the machine's): the replay loop's own first touches
+    #: are already in it (hwemu.machine.osfault)
+    mirrors_page_tables = False
+    #: it may learn of a first touch the replay loop served when the loop returns, rather than
+    #: at the fault's end (it keeps counts, it starts no OS work): False turns that path off
+    loop_faults_ok = False
+
     def pte_changed(self, pid: int, vaddr: int, huge: bool, kind: PteKind, paddr: int,
                     node: int) -> None:
         pass
@@ -131,6 +138,10 @@ class Kernel:
         self.tlb_batch = tlb_batch
         self.copy_engine = copy_engine or CpuCopyEngine()
         self.pages: dict[int, Page] = {}
+        # (mm, vaddr >> 21) of every PTE table made and every automatic VMA made or grown, for
+        # the regions the replay loop serves first touches in (hwemu.sim.loopfaults, which
+        # empties it)
+        self.new_regions: list[tuple[MM, int]] = []
         # frames held by the pages of self.pages, per node (node_usage); kept by _new_page,
         # free_page and the THP split (hwemu.linux.migrate), the only places that change them
         self._node_frames: list[int] = [0] * hw.num_nodes
@@ -310,6 +321,7 @@ class Kernel:
                 lo = v.end
             if v.start > addr and v.start < hi:
                 hi = v.start
+        self.new_regions.append((mm, addr >> HPAGE_SHIFT))
         prev = mm.find_vma(lo - 1) if lo else None
         if prev is not None and prev.name == "[auto]" and prev.end == lo:
             prev.end = hi
@@ -321,7 +333,11 @@ class Kernel:
         mm.insert_vma(vma)
         return vma
 
-    def notify_pte(self, mm: MM, addr: int, is_pmd: bool, entry: Pte | None) -> None:
+    def notify_pte(self, mm: MM, addr: int, is_pmd: bool, entry: Pte | None,
+                   mirrored: bool = False) -> None:
+        """Tell the observers that an entry changed; ``mirrored``: the machine's page table
+        already holds it (the replay loop installed it), so observers that mirror the page
+        tables (``mirrors_page_tables``) are not told."""
         if not self.observers:
             return
         if entry is None or entry.kind is PteKind.NONE:
@@ -332,7 +348,8 @@ class Kernel:
             node = page.node if page is not None else self.alloc.node_of_pfn(entry.pfn)
         base = addr & ~((HPAGE_SIZE if is_pmd else PAGE_SIZE) - 1)
         for ob in self.observers:
-            ob.pte_changed(mm.pid, base, is_pmd, kind, paddr, node)
+            if not (mirrored and ob.mirrors_page_tables):
+                ob.pte_changed(mm.pid, base, is_pmd, kind, paddr, node)
 
     # -- pages --------------------------------------------------------------------------------
     def _new_page(self, pfn: int, node: int, order: int) -> Page:
@@ -411,14 +428,23 @@ class Kernel:
         assert page.lru is None and not page.test(PG.LRU)
         meter.cycles(FAULT_CYCLES["lru_add"])
         meter.touch(self.lru_lock[page.node], atomic=True)
-        lst = self._lru_list(page)
-        bucket = self.lru[page.node][lst]
+        bucket = self.lru[page.node][self._lru_list(page)]
         if bucket:
             meter.page(self.pages[next(reversed(bucket))], write=True)
         meter.page(page, write=True)
-        bucket[page.pfn] = page
+        self._lru_insert(page)
+
+    def _lru_insert(self, page: Page) -> None:
+        """The list update of :meth:`lru_add` (its costs are the caller's)."""
+        lst = self._lru_list(page)
+        self.lru[page.node][lst][page.pfn] = page
         page.lru = lst
         page.set(PG.LRU)
+
+    def lru_tail(self, node: int, lst: LRU) -> int:
+        """The pfn of the page last added to ``node``'s list ``lst`` (-1: the list is empty)."""
+        bucket = self.lru[node][lst]
+        return next(reversed(bucket)) if bucket else -1
 
     def isolate_lru_page(self, page: Page, meter: Meter) -> bool:
         """folio_isolate_lru: take the page off its LRU list with a reference. False when the
@@ -510,6 +536,8 @@ class Kernel:
         node = self.hw.cpu_node(cpu)
         tables, key = (mm.pmd_tables, addr >> 30) if is_pmd else (mm.pte_tables, addr >> HPAGE_SHIFT)
         if key not in tables:
+            if not is_pmd:
+                self.new_regions.append((mm, key))
             got = self.alloc.alloc(0, node)
             if got is None:
                 raise OutOfMemory(f"out of memory allocating a page table for pid {mm.pid}")
@@ -627,12 +655,52 @@ class Kernel:
             yield m.take()
             kind = kind if kind != "none" else "spurious"
             break
+        return self._fault_done(mm, addr, start, kind, waited)
+
+    def _fault_done(self, mm: MM, addr: int, start: int, kind: str, waited: int) -> FaultResult:
         entry, is_pmd, page = self.entry_page(mm, addr)
         lat = self.engine.now_ps - start
         self.count("linux.fault", f"{kind}_faults")
         self.count("linux.fault", "fault_time", lat, "ps")
         self.count("linux.fault", "fault_wait_time", waited, "ps")
         return FaultResult(lat, page.pfn if page else -1, kind, waited)
+
+    # -- first touches the replay loop served (hwemu.machine.osfault, hwemu.sim.loopfaults) --
+    def loop_fault_start(self, tid: int, addr: int, pfn: int) -> tuple[MM, Page]:
+        """The state changes of the first step of an anonymous first touch the replay loop
+        served (its costs were charged there): the page allocated by the policy (it must be
+        frame ``pfn``, the one the loop took from the allocator's reservation), set up, on the
+        LRU."""
+        t = self.threads[tid]
+        mm = t.mm
+        vma = mm.find_vma(addr)
+        page = self.alloc_for_fault(vma, addr, t, t.cpu, 0)
+        if page is None or page.pfn != pfn:
+            raise AssertionError(f"fault at {addr:#x}: the allocator gave "
+                                 f"{None if page is None else page.pfn}, the loop took {pfn}")
+        self._init_anon(page, vma, addr & ~(PAGE_SIZE - 1))
+        self._lru_insert(page)
+        return mm, page
+
+    def loop_fault_end(self, mm: MM, addr: int, page: Page, write: bool, start: int,
+                       mirrored: bool) -> FaultResult:
+        """The last step of that fault, at its end: the entry set (``mirrored``: the loop has
+        installed it in the machine already) and the fault counted."""
+        self._map_new_anon(mm, addr, False, page, write, mirrored)
+        return self._fault_done(mm, addr, start, "anon", 0)
+
+    def loop_fault_process(self, tid: int, mm: MM, addr: int, page: Page, write: bool,
+                           start: int) -> Process:
+        """A fault the loop served that has not ended: the handler process at its last step,
+        for the engine to resume at the end (the caller schedules it)."""
+        def last_step():
+            return self.loop_fault_end(mm, addr, page, write, start, False)
+            yield       # a generator: the engine resumes it once
+
+        proc = Process(self.engine, last_step(), self.threads[tid].cpu,
+                       name=f"fault:{tid}:{addr:#x}")
+        proc.start_ps = start
+        return proc
 
     def _do_anonymous(self, t: Thread, vma: VMA, addr: int, write: bool, m: Meter) -> str:
         mm = vma.mm
@@ -666,7 +734,8 @@ class Kernel:
         # set_pte_at comes after clear_page: mapped when the fault's time has passed
         return "anon", (mm, addr, False, page, write)
 
-    def _map_new_anon(self, mm: MM, addr: int, huge: bool, page: Page, write: bool) -> bool:
+    def _map_new_anon(self, mm: MM, addr: int, huge: bool, page: Page, write: bool,
+                      mirrored: bool = False) -> bool:
         """The end of do_anonymous_page: under the page-table lock, install the cleared page
         unless another thread's fault installed one meanwhile (``!pte_none``: the new page is
         released and the access retried). Returns True if this page was mapped."""
@@ -685,7 +754,7 @@ class Kernel:
             self.folio_put(page)
             return False
         table[key] = Pte(PteKind.PRESENT, page.pfn, True, True, write)
-        self.notify_pte(mm, addr, huge, table[key])
+        self.notify_pte(mm, addr, huge, table[key], mirrored)
         return True
 
     def _init_anon(self, page: Page, vma: VMA, addr: int) -> None:

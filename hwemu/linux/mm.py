@@ -201,6 +201,20 @@ class AnonVma:
         self.kaddr = kaddr             # rwsem line
 
 
+# Changes that can take pages out of an anonymous region the replay loop serves first touches
+# in (hwemu.machine.osfault): a VMA that shrinks or changes kind, policy or THP, a task policy
+# or VMA list that changes. Counted so that the region list is rebuilt; growth is not counted
+# (a region is only added to, by hwemu.sim.loopfaults, after a fault in it).
+_LAYOUT = [0]
+_VMA_SHRINK = {"start": lambda old, new: new > old, "end": lambda old, new: new < old}
+_VMA_FIELDS = {"kind", "file", "pgoff", "policy", "thp", "mm"}
+
+
+def layout_generation() -> int:
+    """How many such changes were made so far (by any process of any kernel)."""
+    return _LAYOUT[0]
+
+
 @dataclass(eq=False)
 class VMA:
     mm: "MM"
@@ -234,6 +248,13 @@ class VMA:
     def __repr__(self) -> str:
         return f"VMA(pid={self.mm.pid}, {self.start:#x}-{self.end:#x}, {self.kind.value})"
 
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        if name in d and (name in _VMA_FIELDS
+                          or (name in _VMA_SHRINK and _VMA_SHRINK[name](d[name], value))):
+            _LAYOUT[0] += 1
+        object.__setattr__(self, name, value)
+
 
 @dataclass(eq=False)
 class Thread:
@@ -262,6 +283,11 @@ class MM:
     thp: bool = False                  # THP for new anonymous VMAs
     auto_vma: bool = True              # faults outside every VMA create an anonymous VMA
     kaddr: int = 0
+
+    def __setattr__(self, name, value):
+        if name in ("vmas", "policy") and name in self.__dict__:
+            _LAYOUT[0] += 1
+        object.__setattr__(self, name, value)
 
     def find_vma(self, addr: int) -> VMA | None:
         lo, hi = 0, len(self.vmas)

@@ -99,7 +99,7 @@ class NumaBalancing:
             last = a + 1
         if taken:
             lo, hi = taken[0], taken[-1] + 1
-            changed = k.change_prot_numa(pid, lo, hi, cpu)
+            k.change_prot_numa(pid, lo, hi, cpu)
         if not taken or last >= end or len(taken) == len(todo):
             st.scan_offset = 0
             st.scan_seq += 1

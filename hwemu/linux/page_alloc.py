@@ -44,6 +44,7 @@ class NodeAllocator:
         end = start_pfn + frames
         self.capacity = end - first
         self.free_count = self.capacity
+        self.gen = 0                     # allocations and frees so far (peek stays valid)
         # Blocks are identified by their first pfn (aligned to 512 frames globally).
         self._whole = SortedSet()        # completely free, complete blocks
         self._partial: dict[int, SortedSet] = {}  # block -> free frames in it
@@ -60,6 +61,21 @@ class NodeAllocator:
             self._used_in_block[blk] = 0
             blk += HPAGE_NR
 
+    def peek(self, k: int) -> list[int]:
+        """The next ``k`` (or fewer, if the node has fewer free) frames that order-0
+        allocations would return, in that order, without allocating them."""
+        out: list[int] = []
+        for blk in self._partial_order:
+            for f in self._partial[blk]:
+                out.append(f)
+                if len(out) == k:
+                    return out
+        for blk in self._whole:
+            out.extend(range(blk, min(blk + HPAGE_NR, blk + k - len(out))))
+            if len(out) == k:
+                return out
+        return out
+
     def slab_alloc(self, nbytes: int = 64) -> int:
         """A kernel object address in this node's slab area (cycles through it)."""
         nbytes = -(-nbytes // 64) * 64
@@ -73,6 +89,7 @@ class NodeAllocator:
         return self.memmap_paddr + (pfn - self.start_pfn) * STRUCT_PAGE_BYTES
 
     def alloc(self, order: int) -> int | None:
+        self.gen += 1
         if order == 0:
             if self._partial_order:
                 blk = self._partial_order[0]
@@ -102,6 +119,7 @@ class NodeAllocator:
         raise ValueError(f"unsupported order {order}")
 
     def free(self, pfn: int, order: int) -> None:
+        self.gen += 1
         blk = (pfn // HPAGE_NR) * HPAGE_NR
         if order == 9:
             assert self._used_in_block[blk] == HPAGE_NR, "freeing a block that is not whole"

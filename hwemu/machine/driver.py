@@ -34,6 +34,12 @@ class StopHandler:
     def chunk_end(self, m: Machine, starved: bool) -> None:
         """Called when the loaded chunk is done or starved."""
 
+    def entering(self, m: Machine) -> None:
+        """Called before every entry into the compiled loop."""
+
+    def returned(self, m: Machine) -> None:
+        """Called when the loop returns, before the stop is handled."""
+
 
 def replay(m: Machine, handler: StopHandler) -> str:
     """Replay what is loaded into ``m`` until the chunk is done (``"chunk-done"``), the
@@ -41,7 +47,9 @@ def replay(m: Machine, handler: StopHandler) -> str:
     (``"event"``). Faults go to ``handler.fault``."""
     while True:
         t = handler.stop_time()
+        handler.entering(m)
         s = m.run(t)
+        handler.returned(m)
         if s.reason == "fault":
             handler.fault(m, s)
             continue

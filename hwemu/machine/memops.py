@@ -42,6 +42,14 @@ def copy_lines(S0, cpu, src_pa, dst_pa, nbytes, t0, window):
     destination lines are dropped from every cache. Reads and writes go through the links,
     buses and banks of the model, so the copy contends with everything else. Returns the time
     the last write completed (``t0`` for an empty copy)."""
+    return copy_lines_in(S0, cpu, src_pa, dst_pa, nbytes, t0, window, np.empty(window, np.int64))
+
+
+@njit(cache=True, _nrt=False)
+def copy_lines_in(S0, cpu, src_pa, dst_pa, nbytes, t0, window, slots):
+    """:func:`copy_lines` with the caller's scratch array ``slots`` (at least ``window`` long)
+    for the completion times of the lines in flight: nothing is allocated, so the replay loop
+    (compiled without reference counting) can call it."""
     S = state_ref(S0)           # helpers take the state by reference (stateref.py)
     cps = S.cfg[C_CPS]
     my = S.socket_node[cpu // cps]
@@ -50,7 +58,8 @@ def copy_lines(S0, cpu, src_pa, dst_pa, nbytes, t0, window):
     dl0 = dst_pa >> 6
     sn = node_of_line(S, sl0)
     dn = node_of_line(S, dl0)
-    slots = np.full(window, t0, np.int64)
+    for q in range(window):
+        slots[q] = t0
     end = t0
     for i in range(nl):
         j = 0

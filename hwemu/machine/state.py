@@ -28,7 +28,12 @@ component works on. Field groups (see the component modules for their meaning):
 - first touch in the loop (core.py; columns ``FT_*`` in layout.py): ``ft_ctl`` (the
   page-table inserts the loop may still make, 0 = first touch goes to Python, and what it
   made since Python last looked), ``ft_next`` (per node: the next free 4 KiB frame of
-  machine-only first-touch placement).
+  machine-only first-touch placement);
+- first touches the OS model lets the loop serve (``hwemu.machine.osfault``, columns ``KF_*``,
+  ``RG_*``, ``RS_*``, ``KN_*``, ``KT_*``, ``KL_*`` in layout.py): ``kf_ctl``, the registered
+  regions ``kf_rk``/``kf_rv``/``kf_reg``, placements ``kf_place``, frame reservations
+  ``kf_res``/``kf_resc``, per node ``kf_nodes`` and LRU tails ``kf_tail``, CPU occupancy
+  ``kf_busy``, per-thread pending entries ``kf_th``, the log ``kf_log``, scratch ``kf_slots``.
 
 Replacement seeds: cache or TLB ``k`` (in the order l1i, l1d, l2, llc, itlb, dtlb4, dtlb2,
 stlb) gets seed ``seed * 8 + k``, so ``--seed`` changes every random-policy cache and runs with
@@ -49,6 +54,7 @@ from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
 from hwemu.machine.layout import (FT_N, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_N, C_NNODES, C_PPI,
                                   C_STLB_LAT, K_N, W_N, declared_columns)
+from hwemu.machine.osfault import kf_arrays
 from hwemu.machine.params import PARAMS
 
 NODE_ALIGN = 1 << 30
@@ -67,6 +73,8 @@ FIELDS = (
     "hist", "served", "faults", "ccnt",
     "sq_done", "pf_tab", "l2_rdy", "l2_pf", "llc_rdy", "rt_done", "node_rt",
     "ft_ctl", "ft_next",
+    "kf_ctl", "kf_rk", "kf_rv", "kf_reg", "kf_place", "kf_res", "kf_resc", "kf_nodes", "kf_tail",
+    "kf_busy", "kf_th", "kf_log", "kf_slots",
 )
 State = namedtuple("State", FIELDS)
 
@@ -147,4 +155,5 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
                  np.int64),
         np.array([n.remote_trackers for n in cfg.nodes], np.int64),
         np.zeros(FT_N, np.int64), np.zeros(cfg.num_nodes, np.int64),
+        *kf_arrays(cfg.num_nodes, ncpu, T),
     )

@@ -20,7 +20,7 @@ from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.times import NEVER as _NEVER
 from hwemu.machine.times import PARKED
 from hwemu.machine.state import build_state
-from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, O_KIND, O_N, O_PTE,
+from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ON, O_KIND, O_N, O_PTE,
                                   O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT,
                                   R_STARVED, W_NAMES)
 
@@ -369,7 +369,8 @@ class Machine:
         if self._chunk is None:
             return _CHUNK_DONE
         stop = NEVER if stop_ps is None else int(stop_ps)
-        if self._first_touch:
+        in_loop = self._first_touch or self.S.kf_ctl[KF_ON] != 0
+        if in_loop:
             # the page-table inserts the loop may make before the 4 KiB table must grow
             self.S.ft_ctl[FT_BUDGET] = self.pt.t4.room()
         if self._fast:
@@ -379,7 +380,7 @@ class Machine:
             t = self.pt
             r = replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
                          insts, order, stop, self._out)
-        if self._first_touch:
+        if in_loop:
             ft = self.S.ft_ctl
             if ft[FT_MAPPED]:
                 self.pt.t4.counted(int(ft[FT_NEW_SLOTS]), int(ft[FT_MAPPED]))

@@ -278,7 +278,6 @@ class Nomad(Tpp):
     def demote(self, pages: list[Page], node: int, cpu: int) -> Generator:
         """Demotion (kswapd): a clean page with a shadow is remapped to it; the others are
         copied as in TPP (their shadows freed first)."""
-        k = self.k
         rest, moved = [], 0
         for page in pages:
             if page.pfn in self.shadows:

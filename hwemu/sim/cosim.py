@@ -132,6 +132,7 @@ def dma_copy_engine(hw, where: str):
 
 
 class _InKernel(KernelObserver):
+    loop_faults_ok = True
     """A thread inside a system call is parked in the machine until the call returns
     (``Kernel.thread_syscall``)."""
 
@@ -151,7 +152,7 @@ class CoSim(StopHandler):
                  cpus: list[int] | None = None, window_ps: int | None = None,
                  slice_records: int = DEFAULT_SLICE, progress: bool = False,
                  fault_cost: bool = False, fast_faults: bool | None = None,
-                 copy: str = "cpu"):
+                 copy: str = "cpu", loop_faults: bool | None = None):
         from hwemu.engine import Engine
         from hwemu.linux.kernel import Kernel
         from hwemu.sim.hardware import MachineHardware, MachineSync
@@ -265,6 +266,11 @@ class CoSim(StopHandler):
         self.dispatch = _HintDispatcher(migration, self.ctx, fallback)
         self.kernel.set_numa_hint_handler(self.dispatch)
         migration.attach(self.ctx)
+        # the common first touch served inside the replay loop (hwemu.sim.loopfaults)
+        from hwemu.sim.loopfaults import LoopFaults, loop_faults_wanted
+
+        self.loop_faults = (LoopFaults(self) if loop_faults_wanted(loop_faults)
+                            and LoopFaults.usable(self) else None)
         if migration.tick_ps:
             self.engine.call_at(self.engine.now_ps + migration.tick_ps, self._tick)
 
@@ -577,6 +583,14 @@ class CoSim(StopHandler):
         # every runnable thread reached ``time_ps`` (blocked threads are parked)
         self._advance_to(time_ps)
         return True
+
+    def entering(self, m) -> None:
+        if self.loop_faults is not None:
+            self.loop_faults.before()
+
+    def returned(self, m) -> None:
+        if self.loop_faults is not None:
+            self.loop_faults.after()
 
     def chunk_end(self, m, starved: bool) -> None:
         # a starved slice is loaded again with the next records (Feeder)

@@ -344,6 +344,9 @@ class MachineSync(KernelObserver):
     """Keeps the machine's page tables identical to the kernel's entries and drops the lines
     of freed frames from the machine's caches (writing dirty ones back)."""
 
+    mirrors_page_tables = True
+    loop_faults_ok = True
+
     def __init__(self, machine, engine=None):
         self.m = machine
         self.engine = engine

@@ -18,6 +18,8 @@ from hwemu.linux.mm import HPAGE_NR, PteKind
 class Residency(KernelObserver):
     """Incremental counts of resident and in-flight base pages per node."""
 
+    loop_faults_ok = True
+
     def __init__(self, num_nodes: int):
         self.resident = [0] * num_nodes
         self.in_flight = [0] * num_nodes

@@ -80,3 +80,28 @@ to = [1]
 
 # thread 0 migrates the process's pages to node 1 after the move
 MIGRATE = migrate_pages_event("300us")
+
+
+def assert_same_run(a, b):
+    """Two runs ``(CoSim, CoSimResult)`` gave identical results: statistics, summary, frames,
+    numa_maps, the kernel's pages and page tables, thread clocks, latency histogram."""
+    import pandas as pd
+
+    (sa, ra), (sb, rb) = a, b
+    pd.testing.assert_frame_equal(ra.stats.to_frame(), rb.stats.to_frame())
+    assert ra.summary == rb.summary
+    for name in ("timeline", "placement", "migrations", "steps"):
+        pd.testing.assert_frame_equal(getattr(ra, name), getattr(rb, name))
+    assert ra.numa_maps == rb.numa_maps
+    ka, kb = sa.kernel, sb.kernel
+    # pages per node, the frames they hold, faults and their latencies
+    assert ka.node_usage() == kb.node_usage()
+    assert sorted((p.pfn, p.node, p.order, p.index) for p in ka.pages.values()) == \
+        sorted((p.pfn, p.node, p.order, p.index) for p in kb.pages.values())
+    for pid, mm in ka.mms.items():
+        ea = {k: (e.kind, e.pfn, e.young, e.dirty) for k, e in mm.ptes.items()}
+        eb = {k: (e.kind, e.pfn, e.young, e.dirty) for k, e in kb.mms[pid].ptes.items()}
+        assert ea == eb
+    assert (sa.m.S.th_clock == sb.m.S.th_clock).all()
+    assert (sa.m.S.hist == sb.m.S.hist).all()
+    assert sa.fault_stats.to_frame().equals(sb.fault_stats.to_frame())

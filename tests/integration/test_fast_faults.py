@@ -4,41 +4,20 @@ timing."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from hwemu.sim.cosim import CoSim
 
-from integ_kit import DEMO_MACHINE, MOVE, make_schedule, make_trace
+from integ_kit import DEMO_MACHINE, MOVE, assert_same_run as _same, make_schedule, make_trace
 
 
 def _both(trace, **kw):
     out = []
     for fast in (True, False):
-        sim = CoSim(DEMO_MACHINE, trace, fast_faults=fast, **kw)
+        # the Python path of every fault (not the replay loop's, test_loop_faults.py)
+        sim = CoSim(DEMO_MACHINE, trace, fast_faults=fast, loop_faults=False, **kw)
         out.append((sim, sim.run()))
     return out
-
-
-def _same(a, b):
-    (sa, ra), (sb, rb) = a, b
-    pd.testing.assert_frame_equal(ra.stats.to_frame(), rb.stats.to_frame())
-    assert ra.summary == rb.summary
-    for name in ("timeline", "placement", "migrations", "steps"):
-        pd.testing.assert_frame_equal(getattr(ra, name), getattr(rb, name))
-    assert ra.numa_maps == rb.numa_maps
-    ka, kb = sa.kernel, sb.kernel
-    # pages per node, the frames they hold, faults and their latencies
-    assert ka.node_usage() == kb.node_usage()
-    assert sorted((p.pfn, p.node, p.order, p.index) for p in ka.pages.values()) == \
-        sorted((p.pfn, p.node, p.order, p.index) for p in kb.pages.values())
-    for pid, mm in ka.mms.items():
-        ea = {k: (e.kind, e.pfn, e.young, e.dirty) for k, e in mm.ptes.items()}
-        eb = {k: (e.kind, e.pfn, e.young, e.dirty) for k, e in kb.mms[pid].ptes.items()}
-        assert ea == eb
-    assert (sa.m.S.th_clock == sb.m.S.th_clock).all()
-    assert (sa.m.S.hist == sb.m.S.hist).all()
-    assert sa.fault_stats.to_frame().equals(sb.fault_stats.to_frame())
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,230 @@
+"""First touches the OS model lets the replay loop serve (the common page fault, compiled).
+
+With the OS model every not-present fault used to leave the compiled loop: Python ran the
+kernel's anonymous-page fault (``hwemu.linux.kernel.Kernel._fault_proc``) as a process, and the
+loop was entered again, at about 100 us of host time per fault. Most first touches need no
+decision, though: the page lies in an anonymous mapping whose page tables exist, the memory
+policy names the nodes to try in a fixed order, and the allocator hands out the next free
+frame. The OS model describes those cases to the machine (``hwemu.sim.loopfaults``), and the
+loop serves them itself, doing what the kernel would:
+
+- *where*: the 2 MiB regions registered in ``kf_rk``/``kf_rv``/``kf_reg`` (page-table frame,
+  PMD line, the pages of the one anonymous VMA there, the placement); anything else returns the
+  fault to Python as before;
+- *which frame*: the next frame of the first node of the placement's order (``kf_place``,
+  per CPU node) that has one in its reservation (``kf_res``: the frames the OS allocator hands
+  out next, in its order); a node whose reservation is used up but that has more free frames
+  sends the fault to Python;
+- *what it costs*: exactly the kernel's sequence (``Kernel._fault_proc`` and
+  ``_do_anonymous``, the same cycles from ``kf_ctl``): entry, the walk (PMD and PTE lines),
+  allocation, clearing the page (a copy from the node's zero page through the model, as
+  ``MachineHardware.fill_ps``), the walk again with the PTE written, the struct page, the LRU
+  (lock word, the list tail's struct page, the page's own), each line through the caches,
+  links and controllers at the time the kernel would touch it; the handler then occupies the
+  CPU (``kf_busy``: busy-until and busy time, as ``hwemu.engine.CpuTimeline.occupy``);
+- *when the page appears*: the entry is installed at the fault's end (``kf_th``), before any
+  access at or after that time, as the engine would run the handler's last step; the thread
+  resumes then.
+
+Conditions that keep it exact, else the fault goes to Python: no other thread shares the CPU
+(OS time on a shared CPU is charged to the others), the thread's clock is not behind the OS's
+time, no other thread's fault is installing the same page, the log has room.
+
+Every fault served is logged (``kf_log``) so that Python brings the OS model's own state up to
+date (page, LRU, page table, counters) when the loop returns, before it does anything else; an
+entry not yet installed then becomes the kernel's handler process, sleeping until its end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from hwemu.machine.hierarchy import access, node_of_line
+from hwemu.machine.layout import (C_CPS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ATOMIC,
+                                  KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_LRU, KF_NEXT_END, KF_NLOG,
+                                  KF_NOW, KF_PENDING, KF_WINDOW, KL_CPU, KL_END, KL_NODE, KL_PFN,
+                                  KF_N, KL_ROW, KL_START, KL_TID, KL_TOUCHES, KL_VADDR, KL_WHERE, KL_WRITE,
+                                  KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY, KT_PTE,
+                                  RG_HI, RG_LO, RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL,
+                                  RS_COUNT, RS_HEAD)
+from hwemu.machine.memops import copy_lines_in
+from hwemu.machine.pagetable import PTE_PRESENT, ht_insert, ht_lookup, vkey
+from hwemu.machine.times import NEVER
+
+#: frames per node the OS reserves for the loop at a time (the allocator's next ones)
+RESERVE_FRAMES = 1024
+#: faults the loop serves before it must return for Python to catch up
+LOG_ROWS = 4096
+#: the longest copy window (lines in flight) of a page clear
+MAX_WINDOW = 256
+
+
+@njit(cache=True, _nrt=False)
+def _touch(S, cpu, pa, write, atomic, t, log, row, n):
+    """One kernel metadata access (``MachineHardware.mem_access_ps``); its latency in ps.
+    Logs where it was served in column ``n`` of the touches."""
+    node = node_of_line(S, pa >> 6)
+    done, where = access(S, cpu, node, pa, write or atomic, False, t)
+    log[row, KL_WHERE + n] = where
+    lat = done - t
+    if atomic:
+        lat += S.kf_ctl[KF_ATOMIC]
+    return lat
+
+
+@njit(cache=True, _nrt=False)
+def os_first_touch(S, th, cpu, va, is_write):
+    """Serve thread ``th``'s not-present fault at ``va`` as the OS model would, if it is one of
+    the cases described in the module docstring; False sends it to Python (nothing changed).
+    The thread's clock (``th_clock``) is the fault's time; it becomes the fault's end."""
+    ctl = S.kf_ctl
+    log = S.kf_log
+    row = ctl[KF_NLOG]
+    if row >= log.shape[0] or S.ft_ctl[FT_BUDGET] <= ctl[KF_PENDING]:
+        return False
+    c = S.th_clock[th]
+    if c < ctl[KF_NOW]:
+        return False
+    nth = S.th_clock.shape[0]
+    pid = S.th_pid[th]
+    key = vkey(pid, va >> 12)
+    kth = S.kf_th
+    for t in range(nth):
+        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key):
+            return False
+    r = ht_lookup(S.kf_rk, S.kf_rv, vkey(pid, va >> 21)) - 1
+    if r < 0:
+        return False
+    reg = S.kf_reg
+    vpn = va >> 12
+    if vpn < reg[r, RG_LO] or vpn >= reg[r, RG_HI]:
+        return False
+    # the frame: the placement's node order for this CPU's node, through the reservations
+    cnode = S.socket_node[cpu // S.cfg[C_CPS]]
+    order = S.kf_place[reg[r, RG_PLACE], cnode]
+    resc = S.kf_resc
+    node = -1
+    for j in range(1, order.shape[0]):
+        n = order[j]
+        if n < 0:
+            break
+        if resc[n, RS_HEAD] < resc[n, RS_COUNT]:
+            node = n
+            break
+        if resc[n, RS_ALL] == 0:
+            return False            # the node may have frames the reservation does not show
+    if node < 0:
+        return False                # no node allowed has a frame: Python reports it
+    pfn = S.kf_res[node, resc[node, RS_HEAD]]
+    resc[node, RS_HEAD] += 1
+    # the handler's cost, step by step as Kernel._fault_proc / _do_anonymous charge it
+    kn = S.kf_nodes
+    start = c
+    ps = ctl[KF_CYC_ENTRY]
+    pmd_line = reg[r, RG_PMD_LINE]
+    pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
+    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 0)
+    ps += _touch(S, cpu, pte_line, False, False, start + ps, log, row, 1)
+    ps += ctl[KF_CYC_ALLOC]
+    dst = pfn << 12
+    at = start + ps
+    done = copy_lines_in(S, cpu, S.node_base[node_of_line(S, dst >> 6)], dst, 4096, at,
+                         ctl[KF_WINDOW], S.kf_slots)
+    if done > at:
+        ps += done - at
+    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 2)
+    ps += _touch(S, cpu, pte_line, True, True, start + ps, log, row, 3)
+    sp = kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64
+    ps += _touch(S, cpu, sp, True, False, start + ps, log, row, 4)
+    ps += ctl[KF_CYC_LRU]
+    ps += _touch(S, cpu, kn[node, KN_LRU_LOCK], False, True, start + ps, log, row, 5)
+    n = 6
+    tail = S.kf_tail[node]
+    if tail >= 0:
+        ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (tail - kn[node, KN_START_PFN]) * 64, True,
+                     False, start + ps, log, row, n)
+        n += 1
+    ps += _touch(S, cpu, sp, True, False, start + ps, log, row, n)
+    n += 1
+    for j in range(n, KL_TOUCHES):
+        log[row, KL_WHERE + j] = -1
+    S.kf_tail[node] = pfn
+    # the handler computes for ps on its CPU (CpuTimeline.occupy), then the page is mapped
+    busy = S.kf_busy
+    s2 = start if start > busy[cpu, 0] else busy[cpu, 0]
+    end = s2 + ps
+    busy[cpu, 0] = end
+    busy[cpu, 1] += ps
+    ctl[KF_NOW] = start
+    S.th_clock[th] = end
+    kth[th, KT_KEY] = key
+    kth[th, KT_END] = end
+    kth[th, KT_PTE] = dst | (node << 3) | PTE_PRESENT
+    ctl[KF_PENDING] += 1
+    if end < ctl[KF_NEXT_END]:
+        ctl[KF_NEXT_END] = end
+    log[row, KL_TID] = th
+    log[row, KL_VADDR] = va
+    log[row, KL_CPU] = cpu
+    log[row, KL_PFN] = pfn
+    log[row, KL_NODE] = node
+    log[row, KL_START] = start
+    log[row, KL_END] = end
+    log[row, KL_WRITE] = 1 if is_write else 0
+    ctl[KF_NLOG] = row + 1
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def os_installs(S, k4, v4, upto, stop_time):
+    """Install the entries of the faults that end at or before ``upto`` (the earliest clock of
+    a runnable thread) and before ``stop_time`` (an entry due at or after it is left to Python,
+    whose engine orders it among the events due then)."""
+    ctl = S.kf_ctl
+    kth = S.kf_th
+    ft = S.ft_ctl
+    nxt = NEVER
+    for t in range(kth.shape[0]):
+        if kth[t, KT_KEY] < 0:
+            continue
+        end = kth[t, KT_END]
+        if end <= upto and end < stop_time:
+            new = ht_insert(k4, v4, kth[t, KT_KEY], kth[t, KT_PTE])
+            ft[FT_BUDGET] -= new
+            ft[FT_NEW_SLOTS] += new
+            ft[FT_MAPPED] += 1
+            kth[t, KT_KEY] = -1
+            ctl[KF_PENDING] -= 1
+            if end > ctl[KF_NOW]:
+                ctl[KF_NOW] = end
+            th_pend = S.th_pend
+            for u in range(th_pend.shape[0]):
+                if th_pend[u] == 2:
+                    th_pend[u] = 1
+        elif end < nxt:
+            nxt = end
+    ctl[KF_NEXT_END] = nxt
+
+
+def kf_arrays(num_nodes: int, num_cpus: int, threads: int) -> tuple:
+    """The ``kf_*`` arrays of a new machine state (hwemu.machine.state), all empty: off."""
+    regions = 1 << 13
+    ctl = np.zeros(KF_N, np.int64)
+    ctl[KF_NEXT_END] = NEVER
+    return (
+        ctl,
+        np.full(2 * regions, -1, np.int64), np.zeros(2 * regions, np.int64),   # kf_rk, kf_rv
+        np.zeros((regions, 5), np.int64),                                     # kf_reg
+        np.full((16, num_nodes, num_nodes + 1), -1, np.int64),                # kf_place
+        np.zeros((num_nodes, RESERVE_FRAMES), np.int64),                      # kf_res
+        np.zeros((num_nodes, 3), np.int64),                                   # kf_resc
+        np.zeros((num_nodes, 3), np.int64),                                   # kf_nodes
+        np.full(num_nodes, -1, np.int64),                                     # kf_tail
+        np.zeros((num_cpus, 2), np.int64),                                    # kf_busy
+        np.full((threads, 3), -1, np.int64),                                  # kf_th
+        np.zeros((LOG_ROWS, KL_ROW), np.int64),                              # kf_log
+        np.zeros(MAX_WINDOW, np.int64),                                       # kf_slots
+    )
+
+
