@@ -83,7 +83,6 @@ class NumaBalancing:
         budget = self.p.scan_size_bytes >> PAGE_SHIFT
         end = max((v.end for v in mm.vmas), default=0)
         start = st.scan_offset
-        changed = 0
         # Collect the entries at or after the scan offset, in address order, up to the budget.
         addrs = sorted([key << HPAGE_SHIFT for key, e in mm.pmds.items() if e.kind is PteKind.PRESENT]
                        + [key << PAGE_SHIFT for key, e in mm.ptes.items() if e.kind is PteKind.PRESENT])
