@@ -9,6 +9,11 @@ from hwemu.machine.hierarchy import access, mem_read, mem_write, node_of_line, s
 from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.layout import C_CPS, C_LLC_LAT, C_SOCKETS
 
+#: the OS model's metadata streamer remembers this many recent demand lines per CPU ...
+MP_RECENT_LINES = 32
+#: ... and this many prefetched lines not used yet
+MP_PF_LINES = 64
+
 
 @njit(cache=True, _nrt=False)
 def coherent_read(S, my, home, line, t):
@@ -120,6 +125,80 @@ def access_handle(h, cpu, node, pa, is_write, t):
     """:func:`hwemu.machine.hierarchy.access` (a data access) on the state of handle ``h``."""
     H = handle_ref(h)
     return access(H.S, cpu, node, pa, is_write, False, t)
+
+
+@njit(cache=True, _nrt=False)
+def _ordered_find(rows, n, cpu, x):
+    for i in range(n[cpu]):
+        if rows[cpu, i] == x:
+            return i
+    return -1
+
+
+@njit(cache=True, _nrt=False)
+def _ordered_drop(rows, n, cpu, i):
+    k = n[cpu] - 1
+    for j in range(i, k):
+        rows[cpu, j] = rows[cpu, j + 1]
+    n[cpu] = k
+
+
+@njit(cache=True, _nrt=False)
+def _ordered_add(rows, n, cpu, x, cap):
+    """Append ``x`` (absent) to CPU ``cpu``'s ordered set; drop the oldest beyond ``cap``."""
+    rows[cpu, n[cpu]] = x
+    n[cpu] += 1
+    if n[cpu] > cap:
+        _ordered_drop(rows, n, cpu, 0)
+
+
+@njit(cache=True, _nrt=False)
+def _meta_prefetch(S, cpu, ln, demand, t):
+    """One prefetch of the metadata streamer: a line read within the demand's 4 KiB page,
+    unless already prefetched and unused. Returns 1 if issued."""
+    if (ln >> 6) != (demand >> 6) or _ordered_find(S.mp_pf, S.mp_npf, cpu, ln) >= 0:
+        return 0
+    access(S, cpu, node_of_line(S, ln), ln << 6, False, False, t)
+    _ordered_add(S.mp_pf, S.mp_npf, cpu, ln, MP_PF_LINES)
+    return 1
+
+
+@njit(cache=True, _nrt=False)
+def meta_access(S0, cpu, pa, is_write, atomic, atomic_ps, degree, t):
+    """A kernel metadata access (struct page, PTE, lock word) by ``cpu`` at ``t``: through the
+    caches, coherence, links and controllers (an atomic is a write plus ``atomic_ps``), then
+    the L2 streamer for kernel metadata of the OS model (``degree`` lines; 0 when the machine
+    has its own L2 prefetcher, which sees the access): a demand on a line it prefetched
+    prefetches ``degree`` lines further; a demand on the line after a recent demand prefetches
+    the next ``degree`` lines; prefetches are real line reads at ``t`` and never cross a 4 KiB
+    page. Per CPU it remembers the last ``MP_RECENT_LINES`` demand lines and the last
+    ``MP_PF_LINES`` prefetched, unused lines (``S.mp_*``). Returns (latency, where served,
+    prefetches issued)."""
+    S = state_ref(S0)
+    line = pa >> 6
+    done, where = access(S, cpu, node_of_line(S, line), pa, is_write or atomic, False, t)
+    lat = done - t
+    if atomic:
+        lat += atomic_ps
+    npf = 0
+    if degree > 0:
+        i = _ordered_find(S.mp_pf, S.mp_npf, cpu, line)
+        if i >= 0:
+            _ordered_drop(S.mp_pf, S.mp_npf, cpu, i)
+            npf += _meta_prefetch(S, cpu, line + degree, line, t)
+        elif _ordered_find(S.mp_rec, S.mp_nrec, cpu, line - 1) >= 0:
+            for ln in range(line + 1, line + 1 + degree):
+                npf += _meta_prefetch(S, cpu, ln, line, t)
+        if _ordered_find(S.mp_rec, S.mp_nrec, cpu, line) < 0:
+            _ordered_add(S.mp_rec, S.mp_nrec, cpu, line, MP_RECENT_LINES)
+    return lat, where, npf
+
+
+@njit(cache=True, _nrt=False)
+def meta_access_handle(h, cpu, pa, is_write, atomic, atomic_ps, degree, t):
+    """:func:`meta_access` on the state of handle ``h``."""
+    H = handle_ref(h)
+    return meta_access(H.S, cpu, pa, is_write, atomic, atomic_ps, degree, t)
 
 
 @njit(cache=True)

@@ -40,15 +40,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.machine.hierarchy import access, node_of_line
+from hwemu.machine.hierarchy import node_of_line
 from hwemu.machine.layout import (C_CPS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ATOMIC,
-                                  KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_LRU, KF_NEXT_END, KF_NLOG,
-                                  KF_NOW, KF_PENDING, KF_WINDOW, KL_CPU, KL_END, KL_NODE, KL_PFN,
-                                  KF_N, KL_ROW, KL_START, KL_TID, KL_TOUCHES, KL_VADDR, KL_WHERE, KL_WRITE,
-                                  KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY, KT_PTE,
-                                  RG_HI, RG_LO, RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL,
-                                  RS_COUNT, RS_HEAD)
-from hwemu.machine.memops import copy_lines_in
+                                  KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_LRU, KF_MP_DEGREE, KF_N,
+                                  KF_NEXT_END, KF_NLOG, KF_NOW, KF_PENDING, KF_WINDOW, KL_CPU,
+                                  KL_END, KL_NODE, KL_PF, KL_PFN, KL_ROW, KL_START, KL_TID,
+                                  KL_TOUCHES, KL_VADDR, KL_WHERE, KL_WRITE, KN_LRU_LOCK,
+                                  KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY, KT_PTE, RG_HI, RG_LO,
+                                  RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
+from hwemu.machine.memops import copy_lines_in, meta_access
 from hwemu.machine.pagetable import PTE_PRESENT, ht_insert, ht_lookup, vkey
 from hwemu.machine.times import NEVER
 
@@ -62,14 +62,13 @@ MAX_WINDOW = 256
 
 @njit(cache=True, _nrt=False)
 def _touch(S, cpu, pa, write, atomic, t, log, row, n):
-    """One kernel metadata access (``MachineHardware.mem_access_ps``); its latency in ps.
-    Logs where it was served in column ``n`` of the touches."""
-    node = node_of_line(S, pa >> 6)
-    done, where = access(S, cpu, node, pa, write or atomic, False, t)
+    """One kernel metadata access (``MachineHardware.mem_access_ps``, with the OS model's
+    metadata streamer); its latency in ps. Logs where it was served and the prefetches it set
+    off in column ``n`` of the touches."""
+    ctl = S.kf_ctl
+    lat, where, npf = meta_access(S, cpu, pa, write, atomic, ctl[KF_ATOMIC], ctl[KF_MP_DEGREE], t)
     log[row, KL_WHERE + n] = where
-    lat = done - t
-    if atomic:
-        lat += S.kf_ctl[KF_ATOMIC]
+    log[row, KL_PF + n] = npf
     return lat
 
 

@@ -33,7 +33,10 @@ component works on. Field groups (see the component modules for their meaning):
   ``RG_*``, ``RS_*``, ``KN_*``, ``KT_*``, ``KL_*`` in layout.py): ``kf_ctl``, the registered
   regions ``kf_rk``/``kf_rv``/``kf_reg``, placements ``kf_place``, frame reservations
   ``kf_res``/``kf_resc``, per node ``kf_nodes`` and LRU tails ``kf_tail``, CPU occupancy
-  ``kf_busy``, per-thread pending entries ``kf_th``, the log ``kf_log``, scratch ``kf_slots``.
+  ``kf_busy``, per-thread pending entries ``kf_th``, the log ``kf_log``, scratch ``kf_slots``;
+- the OS model's metadata streamer (``hwemu.machine.memops.meta_access``): per CPU the recent
+  demand lines ``mp_rec`` (``mp_nrec`` of them, oldest first) and the prefetched, unused lines
+  ``mp_pf`` (``mp_npf``).
 
 Replacement seeds: cache or TLB ``k`` (in the order l1i, l1d, l2, llc, itlb, dtlb4, dtlb2,
 stlb) gets seed ``seed * 8 + k``, so ``--seed`` changes every random-policy cache and runs with
@@ -54,6 +57,7 @@ from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
 from hwemu.machine.layout import (FT_N, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_N, C_NNODES, C_PPI,
                                   C_STLB_LAT, K_N, W_N, declared_columns)
+from hwemu.machine.memops import MP_PF_LINES, MP_RECENT_LINES
 from hwemu.machine.osfault import kf_arrays
 from hwemu.machine.params import PARAMS
 
@@ -75,6 +79,7 @@ FIELDS = (
     "ft_ctl", "ft_next",
     "kf_ctl", "kf_rk", "kf_rv", "kf_reg", "kf_place", "kf_res", "kf_resc", "kf_nodes", "kf_tail",
     "kf_busy", "kf_th", "kf_log", "kf_slots",
+    "mp_rec", "mp_nrec", "mp_pf", "mp_npf",
 )
 State = namedtuple("State", FIELDS)
 
@@ -156,4 +161,6 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         np.array([n.remote_trackers for n in cfg.nodes], np.int64),
         np.zeros(FT_N, np.int64), np.zeros(cfg.num_nodes, np.int64),
         *kf_arrays(cfg.num_nodes, ncpu, T),
+        np.zeros((ncpu, MP_RECENT_LINES + 1), np.int64), np.zeros(ncpu, np.int64),
+        np.zeros((ncpu, MP_PF_LINES + 1), np.int64), np.zeros(ncpu, np.int64),
     )

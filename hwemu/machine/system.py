@@ -288,6 +288,22 @@ class Machine:
         done, where = access(self._handle(), int(cpu), node, int(phys), bool(write), at_ps)
         return int(done) - at_ps, names[where]
 
+    def meta_access(self, cpu: int, phys: int, write: bool, atomic: bool, atomic_ps: int,
+                    degree: int, at_ps: int) -> tuple[int, int, int]:
+        """A kernel metadata access (:func:`hwemu.machine.memops.meta_access`: the line through
+        the caches, coherence, links and controllers, then the OS model's metadata streamer of
+        ``degree`` lines). Returns (latency ps, where served as an index of W_NAMES,
+        prefetches issued)."""
+        from hwemu.machine.memops import meta_access_handle
+
+        self.node_of_phys(phys)
+        if not 0 <= cpu < self.config.num_cpus:
+            raise HwemuError(f"CPU {cpu} does not exist (0..{self.config.num_cpus - 1})")
+        lat, where, npf = meta_access_handle(self._handle(), int(cpu), int(phys), bool(write),
+                                             bool(atomic), int(atomic_ps), int(degree),
+                                             int(at_ps))
+        return int(lat), int(where), int(npf)
+
     def node_start_pfn(self, node: int) -> int:
         """First physical frame number (4 KiB) of ``node``."""
         return int(self.S.node_base[node]) >> PAGE_SHIFT

@@ -33,6 +33,7 @@ from typing import Iterable
 from hwemu.errors import HwemuError
 from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
+from hwemu.machine.layout import W_NAMES
 from hwemu.machine.pagetable import PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, make_pte, pte_huge, pte_phys
 from hwemu.machine.topology import slit_distances
 from hwemu.stats import Stats
@@ -79,9 +80,7 @@ class MachineHardware:
                           ("full_flushes", "count"), ("metadata_accesses", "count"),
                           ("copy_bytes", "bytes"), ("fill_bytes", "bytes")):
             self.stats.add(HW_COMPONENT, key, 0, unit)
-        # per CPU: lines brought by the prefetcher and not used yet; recent demand lines
-        self._pf: list[dict] = [dict() for _ in range(cfg.num_cpus)]
-        self._recent: list[dict] = [dict() for _ in range(cfg.num_cpus)]
+        self._atomic_ps = cfg.cycles_ps(self.p.atomic_cycles)
         # per socket: when each of its DMA engines is free again (ps), made on first use
         self._dma_free: dict[int, list[int]] = {}
 
@@ -115,40 +114,19 @@ class MachineHardware:
         return self.cfg.cycles_ps(cycles)
 
     def mem_access_ps(self, cpu: int, paddr: int, write: bool, atomic: bool, at_ps: int) -> int:
-        lat, where = self.m.access_line(cpu, paddr, bool(write or atomic), int(at_ps))
-        inc = self.stats.inc
-        inc(HW_COMPONENT, "metadata_accesses", 1, "count")
-        inc(HW_COMPONENT, _SERVED[where], 1, "accesses")
-        if atomic:
-            lat += self.cfg.cycles_ps(self.p.atomic_cycles)
-        if self.p.metadata_prefetch_degree:
-            self._stream(cpu, paddr >> 6, int(at_ps))
+        lat, where, npf = self.m.meta_access(cpu, paddr, write, atomic, self._atomic_ps,
+                                             self.p.metadata_prefetch_degree, at_ps)
+        self.count_metadata(where, npf)
         return lat
 
-    def _stream(self, cpu: int, line: int, at_ps: int) -> None:
-        """L2 streamer for kernel metadata: prefetches are real line reads through the
-        machine (they fill the caches and load the controllers); they never cross a 4 KiB
-        page."""
-        pf, recent = self._pf[cpu], self._recent[cpu]
-        deg = self.p.metadata_prefetch_degree
-        if pf.pop(line, None) is not None:
-            self._prefetch(cpu, line + deg, line, at_ps)
-        elif (line - 1) in recent:
-            for ln in range(line + 1, line + 1 + deg):
-                self._prefetch(cpu, ln, line, at_ps)
-        recent[line] = True
-        if len(recent) > 32:
-            del recent[next(iter(recent))]
-
-    def _prefetch(self, cpu: int, ln: int, demand: int, at_ps: int) -> None:
-        if (ln >> 6) != (demand >> 6) or ln in self._pf[cpu]:
-            return
-        self.m.access_line(cpu, ln << 6, False, at_ps)
-        self._count("metadata_prefetches")
-        pf = self._pf[cpu]
-        pf[ln] = True
-        if len(pf) > 64:
-            del pf[next(iter(pf))]
+    def count_metadata(self, where: int, prefetches: int) -> None:
+        """Count one metadata access served at level ``where`` (W_NAMES) and the prefetches
+        of the metadata streamer it set off."""
+        inc = self.stats.inc
+        inc(HW_COMPONENT, "metadata_accesses", 1, "count")
+        inc(HW_COMPONENT, _SERVED[W_NAMES[where]], 1, "accesses")
+        if prefetches:
+            inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
 
     def _targets(self, cpu: int, targets: Iterable[int]) -> tuple[bool, list[int]]:
         ts = sorted(set(targets))

@@ -25,15 +25,16 @@ from hwemu.linux.kernel import FAULT_CYCLES
 from hwemu.linux.mempolicy import policy_node
 from hwemu.linux.mm import LRU, PteKind, VmaKind, layout_generation
 from hwemu.machine.layout import (KF_ATOMIC, KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_LRU, KF_NEXT_END,
-                                  KF_NLOG, KF_NOW, KF_NREG, KF_ON, KF_PENDING, KF_WINDOW, KL_CPU,
-                                  KL_END, KL_PFN, KL_START, KL_TID, KL_VADDR, KL_WHERE, KL_WRITE,
+                                  KF_NLOG, KF_NOW, KF_MP_DEGREE, KF_NREG, KF_ON, KF_PENDING,
+                                  KF_WINDOW, KL_CPU,
+                                  KL_END, KL_PF, KL_PFN, KL_START, KL_TID, KL_TOUCHES, KL_VADDR, KL_WHERE,
+                                  KL_WRITE,
                                   KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_KEY, RG_HI, RG_LO,
-                                  RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD,
-                                  W_NAMES)
+                                  RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
 from hwemu.machine.osfault import MAX_WINDOW, RESERVE_FRAMES
 from hwemu.machine.pagetable import PID_SHIFT, ht_insert
 from hwemu.machine.times import NEVER, PARKED
-from hwemu.sim.hardware import HW_COMPONENT, _SERVED
+from hwemu.sim.hardware import HW_COMPONENT
 
 _NEVER = int(NEVER)
 _HUGE = 1 << 21
@@ -65,6 +66,7 @@ class LoopFaults:
         ctl[KF_CYC_LRU] = hw.cycles_ps(0, FAULT_CYCLES["lru_add"])
         ctl[KF_ATOMIC] = m.config.cycles_ps(hw.p.atomic_cycles)
         ctl[KF_WINDOW] = m.config.lfb + hw.p.copy_prefetch_lines
+        ctl[KF_MP_DEGREE] = hw.p.metadata_prefetch_degree
         for n, a in enumerate(k.alloc.nodes):
             S.kf_nodes[n, KN_MEMMAP] = a.memmap_paddr
             S.kf_nodes[n, KN_START_PFN] = a.start_pfn
@@ -77,13 +79,10 @@ class LoopFaults:
 
     @staticmethod
     def usable(sim) -> bool:
-        """Whether the loop can serve faults exactly as this run's kernel would: no metadata
-        prefetcher of the OS model's own (the machine's L2 prefetcher sees the accesses
-        instead), observers that can learn of a fault when the loop returns, a copy window
-        the loop holds."""
+        """Whether the loop can serve faults exactly as this run's kernel would: observers that
+        can learn of a fault when the loop returns, a copy window the loop holds."""
         hw = sim.hw
-        return (hw.p.metadata_prefetch_degree == 0
-                and sim.m.config.lfb + hw.p.copy_prefetch_lines <= MAX_WINDOW
+        return (sim.m.config.lfb + hw.p.copy_prefetch_lines <= MAX_WINDOW
                 and all(ob.loop_faults_ok for ob in sim.kernel.observers))
 
     # -- before the loop ------------------------------------------------------------------
@@ -210,6 +209,7 @@ class LoopFaults:
         steps += [(r[KL_END], 0, i) for i, r in enumerate(rows) if i not in flight]
         steps.sort()
         inc = self.hw.stats.inc
+        count_metadata = self.hw.count_metadata
         fstats = sim.fault_stats.inc
         vaddrs = sim.dispatch.fault_vaddr
         made: dict[int, tuple] = {}
@@ -221,11 +221,11 @@ class LoopFaults:
             if is_start:
                 mm, page = k.loop_fault_start(tid, va, r[KL_PFN])
                 made[i] = (mm, page)
-                for w in r[KL_WHERE:]:
+                for j in range(KL_TOUCHES):
+                    w = r[KL_WHERE + j]
                     if w < 0:
                         break
-                    inc(HW_COMPONENT, "metadata_accesses", 1, "count")
-                    inc(HW_COMPONENT, _SERVED[W_NAMES[w]], 1, "accesses")
+                    count_metadata(w, r[KL_PF + j])
                 inc(HW_COMPONENT, "fill_bytes", 4096, "bytes")
                 vaddrs[tid] = va
                 if i in flight:

@@ -11,7 +11,7 @@ from hwemu.sim.cosim import CoSim
 
 from integ_kit import MOVE, assert_same_run, make_schedule, make_trace
 
-MACHINE = "skx-2s"          # the loop serves faults where the OS model has no metadata prefetcher
+MACHINE = "skx-2s"
 
 
 def _both(trace, machine=MACHINE, **kw):
@@ -82,3 +82,12 @@ def test_node_fills_up(tmp_path):
     served, ((sim, _), _) = _both(trace, machine=str(machine))
     assert served > 1000
     assert sim.kernel.node_usage()[1] > 400
+
+
+def test_metadata_streamer(traces):
+    """A machine without an L2 prefetcher of its own (epyc-2s): the OS model's metadata
+    streamer runs in the loop's faults too, on the same state as the Python kernel's."""
+    served, ((sim, _), _) = _both(traces["two"], machine="epyc-2s")
+    assert served > 200
+    assert sim.hw.p.metadata_prefetch_degree > 0
+    assert sim.hw.counter("metadata_prefetches") > 0
