@@ -42,6 +42,11 @@ FAULT_CYCLES = {
 }
 
 
+# flags of a new anonymous page (do_anonymous_page), and once it is on its LRU list
+_NEW_ANON = PG.SWAPBACKED | PG.UPTODATE
+_NEW_ANON_ON_LRU = _NEW_ANON | PG.LRU
+
+
 class Meter:
     """Accumulates the cost of one kernel step on one CPU, starting at ``start_ps``."""
 
@@ -678,23 +683,49 @@ class Kernel:
         if page is None or page.pfn != pfn:
             raise AssertionError(f"fault at {addr:#x}: the allocator gave "
                                  f"{None if page is None else page.pfn}, the loop took {pfn}")
-        self._init_anon(page, vma, addr & ~(PAGE_SIZE - 1))
-        self._lru_insert(page)
+        # _init_anon and _lru_insert for a new anonymous page (inactive anon list), inline
+        page.mapping = vma.anon_vma
+        page.index = addr >> PAGE_SHIFT
+        page.flags = _NEW_ANON_ON_LRU
+        page.mapcount = 1
+        self.lru[page.node][LRU.INACTIVE_ANON][page.pfn] = page
+        page.lru = LRU.INACTIVE_ANON
+        return mm, page
+
+    def loop_hint_start(self, tid: int, addr: int, pfn: int) -> tuple[MM, Page]:
+        """The state changes of a local NUMA hinting fault the replay loop served (the page,
+        frame ``pfn``, is on the faulting CPU's node; its costs were charged there): counted
+        local, recorded by the hinting-fault handler (``local_hint``), the entry present
+        again (the loop has set the machine's)."""
+        t = self.threads[tid]
+        mm = t.mm
+        entry, is_pmd, page = self.entry_page(mm, addr)
+        if entry is None or entry.kind is not PteKind.PROTNONE or is_pmd or page.pfn != pfn \
+                or page.node != self.hw.cpu_node(t.cpu):
+            raise AssertionError(f"hinting fault at {addr:#x}: the loop found a local "
+                                 f"PROT_NONE entry of frame {pfn}, the kernel has {entry}")
+        self.count("linux.fault", "numa_hint_faults_local")
+        self.numa_balancing.local_hint(t, page)
+        entry.kind = PteKind.PRESENT
+        entry.young = True                      # do_numa_page: pte_mkyoung
+        self.notify_pte(mm, addr, False, entry, True)
         return mm, page
 
     def loop_fault_end(self, mm: MM, addr: int, page: Page, write: bool, start: int,
-                       mirrored: bool) -> FaultResult:
-        """The last step of that fault, at its end: the entry set (``mirrored``: the loop has
-        installed it in the machine already) and the fault counted."""
+                       mirrored: bool, hint: bool = False) -> FaultResult:
+        """The last step of such a fault, at its end: a first touch's entry set
+        (``mirrored``: the loop has installed it in the machine already), the fault counted."""
+        if hint:
+            return self._fault_done(mm, addr, start, "numa_hint", 0)
         self._map_new_anon(mm, addr, False, page, write, mirrored)
         return self._fault_done(mm, addr, start, "anon", 0)
 
     def loop_fault_process(self, tid: int, mm: MM, addr: int, page: Page, write: bool,
-                           start: int) -> Process:
+                           start: int, hint: bool = False) -> Process:
         """A fault the loop served that has not ended: the handler process at its last step,
         for the engine to resume at the end (the caller schedules it)."""
         def last_step():
-            return self.loop_fault_end(mm, addr, page, write, start, False)
+            return self.loop_fault_end(mm, addr, page, write, start, False, hint)
             yield       # a generator: the engine resumes it once
 
         proc = Process(self.engine, last_step(), self.threads[tid].cpu,
@@ -760,7 +791,7 @@ class Kernel:
     def _init_anon(self, page: Page, vma: VMA, addr: int) -> None:
         page.mapping = vma.anon_vma
         page.index = addr >> PAGE_SHIFT
-        page.set(PG.SWAPBACKED | PG.UPTODATE)
+        page.set(_NEW_ANON)
         page.mapcount = 1          # refcount 1 from allocation becomes the mapping's reference
 
     def _do_file_fault(self, t: Thread, vma: VMA, addr: int, write: bool, m: Meter) -> Generator:

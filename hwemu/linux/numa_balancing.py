@@ -135,6 +135,13 @@ class NumaBalancing:
             return False
         return True
 
+    def local_fault(self, thread, page: Page) -> None:
+        """What :meth:`hinting_fault` records of a fault on a page on the faulting CPU's node
+        (it never migrates): the task's local fault count (its cost is the caller's)."""
+        st = self.tasks.get(thread.mm.pid)
+        if st is not None:
+            st.faults_local += page.nr_pages
+
     def hinting_fault(self, thread, page: Page, meter):
         """Called by the fault handler on a PROT_NONE entry (the entry is still PROT_NONE).
         A generator: returns True if the page was migrated (the entry then maps the new page)."""

@@ -52,13 +52,14 @@ from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
 from hwemu.machine.hierarchy import access_below_l1, nt_store
-from hwemu.machine.osfault import os_first_touch, os_installs
+from hwemu.machine.osfault import os_first_touch, os_installs, os_local_hint
 from hwemu.machine.stateref import handle_ref, state_ref
-from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, ht_insert,
+from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
+                                     PTE_PROTNONE, ht_insert,
                                      vkey)
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
-                                  FT_MAPPED, FT_NEW_SLOTS, K_L1D_HIT, KF_NEXT_END, KF_ON,
+                                  FT_MAPPED, FT_NEW_SLOTS, K_L1D_HIT, KF_HINT, KF_NEXT_END, KF_ON,
                                   KF_PENDING,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
@@ -248,6 +249,9 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 th_clock[th] = clock + S.cfg[C_FAULT]
                 fk = 0 if st == PTE_NOT_PRESENT else st - 1
                 S.faults[th, fk] += 1
+                if st == PTE_PROTNONE and S.kf_ctl[KF_HINT] != 0 and \
+                        os_local_hint(R, k4, v4, th, cpu, va, pte):
+                    continue
                 if st == PTE_NOT_PRESENT and S.ft_ctl[FT_BUDGET] > 0:
                     if S.kf_ctl[KF_ON] != 0:
                         if os_first_touch(R, th, cpu, va, is_write):

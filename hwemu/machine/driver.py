@@ -34,10 +34,10 @@ class StopHandler:
     def chunk_end(self, m: Machine, starved: bool) -> None:
         """Called when the loaded chunk is done or starved."""
 
-    def entering(self, m: Machine) -> None:
-        """Called before every entry into the compiled loop."""
+    def entering(self, m: Machine, stop_ps: int | None) -> None:
+        """Called before every entry into the compiled loop (with the stop time it gets)."""
 
-    def returned(self, m: Machine) -> None:
+    def returned(self, m: Machine, stop: Stop, stop_ps: int | None) -> None:
         """Called when the loop returns, before the stop is handled."""
 
 
@@ -47,9 +47,9 @@ def replay(m: Machine, handler: StopHandler) -> str:
     (``"event"``). Faults go to ``handler.fault``."""
     while True:
         t = handler.stop_time()
-        handler.entering(m)
+        handler.entering(m, t)
         s = m.run(t)
-        handler.returned(m)
+        handler.returned(m, s, t)
         if s.reason == "fault":
             handler.fault(m, s)
             continue

@@ -115,6 +115,7 @@ FIRST_TOUCH_FIELDS = _number("FT_", ("FT_BUDGET", "FT_NEW_SLOTS", "FT_MAPPED"))
 OS_FAULT_FIELDS = _number("KF_", (
     "KF_ON", "KF_NOW", "KF_NLOG", "KF_NREG", "KF_PENDING", "KF_NEXT_END",
     "KF_CYC_ENTRY", "KF_CYC_ALLOC", "KF_CYC_LRU", "KF_ATOMIC", "KF_WINDOW", "KF_MP_DEGREE",
+    "KF_HINT", "KF_CYC_HINT", "KF_CYC_HINT_POLICY",
 ))
 # S.kf_reg: one row per registered 2 MiB region of a process
 REGION_FIELDS = _number("RG_", ("RG_PTE_TABLE", "RG_PMD_LINE", "RG_LO", "RG_HI", "RG_PLACE"))
@@ -125,11 +126,12 @@ RESERVATION_FIELDS = _number("RS_", ("RS_HEAD", "RS_COUNT", "RS_ALL"))
 KNODE_FIELDS = _number("KN_", ("KN_MEMMAP", "KN_START_PFN", "KN_LRU_LOCK"))
 # S.kf_th: per thread, the page-table entry its fault installs at KT_END (KT_KEY -1: none)
 KTHREAD_FIELDS = _number("KT_", ("KT_KEY", "KT_END", "KT_PTE"))
-# S.kf_log: one row per fault served; KL_WHERE.. holds where each of its KL_TOUCHES metadata
-# accesses was served (-1 after the last), KL_PF.. the prefetches each one set off
+# S.kf_log: one row per fault served (KL_KIND: KIND_FIRST_TOUCH or KIND_LOCAL_HINT); KL_WHERE..
+# holds where each of its KL_TOUCHES metadata accesses was served (-1 after the last), KL_PF.. the prefetches each one set off
 KL_TOUCHES = 8
+KIND_FIRST_TOUCH, KIND_LOCAL_HINT = 0, 1
 KLOG_FIELDS = _number("KL_", ("KL_TID", "KL_VADDR", "KL_CPU", "KL_PFN", "KL_NODE", "KL_START",
-                              "KL_END", "KL_WRITE", "KL_WHERE")
+                              "KL_END", "KL_WRITE", "KL_KIND", "KL_WHERE")
                       + tuple(f"KL_WHERE_{j}" for j in range(1, KL_TOUCHES)) + ("KL_PF",)
                       + tuple(f"KL_PF_{j}" for j in range(1, KL_TOUCHES)))
 KL_ROW = len(KLOG_FIELDS)

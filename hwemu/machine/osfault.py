@@ -42,14 +42,16 @@ from numba import njit
 
 from hwemu.machine.hierarchy import node_of_line
 from hwemu.machine.layout import (C_CPS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ATOMIC,
-                                  KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_LRU, KF_MP_DEGREE, KF_N,
+                                  KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_HINT, KF_CYC_HINT_POLICY,
+                                  KF_CYC_LRU, KF_MP_DEGREE, KF_N, KIND_FIRST_TOUCH,
+                                  KIND_LOCAL_HINT, KL_KIND,
                                   KF_NEXT_END, KF_NLOG, KF_NOW, KF_PENDING, KF_WINDOW, KL_CPU,
                                   KL_END, KL_NODE, KL_PF, KL_PFN, KL_ROW, KL_START, KL_TID,
                                   KL_TOUCHES, KL_VADDR, KL_WHERE, KL_WRITE, KN_LRU_LOCK,
                                   KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY, KT_PTE, RG_HI, RG_LO,
                                   RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
 from hwemu.machine.memops import copy_lines_in, meta_access
-from hwemu.machine.pagetable import PTE_PRESENT, ht_insert, ht_lookup, vkey
+from hwemu.machine.pagetable import PTE_HUGE, PTE_PRESENT, ht_insert, ht_lookup, vkey
 from hwemu.machine.times import NEVER
 
 #: frames per node the OS reserves for the loop at a time (the allocator's next ones)
@@ -171,13 +173,94 @@ def os_first_touch(S, th, cpu, va, is_write):
     log[row, KL_START] = start
     log[row, KL_END] = end
     log[row, KL_WRITE] = 1 if is_write else 0
+    log[row, KL_KIND] = KIND_FIRST_TOUCH
+    ctl[KF_NLOG] = row + 1
+    return True
+
+
+@njit(cache=True, _nrt=False)
+def os_local_hint(S, k4, v4, th, cpu, va, pte):
+    """Serve thread ``th``'s NUMA hinting fault at ``va`` (``pte``: the PROT_NONE entry it
+    found) as the OS model would when the page is already on the CPU's node and the policy
+    decides nothing for such a fault (``KF_HINT``: automatic NUMA balancing counts it as a local
+    fault): ``Kernel._fault_proc``'s PROT_NONE path, the entry made present again (its
+    accessed and dirty bits kept) at the fault's start, the thread resuming at its end. False
+    sends it to Python (nothing changed)."""
+    ctl = S.kf_ctl
+    log = S.kf_log
+    row = ctl[KF_NLOG]
+    if row >= log.shape[0] or (pte & PTE_HUGE) != 0:
+        return False
+    node = (pte >> 3) & 0x7F
+    if node != S.socket_node[cpu // S.cfg[C_CPS]]:
+        return False                # a remote page: the policy decides (migrate or not)
+    c = S.th_clock[th]
+    if c < ctl[KF_NOW]:
+        return False
+    pid = S.th_pid[th]
+    key = vkey(pid, va >> 12)
+    kth = S.kf_th
+    for t in range(S.th_clock.shape[0]):
+        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key):
+            return False
+    r = ht_lookup(S.kf_rk, S.kf_rv, vkey(pid, va >> 21)) - 1
+    if r < 0:
+        return False
+    reg = S.kf_reg
+    kn = S.kf_nodes
+    vpn = va >> 12
+    start = c
+    ps = ctl[KF_CYC_ENTRY]
+    pmd_line = reg[r, RG_PMD_LINE]
+    pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
+    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 0)
+    ps += _touch(S, cpu, pte_line, False, False, start + ps, log, row, 1)
+    ps += ctl[KF_CYC_HINT]
+    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 2)
+    ps += _touch(S, cpu, pte_line, True, True, start + ps, log, row, 3)
+    pfn = (pte & ~np.int64(0xFFF)) >> 12
+    ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64, False, True,
+                 start + ps, log, row, 4)
+    ps += ctl[KF_CYC_HINT_POLICY]
+    for j in range(5, KL_TOUCHES):
+        log[row, KL_WHERE + j] = -1
+    # do_numa_page: the entry is present again now (MachineSync keeps A and D of the same frame)
+    old = ht_lookup(k4, v4, key)
+    ht_insert(k4, v4, key, (old & ~np.int64(3)) | PTE_PRESENT)
+    th_pend = S.th_pend
+    for u in range(th_pend.shape[0]):
+        if th_pend[u] == 2:
+            th_pend[u] = 1
+    busy = S.kf_busy
+    s2 = start if start > busy[cpu, 0] else busy[cpu, 0]
+    end = s2 + ps
+    busy[cpu, 0] = end
+    busy[cpu, 1] += ps
+    ctl[KF_NOW] = start
+    S.th_clock[th] = end
+    # the handler ends at ``end`` with nothing left to install (KT_PTE -1)
+    kth[th, KT_KEY] = key
+    kth[th, KT_END] = end
+    kth[th, KT_PTE] = -1
+    ctl[KF_PENDING] += 1
+    if end < ctl[KF_NEXT_END]:
+        ctl[KF_NEXT_END] = end
+    log[row, KL_TID] = th
+    log[row, KL_VADDR] = va
+    log[row, KL_CPU] = cpu
+    log[row, KL_PFN] = pfn
+    log[row, KL_NODE] = node
+    log[row, KL_START] = start
+    log[row, KL_END] = end
+    log[row, KL_WRITE] = 0
+    log[row, KL_KIND] = KIND_LOCAL_HINT
     ctl[KF_NLOG] = row + 1
     return True
 
 
 @njit(cache=True, _nrt=False)
 def os_installs(S, k4, v4, upto, stop_time):
-    """Install the entries of the faults that end at or before ``upto`` (the earliest clock of
+    """End the faults that end at or before ``upto``, installing their entries, (the earliest clock of
     a runnable thread) and before ``stop_time`` (an entry due at or after it is left to Python,
     whose engine orders it among the events due then)."""
     ctl = S.kf_ctl
@@ -189,18 +272,19 @@ def os_installs(S, k4, v4, upto, stop_time):
             continue
         end = kth[t, KT_END]
         if end <= upto and end < stop_time:
-            new = ht_insert(k4, v4, kth[t, KT_KEY], kth[t, KT_PTE])
-            ft[FT_BUDGET] -= new
-            ft[FT_NEW_SLOTS] += new
-            ft[FT_MAPPED] += 1
+            if kth[t, KT_PTE] >= 0:
+                new = ht_insert(k4, v4, kth[t, KT_KEY], kth[t, KT_PTE])
+                ft[FT_BUDGET] -= new
+                ft[FT_NEW_SLOTS] += new
+                ft[FT_MAPPED] += 1
+                th_pend = S.th_pend
+                for u in range(th_pend.shape[0]):
+                    if th_pend[u] == 2:
+                        th_pend[u] = 1
             kth[t, KT_KEY] = -1
             ctl[KF_PENDING] -= 1
             if end > ctl[KF_NOW]:
                 ctl[KF_NOW] = end
-            th_pend = S.th_pend
-            for u in range(th_pend.shape[0]):
-                if th_pend[u] == 2:
-                    th_pend[u] = 1
         elif end < nxt:
             nxt = end
     ctl[KF_NEXT_END] = nxt

@@ -109,6 +109,15 @@ class MigrationPolicy(Policy):
         return False
         yield  # noqa: unreachable - makes this a generator
 
+    #: a hinting fault on a page already on the faulting CPU's node never migrates and costs
+    #: the same fixed path; True lets the replay loop serve it (hwemu.machine.osfault) and
+    #: report it through :meth:`on_local_hint` when the loop returns
+    local_hints_in_loop = False
+
+    def on_local_hint(self, thread, page) -> None:
+        """What :meth:`on_hint_fault` records of a local hinting fault (no cost, no decision);
+        called for the faults the replay loop served, in order."""
+
     def on_tick(self, now_ps: int) -> None:
         pass
 

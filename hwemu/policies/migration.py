@@ -133,6 +133,11 @@ class AutoNuma(MigrationPolicy):
         for pid in ctx.pids:
             self.nb.start(pid)
 
+    local_hints_in_loop = True
+
+    def on_local_hint(self, thread, page) -> None:
+        self.nb.local_fault(thread, page)
+
     def on_hint_fault(self, fault):
         t0 = fault.time_ps
         nr = fault.page.nr_pages

@@ -80,6 +80,10 @@ class _HintDispatcher:
         if self.fallback is not None:
             self.fallback.stop(pid)
 
+    def local_hint(self, thread, page) -> None:
+        """A local hinting fault the replay loop served (hwemu.sim.loopfaults)."""
+        self.policy.on_local_hint(thread, page)
+
     def hinting_fault(self, thread, page, meter):
         from hwemu.policies.base import HintFault
 
@@ -584,13 +588,13 @@ class CoSim(StopHandler):
         self._advance_to(time_ps)
         return True
 
-    def entering(self, m) -> None:
+    def entering(self, m, stop_ps) -> None:
         if self.loop_faults is not None:
             self.loop_faults.before()
 
-    def returned(self, m) -> None:
+    def returned(self, m, stop, stop_ps) -> None:
         if self.loop_faults is not None:
-            self.loop_faults.after()
+            self.loop_faults.after(stop, stop_ps)
 
     def chunk_end(self, m, starved: bool) -> None:
         # a starved slice is loaded again with the next records (Feeder)

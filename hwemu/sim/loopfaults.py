@@ -20,23 +20,33 @@ from __future__ import annotations
 import bisect
 import os
 
+import numpy as np
+
 from hwemu.engine.process import PRIO_STEP
 from hwemu.linux.kernel import FAULT_CYCLES
+from hwemu.linux.numa_balancing import HINT_CYCLES
 from hwemu.linux.mempolicy import policy_node
 from hwemu.linux.mm import LRU, PteKind, VmaKind, layout_generation
-from hwemu.machine.layout import (KF_ATOMIC, KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_LRU, KF_NEXT_END,
+from hwemu.machine.layout import (KF_ATOMIC, KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_HINT,
+                                  KF_CYC_HINT_POLICY, KF_CYC_LRU, KF_HINT, KIND_FIRST_TOUCH,
+                                  KIND_LOCAL_HINT, KL_KIND, KF_NEXT_END,
                                   KF_NLOG, KF_NOW, KF_MP_DEGREE, KF_NREG, KF_ON, KF_PENDING,
                                   KF_WINDOW, KL_CPU,
                                   KL_END, KL_PF, KL_PFN, KL_START, KL_TID, KL_TOUCHES, KL_VADDR, KL_WHERE,
                                   KL_WRITE,
                                   KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_KEY, RG_HI, RG_LO,
-                                  RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
+                                  RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD,
+                                  W_NAMES)
 from hwemu.machine.osfault import MAX_WINDOW, RESERVE_FRAMES
 from hwemu.machine.pagetable import PID_SHIFT, ht_insert
 from hwemu.machine.times import NEVER, PARKED
-from hwemu.sim.hardware import HW_COMPONENT
+from hwemu.sim.hardware import _SERVED, HW_COMPONENT
 
 _NEVER = int(NEVER)
+#: CoSim.blocked's record of a thread whose fault the loop still serves
+LOOP_PENDING = "loop"
+# the fault kind CoSim counts a logged fault under, by KL_KIND
+_FAULT_NAME = ("not_present", "numa_hint")
 _HUGE = 1 << 21
 
 
@@ -67,6 +77,10 @@ class LoopFaults:
         ctl[KF_ATOMIC] = m.config.cycles_ps(hw.p.atomic_cycles)
         ctl[KF_WINDOW] = m.config.lfb + hw.p.copy_prefetch_lines
         ctl[KF_MP_DEGREE] = hw.p.metadata_prefetch_degree
+        # local NUMA hinting faults too, if the migration policy decides nothing for them
+        self.hints = bool(sim.dispatch.own and sim.policy.local_hints_in_loop)
+        ctl[KF_CYC_HINT] = hw.cycles_ps(0, FAULT_CYCLES["numa_hint"])
+        ctl[KF_CYC_HINT_POLICY] = hw.cycles_ps(0, HINT_CYCLES)
         for n, a in enumerate(k.alloc.nodes):
             S.kf_nodes[n, KN_MEMMAP] = a.memmap_paddr
             S.kf_nodes[n, KN_START_PFN] = a.start_pfn
@@ -76,6 +90,12 @@ class LoopFaults:
         self._rows: dict[tuple[int, int], int] = {}
         self._res_gen = [-1] * self.nn
         self.served = 0
+        # faults still pending in the loop after a return (tid -> id, log row, mm, page), the
+        # pages of the faults started, by id; the handler processes made of loop faults
+        self.pending: dict[int, tuple] = {}
+        self._made: dict[int, tuple] = {}
+        self._next_id = 0
+        self._procs: set = set()
 
     @staticmethod
     def usable(sim) -> bool:
@@ -109,6 +129,7 @@ class LoopFaults:
         S.kf_busy[:, 1] = cpus.busy_ps
         S.kf_ctl[KF_NOW] = self.sim.engine.now_ps
         S.kf_ctl[KF_ON] = 1
+        S.kf_ctl[KF_HINT] = 1 if self.hints else 0
 
     def _rebuild(self) -> None:
         S = self.S
@@ -184,65 +205,158 @@ class LoopFaults:
         reg[RG_PLACE] = place
 
     # -- after the loop -------------------------------------------------------------------
-    def after(self) -> None:
+    def after(self, stop, stop_ps: int | None) -> None:
+        """Bring the kernel up to date with the faults the loop served (``stop``: why the
+        loop returned, at the stop time ``stop_ps`` it was given)."""
         S = self.S
         ctl = S.kf_ctl
         ctl[KF_ON] = 0
+        ctl[KF_HINT] = 0
         n = int(ctl[KF_NLOG])
-        if n == 0:
+        if n == 0 and not self.pending:
             return
         sim, k, eng = self.sim, self.k, self.sim.engine
-        rows = S.kf_log[:n].tolist()
+        log = S.kf_log[:n]
+        rows = log.tolist()
         ctl[KF_NLOG] = 0
         kth = S.kf_th
-        pending = {t for t in range(kth.shape[0]) if kth[t, KT_KEY] >= 0}
-        kth[:, KT_KEY] = -1
-        ctl[KF_PENDING] = 0
-        ctl[KF_NEXT_END] = _NEVER
+        now_pending = {t for t in range(kth.shape[0]) if kth[t, KT_KEY] >= 0}
         cpus = eng.cpus
         cpus.busy_until_ps[:] = S.kf_busy[:, 0].tolist()
         cpus.busy_ps[:] = S.kf_busy[:, 1].tolist()
-        # a thread's fault still pending is its last one in the log
+        # Faults: those still pending from an earlier return (started then) and this run's
+        # rows. A thread's pending fault is its last one.
         last = {r[KL_TID]: i for i, r in enumerate(rows)}
-        flight = {last[t] for t in pending}
+        faults = {}               # id -> row; earlier ones keep their ids (negative)
+        ended = []
+        still = []
+        for tid, (fid, r, mm, page) in list(self.pending.items()):
+            faults[fid] = r
+            if tid in last or tid not in now_pending:
+                ended.append(fid)
+                del self.pending[tid]
+                del sim.blocked[tid]
+            else:
+                still.append(fid)
+        for i, r in enumerate(rows):
+            faults[i] = r
+            if r[KL_TID] in now_pending and last[r[KL_TID]] == i:
+                still.append(i)
+            else:
+                ended.append(i)
         steps = [(r[KL_START], 1, i) for i, r in enumerate(rows)]
-        steps += [(r[KL_END], 0, i) for i, r in enumerate(rows) if i not in flight]
+        steps += [(faults[i][KL_END], 0, i) for i in ended]
         steps.sort()
-        inc = self.hw.stats.inc
-        count_metadata = self.hw.count_metadata
-        fstats = sim.fault_stats.inc
+        # the adapter's metadata counters: at once, unless one is new (its row is then made in
+        # the order the kernel's accesses would have made it)
+        at_once = self._metadata_at_once(log[:, KL_WHERE:KL_WHERE + KL_TOUCHES],
+                                         log[:, KL_PF:KL_PF + KL_TOUCHES]) if n else True
         vaddrs = sim.dispatch.fault_vaddr
-        made: dict[int, tuple] = {}
-        done_cpus = set()
+        run_until = eng.run_until
+        made = self._made
         for when, is_start, i in steps:
-            eng.run_until(when)
-            r = rows[i]
+            run_until(when)
+            r = faults[i]
             tid, va = r[KL_TID], r[KL_VADDR]
+            hint = r[KL_KIND] == KIND_LOCAL_HINT
             if is_start:
-                mm, page = k.loop_fault_start(tid, va, r[KL_PFN])
-                made[i] = (mm, page)
-                for j in range(KL_TOUCHES):
-                    w = r[KL_WHERE + j]
-                    if w < 0:
-                        break
-                    count_metadata(w, r[KL_PF + j])
-                inc(HW_COMPONENT, "fill_bytes", 4096, "bytes")
+                start_step = k.loop_hint_start if hint else k.loop_fault_start
+                made[i] = start_step(tid, va, r[KL_PFN])
+                if not at_once:
+                    self._count_metadata(r)
                 vaddrs[tid] = va
-                if i in flight:
-                    proc = k.loop_fault_process(tid, mm, va, page, bool(r[KL_WRITE]), when)
-                    sim.blocked[tid] = (proc, when, "not_present")
-                    proc.on_done.append(lambda p, t=tid: sim._unblock(t))
-                    eng.queue.schedule(r[KL_END], proc._resume, None, priority=PRIO_STEP)
-                    S.th_clock[tid] = PARKED
             else:
                 mm, page = made.pop(i)
-                k.loop_fault_end(mm, va, page, bool(r[KL_WRITE]), r[KL_START], True)
-                fstats("cosim.faults", "not_present_faults", 1, "faults")
-                fstats("cosim.faults", "not_present_time", r[KL_END] - r[KL_START], "ps")
-                fstats("cosim.faults", "lock_wait_time", 0, "ps")
-                done_cpus.add(r[KL_CPU])
-        for cpu in done_cpus:
-            sim._busy_seen[cpu] = cpus.busy_ps[cpu]
+                k.loop_fault_end(mm, va, page, bool(r[KL_WRITE]), r[KL_START], True, hint)
+        # Faults not ended: left to the loop if Python has nothing to do before they end but
+        # let other loop faults end (and close a window no policy samples at), else made the
+        # kernel's handler processes, asleep until their end, their threads blocked.
+        keep = stop.reason == "event" and self._only_loop_events(stop_ps)
+        for i in still:
+            r = faults[i]
+            tid = r[KL_TID]
+            hint = r[KL_KIND] == KIND_LOCAL_HINT
+            mm, page = made.pop(i)
+            if i >= 0:
+                i = self._next_id = self._next_id - 1       # an id for later returns
+            if keep:
+                made[i] = (mm, page)
+                self.pending[tid] = (i, r, mm, page)
+                sim.blocked[tid] = (LOOP_PENDING, r[KL_START], _FAULT_NAME[hint])
+                continue
+            kth[tid, KT_KEY] = -1
+            self.pending.pop(tid, None)
+            proc = k.loop_fault_process(tid, mm, r[KL_VADDR], page, bool(r[KL_WRITE]),
+                                        r[KL_START], hint)
+            self._procs.add(proc)
+            proc.on_done.append(lambda p, t=tid: self._proc_done(p, t))
+            sim.blocked[tid] = (proc, r[KL_START], _FAULT_NAME[hint])
+            eng.queue.schedule(r[KL_END], proc._resume, None, priority=PRIO_STEP)
+            S.th_clock[tid] = PARKED
+        if not keep:
+            ctl[KF_PENDING] = 0
+            ctl[KF_NEXT_END] = _NEVER
+        touches = int((log[:, KL_KIND] == KIND_FIRST_TOUCH).sum())
+        if touches:
+            self.hw.stats.inc(HW_COMPONENT, "fill_bytes", 4096 * touches, "bytes")
+        # what CoSim._unblock counts, for the faults that ended in the loop (both kinds'
+        # counters exist from the start; lock_wait_time is made by the first one)
+        if ended:
+            fstats = sim.fault_stats.inc
+            for kind, name in enumerate(_FAULT_NAME):
+                sel = [faults[i] for i in ended if faults[i][KL_KIND] == kind]
+                if sel:
+                    fstats("cosim.faults", f"{name}_faults", len(sel), "faults")
+                    fstats("cosim.faults", f"{name}_time",
+                           sum(r[KL_END] - r[KL_START] for r in sel), "ps")
+            fstats("cosim.faults", "lock_wait_time", 0, "ps")
+            for cpu in {faults[i][KL_CPU] for i in ended}:
+                sim._busy_seen[cpu] = cpus.busy_ps[cpu]
         for a_i, a in enumerate(k.alloc.nodes):
             self._res_gen[a_i] = a.gen
         self.served += n
+
+    def _proc_done(self, proc, tid: int) -> None:
+        self._procs.discard(proc)
+        self.sim._unblock(tid)
+
+    def _only_loop_events(self, t: int | None) -> bool:
+        """Whether all Python will do at stop time ``t`` is end loop faults made processes
+        and close a timeline window no policy samples at: nothing that could touch a fault
+        still pending in the loop."""
+        if t is None:
+            return False
+        sim = self.sim
+        if sim._next_win <= t and sim.policy.sample_every > 0:
+            return False
+        for ev in sim.engine.queue._heap:
+            if ev.time_ps <= t and not ev.cancelled and \
+                    getattr(ev.callback, "__self__", None) not in self._procs:
+                return False
+        return True
+
+    def _metadata_at_once(self, where, npf) -> bool:
+        """Count the metadata accesses of a batch of faults at once (True), if every counter
+        they touch exists already; else leave it to :meth:`_count_metadata`, fault by fault."""
+        rows = self.hw.stats._rows
+        valid = where >= 0
+        codes, counts = np.unique(where[valid], return_counts=True)
+        names = [_SERVED[W_NAMES[c]] for c in codes.tolist()]
+        prefetches = int(npf.sum())
+        if any((HW_COMPONENT, nm) not in rows for nm in names) or \
+                (prefetches and (HW_COMPONENT, "metadata_prefetches") not in rows):
+            return False
+        inc = self.hw.stats.inc
+        inc(HW_COMPONENT, "metadata_accesses", int(valid.sum()), "count")
+        for nm, c in zip(names, counts.tolist()):
+            inc(HW_COMPONENT, nm, c, "accesses")
+        if prefetches:
+            inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
+        return True
+
+    def _count_metadata(self, r: list) -> None:
+        for j in range(KL_TOUCHES):
+            w = r[KL_WHERE + j]
+            if w < 0:
+                break
+            self.hw.count_metadata(w, r[KL_PF + j])
