@@ -23,7 +23,7 @@ from hwemu.linux.hw import Hardware, PAGE_SHIFT, PAGE_SIZE
 from hwemu.linux.mempolicy import Mempolicy, policy_node
 from hwemu.linux.mm import (
     AddressSpace, AnonVma, GUP_PIN_COUNTING_BIAS, HPAGE_NR, HPAGE_SHIFT, HPAGE_SIZE, LRU, MM,
-    PG, Page, Pte, PteKind, Thread, VMA, VmaKind,
+    NO_FLAGS, PG, Page, Pte, PteKind, Thread, VMA, VmaKind,
 )
 from hwemu.linux.page_alloc import PageAllocator
 from hwemu.stats import Stats
@@ -395,7 +395,7 @@ class Kernel:
         assert page.mapcount == 0, f"freeing mapped {page!r}"
         assert page.lru is None
         page.freed = True
-        page.flags = PG(0)
+        page.flags = NO_FLAGS
         del self.pages[page.pfn]
         self._node_frames[page.node] -= 1 << page.order
         self.alloc.free(page.pfn, page.order)

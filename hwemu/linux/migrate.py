@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Generator
 
 from hwemu.linux.kernel import Kernel, Meter
-from hwemu.linux.mm import HPAGE_NR, MIGRATED_FLAGS, PG, Page, Pte, PteKind, PAGE_SHIFT
+from hwemu.linux.mm import HPAGE_NR, MIGRATED_FLAGS, NO_FLAGS, PG, Page, Pte, PteKind, PAGE_SHIFT
 from hwemu.linux.rmap import TlbBatch, page_mappings, remove_migration_ptes, try_to_migrate
 
 # errno values (include/uapi/asm-generic/errno-base.h)
@@ -440,7 +440,7 @@ class Migrator:
                 self.k.unlock_page(dst)
                 st.dst_locked = False
             dst.mapping = None
-            dst.flags = PG(0)
+            dst.flags = NO_FLAGS
             self.k.folio_put(dst)
             st.dst = None
         yield from self._charge("backout", m)

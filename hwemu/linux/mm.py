@@ -61,6 +61,10 @@ class LRU(enum.Enum):
     UNEVICTABLE = "unevictable"
 
 
+#: no page flag set (one value: making ``PG(0)`` per page costs a microsecond)
+NO_FLAGS = PG(0)
+
+
 class Page:
     """A folio head: ``nr_pages`` is 1 or 512 (a PMD-mappable THP)."""
 
@@ -72,7 +76,7 @@ class Page:
         self.pfn = pfn
         self.node = node
         self.order = order
-        self.flags = PG(0)
+        self.flags = NO_FLAGS
         self.refcount = 1          # the allocation reference
         self.mapcount = 0
         self.pincount = 0

@@ -124,8 +124,9 @@ REGION_FIELDS = _number("RG_", ("RG_PTE_TABLE", "RG_PMD_LINE", "RG_LO", "RG_HI",
 RESERVATION_FIELDS = _number("RS_", ("RS_HEAD", "RS_COUNT", "RS_ALL"))
 # S.kf_nodes: per node, where its struct pages start, its first frame and its LRU lock word
 KNODE_FIELDS = _number("KN_", ("KN_MEMMAP", "KN_START_PFN", "KN_LRU_LOCK"))
-# S.kf_th: per thread, the page-table entry its fault installs at KT_END (KT_KEY -1: none)
-KTHREAD_FIELDS = _number("KT_", ("KT_KEY", "KT_END", "KT_PTE"))
+# S.kf_th: per thread, the page-table entry its fault installs at KT_END (KT_KEY -1: none; a
+# KT_PTE of -1 installs nothing), and the page of a fault Python is handling for it (KT_OS_KEY)
+KTHREAD_FIELDS = _number("KT_", ("KT_KEY", "KT_END", "KT_PTE", "KT_OS_KEY"))
 # S.kf_log: one row per fault served (KL_KIND: KIND_FIRST_TOUCH or KIND_LOCAL_HINT); KL_WHERE..
 # holds where each of its KL_TOUCHES metadata accesses was served (-1 after the last), KL_PF.. the prefetches each one set off
 KL_TOUCHES = 8

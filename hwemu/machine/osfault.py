@@ -28,7 +28,9 @@ loop serves them itself, doing what the kernel would:
 
 Conditions that keep it exact, else the fault goes to Python: no other thread shares the CPU
 (OS time on a shared CPU is charged to the others), the thread's clock is not behind the OS's
-time, no other thread's fault is installing the same page, the log has room.
+time, no other thread's fault on the same page is in progress (in the loop: ``KT_KEY``; in
+Python: ``KT_OS_KEY``, so that racing faults are resolved by the kernel's code), the log has
+room.
 
 Every fault served is logged (``kf_log``) so that Python brings the OS model's own state up to
 date (page, LRU, page table, counters) when the loop returns, before it does anything else; an
@@ -48,8 +50,8 @@ from hwemu.machine.layout import (C_CPS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_
                                   KF_NEXT_END, KF_NLOG, KF_NOW, KF_PENDING, KF_WINDOW, KL_CPU,
                                   KL_END, KL_NODE, KL_PF, KL_PFN, KL_ROW, KL_START, KL_TID,
                                   KL_TOUCHES, KL_VADDR, KL_WHERE, KL_WRITE, KN_LRU_LOCK,
-                                  KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY, KT_PTE, RG_HI, RG_LO,
-                                  RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
+                                  KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY, KT_OS_KEY, KT_PTE,
+                                  RG_HI, RG_LO, RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
 from hwemu.machine.memops import copy_lines_in, meta_access
 from hwemu.machine.pagetable import PTE_HUGE, PTE_PRESENT, ht_insert, ht_lookup, vkey
 from hwemu.machine.times import NEVER
@@ -92,8 +94,8 @@ def os_first_touch(S, th, cpu, va, is_write):
     key = vkey(pid, va >> 12)
     kth = S.kf_th
     for t in range(nth):
-        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key):
-            return False
+        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key or kth[t, KT_OS_KEY] == key):
+            return False            # a CPU shared, or another fault on the page in progress
     r = ht_lookup(S.kf_rk, S.kf_rv, vkey(pid, va >> 21)) - 1
     if r < 0:
         return False
@@ -201,7 +203,7 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     key = vkey(pid, va >> 12)
     kth = S.kf_th
     for t in range(S.th_clock.shape[0]):
-        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key):
+        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key or kth[t, KT_OS_KEY] == key):
             return False
     r = ht_lookup(S.kf_rk, S.kf_rv, vkey(pid, va >> 21)) - 1
     if r < 0:
@@ -305,7 +307,7 @@ def kf_arrays(num_nodes: int, num_cpus: int, threads: int) -> tuple:
         np.zeros((num_nodes, 3), np.int64),                                   # kf_nodes
         np.full(num_nodes, -1, np.int64),                                     # kf_tail
         np.zeros((num_cpus, 2), np.int64),                                    # kf_busy
-        np.full((threads, 3), -1, np.int64),                                  # kf_th
+        np.full((threads, 4), -1, np.int64),                                  # kf_th
         np.zeros((LOG_ROWS, KL_ROW), np.int64),                              # kf_log
         np.zeros(MAX_WINDOW, np.int64),                                       # kf_slots
     )

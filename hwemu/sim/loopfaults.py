@@ -34,7 +34,7 @@ from hwemu.machine.layout import (KF_ATOMIC, KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_
                                   KF_WINDOW, KL_CPU,
                                   KL_END, KL_PF, KL_PFN, KL_START, KL_TID, KL_TOUCHES, KL_VADDR, KL_WHERE,
                                   KL_WRITE,
-                                  KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_KEY, RG_HI, RG_LO,
+                                  KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_KEY, KT_OS_KEY, RG_HI, RG_LO,
                                   RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD,
                                   W_NAMES)
 from hwemu.machine.osfault import MAX_WINDOW, RESERVE_FRAMES
@@ -124,7 +124,16 @@ class LoopFaults:
                 resc[n, RS_ALL] = 1 if len(fr) == a.free_count else 0
                 self._res_gen[n] = a.gen
             S.kf_tail[n] = k.lru_tail(n, LRU.INACTIVE_ANON)
-        cpus = self.sim.engine.cpus
+        # the pages of the faults Python is handling: another thread's fault on one of them
+        # goes to Python too (the kernel resolves the race)
+        sim = self.sim
+        os_key = S.kf_th[:, KT_OS_KEY]
+        os_key[:] = -1
+        for tid, (proc, _, why) in sim.blocked.items():
+            if proc is not LOOP_PENDING and why != "syscall":
+                os_key[tid] = (int(S.th_pid[tid]) << PID_SHIFT) | (
+                    sim.dispatch.fault_vaddr[tid] >> 12)
+        cpus = sim.engine.cpus
         S.kf_busy[:, 0] = cpus.busy_until_ps
         S.kf_busy[:, 1] = cpus.busy_ps
         S.kf_ctl[KF_NOW] = self.sim.engine.now_ps

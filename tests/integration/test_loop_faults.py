@@ -91,3 +91,13 @@ def test_metadata_streamer(traces):
     assert served > 200
     assert sim.hw.p.metadata_prefetch_degree > 0
     assert sim.hw.counter("metadata_prefetches") > 0
+
+
+def test_bundled_threads_with_moves():
+    """The bundled five-thread trace with its thread moves: threads race for pages while the
+    kernel's handler of another thread's fault on the same page is in progress."""
+    from integ_kit import ROOT
+
+    served, _ = _both(str(ROOT / "traces" / "threads.parquet"),
+                      schedule=str(ROOT / "docs" / "examples" / "threads.toml"))
+    assert served > 50
