@@ -128,7 +128,8 @@ KNODE_FIELDS = _number("KN_", ("KN_MEMMAP", "KN_START_PFN", "KN_LRU_LOCK"))
 # KT_PTE of -1 installs nothing), and the page of a fault Python is handling for it (KT_OS_KEY)
 KTHREAD_FIELDS = _number("KT_", ("KT_KEY", "KT_END", "KT_PTE", "KT_OS_KEY"))
 # S.kf_log: one row per fault served (KL_KIND: KIND_FIRST_TOUCH or KIND_LOCAL_HINT); KL_WHERE..
-# holds where each of its KL_TOUCHES metadata accesses was served (-1 after the last), KL_PF.. the prefetches each one set off
+# holds where each of its KL_TOUCHES metadata accesses was served (-1 after the last), KL_PF..
+# the prefetches each one set off
 KL_TOUCHES = 8
 KIND_FIRST_TOUCH, KIND_LOCAL_HINT = 0, 1
 KLOG_FIELDS = _number("KL_", ("KL_TID", "KL_VADDR", "KL_CPU", "KL_PFN", "KL_NODE", "KL_START",

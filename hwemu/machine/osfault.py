@@ -45,15 +45,15 @@ from numba import njit
 from hwemu.machine.hierarchy import node_of_line
 from hwemu.machine.layout import (C_CPS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ATOMIC,
                                   KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_HINT, KF_CYC_HINT_POLICY,
-                                  KF_CYC_LRU, KF_MP_DEGREE, KF_N, KIND_FIRST_TOUCH,
-                                  KIND_LOCAL_HINT, KL_KIND,
-                                  KF_NEXT_END, KF_NLOG, KF_NOW, KF_PENDING, KF_WINDOW, KL_CPU,
-                                  KL_END, KL_NODE, KL_PF, KL_PFN, KL_ROW, KL_START, KL_TID,
-                                  KL_TOUCHES, KL_VADDR, KL_WHERE, KL_WRITE, KN_LRU_LOCK,
-                                  KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY, KT_OS_KEY, KT_PTE,
-                                  RG_HI, RG_LO, RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
+                                  KF_CYC_LRU, KF_HINT, KF_MP_DEGREE, KF_N, KF_NEXT_END, KF_NLOG,
+                                  KF_NOW, KF_NREG, KF_ON, KF_PENDING, KF_WINDOW, KIND_FIRST_TOUCH,
+                                  KIND_LOCAL_HINT, KL_CPU, KL_END, KL_KIND, KL_NODE, KL_PF,
+                                  KL_PFN, KL_ROW, KL_START, KL_TID, KL_TOUCHES, KL_VADDR, KL_WHERE,
+                                  KL_WRITE, KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_END, KT_KEY,
+                                  KT_OS_KEY, KT_PTE, RG_HI, RG_LO, RG_PLACE, RG_PMD_LINE,
+                                  RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD)
 from hwemu.machine.memops import copy_lines_in, meta_access
-from hwemu.machine.pagetable import PTE_HUGE, PTE_PRESENT, ht_insert, ht_lookup, vkey
+from hwemu.machine.pagetable import PID_SHIFT, PTE_HUGE, PTE_PRESENT, ht_insert, ht_lookup, vkey
 from hwemu.machine.times import NEVER
 
 #: frames per node the OS reserves for the loop at a time (the allocator's next ones)
@@ -262,9 +262,9 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
 
 @njit(cache=True, _nrt=False)
 def os_installs(S, k4, v4, upto, stop_time):
-    """End the faults that end at or before ``upto``, installing their entries, (the earliest clock of
-    a runnable thread) and before ``stop_time`` (an entry due at or after it is left to Python,
-    whose engine orders it among the events due then)."""
+    """End the faults that end at or before ``upto`` (the earliest clock of a runnable thread)
+    and before ``stop_time``, installing their entries (one due at or after ``stop_time`` is
+    left to Python, whose engine orders it among the events due then)."""
     ctl = S.kf_ctl
     kth = S.kf_th
     ft = S.ft_ctl
@@ -313,3 +313,114 @@ def kf_arrays(num_nodes: int, num_cpus: int, threads: int) -> tuple:
     )
 
 
+
+
+class LoopFaultTable:
+    """The Python side of the ``kf_*`` arrays of one machine: what the OS model
+    (``hwemu.sim.loopfaults``) tells the loop and reads back. Nothing else writes them."""
+
+    def __init__(self, S):
+        self.S = S
+
+    # -- what the OS describes --------------------------------------------------------------
+    def set_costs(self, entry_ps: int, alloc_ps: int, lru_ps: int, atomic_ps: int, window: int,
+                  metadata_degree: int, hint_ps: int, hint_policy_ps: int) -> None:
+        """The kernel's fault-path costs (ps), the page clear's copy window (lines) and the
+        metadata streamer's degree (lines)."""
+        ctl = self.S.kf_ctl
+        for col, v in ((KF_CYC_ENTRY, entry_ps), (KF_CYC_ALLOC, alloc_ps), (KF_CYC_LRU, lru_ps),
+                       (KF_ATOMIC, atomic_ps), (KF_WINDOW, window),
+                       (KF_MP_DEGREE, metadata_degree), (KF_CYC_HINT, hint_ps),
+                       (KF_CYC_HINT_POLICY, hint_policy_ps)):
+            ctl[col] = v
+
+    def set_node(self, node: int, memmap_paddr: int, start_pfn: int, lru_lock_paddr: int) -> None:
+        kn = self.S.kf_nodes
+        kn[node, KN_MEMMAP] = memmap_paddr
+        kn[node, KN_START_PFN] = start_pfn
+        kn[node, KN_LRU_LOCK] = lru_lock_paddr
+
+    @property
+    def placements(self) -> int:
+        return self.S.kf_place.shape[0]
+
+    def set_placement(self, p: int, cpu_node: int, preferred: int, order: list[int]) -> None:
+        """Placement ``p`` for a CPU of ``cpu_node``: the policy's preferred node and the nodes
+        an allocation tries, in order."""
+        row = self.S.kf_place[p, cpu_node]
+        row[:] = -1
+        row[0] = preferred
+        row[1:1 + len(order)] = order
+
+    def clear_regions(self) -> None:
+        self.S.kf_rk[:] = -1
+        self.S.kf_ctl[KF_NREG] = 0
+
+    def add_region(self, pid: int, key: int) -> int:
+        """A row for region ``key`` (vaddr >> 21) of ``pid`` (-1: the table is full)."""
+        S = self.S
+        row = int(S.kf_ctl[KF_NREG])
+        if row >= S.kf_reg.shape[0]:
+            return -1
+        S.kf_ctl[KF_NREG] = row + 1
+        ht_insert(S.kf_rk, S.kf_rv, (pid << PID_SHIFT) | key, row + 1)
+        return row
+
+    def set_region(self, row: int, pte_table_paddr: int, pmd_line_paddr: int, lo_vpn: int,
+                   hi_vpn: int, placement: int) -> None:
+        """Region ``row``: its PTE table, PMD line, the pages [lo_vpn, hi_vpn) the loop may
+        fault in (none if equal) and their placement."""
+        reg = self.S.kf_reg[row]
+        reg[RG_PTE_TABLE] = pte_table_paddr
+        reg[RG_PMD_LINE] = pmd_line_paddr
+        reg[RG_LO] = lo_vpn
+        reg[RG_HI] = hi_vpn
+        reg[RG_PLACE] = placement
+
+    def reserve(self, node: int, frames: list[int], all_free: bool) -> None:
+        """The frames ``node``'s allocator hands out next (``all_free``: every free one)."""
+        S = self.S
+        S.kf_res[node, :len(frames)] = frames
+        S.kf_resc[node, RS_HEAD] = 0
+        S.kf_resc[node, RS_COUNT] = len(frames)
+        S.kf_resc[node, RS_ALL] = 1 if all_free else 0
+
+    # -- each entry and return ------------------------------------------------------------
+    def enter(self, now_ps: int, busy_until, busy, lru_tails, os_keys: dict[int, int],
+              hints: bool) -> None:
+        """Before the loop: the OS's time, the CPUs' busy-until and busy times, every node's
+        LRU tail, the pages of the faults Python is handling (thread -> (pid << PID_SHIFT) |
+        vpn), and whether local hinting faults are served."""
+        S = self.S
+        S.kf_busy[:, 0] = busy_until
+        S.kf_busy[:, 1] = busy
+        S.kf_tail[:] = lru_tails
+        os_key = S.kf_th[:, KT_OS_KEY]
+        os_key[:] = -1
+        for tid, key in os_keys.items():
+            os_key[tid] = key
+        ctl = S.kf_ctl
+        ctl[KF_NOW] = now_ps
+        ctl[KF_ON] = 1
+        ctl[KF_HINT] = 1 if hints else 0
+
+    def leave(self) -> tuple:
+        """After the loop: (log rows as a numpy array, threads whose fault is still pending,
+        the CPUs' busy-until and busy times as lists); the log is emptied."""
+        S = self.S
+        ctl = S.kf_ctl
+        ctl[KF_ON] = 0
+        ctl[KF_HINT] = 0
+        n = int(ctl[KF_NLOG])
+        log = S.kf_log[:n].copy()
+        ctl[KF_NLOG] = 0
+        kth = S.kf_th
+        pending = {t for t in range(kth.shape[0]) if kth[t, KT_KEY] >= 0}
+        return log, pending, S.kf_busy[:, 0].tolist(), S.kf_busy[:, 1].tolist()
+
+    def drop_pending(self) -> None:
+        """Python takes over every fault still pending (as the kernel's processes)."""
+        S = self.S
+        S.kf_th[:, KT_KEY] = -1
+        S.kf_ctl[KF_PENDING] = 0
+        S.kf_ctl[KF_NEXT_END] = NEVER

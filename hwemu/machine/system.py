@@ -288,6 +288,13 @@ class Machine:
         done, where = access(self._handle(), int(cpu), node, int(phys), bool(write), at_ps)
         return int(done) - at_ps, names[where]
 
+    def loop_fault_table(self):
+        """The arrays through which the OS model lets the replay loop serve its common faults
+        (:class:`hwemu.machine.osfault.LoopFaultTable`)."""
+        from hwemu.machine.osfault import LoopFaultTable
+
+        return LoopFaultTable(self.S)
+
     def meta_access(self, cpu: int, phys: int, write: bool, atomic: bool, atomic_ps: int,
                     degree: int, at_ps: int) -> tuple[int, int, int]:
         """A kernel metadata access (:func:`hwemu.machine.memops.meta_access`: the line through

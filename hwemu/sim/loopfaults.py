@@ -27,27 +27,17 @@ from hwemu.linux.kernel import FAULT_CYCLES
 from hwemu.linux.numa_balancing import HINT_CYCLES
 from hwemu.linux.mempolicy import policy_node
 from hwemu.linux.mm import LRU, PteKind, VmaKind, layout_generation
-from hwemu.machine.layout import (KF_ATOMIC, KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_HINT,
-                                  KF_CYC_HINT_POLICY, KF_CYC_LRU, KF_HINT, KIND_FIRST_TOUCH,
-                                  KIND_LOCAL_HINT, KL_KIND, KF_NEXT_END,
-                                  KF_NLOG, KF_NOW, KF_MP_DEGREE, KF_NREG, KF_ON, KF_PENDING,
-                                  KF_WINDOW, KL_CPU,
-                                  KL_END, KL_PF, KL_PFN, KL_START, KL_TID, KL_TOUCHES, KL_VADDR, KL_WHERE,
-                                  KL_WRITE,
-                                  KN_LRU_LOCK, KN_MEMMAP, KN_START_PFN, KT_KEY, KT_OS_KEY, RG_HI, RG_LO,
-                                  RG_PLACE, RG_PMD_LINE, RG_PTE_TABLE, RS_ALL, RS_COUNT, RS_HEAD,
-                                  W_NAMES)
+from hwemu.machine.layout import (KIND_FIRST_TOUCH, KIND_LOCAL_HINT, KL_CPU, KL_END, KL_KIND,
+                                  KL_PF, KL_PFN, KL_START, KL_TID, KL_TOUCHES, KL_VADDR,
+                                  KL_WHERE, KL_WRITE, W_NAMES)
 from hwemu.machine.osfault import MAX_WINDOW, RESERVE_FRAMES
-from hwemu.machine.pagetable import PID_SHIFT, ht_insert
-from hwemu.machine.times import NEVER, PARKED
+from hwemu.machine.pagetable import PID_SHIFT
 from hwemu.sim.hardware import _SERVED, HW_COMPONENT
 
-_NEVER = int(NEVER)
 #: CoSim.blocked's record of a thread whose fault the loop still serves
 LOOP_PENDING = "loop"
 # the fault kind CoSim counts a logged fault under, by KL_KIND
 _FAULT_NAME = ("not_present", "numa_hint")
-_HUGE = 1 << 21
 
 
 def loop_faults_wanted(flag: bool | None) -> bool:
@@ -67,24 +57,18 @@ class LoopFaults:
         self.m = m = sim.m
         self.k = k = sim.kernel
         self.hw = hw = sim.hw
-        S = m.S
-        self.S = S
+        self.t = t = m.loop_fault_table()
         self.nn = hw.num_nodes
-        ctl = S.kf_ctl
-        ctl[KF_CYC_ENTRY] = hw.cycles_ps(0, FAULT_CYCLES["entry_exit"])
-        ctl[KF_CYC_ALLOC] = hw.cycles_ps(0, FAULT_CYCLES["alloc"] + FAULT_CYCLES["anon_page"])
-        ctl[KF_CYC_LRU] = hw.cycles_ps(0, FAULT_CYCLES["lru_add"])
-        ctl[KF_ATOMIC] = m.config.cycles_ps(hw.p.atomic_cycles)
-        ctl[KF_WINDOW] = m.config.lfb + hw.p.copy_prefetch_lines
-        ctl[KF_MP_DEGREE] = hw.p.metadata_prefetch_degree
+        t.set_costs(hw.cycles_ps(0, FAULT_CYCLES["entry_exit"]),
+                    hw.cycles_ps(0, FAULT_CYCLES["alloc"] + FAULT_CYCLES["anon_page"]),
+                    hw.cycles_ps(0, FAULT_CYCLES["lru_add"]),
+                    m.config.cycles_ps(hw.p.atomic_cycles),
+                    m.config.lfb + hw.p.copy_prefetch_lines, hw.p.metadata_prefetch_degree,
+                    hw.cycles_ps(0, FAULT_CYCLES["numa_hint"]), hw.cycles_ps(0, HINT_CYCLES))
         # local NUMA hinting faults too, if the migration policy decides nothing for them
         self.hints = bool(sim.dispatch.own and sim.policy.local_hints_in_loop)
-        ctl[KF_CYC_HINT] = hw.cycles_ps(0, FAULT_CYCLES["numa_hint"])
-        ctl[KF_CYC_HINT_POLICY] = hw.cycles_ps(0, HINT_CYCLES)
         for n, a in enumerate(k.alloc.nodes):
-            S.kf_nodes[n, KN_MEMMAP] = a.memmap_paddr
-            S.kf_nodes[n, KN_START_PFN] = a.start_pfn
-            S.kf_nodes[n, KN_LRU_LOCK] = k.lru_lock[n]
+            t.set_node(n, a.memmap_paddr, a.start_pfn, k.lru_lock[n])
         self._layout = -1
         self._places: dict = {}
         self._rows: dict[tuple[int, int], int] = {}
@@ -107,43 +91,31 @@ class LoopFaults:
 
     # -- before the loop ------------------------------------------------------------------
     def before(self) -> None:
-        S, k = self.S, self.k
+        k, t = self.k, self.t
         if layout_generation() != self._layout:
             self._rebuild()
         elif k.new_regions:
             for mm, key in k.new_regions:
                 self._register(mm, key)
         k.new_regions.clear()
-        resc = S.kf_resc
         for n, a in enumerate(k.alloc.nodes):
             if a.gen != self._res_gen[n]:
                 fr = a.peek(RESERVE_FRAMES)
-                S.kf_res[n, :len(fr)] = fr
-                resc[n, RS_HEAD] = 0
-                resc[n, RS_COUNT] = len(fr)
-                resc[n, RS_ALL] = 1 if len(fr) == a.free_count else 0
+                t.reserve(n, fr, len(fr) == a.free_count)
                 self._res_gen[n] = a.gen
-            S.kf_tail[n] = k.lru_tail(n, LRU.INACTIVE_ANON)
         # the pages of the faults Python is handling: another thread's fault on one of them
         # goes to Python too (the kernel resolves the race)
         sim = self.sim
-        os_key = S.kf_th[:, KT_OS_KEY]
-        os_key[:] = -1
-        for tid, (proc, _, why) in sim.blocked.items():
-            if proc is not LOOP_PENDING and why != "syscall":
-                os_key[tid] = (int(S.th_pid[tid]) << PID_SHIFT) | (
-                    sim.dispatch.fault_vaddr[tid] >> 12)
+        vaddr = sim.dispatch.fault_vaddr
+        os_keys = {tid: (k.threads[tid].mm.pid << PID_SHIFT) | (vaddr[tid] >> 12)
+                   for tid, (proc, _, why) in sim.blocked.items()
+                   if proc is not LOOP_PENDING and why != "syscall"}
         cpus = sim.engine.cpus
-        S.kf_busy[:, 0] = cpus.busy_until_ps
-        S.kf_busy[:, 1] = cpus.busy_ps
-        S.kf_ctl[KF_NOW] = self.sim.engine.now_ps
-        S.kf_ctl[KF_ON] = 1
-        S.kf_ctl[KF_HINT] = 1 if self.hints else 0
+        t.enter(sim.engine.now_ps, cpus.busy_until_ps, cpus.busy_ps,
+                [k.lru_tail(n, LRU.INACTIVE_ANON) for n in range(self.nn)], os_keys, self.hints)
 
     def _rebuild(self) -> None:
-        S = self.S
-        S.kf_rk[:] = -1
-        S.kf_ctl[KF_NREG] = 0
+        self.t.clear_regions()
         self._rows.clear()
         self._places.clear()
         for mm in self.k.mms.values():
@@ -160,23 +132,19 @@ class LoopFaults:
             return p
         p = -1
         if (pol is None or pol.mode not in ("interleave", "weighted_interleave")) \
-                and len(self._places) < self.S.kf_place.shape[0]:
+                and len(self._places) < self.t.placements:
             p = len(self._places)
             hw, k = self.hw, self.k
             for cn in range(self.nn):
                 pl = policy_node(pol, cn, hw.distance, self.nn, is_vma, 0, None)
-                order = [n for n in k.alloc.zonelists[pl.preferred]
-                         if pl.nodemask is None or n in pl.nodemask]
-                row = self.S.kf_place[p, cn]
-                row[:] = -1
-                row[0] = pl.preferred
-                row[1:1 + len(order)] = order
+                self.t.set_placement(p, cn, pl.preferred,
+                                     [n for n in k.alloc.zonelists[pl.preferred]
+                                      if pl.nodemask is None or n in pl.nodemask])
         self._places[key] = p
         return p
 
     def _register(self, mm, key: int) -> None:
         """Describe region ``key`` (vaddr >> 21) of ``mm`` to the loop, or withdraw it."""
-        S = self.S
         row = self._rows.get((mm.pid, key))
         lo_vpn = hi_vpn = place = 0
         pte_t = mm.pte_tables.get(key)
@@ -200,39 +168,26 @@ class LoopFaults:
         if row is None:
             if hi_vpn <= lo_vpn:
                 return
-            row = int(S.kf_ctl[KF_NREG])
-            if row >= S.kf_reg.shape[0]:
+            row = self.t.add_region(mm.pid, key)
+            if row < 0:
                 return                       # full: the region's faults go to Python
-            S.kf_ctl[KF_NREG] = row + 1
             self._rows[(mm.pid, key)] = row
-            ht_insert(S.kf_rk, S.kf_rv, (mm.pid << PID_SHIFT) | key, row + 1)
-        reg = S.kf_reg[row]
-        reg[RG_PTE_TABLE] = (pte_t or 0) << 12
-        reg[RG_PMD_LINE] = ((pmd_t or 0) << 12) + (key & 511) * 8
-        reg[RG_LO] = lo_vpn
-        reg[RG_HI] = hi_vpn
-        reg[RG_PLACE] = place
+        self.t.set_region(row, (pte_t or 0) << 12, ((pmd_t or 0) << 12) + (key & 511) * 8,
+                          lo_vpn, hi_vpn, place)
 
     # -- after the loop -------------------------------------------------------------------
     def after(self, stop, stop_ps: int | None) -> None:
         """Bring the kernel up to date with the faults the loop served (``stop``: why the
         loop returned, at the stop time ``stop_ps`` it was given)."""
-        S = self.S
-        ctl = S.kf_ctl
-        ctl[KF_ON] = 0
-        ctl[KF_HINT] = 0
-        n = int(ctl[KF_NLOG])
+        log, now_pending, busy_until, busy = self.t.leave()
+        n = len(log)
         if n == 0 and not self.pending:
             return
         sim, k, eng = self.sim, self.k, self.sim.engine
-        log = S.kf_log[:n]
         rows = log.tolist()
-        ctl[KF_NLOG] = 0
-        kth = S.kf_th
-        now_pending = {t for t in range(kth.shape[0]) if kth[t, KT_KEY] >= 0}
         cpus = eng.cpus
-        cpus.busy_until_ps[:] = S.kf_busy[:, 0].tolist()
-        cpus.busy_ps[:] = S.kf_busy[:, 1].tolist()
+        cpus.busy_until_ps[:] = busy_until
+        cpus.busy_ps[:] = busy
         # Faults: those still pending from an earlier return (started then) and this run's
         # rows. A thread's pending fault is its last one.
         last = {r[KL_TID]: i for i, r in enumerate(rows)}
@@ -293,7 +248,6 @@ class LoopFaults:
                 self.pending[tid] = (i, r, mm, page)
                 sim.blocked[tid] = (LOOP_PENDING, r[KL_START], _FAULT_NAME[hint])
                 continue
-            kth[tid, KT_KEY] = -1
             self.pending.pop(tid, None)
             proc = k.loop_fault_process(tid, mm, r[KL_VADDR], page, bool(r[KL_WRITE]),
                                         r[KL_START], hint)
@@ -301,10 +255,9 @@ class LoopFaults:
             proc.on_done.append(lambda p, t=tid: self._proc_done(p, t))
             sim.blocked[tid] = (proc, r[KL_START], _FAULT_NAME[hint])
             eng.queue.schedule(r[KL_END], proc._resume, None, priority=PRIO_STEP)
-            S.th_clock[tid] = PARKED
+            self.m.park_thread(tid)
         if not keep:
-            ctl[KF_PENDING] = 0
-            ctl[KF_NEXT_END] = _NEVER
+            self.t.drop_pending()
         touches = int((log[:, KL_KIND] == KIND_FIRST_TOUCH).sum())
         if touches:
             self.hw.stats.inc(HW_COMPONENT, "fill_bytes", 4096 * touches, "bytes")
