@@ -51,10 +51,10 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import access_below_l1, nt_store
+from hwemu.machine.hierarchy import access_below_l1, nt_store, prefetch_below_l1
 from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, ht_insert,
-                                     vkey)
+                                     translate, vkey)
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
                                   FT_MAPPED, FT_NEW_SLOTS, K_L1D_HIT,
@@ -72,6 +72,7 @@ HIST_WIDE_BINS, HIST_WIDE_PS = 4096, 1_000_000
 HIST_COARSE_END = HIST_FINE_BINS * HIST_FINE_PS + HIST_COARSE_BINS * HIST_COARSE_PS
 HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS + HIST_WIDE_BINS
 MAX_LFB = 64
+LOOKAHEAD = 2         # _prefetch_ahead: records ahead of the one served
 FAULT_KINDS = ("not_present", "migration_entry", "numa_hint")
 
 
@@ -132,6 +133,25 @@ def _first_touch(S, k4, v4, th, cpu, va):
         if th_pend[t] == 2:
             th_pend[t] = 1
     return True
+
+
+@njit(cache=True, _nrt=False)
+def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, addr, order):
+    """Host-cache prefetch (no effect on results) for the record ``LOOKAHEAD`` records after
+    thread ``th``'s current one: translated through the page table (read only; not through the
+    TLBs, whose state it must not change), its rows below L1 (hierarchy.prefetch_below_l1)."""
+    j = S.th_pos[th] + LOOKAHEAD
+    if j >= S.th_end[th]:
+        return
+    va = np.int64(addr[order[j]])
+    pte = translate(k2, v2, k4, v4, S.th_pid[th], va)
+    if (pte & 3) != PTE_PRESENT:
+        return
+    if pte & PTE_HUGE:
+        pa = (pte & ~np.int64(0x1FFFFF)) | (va & 0x1FFFFF)
+    else:
+        pa = (pte & ~np.int64(0xFFF)) | (va & 0xFFF)
+    prefetch_below_l1(S, cpu, pa >> 6)
 
 
 @njit(cache=True, _nrt=False)
@@ -340,6 +360,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     sd = th_odone[th, slot]
                     if sd > issue:
                         issue = sd
+                else:
+                    _prefetch_ahead(R, k2, v2, k4, v4, th, cpu, addr, order)
                 d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue,
                                          ln == 0)
                 if wh < 0:

@@ -414,9 +414,12 @@ def _prefetch_row(c, row):
     a = c.params[P_ASSOC]
     b0 = row * a
     b1 = b0 + a - 1
+    bm = (b0 + b1) >> 1         # a row of up to 24 ways spans at most 3 host lines
     prefetch(c.tags, b0)
+    prefetch(c.tags, bm)
     prefetch(c.tags, b1)
     prefetch(c.repl, b0)
+    prefetch(c.repl, bm)
     prefetch(c.repl, b1)
     prefetch(c.coh, b0)
     return b0, b1
@@ -446,9 +449,12 @@ def _prefetch_llc_rows(S, rl, sock):
     llc = S.llc
     a = llc.params[P_ASSOC]
     b0, b1 = _prefetch_row(llc, rl)
+    bm = (b0 + b1) >> 1
     prefetch(S.llc_cv, b0)
+    prefetch(S.llc_cv, bm)
     prefetch(S.llc_cv, b1)
     prefetch(S.llc_rdy, b0)
+    prefetch(S.llc_rdy, bm)
     prefetch(S.llc_rdy, b1)
     sets = llc.params[P_SETS]
     s0 = rl - sock * sets
@@ -456,7 +462,19 @@ def _prefetch_llc_rows(S, rl, sock):
         if rs != sock:
             r0 = (rs * sets + s0) * a
             prefetch(llc.tags, r0)
+            prefetch(llc.tags, r0 + (a - 1) // 2)
             prefetch(llc.tags, r0 + a - 1)
+
+
+@njit(cache=True, _nrt=False)
+def prefetch_below_l1(S, cpu, line):
+    """Host-cache prefetch (no effect on results) of the rows an access of ``line`` by ``cpu``
+    below L1 reads: its L2 row and the LLC rows of every socket. The replay loop issues it for
+    a record a few records ahead of the one it serves, so that these loads overlap with the
+    work on the records in between."""
+    _prefetch_row(S.l2, set_row(S.l2, cpu, line))
+    sock = cpu // S.cfg[C_CPS]
+    _prefetch_llc_rows(S, set_row(S.llc, sock, line), sock)
 
 
 @njit(cache=True, _nrt=False)
