@@ -452,19 +452,22 @@ def victim_in_row(c, row):
     assoc = c.params[P_ASSOC]
     base = np.int64(row) * assoc
     tags = c.tags
-    for i in range(base, base + assoc):
-        if tags[i] == INVALID_TAG:
-            return i
     pol = c.params[P_POLICY]
     repl = c.repl
     if pol == POLICY_LRU or pol == POLICY_FIFO:
+        # one pass: the first invalid way, else the oldest stamp (the first of equal ones)
         best = base
         oldest = repl[base]
-        for i in range(base + 1, base + assoc):
+        for i in range(base, base + assoc):
+            if tags[i] == INVALID_TAG:
+                return i
             if repl[i] < oldest:
                 oldest = repl[i]
                 best = i
         return best
+    for i in range(base, base + assoc):
+        if tags[i] == INVALID_TAG:
+            return i
     if pol == POLICY_RANDOM:
         return base + np.int64(_next_random(c) % np.uint64(assoc))
     if pol == POLICY_PLRU:
