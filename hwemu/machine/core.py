@@ -51,10 +51,10 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import access_below_l1, nt_store, prefetch_below_l1
-from hwemu.machine.stateref import handle_ref, state_ref
+from hwemu.machine.hierarchy import access_below_l1, nt_store, prefetch_below_l1, prefetch_row
+from hwemu.machine.stateref import handle_ref, prefetch, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, ht_insert,
-                                     translate, vkey)
+                                     ht_prefetch, translate, vkey)
 from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
 from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
                                   FT_MAPPED, FT_NEW_SLOTS, K_L1D_HIT,
@@ -136,22 +136,40 @@ def _first_touch(S, k4, v4, th, cpu, va):
 
 
 @njit(cache=True, _nrt=False)
-def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, addr, order):
+def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, kind, addr, order):
     """Host-cache prefetch (no effect on results) for the record ``LOOKAHEAD`` records after
     thread ``th``'s current one: translated through the page table (read only; not through the
-    TLBs, whose state it must not change), its rows below L1 (hierarchy.prefetch_below_l1)."""
+    TLBs, whose state it must not change), its rows below L1 (hierarchy.prefetch_below_l1);
+    and for the record ``LOOKAHEAD`` records after that one, the 4 KiB page table's slot that
+    this translation will read then."""
     j = S.th_pos[th] + LOOKAHEAD
-    if j >= S.th_end[th]:
+    end = S.th_end[th]
+    if j >= end:
         return
-    va = np.int64(addr[order[j]])
-    pte = translate(k2, v2, k4, v4, S.th_pid[th], va)
+    pid = S.th_pid[th]
+    if j + LOOKAHEAD < end:
+        ht_prefetch(k4, v4, vkey(pid, np.int64(addr[order[j + LOOKAHEAD]]) >> 12))
+    r = order[j]
+    va = np.int64(addr[r])
+    pte = translate(k2, v2, k4, v4, pid, va)
     if (pte & 3) != PTE_PRESENT:
         return
+    is_ifetch = kind[r] == 0
     if pte & PTE_HUGE:
         pa = (pte & ~np.int64(0x1FFFFF)) | (va & 0x1FFFFF)
     else:
         pa = (pte & ~np.int64(0xFFF)) | (va & 0xFFF)
-    prefetch_below_l1(S, cpu, pa >> 6)
+        # the rows of the 4 KiB translation in the L1 TLB and the STLB
+        vpn4 = vkey(pid, va >> 12)
+        t1, t1v = (S.itlb, S.itlb_v) if is_ifetch else (S.dtlb4, S.dtlb4_v)
+        b0, b1 = prefetch_row(t1, set_row(t1, cpu, vpn4))
+        prefetch(t1v, b0)
+        prefetch(t1v, b1)
+        b0, b1 = prefetch_row(S.stlb, set_row(S.stlb, cpu, vpn4))
+        prefetch(S.stlb_v, b0)
+        prefetch(S.stlb_v, (b0 + b1) >> 1)
+        prefetch(S.stlb_v, b1)
+    prefetch_below_l1(S, cpu, pa >> 6, is_ifetch)
 
 
 @njit(cache=True, _nrt=False)
@@ -361,7 +379,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     if sd > issue:
                         issue = sd
                 else:
-                    _prefetch_ahead(R, k2, v2, k4, v4, th, cpu, addr, order)
+                    _prefetch_ahead(R, k2, v2, k4, v4, th, cpu, kind, addr, order)
                 d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue,
                                          ln == 0)
                 if wh < 0:

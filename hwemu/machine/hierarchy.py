@@ -407,7 +407,7 @@ def rt_entry(S, cpu, home):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _prefetch_row(c, row):
+def prefetch_row(c, row):
     """Host-cache prefetch of one set-associative row of cache ``c``: the first and last way
     of its tags and replacement stamps, and its MESI states. Returns the row's first and last
     way index (for the caller's own per-way arrays)."""
@@ -432,12 +432,12 @@ def _prefetch_private_rows(S, r2, cpu, line, is_ifetch):
     times) and the L1 row the line will be filled into. Issued together, before the first of
     them is needed, so their host-cache misses overlap (the LLC's tens of MB of state evict
     the private caches' arrays from the host's own caches)."""
-    b0, b1 = _prefetch_row(S.l2, r2)
+    b0, b1 = prefetch_row(S.l2, r2)
     prefetch(S.l2_pf, b0)
     prefetch(S.l2_rdy, b0)
     prefetch(S.l2_rdy, b1)
     l1 = S.l1i if is_ifetch else S.l1d
-    _prefetch_row(l1, set_row(l1, cpu, line))
+    prefetch_row(l1, set_row(l1, cpu, line))
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -448,7 +448,7 @@ def _prefetch_llc_rows(S, rl, sock):
     indexed at random; issuing the loads together overlaps their misses."""
     llc = S.llc
     a = llc.params[P_ASSOC]
-    b0, b1 = _prefetch_row(llc, rl)
+    b0, b1 = prefetch_row(llc, rl)
     bm = (b0 + b1) >> 1
     prefetch(S.llc_cv, b0)
     prefetch(S.llc_cv, bm)
@@ -467,12 +467,12 @@ def _prefetch_llc_rows(S, rl, sock):
 
 
 @njit(cache=True, _nrt=False)
-def prefetch_below_l1(S, cpu, line):
+def prefetch_below_l1(S, cpu, line, is_ifetch):
     """Host-cache prefetch (no effect on results) of the rows an access of ``line`` by ``cpu``
-    below L1 reads: its L2 row and the LLC rows of every socket. The replay loop issues it for
-    a record a few records ahead of the one it serves, so that these loads overlap with the
-    work on the records in between."""
-    _prefetch_row(S.l2, set_row(S.l2, cpu, line))
+    that misses L1 reads: its L1 and L2 rows and the LLC rows of every socket. The replay loop
+    issues it for a record a few records ahead of the one it serves, so that these loads
+    overlap with the work on the records in between."""
+    _prefetch_private_rows(S, set_row(S.l2, cpu, line), cpu, line, is_ifetch)
     sock = cpu // S.cfg[C_CPS]
     _prefetch_llc_rows(S, set_row(S.llc, sock, line), sock)
 
