@@ -455,14 +455,15 @@ def victim_in_row(c, row):
     pol = c.params[P_POLICY]
     repl = c.repl
     if pol == POLICY_LRU or pol == POLICY_FIFO:
-        # one pass: the first invalid way, else the oldest stamp (the first of equal ones)
+        # the first invalid way, else the oldest stamp (the first of equal ones): the first
+        # smallest of 0 for an invalid way and stamp + 1 for a valid one, in one pass without
+        # branches
         best = base
-        oldest = repl[base]
+        oldest = INVALID_TAG
         for i in range(base, base + assoc):
-            if tags[i] == INVALID_TAG:
-                return i
-            if repl[i] < oldest:
-                oldest = repl[i]
+            k = np.uint64(0) if tags[i] == INVALID_TAG else repl[i] + np.uint64(1)
+            if k < oldest:
+                oldest = k
                 best = i
         return best
     for i in range(base, base + assoc):
