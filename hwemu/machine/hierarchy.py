@@ -87,9 +87,11 @@ PAGE_LINES = 64       # a stream stays within its 4 KiB page
 
 
 def stream_table(ncpu: int, streams: int) -> np.ndarray:
-    """Per-CPU stream table: one row per tracked stream (page -1 = free)."""
-    t = np.zeros((ncpu, max(1, streams), PF_N), np.int64)
-    t[:, :, PF_PAGE] = -1
+    """Per-CPU stream table: one row per field (``PF_*``), one column per tracked stream (page
+    -1 = free), so that the search of a page and of the least recently used stream reads two
+    contiguous rows."""
+    t = np.zeros((ncpu, PF_N, max(1, streams)), np.int64)
+    t[:, PF_PAGE, :] = -1
     return t
 
 ONE = np.uint64(1)
@@ -662,38 +664,38 @@ def stream_train(S, cpu, node, line, t):
     ctr = S.ctr[0]
     e = -1
     lru = 0
-    lru_stamp = tab[cpu, 0, PF_STAMP]
+    lru_stamp = tab[cpu, PF_STAMP, 0]
     for j in range(S.cfg[C_PF_STREAMS]):
-        if tab[cpu, j, PF_PAGE] == page:
+        if tab[cpu, PF_PAGE, j] == page:
             e = j
             break
-        if tab[cpu, j, PF_STAMP] < lru_stamp:
-            lru_stamp = tab[cpu, j, PF_STAMP]
+        if tab[cpu, PF_STAMP, j] < lru_stamp:
+            lru_stamp = tab[cpu, PF_STAMP, j]
             lru = j
     if e < 0:
-        tab[cpu, lru, PF_PAGE] = page
-        tab[cpu, lru, PF_LAST] = off
-        tab[cpu, lru, PF_DIR] = 0
-        tab[cpu, lru, PF_CONF] = 0
-        tab[cpu, lru, PF_FRONT] = off
-        tab[cpu, lru, PF_STAMP] = ctr
+        tab[cpu, PF_PAGE, lru] = page
+        tab[cpu, PF_LAST, lru] = off
+        tab[cpu, PF_DIR, lru] = 0
+        tab[cpu, PF_CONF, lru] = 0
+        tab[cpu, PF_FRONT, lru] = off
+        tab[cpu, PF_STAMP, lru] = ctr
         return
-    tab[cpu, e, PF_STAMP] = ctr
-    d = off - tab[cpu, e, PF_LAST]
+    tab[cpu, PF_STAMP, e] = ctr
+    d = off - tab[cpu, PF_LAST, e]
     if d == 0:
         return
     dr = 1 if d > 0 else -1
-    if dr == tab[cpu, e, PF_DIR]:
-        if tab[cpu, e, PF_CONF] < PF_TRAIN:
-            tab[cpu, e, PF_CONF] += 1
+    if dr == tab[cpu, PF_DIR, e]:
+        if tab[cpu, PF_CONF, e] < PF_TRAIN:
+            tab[cpu, PF_CONF, e] += 1
     else:
-        tab[cpu, e, PF_DIR] = dr
-        tab[cpu, e, PF_CONF] = 1
-        tab[cpu, e, PF_FRONT] = off
-    tab[cpu, e, PF_LAST] = off
-    if tab[cpu, e, PF_CONF] < PF_TRAIN:
+        tab[cpu, PF_DIR, e] = dr
+        tab[cpu, PF_CONF, e] = 1
+        tab[cpu, PF_FRONT, e] = off
+    tab[cpu, PF_LAST, e] = off
+    if tab[cpu, PF_CONF, e] < PF_TRAIN:
         return
-    front = tab[cpu, e, PF_FRONT]
+    front = tab[cpu, PF_FRONT, e]
     if (front - off) * dr < 0:
         front = off
     limit = off + dr * S.cfg[C_PF_DIST]
@@ -706,7 +708,7 @@ def stream_train(S, cpu, node, line, t):
         front = nxt
         n += 1
         prefetch_l2(S, cpu, node, base + nxt, t)
-    tab[cpu, e, PF_FRONT] = front
+    tab[cpu, PF_FRONT, e] = front
 
 
 @njit(cache=True, _nrt=False)
