@@ -55,9 +55,9 @@ from hwemu.machine.hierarchy import access_below_l1, nt_store, prefetch_below_l1
 from hwemu.machine.stateref import handle_ref, prefetch, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT, ht_insert,
                                      ht_prefetch, translate, vkey)
-from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
+from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
 from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
-                                  FT_MAPPED, FT_NEW_SLOTS, K_L1D_HIT,
+                                  FT_MAPPED, FT_NEW_SLOTS, K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
                                   R_STARVED)
@@ -261,7 +261,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 th_clock[th] = wait
                 if clock > horizon:
                     continue
-            # L1 TLBs inline; anything else through tlb_translate
+            # L1 TLBs inline; anything else through stlb_translate (tlb.py)
             pid = S.th_pid[th]
             pte = np.int64(0)
             tx = clock
@@ -275,7 +275,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     key = vkey(pid, va >> 12)
                     pte = tlb_lookup(dtlb4, dtlb4_v, set_row(dtlb4, cpu, key), key)
             if pte == 0:
-                pte, tx = tlb_translate(R, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
+                ccnt[cpu, K_ITLB_MISS if is_ifetch else K_DTLB_MISS] += 1
+                pte, tx = stlb_translate(R, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
             st = pte & 3
             if st != PTE_PRESENT:
                 th_clock[th] = clock + S.cfg[C_FAULT]
