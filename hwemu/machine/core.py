@@ -60,7 +60,7 @@ from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C
                                   FT_MAPPED, FT_NEW_SLOTS, K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
-                                  R_STARVED)
+                                  R_STARVED, W_L2)
 
 #: Record kind of a non-temporal (streaming) store of a whole line. Only the load generators of
 #: ``hwemu mlc --read-write`` make such records; trace files hold kinds 0-3 (I, L, S, M).
@@ -197,6 +197,9 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     # The helpers below get the state by reference: one pointer instead of the whole tuple
     # copied and reference counted per call (stateref.py).
     R = state_ref(S)
+    # the last access that missed L1 was served beyond L2: prefetch ahead (_prefetch_ahead,
+    # host speed only), which costs more than it saves while misses hit L2
+    deep = False
     while True:
         # the runnable thread with the smallest clock, and the next smallest clock
         t_sel = -1
@@ -379,10 +382,11 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     sd = th_odone[th, slot]
                     if sd > issue:
                         issue = sd
-                else:
+                elif deep:
                     _prefetch_ahead(R, k2, v2, k4, v4, th, cpu, kind, addr, order)
                 d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue,
                                          ln == 0)
+                deep = wh > W_L2
                 if wh < 0:
                     # no remote tracker free (hierarchy.remote_tracker_free): the core stalls
                     # until one frees and issues the access again; the stall is latency
