@@ -480,17 +480,19 @@ def prefetch_below_l1(S, cpu, line, is_ifetch):
 
 
 @njit(cache=True, _nrt=False)
-def beyond_l2(S, cpu, node, line, is_write, t, demand):
+def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
     """The LLC and memory part of an access that missed L2, issued at ``t``: LLC lookup,
     coherence, memory. Updates the LLC and other caches, not this core's L1/L2.
     Returns (done_time, where, state for the private caches). ``demand`` False (a prefetch)
-    leaves the demand LLC counters alone."""
+    leaves the demand LLC counters alone. ``ahead``: the caller has had the LLC rows
+    prefetched into the host's caches already (no effect on results)."""
     cps = S.cfg[C_CPS]
     sock = cpu // cps
     lcpu = cpu - sock * cps
     llc = S.llc
     rl = set_row(llc, sock, line)
-    _prefetch_llc_rows(S, rl, sock)
+    if not ahead:
+        _prefetch_llc_rows(S, rl, sock)
     il = find_in_row(llc, rl, line)
     tt = t + S.cfg[C_LLC_LAT]
     my_node = S.socket_node[sock]
@@ -631,7 +633,7 @@ def prefetch_l2(S, cpu, node, line, t):
         rl = set_row(llc, cpu // S.cfg[C_CPS], line)
         if find_in_row(llc, rl, line) >= 0:
             return 0
-        done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+        done, where, st = beyond_l2(S, cpu, node, line, False, t, False, False)
         if where < 0:                  # no remote tracker free: dropped
             return 0
         S.ccnt[cpu, K_PF_LLC] += 1
@@ -640,7 +642,7 @@ def prefetch_l2(S, cpu, node, line, t):
             S.llc_cv[il] = 0
             S.llc_rdy[il] = done
         return 2
-    done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+    done, where, st = beyond_l2(S, cpu, node, line, False, t, False, False)
     if where < 0:                      # no remote tracker free: dropped
         return 0
     S.ccnt[cpu, K_PF_ISSUED] += 1
@@ -730,17 +732,20 @@ def remote_tracker_free(S, cpu, node, line, t):
 
 
 @njit(cache=True, _nrt=False)
-def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry):
+def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead):
     """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
     Returns (done_time, where). With ``retry``, a demand LLC miss to a remote home that finds
     no free remote tracker changes nothing and returns (time one frees, W_RETRY): the core
     stalls until then and issues the access again (so that requests still reach the links in
-    time order); without, the miss waits for the tracker in place."""
+    time order); without, the miss waits for the tracker in place. ``ahead``: the replay loop
+    has had the access's rows prefetched into the host's caches already (core._prefetch_ahead;
+    no effect on results)."""
     line = pa >> 6
     # ---- L2
     l2 = S.l2
     r2 = set_row(l2, cpu, line)
-    _prefetch_private_rows(S, r2, cpu, line, is_ifetch)
+    if not ahead:
+        _prefetch_private_rows(S, r2, cpu, line, is_ifetch)
     i2 = find_in_row(l2, r2, line)
     ready = t
     if i2 >= 0 and S.l2_pf[i2] != 0:
@@ -776,7 +781,7 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry):
     S.ccnt[cpu, K_L2_MISS] += 1
     if free > t:
         S.ccnt[cpu, K_SQ_FULL] += 1
-    done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, True)
+    done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, True, ahead)
     if ready > done:
         done = ready
     S.sq_done[cpu, e] = done
@@ -814,4 +819,4 @@ def access(S, cpu, node, pa, is_write, is_ifetch, t):
     if l1_hit(R, cpu, pa >> 6, is_write, is_ifetch):
         lat = R.cfg[C_L1I_LAT] if is_ifetch else R.cfg[C_L1D_LAT]
         return t + lat, W_L1
-    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, False)
+    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, False, False)
