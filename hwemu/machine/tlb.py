@@ -40,9 +40,9 @@ def tlb_lookup(c, vals, row, key):
 
 @njit(cache=True, _nrt=False)
 def _fill(c, vals, r, key, pte):
-    i = find_in_row(c, r, key)
-    if i < 0:
-        i = victim_in_row(c, r)
+    """Cache ``pte`` under ``key`` in row ``r``, which does not hold ``key`` (the lookup that
+    led here missed)."""
+    i = victim_in_row(c, r)
     install(c, i, key, MESI_S)          # a clean cached copy of the PTE
     vals[i] = pte
 
