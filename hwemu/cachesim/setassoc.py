@@ -452,19 +452,23 @@ def victim_in_row(c, row):
     assoc = c.params[P_ASSOC]
     base = np.int64(row) * assoc
     tags = c.tags
-    for i in range(base, base + assoc):
-        if tags[i] == INVALID_TAG:
-            return i
     pol = c.params[P_POLICY]
     repl = c.repl
     if pol == POLICY_LRU or pol == POLICY_FIFO:
+        # the first invalid way, else the oldest stamp (the first of equal ones): the first
+        # smallest of 0 for an invalid way and stamp + 1 for a valid one, in one pass without
+        # branches
         best = base
-        oldest = repl[base]
-        for i in range(base + 1, base + assoc):
-            if repl[i] < oldest:
-                oldest = repl[i]
+        oldest = INVALID_TAG
+        for i in range(base, base + assoc):
+            k = np.uint64(0) if tags[i] == INVALID_TAG else repl[i] + np.uint64(1)
+            if k < oldest:
+                oldest = k
                 best = i
         return best
+    for i in range(base, base + assoc):
+        if tags[i] == INVALID_TAG:
+            return i
     if pol == POLICY_RANDOM:
         return base + np.int64(_next_random(c) % np.uint64(assoc))
     if pol == POLICY_PLRU:

@@ -51,19 +51,18 @@ from hwemu.cachesim.setassoc import MESI_E as ST_E
 from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import access_below_l1, nt_store
+from hwemu.machine.hierarchy import access_below_l1, nt_store, prefetch_below_l1, prefetch_row
 from hwemu.machine.osfault import os_first_touch, os_installs, os_local_hint
-from hwemu.machine.stateref import handle_ref, state_ref
+from hwemu.machine.stateref import handle_ref, prefetch, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
-                                     PTE_PROTNONE, ht_insert,
-                                     vkey)
-from hwemu.machine.tlb import tlb_lookup, tlb_mark_dirty, tlb_translate
+                                     PTE_PROTNONE, ht_insert, ht_prefetch, translate, vkey)
+from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
 from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
-                                  FT_MAPPED, FT_NEW_SLOTS, K_L1D_HIT, KF_HINT, KF_NEXT_END, KF_ON,
-                                  KF_PENDING,
+                                  FT_MAPPED, FT_NEW_SLOTS, K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
+                                  KF_HINT, KF_NEXT_END, KF_ON, KF_PENDING,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
-                                  R_STARVED)
+                                  R_STARVED, W_L2)
 
 #: Record kind of a non-temporal (streaming) store of a whole line. Only the load generators of
 #: ``hwemu mlc --read-write`` make such records; trace files hold kinds 0-3 (I, L, S, M).
@@ -75,6 +74,7 @@ HIST_WIDE_BINS, HIST_WIDE_PS = 4096, 1_000_000
 HIST_COARSE_END = HIST_FINE_BINS * HIST_FINE_PS + HIST_COARSE_BINS * HIST_COARSE_PS
 HIST_BINS = HIST_FINE_BINS + HIST_COARSE_BINS + HIST_WIDE_BINS
 MAX_LFB = 64
+LOOKAHEAD = 2         # _prefetch_ahead: records ahead of the one served
 FAULT_KINDS = ("not_present", "migration_entry", "numa_hint")
 
 
@@ -138,6 +138,43 @@ def _first_touch(S, k4, v4, th, cpu, va):
 
 
 @njit(cache=True, _nrt=False)
+def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, kind, addr, order):
+    """Host-cache prefetch (no effect on results) for the record ``LOOKAHEAD`` records after
+    thread ``th``'s current one: translated through the page table (read only; not through the
+    TLBs, whose state it must not change), its rows below L1 (hierarchy.prefetch_below_l1);
+    and for the record ``LOOKAHEAD`` records after that one, the 4 KiB page table's slot that
+    this translation will read then."""
+    j = S.th_pos[th] + LOOKAHEAD
+    end = S.th_end[th]
+    if j >= end:
+        return
+    pid = S.th_pid[th]
+    if j + LOOKAHEAD < end:
+        ht_prefetch(k4, v4, vkey(pid, np.int64(addr[order[j + LOOKAHEAD]]) >> 12))
+    r = order[j]
+    va = np.int64(addr[r])
+    pte = translate(k2, v2, k4, v4, pid, va)
+    if (pte & 3) != PTE_PRESENT:
+        return
+    is_ifetch = kind[r] == 0
+    if pte & PTE_HUGE:
+        pa = (pte & ~np.int64(0x1FFFFF)) | (va & 0x1FFFFF)
+    else:
+        pa = (pte & ~np.int64(0xFFF)) | (va & 0xFFF)
+        # the rows of the 4 KiB translation in the L1 TLB and the STLB
+        vpn4 = vkey(pid, va >> 12)
+        t1, t1v = (S.itlb, S.itlb_v) if is_ifetch else (S.dtlb4, S.dtlb4_v)
+        b0, b1 = prefetch_row(t1, set_row(t1, cpu, vpn4))
+        prefetch(t1v, b0)
+        prefetch(t1v, b1)
+        b0, b1 = prefetch_row(S.stlb, set_row(S.stlb, cpu, vpn4))
+        prefetch(S.stlb_v, b0)
+        prefetch(S.stlb_v, (b0 + b1) >> 1)
+        prefetch(S.stlb_v, b1)
+    prefetch_below_l1(S, cpu, pa >> 6, is_ifetch)
+
+
+@njit(cache=True, _nrt=False)
 def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     """Replay records until the chunk is done, ``stop_time`` is reached, or a fault."""
     nth = S.th_clock.shape[0]
@@ -162,6 +199,9 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
     # The helpers below get the state by reference: one pointer instead of the whole tuple
     # copied and reference counted per call (stateref.py).
     R = state_ref(S)
+    # the last access that missed L1 was served beyond L2: prefetch ahead (_prefetch_ahead,
+    # host speed only), which costs more than it saves while misses hit L2
+    deep = False
     while True:
         # the runnable thread with the smallest clock, and the next smallest clock
         t_sel = -1
@@ -229,7 +269,7 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 th_clock[th] = wait
                 if clock > horizon:
                     continue
-            # L1 TLBs inline; anything else through tlb_translate
+            # L1 TLBs inline; anything else through stlb_translate (tlb.py)
             pid = S.th_pid[th]
             pte = np.int64(0)
             tx = clock
@@ -243,7 +283,8 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     key = vkey(pid, va >> 12)
                     pte = tlb_lookup(dtlb4, dtlb4_v, set_row(dtlb4, cpu, key), key)
             if pte == 0:
-                pte, tx = tlb_translate(R, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
+                ccnt[cpu, K_ITLB_MISS if is_ifetch else K_DTLB_MISS] += 1
+                pte, tx = stlb_translate(R, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
             st = pte & 3
             if st != PTE_PRESENT:
                 th_clock[th] = clock + S.cfg[C_FAULT]
@@ -352,8 +393,12 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     sd = th_odone[th, slot]
                     if sd > issue:
                         issue = sd
+                elif deep:
+                    _prefetch_ahead(R, k2, v2, k4, v4, th, cpu, kind, addr, order)
+                # while prefetching ahead, this access's rows were prefetched records ago
                 d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue,
-                                         ln == 0)
+                                         ln == 0, deep and ln == 0)
+                deep = wh > W_L2
                 if wh < 0:
                     # no remote tracker free (hierarchy.remote_tracker_free): the core stalls
                     # until one frees and issues the access again; the stall is latency

@@ -380,6 +380,14 @@ def _serve(p, node, line, t, is_write,
     """Schedule one read or write of node-local ``line`` arriving at the DRAM at ``t``; returns
     the time its last data beat has crossed the channel bus."""
     ch, rank, bank, row = map_line(p, node, line)
+    return _serve_at(p, node, ch, rank, bank, row, t, is_write,
+                     bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
+
+
+@njit(cache=True, _nrt=False)
+def _serve_at(p, node, ch, rank, bank, row, t, is_write,
+              bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
+    """:func:`_serve` for a line that ``map_line`` has placed at (ch, rank, bank, row)."""
     nbanks = p[node, DP_BANKS]
     nbg = p[node, DP_BG]
     bg = bank % nbg
@@ -544,10 +552,10 @@ def dram_access(p, node, line, t, is_write,
     (write queue enabled) the time it was accepted, for a read forwarded from the write queue
     ``t``."""
     wq = p[node, DP_WQ]
+    ch, rank, bank, row = map_line(p, node, line)
     if wq == 0:
-        return _serve(p, node, line, t, is_write, bank_row, bank_ready, bank_act, bank_wr_end,
-                      bank_last, chan_bus, x, cnt)
-    ch = map_line(p, node, line)[0]
+        return _serve_at(p, node, ch, rank, bank, row, t, is_write, bank_row, bank_ready,
+                         bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
     xc = p[node, DP_X_CH] + ch * (XC_HDR + wq)
     q = xc + XC_HDR
     n = x[xc + XC_N]
@@ -568,8 +576,8 @@ def dram_access(p, node, line, t, is_write,
             cnt[node, DC_WQ_IDLE] += n
             _drain(p, node, xc, 0, t0, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
                    chan_bus, x, cnt)
-        e = _serve(p, node, line, t, False, bank_row, bank_ready, bank_act, bank_wr_end,
-                   bank_last, chan_bus, x, cnt)
+        e = _serve_at(p, node, ch, rank, bank, row, t, False, bank_row, bank_ready, bank_act,
+                      bank_wr_end, bank_last, chan_bus, x, cnt)
         if e > x[xc + XC_RD]:
             x[xc + XC_RD] = e
         return e
@@ -580,8 +588,8 @@ def dram_access(p, node, line, t, is_write,
             _drain(p, node, xc, 0, t, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
                    chan_bus, x, cnt)
         cnt[node, DC_WQ_IDLE] += 1
-        return _serve(p, node, line, t, True, bank_row, bank_ready, bank_act, bank_wr_end,
-                      bank_last, chan_bus, x, cnt)
+        return _serve_at(p, node, ch, rank, bank, row, t, True, bank_row, bank_ready, bank_act,
+                         bank_wr_end, bank_last, chan_bus, x, cnt)
     # posted: a write to a line already queued merges with it
     cnt[node, DC_WRITES] += 1
     for i in range(n):

@@ -87,9 +87,11 @@ PAGE_LINES = 64       # a stream stays within its 4 KiB page
 
 
 def stream_table(ncpu: int, streams: int) -> np.ndarray:
-    """Per-CPU stream table: one row per tracked stream (page -1 = free)."""
-    t = np.zeros((ncpu, max(1, streams), PF_N), np.int64)
-    t[:, :, PF_PAGE] = -1
+    """Per-CPU stream table: one row per field (``PF_*``), one column per tracked stream (page
+    -1 = free), so that the search of a page and of the least recently used stream reads two
+    contiguous rows."""
+    t = np.zeros((ncpu, PF_N, max(1, streams)), np.int64)
+    t[:, PF_PAGE, :] = -1
     return t
 
 ONE = np.uint64(1)
@@ -407,16 +409,19 @@ def rt_entry(S, cpu, home):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _prefetch_row(c, row):
+def prefetch_row(c, row):
     """Host-cache prefetch of one set-associative row of cache ``c``: the first and last way
     of its tags and replacement stamps, and its MESI states. Returns the row's first and last
     way index (for the caller's own per-way arrays)."""
     a = c.params[P_ASSOC]
     b0 = row * a
     b1 = b0 + a - 1
+    bm = (b0 + b1) >> 1         # a row of up to 24 ways spans at most 3 host lines
     prefetch(c.tags, b0)
+    prefetch(c.tags, bm)
     prefetch(c.tags, b1)
     prefetch(c.repl, b0)
+    prefetch(c.repl, bm)
     prefetch(c.repl, b1)
     prefetch(c.coh, b0)
     return b0, b1
@@ -429,12 +434,12 @@ def _prefetch_private_rows(S, r2, cpu, line, is_ifetch):
     times) and the L1 row the line will be filled into. Issued together, before the first of
     them is needed, so their host-cache misses overlap (the LLC's tens of MB of state evict
     the private caches' arrays from the host's own caches)."""
-    b0, b1 = _prefetch_row(S.l2, r2)
+    b0, b1 = prefetch_row(S.l2, r2)
     prefetch(S.l2_pf, b0)
     prefetch(S.l2_rdy, b0)
     prefetch(S.l2_rdy, b1)
     l1 = S.l1i if is_ifetch else S.l1d
-    _prefetch_row(l1, set_row(l1, cpu, line))
+    prefetch_row(l1, set_row(l1, cpu, line))
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -445,10 +450,13 @@ def _prefetch_llc_rows(S, rl, sock):
     indexed at random; issuing the loads together overlaps their misses."""
     llc = S.llc
     a = llc.params[P_ASSOC]
-    b0, b1 = _prefetch_row(llc, rl)
+    b0, b1 = prefetch_row(llc, rl)
+    bm = (b0 + b1) >> 1
     prefetch(S.llc_cv, b0)
+    prefetch(S.llc_cv, bm)
     prefetch(S.llc_cv, b1)
     prefetch(S.llc_rdy, b0)
+    prefetch(S.llc_rdy, bm)
     prefetch(S.llc_rdy, b1)
     sets = llc.params[P_SETS]
     s0 = rl - sock * sets
@@ -456,21 +464,35 @@ def _prefetch_llc_rows(S, rl, sock):
         if rs != sock:
             r0 = (rs * sets + s0) * a
             prefetch(llc.tags, r0)
+            prefetch(llc.tags, r0 + (a - 1) // 2)
             prefetch(llc.tags, r0 + a - 1)
 
 
 @njit(cache=True, _nrt=False)
-def beyond_l2(S, cpu, node, line, is_write, t, demand):
+def prefetch_below_l1(S, cpu, line, is_ifetch):
+    """Host-cache prefetch (no effect on results) of the rows an access of ``line`` by ``cpu``
+    that misses L1 reads: its L1 and L2 rows and the LLC rows of every socket. The replay loop
+    issues it for a record a few records ahead of the one it serves, so that these loads
+    overlap with the work on the records in between."""
+    _prefetch_private_rows(S, set_row(S.l2, cpu, line), cpu, line, is_ifetch)
+    sock = cpu // S.cfg[C_CPS]
+    _prefetch_llc_rows(S, set_row(S.llc, sock, line), sock)
+
+
+@njit(cache=True, _nrt=False)
+def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
     """The LLC and memory part of an access that missed L2, issued at ``t``: LLC lookup,
     coherence, memory. Updates the LLC and other caches, not this core's L1/L2.
     Returns (done_time, where, state for the private caches). ``demand`` False (a prefetch)
-    leaves the demand LLC counters alone."""
+    leaves the demand LLC counters alone. ``ahead``: the caller has had the LLC rows
+    prefetched into the host's caches already (no effect on results)."""
     cps = S.cfg[C_CPS]
     sock = cpu // cps
     lcpu = cpu - sock * cps
     llc = S.llc
     rl = set_row(llc, sock, line)
-    _prefetch_llc_rows(S, rl, sock)
+    if not ahead:
+        _prefetch_llc_rows(S, rl, sock)
     il = find_in_row(llc, rl, line)
     tt = t + S.cfg[C_LLC_LAT]
     my_node = S.socket_node[sock]
@@ -611,7 +633,7 @@ def prefetch_l2(S, cpu, node, line, t):
         rl = set_row(llc, cpu // S.cfg[C_CPS], line)
         if find_in_row(llc, rl, line) >= 0:
             return 0
-        done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+        done, where, st = beyond_l2(S, cpu, node, line, False, t, False, False)
         if where < 0:                  # no remote tracker free: dropped
             return 0
         S.ccnt[cpu, K_PF_LLC] += 1
@@ -620,7 +642,7 @@ def prefetch_l2(S, cpu, node, line, t):
             S.llc_cv[il] = 0
             S.llc_rdy[il] = done
         return 2
-    done, where, st = beyond_l2(S, cpu, node, line, False, t, False)
+    done, where, st = beyond_l2(S, cpu, node, line, False, t, False, False)
     if where < 0:                      # no remote tracker free: dropped
         return 0
     S.ccnt[cpu, K_PF_ISSUED] += 1
@@ -644,38 +666,38 @@ def stream_train(S, cpu, node, line, t):
     ctr = S.ctr[0]
     e = -1
     lru = 0
-    lru_stamp = tab[cpu, 0, PF_STAMP]
+    lru_stamp = tab[cpu, PF_STAMP, 0]
     for j in range(S.cfg[C_PF_STREAMS]):
-        if tab[cpu, j, PF_PAGE] == page:
+        if tab[cpu, PF_PAGE, j] == page:
             e = j
             break
-        if tab[cpu, j, PF_STAMP] < lru_stamp:
-            lru_stamp = tab[cpu, j, PF_STAMP]
+        if tab[cpu, PF_STAMP, j] < lru_stamp:
+            lru_stamp = tab[cpu, PF_STAMP, j]
             lru = j
     if e < 0:
-        tab[cpu, lru, PF_PAGE] = page
-        tab[cpu, lru, PF_LAST] = off
-        tab[cpu, lru, PF_DIR] = 0
-        tab[cpu, lru, PF_CONF] = 0
-        tab[cpu, lru, PF_FRONT] = off
-        tab[cpu, lru, PF_STAMP] = ctr
+        tab[cpu, PF_PAGE, lru] = page
+        tab[cpu, PF_LAST, lru] = off
+        tab[cpu, PF_DIR, lru] = 0
+        tab[cpu, PF_CONF, lru] = 0
+        tab[cpu, PF_FRONT, lru] = off
+        tab[cpu, PF_STAMP, lru] = ctr
         return
-    tab[cpu, e, PF_STAMP] = ctr
-    d = off - tab[cpu, e, PF_LAST]
+    tab[cpu, PF_STAMP, e] = ctr
+    d = off - tab[cpu, PF_LAST, e]
     if d == 0:
         return
     dr = 1 if d > 0 else -1
-    if dr == tab[cpu, e, PF_DIR]:
-        if tab[cpu, e, PF_CONF] < PF_TRAIN:
-            tab[cpu, e, PF_CONF] += 1
+    if dr == tab[cpu, PF_DIR, e]:
+        if tab[cpu, PF_CONF, e] < PF_TRAIN:
+            tab[cpu, PF_CONF, e] += 1
     else:
-        tab[cpu, e, PF_DIR] = dr
-        tab[cpu, e, PF_CONF] = 1
-        tab[cpu, e, PF_FRONT] = off
-    tab[cpu, e, PF_LAST] = off
-    if tab[cpu, e, PF_CONF] < PF_TRAIN:
+        tab[cpu, PF_DIR, e] = dr
+        tab[cpu, PF_CONF, e] = 1
+        tab[cpu, PF_FRONT, e] = off
+    tab[cpu, PF_LAST, e] = off
+    if tab[cpu, PF_CONF, e] < PF_TRAIN:
         return
-    front = tab[cpu, e, PF_FRONT]
+    front = tab[cpu, PF_FRONT, e]
     if (front - off) * dr < 0:
         front = off
     limit = off + dr * S.cfg[C_PF_DIST]
@@ -688,7 +710,7 @@ def stream_train(S, cpu, node, line, t):
         front = nxt
         n += 1
         prefetch_l2(S, cpu, node, base + nxt, t)
-    tab[cpu, e, PF_FRONT] = front
+    tab[cpu, PF_FRONT, e] = front
 
 
 @njit(cache=True, _nrt=False)
@@ -710,17 +732,20 @@ def remote_tracker_free(S, cpu, node, line, t):
 
 
 @njit(cache=True, _nrt=False)
-def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry):
+def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead):
     """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
     Returns (done_time, where). With ``retry``, a demand LLC miss to a remote home that finds
     no free remote tracker changes nothing and returns (time one frees, W_RETRY): the core
     stalls until then and issues the access again (so that requests still reach the links in
-    time order); without, the miss waits for the tracker in place."""
+    time order); without, the miss waits for the tracker in place. ``ahead``: the replay loop
+    has had the access's rows prefetched into the host's caches already (core._prefetch_ahead;
+    no effect on results)."""
     line = pa >> 6
     # ---- L2
     l2 = S.l2
     r2 = set_row(l2, cpu, line)
-    _prefetch_private_rows(S, r2, cpu, line, is_ifetch)
+    if not ahead:
+        _prefetch_private_rows(S, r2, cpu, line, is_ifetch)
     i2 = find_in_row(l2, r2, line)
     ready = t
     if i2 >= 0 and S.l2_pf[i2] != 0:
@@ -756,7 +781,7 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry):
     S.ccnt[cpu, K_L2_MISS] += 1
     if free > t:
         S.ccnt[cpu, K_SQ_FULL] += 1
-    done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, True)
+    done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, True, ahead)
     if ready > done:
         done = ready
     S.sq_done[cpu, e] = done
@@ -794,4 +819,4 @@ def access(S, cpu, node, pa, is_write, is_ifetch, t):
     if l1_hit(R, cpu, pa >> 6, is_write, is_ifetch):
         lat = R.cfg[C_L1I_LAT] if is_ifetch else R.cfg[C_L1D_LAT]
         return t + lat, W_L1
-    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, False)
+    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, False, False)

@@ -93,7 +93,7 @@ SERVED_AT = (
 _number("W_", tuple(c for c, _ in SERVED_AT))
 W_NAMES = tuple(name for _, name in SERVED_AT)
 
-# -- S.pf_tab: one row per tracked prefetch stream ---------------------------------------------
+# -- S.pf_tab: per CPU one row per field, one column per tracked prefetch stream -------------
 STREAM_FIELDS = _number("PF_", ("PF_PAGE", "PF_LAST", "PF_DIR", "PF_CONF", "PF_FRONT", "PF_STAMP"))
 
 # -- the out[] array the replay loop returns, and why it stopped -------------------------------

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from hwemu.errors import HwemuError
+from hwemu.machine.stateref import prefetch
 
 PTE_NOT_PRESENT, PTE_PRESENT, PTE_MIGRATION, PTE_PROTNONE = 0, 1, 2, 3
 PTE_STATE_NAMES = ("not-present", "present", "migration-entry", "prot-none")
@@ -95,6 +96,14 @@ def ht_lookup(keys, vals, key):
         if k == EMPTY:
             return np.int64(0)
         i = (i + 1) & mask
+
+
+@njit(cache=True, inline="always")
+def ht_prefetch(keys, vals, key):
+    """Host-cache prefetch of the slot where a lookup of ``key`` starts (no effect on results)."""
+    i = _slot(key, keys.shape[0] - 1)
+    prefetch(keys, i)
+    prefetch(vals, i)
 
 
 @njit(cache=True, _nrt=False)

@@ -40,9 +40,9 @@ def tlb_lookup(c, vals, row, key):
 
 @njit(cache=True, _nrt=False)
 def _fill(c, vals, r, key, pte):
-    i = find_in_row(c, r, key)
-    if i < 0:
-        i = victim_in_row(c, r)
+    """Cache ``pte`` under ``key`` in row ``r``, which does not hold ``key`` (the lookup that
+    led here missed)."""
+    i = victim_in_row(c, r)
     install(c, i, key, MESI_S)          # a clean cached copy of the PTE
     vals[i] = pte
 
@@ -66,6 +66,16 @@ def tlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
         if pte != 0:
             return pte, t
         S.ccnt[cpu, K_DTLB_MISS] += 1
+    return stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t)
+
+
+@njit(cache=True, _nrt=False)
+def stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
+    """:func:`tlb_translate` after its L1 TLB lookups missed (and the miss was counted): the
+    STLB, the page walk and the fills. The replay loop, which looks the L1 TLBs up itself,
+    calls it directly."""
+    vpn4 = vkey(pid, vaddr >> 12)
+    vpn2 = vkey(pid, vaddr >> 21)
     t += S.cfg[C_STLB_LAT]
     stlb = S.stlb
     key4 = vpn4 << 1
