@@ -174,8 +174,8 @@ def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, kind, addr, order):
     prefetch_below_l1(S, cpu, pa >> 6, is_ifetch)
 
 
-@njit(cache=True, _nrt=False)
-def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
+@njit(cache=True, _nrt=False, inline="always")
+def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, os_faults):
     """Replay records until the chunk is done, ``stop_time`` is reached, or a fault."""
     nth = S.th_clock.shape[0]
     ppi = S.cfg[C_PPI]
@@ -218,9 +218,10 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                     t_sel = th
                 elif c < second:
                     second = c
-        if S.kf_ctl[KF_PENDING] != 0 and S.kf_ctl[KF_NEXT_END] <= best:
-            # a fault the loop served ends: its page appears before any later access
-            os_installs(R, k4, v4, best, stop_time)
+        if os_faults:
+            if S.kf_ctl[KF_PENDING] != 0 and S.kf_ctl[KF_NEXT_END] <= best:
+                # a fault the loop served ends: its page appears before any later access
+                os_installs(R, k4, v4, best, stop_time)
         if t_sel < 0:
             out[O_REASON] = R_CHUNK_DONE
             return R_CHUNK_DONE
@@ -290,15 +291,17 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
                 th_clock[th] = clock + S.cfg[C_FAULT]
                 fk = 0 if st == PTE_NOT_PRESENT else st - 1
                 S.faults[th, fk] += 1
-                if st == PTE_PROTNONE and S.kf_ctl[KF_HINT] != 0 and \
-                        os_local_hint(R, k4, v4, th, cpu, va, pte):
-                    continue
-                if st == PTE_NOT_PRESENT and S.ft_ctl[FT_BUDGET] > 0:
-                    if S.kf_ctl[KF_ON] != 0:
-                        if os_first_touch(R, th, cpu, va, is_write):
-                            continue
-                    elif _first_touch(R, k4, v4, th, cpu, va):
+                if os_faults:
+                    # the OS model's common faults (osfault.py)
+                    if st == PTE_PROTNONE and S.kf_ctl[KF_HINT] != 0 and \
+                            os_local_hint(R, k4, v4, th, cpu, va, pte):
                         continue
+                    if st == PTE_NOT_PRESENT and S.ft_ctl[FT_BUDGET] > 0 and \
+                            S.kf_ctl[KF_ON] != 0 and os_first_touch(R, th, cpu, va, is_write):
+                        continue
+                elif st == PTE_NOT_PRESENT and S.ft_ctl[FT_BUDGET] > 0 and \
+                        _first_touch(R, k4, v4, th, cpu, va):
+                    continue
                 out[O_REASON] = R_FAULT
                 out[O_THREAD] = th
                 out[O_VADDR] = va
@@ -433,6 +436,29 @@ def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
         hist[hist_bin(lat)] += 1
         served[cpu // cps, where] += 1
     return R_CHUNK_DONE
+
+
+@njit(cache=True, _nrt=False)
+def replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
+    """Replay records until the chunk is done, ``stop_time`` is reached, or a fault; a first
+    touch is served in the loop as the machine-only placement (``_first_touch``)."""
+    return _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, False)
+
+
+@njit(cache=True, _nrt=False)
+def replay_os(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out):
+    """:func:`replay` with the OS model's common faults served in the loop (osfault.py).
+    Compiled on its own (``_replay`` is inlined into each version and the unused branch
+    dropped), so that runs without the OS model never compile the fault paths."""
+    return _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def replay_handle_os(h, stop_time):
+    """:func:`replay_handle` for :func:`replay_os`."""
+    H = handle_ref(h)
+    return replay_os(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
+                     stop_time, H.out)
 
 
 @njit(cache=True, nogil=True, _nrt=False)

@@ -97,6 +97,11 @@ def stream_table(ncpu: int, streams: int) -> np.ndarray:
 ONE = np.uint64(1)
 
 
+# A literal True/False argument makes numba compile the callee once more for that value (the
+# miss path is large: tens of seconds each); helpers get plain booleans.
+_T, _F = np.bool_(True), np.bool_(False)
+
+
 @njit(cache=True, inline="always")
 def _bit(i):
     return ONE << np.uint64(i)
@@ -142,7 +147,7 @@ def mem_read(S, src_node, home, line, t):
     local = line - (S.node_base[home] >> 6)
     mc = S.dram_p[home, DP_MC_LAT]
     t1 = send(S, src_node, home, t, 0) + mc
-    t2 = dram(S, home, local, t1, False) + mc
+    t2 = dram(S, home, local, t1, _F) + mc
     return send(S, home, src_node, t2, 64)
 
 
@@ -152,7 +157,7 @@ def mem_write(S, src_node, home, line, t):
     local = line - (S.node_base[home] >> 6)
     mc = S.dram_p[home, DP_MC_LAT]
     t1 = send(S, src_node, home, t, 64) + mc
-    return dram(S, home, local, t1, True)
+    return dram(S, home, local, t1, _T)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,7 +638,7 @@ def prefetch_l2(S, cpu, node, line, t):
         rl = set_row(llc, cpu // S.cfg[C_CPS], line)
         if find_in_row(llc, rl, line) >= 0:
             return 0
-        done, where, st = beyond_l2(S, cpu, node, line, False, t, False, False)
+        done, where, st = beyond_l2(S, cpu, node, line, _F, t, _F, _F)
         if where < 0:                  # no remote tracker free: dropped
             return 0
         S.ccnt[cpu, K_PF_LLC] += 1
@@ -642,7 +647,7 @@ def prefetch_l2(S, cpu, node, line, t):
             S.llc_cv[il] = 0
             S.llc_rdy[il] = done
         return 2
-    done, where, st = beyond_l2(S, cpu, node, line, False, t, False, False)
+    done, where, st = beyond_l2(S, cpu, node, line, _F, t, _F, _F)
     if where < 0:                      # no remote tracker free: dropped
         return 0
     S.ccnt[cpu, K_PF_ISSUED] += 1
@@ -781,7 +786,7 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead):
     S.ccnt[cpu, K_L2_MISS] += 1
     if free > t:
         S.ccnt[cpu, K_SQ_FULL] += 1
-    done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, True, ahead)
+    done, where, st = beyond_l2(S, cpu, node, line, is_write, tq, _T, ahead)
     if ready > done:
         done = ready
     S.sq_done[cpu, e] = done
@@ -808,7 +813,7 @@ def nt_store(S, cpu, node, line, t):
     mc = S.dram_p[node, DP_MC_LAT]
     t1 = send(S, my_node, node, t + S.cfg[C_LLC_LAT], 64) + mc
     t1 = write_room(S.dram_p, node, local, t1, S.bank_wr_end)
-    dram(S, node, local, t1, True)
+    dram(S, node, local, t1, _T)
     return send(S, node, my_node, t1 + mc, 0)
 
 
@@ -819,4 +824,4 @@ def access(S, cpu, node, pa, is_write, is_ifetch, t):
     if l1_hit(R, cpu, pa >> 6, is_write, is_ifetch):
         lat = R.cfg[C_L1I_LAT] if is_ifetch else R.cfg[C_L1D_LAT]
         return t + lat, W_L1
-    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, False, False)
+    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, _F, _F)

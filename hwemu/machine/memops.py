@@ -9,6 +9,9 @@ from hwemu.machine.hierarchy import access, mem_read, mem_write, node_of_line, s
 from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.layout import C_CPS, C_LLC_LAT, C_SOCKETS
 
+# a plain (not literal) False argument: a literal one makes numba compile the callee again
+_F = np.bool_(False)
+
 #: the OS model's metadata streamer remembers this many recent demand lines per CPU ...
 MP_RECENT_LINES = 32
 #: ... and this many prefetched lines not used yet
@@ -124,7 +127,7 @@ def drop_lines(S0, pa, nbytes, t):
 def access_handle(h, cpu, node, pa, is_write, t):
     """:func:`hwemu.machine.hierarchy.access` (a data access) on the state of handle ``h``."""
     H = handle_ref(h)
-    return access(H.S, cpu, node, pa, is_write, False, t)
+    return access(H.S, cpu, node, pa, is_write, _F, t)
 
 
 @njit(cache=True, _nrt=False)
@@ -158,7 +161,7 @@ def _meta_prefetch(S, cpu, ln, demand, t):
     unless already prefetched and unused. Returns 1 if issued."""
     if (ln >> 6) != (demand >> 6) or _ordered_find(S.mp_pf, S.mp_npf, cpu, ln) >= 0:
         return 0
-    access(S, cpu, node_of_line(S, ln), ln << 6, False, False, t)
+    access(S, cpu, node_of_line(S, ln), ln << 6, _F, _F, t)
     _ordered_add(S.mp_pf, S.mp_npf, cpu, ln, MP_PF_LINES)
     return 1
 
@@ -176,7 +179,7 @@ def meta_access(S0, cpu, pa, is_write, atomic, atomic_ps, degree, t):
     prefetches issued)."""
     S = state_ref(S0)
     line = pa >> 6
-    done, where = access(S, cpu, node_of_line(S, line), pa, is_write or atomic, False, t)
+    done, where = access(S, cpu, node_of_line(S, line), pa, is_write or atomic, _F, t)
     lat = done - t
     if atomic:
         lat += atomic_ps

@@ -64,6 +64,11 @@ LOG_ROWS = 4096
 MAX_WINDOW = 256
 
 
+# A constant True or False argument would make numba compile the callee once per literal value
+# (minutes of compilation for the loop); these are typed as plain booleans.
+_T, _F = np.bool_(True), np.bool_(False)
+
+
 @njit(cache=True, _nrt=False)
 def _touch(S, cpu, pa, write, atomic, t, log, row, n):
     """One kernel metadata access (``MachineHardware.mem_access_ps``, with the OS model's
@@ -127,8 +132,8 @@ def os_first_touch(S, th, cpu, va, is_write):
     ps = ctl[KF_CYC_ENTRY]
     pmd_line = reg[r, RG_PMD_LINE]
     pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
-    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 0)
-    ps += _touch(S, cpu, pte_line, False, False, start + ps, log, row, 1)
+    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 0)
+    ps += _touch(S, cpu, pte_line, _F, _F, start + ps, log, row, 1)
     ps += ctl[KF_CYC_ALLOC]
     dst = pfn << 12
     at = start + ps
@@ -136,19 +141,19 @@ def os_first_touch(S, th, cpu, va, is_write):
                          ctl[KF_WINDOW], S.kf_slots)
     if done > at:
         ps += done - at
-    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 2)
-    ps += _touch(S, cpu, pte_line, True, True, start + ps, log, row, 3)
+    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 2)
+    ps += _touch(S, cpu, pte_line, _T, _T, start + ps, log, row, 3)
     sp = kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64
-    ps += _touch(S, cpu, sp, True, False, start + ps, log, row, 4)
+    ps += _touch(S, cpu, sp, _T, _F, start + ps, log, row, 4)
     ps += ctl[KF_CYC_LRU]
-    ps += _touch(S, cpu, kn[node, KN_LRU_LOCK], False, True, start + ps, log, row, 5)
+    ps += _touch(S, cpu, kn[node, KN_LRU_LOCK], _F, _T, start + ps, log, row, 5)
     n = 6
     tail = S.kf_tail[node]
     if tail >= 0:
-        ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (tail - kn[node, KN_START_PFN]) * 64, True,
-                     False, start + ps, log, row, n)
+        ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (tail - kn[node, KN_START_PFN]) * 64, _T,
+                     _F, start + ps, log, row, n)
         n += 1
-    ps += _touch(S, cpu, sp, True, False, start + ps, log, row, n)
+    ps += _touch(S, cpu, sp, _T, _F, start + ps, log, row, n)
     n += 1
     for j in range(n, KL_TOUCHES):
         log[row, KL_WHERE + j] = -1
@@ -215,13 +220,13 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     ps = ctl[KF_CYC_ENTRY]
     pmd_line = reg[r, RG_PMD_LINE]
     pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
-    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 0)
-    ps += _touch(S, cpu, pte_line, False, False, start + ps, log, row, 1)
+    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 0)
+    ps += _touch(S, cpu, pte_line, _F, _F, start + ps, log, row, 1)
     ps += ctl[KF_CYC_HINT]
-    ps += _touch(S, cpu, pmd_line, False, False, start + ps, log, row, 2)
-    ps += _touch(S, cpu, pte_line, True, True, start + ps, log, row, 3)
+    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 2)
+    ps += _touch(S, cpu, pte_line, _T, _T, start + ps, log, row, 3)
     pfn = (pte & ~np.int64(0xFFF)) >> 12
-    ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64, False, True,
+    ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64, _F, _T,
                  start + ps, log, row, 4)
     ps += ctl[KF_CYC_HINT_POLICY]
     for j in range(5, KL_TOUCHES):

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwemu.errors import HwemuError
-from hwemu.machine.core import FAULT_KINDS, replay, replay_handle
+from hwemu.machine.core import FAULT_KINDS, replay, replay_handle, replay_handle_os, replay_os
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
 from hwemu.machine.stateref import new_handle, set_chunk, set_tables
 from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.times import NEVER as _NEVER
 from hwemu.machine.times import PARKED
 from hwemu.machine.state import build_state
-from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ON, O_KIND, O_N, O_PTE,
+from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, O_KIND, O_N, O_PTE,
                                   O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT,
                                   R_STARVED, W_NAMES)
 
@@ -77,6 +77,7 @@ class Machine:
         self._fast = False
         self._stops = {}
         self._first_touch = False       # first_touch_in_loop
+        self._os_faults = False         # loop_fault_table: the OS model's faults in the loop
         if cpus is not None:
             cpus = list(cpus)
             if len(cpus) < self.threads:
@@ -290,9 +291,11 @@ class Machine:
 
     def loop_fault_table(self):
         """The arrays through which the OS model lets the replay loop serve its common faults
-        (:class:`hwemu.machine.osfault.LoopFaultTable`)."""
+        (:class:`hwemu.machine.osfault.LoopFaultTable`). From now on the loop is the version
+        that serves them (``core.replay_os``, compiled on first use)."""
         from hwemu.machine.osfault import LoopFaultTable
 
+        self._os_faults = True
         return LoopFaultTable(self.S)
 
     def meta_access(self, cpu: int, phys: int, write: bool, atomic: bool, atomic_ps: int,
@@ -392,17 +395,18 @@ class Machine:
         if self._chunk is None:
             return _CHUNK_DONE
         stop = NEVER if stop_ps is None else int(stop_ps)
-        in_loop = self._first_touch or self.S.kf_ctl[KF_ON] != 0
+        in_loop = self._first_touch or self._os_faults
         if in_loop:
             # the page-table inserts the loop may make before the 4 KiB table must grow
             self.S.ft_ctl[FT_BUDGET] = self.pt.t4.room()
         if self._fast:
-            r = replay_handle(self._handle(), stop)
+            r = (replay_handle_os if self._os_faults else replay_handle)(self._handle(), stop)
         else:
             kind, addr, size, insts, order = self._chunk
             t = self.pt
-            r = replay(self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size,
-                         insts, order, stop, self._out)
+            r = (replay_os if self._os_faults else replay)(
+                self.S, t.t2.keys, t.t2.vals, t.t4.keys, t.t4.vals, kind, addr, size, insts,
+                order, stop, self._out)
         if in_loop:
             ft = self.S.ft_ctl
             if ft[FT_MAPPED]:
