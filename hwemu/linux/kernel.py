@@ -894,12 +894,15 @@ class Kernel:
             if page.mapping is not None and not page.is_anon:
                 page.set(PG.DIRTY)
         entry.young = True
+        # the value stored or loaded now (another access may change the page before this one's
+        # latency has passed)
+        value = page.data[sub]
         if self.access_log is not None:
-            self.access_log.append((self.engine.now_ps, t.tid, addr, write, page.data[sub]))
+            self.access_log.append((self.engine.now_ps, t.tid, addr, write, value))
         cost = self.hw.mem_access_ps(t.cpu, page.paddr + sub * PAGE_SIZE, write, False,
                                      self.engine.now_ps)
         yield Sleep(cost)
-        return self.engine.now_ps - start, page.data[sub]
+        return self.engine.now_ps - start, value
 
     def read_now(self, pid: int, addr: int) -> int | None:
         """The value the page mapped at ``addr`` holds now, without timing (for checks)."""
