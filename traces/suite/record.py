@@ -57,8 +57,7 @@ class SuiteError(Exception):
 class Run:
     """What to execute for one workload at one scale, prepared in its work directory."""
 
-    argv: list[str]
-    output: str | None = None         # file the program writes (compared native vs recorded); None: stdout
+    argv: list[str]                   # the output, compared between the two runs, is stdout
     stdin: Path | None = None
 
 
@@ -70,8 +69,7 @@ class Workload:
     scales: dict[str, dict]                           # scale -> parameters, including the bounds below
     package: str | None = None                        # Debian package of the program (None: ours)
     same_output: bool = True                          # output independent of thread interleaving
-    min_threads: int = 5                              # trace tids: main + 4 workers for ours
-    max_threads: int = 5
+    threads: tuple[int, int] | None = None            # trace tids with 4 threads (ours: exactly 5)
 
 
 # ---------------------------------------------------------------- inputs
@@ -239,29 +237,29 @@ WORKLOADS = {w.name: w for w in [
     }, same_output=False),
     Workload("xz", "xz -T4 on generated text (Debian)", _xz, {
         "tiny": dict(input_kib=256, dict="1MiB", block="64KiB", records_min=1e5, mib=(1, 200)),
-        "small": dict(input_kib=2048, dict="8MiB", block="512KiB", records_min=1e6, mib=(10, 200)),
+        "small": dict(input_kib=2048, dict="8MiB", block="512KiB", records_min=1e8, mib=(25, 120)),
         "full": dict(input_kib=16384, dict="64MiB", block="4MiB", records_min=1e7, mib=(100, 1100)),
-    }, package="xz-utils", min_threads=2, max_threads=64),
+    }, package="xz-utils", threads=(2, 5)),               # main + up to 4 workers
     Workload("zstd", "zstd -T4 on generated text (Debian)", _zstd, {
         "tiny": dict(input_kib=1024, level=3, long=20, records_min=1e5, mib=(1, 200)),
-        "small": dict(input_kib=16384, level=3, long=24, records_min=1e6, mib=(10, 200)),
+        "small": dict(input_kib=16384, level=3, long=24, records_min=1.5e8, mib=(12, 60)),
         "full": dict(input_kib=65536, level=3, long=27, records_min=1e7, mib=(100, 1100)),
-    }, package="zstd", min_threads=2, max_threads=64),
+    }, package="zstd", threads=(5, 8)),                   # main, 4 workers, I/O threads
     Workload("pigz", "pigz -p 4 on generated text (Debian)", _pigz, {
         "tiny": dict(input_kib=256, level=6, block_kib=64, records_min=1e5, mib=(0.5, 200)),
-        "small": dict(input_kib=6144, level=6, block_kib=1024, records_min=1e6, mib=(5, 200)),
+        "small": dict(input_kib=6144, level=6, block_kib=1024, records_min=1.5e8, mib=(4, 30)),
         "full": dict(input_kib=65536, level=6, block_kib=8192, records_min=1e7, mib=(100, 1100)),
-    }, package="pigz", min_threads=2, max_threads=64),
+    }, package="pigz", threads=(5, 6)),                   # main, 4 compressors, writer
     Workload("sort", "coreutils sort --parallel=4 on generated records (Debian)", _sort, {
-        "tiny": dict(lines=20000, buffer="64M", threads=(1, 64), records_min=1e5, mib=(0.5, 200)),
+        "tiny": dict(lines=20000, buffer="64M", threads=(1, 5), records_min=1e5, mib=(0.5, 200)),
         "small": dict(lines=400000, buffer="256M", records_min=2e8, mib=(25, 100)),
         "full": dict(lines=2000000, buffer="1G", records_min=1e7, mib=(200, 1500)),
-    }, package="coreutils", min_threads=2, max_threads=64),
+    }, package="coreutils", threads=(2, 5)),              # main + merge helpers
     Workload("sqlite", "sqlite3: build, index and query an in-memory database (Debian)", _sqlite, {
         "tiny": dict(rows=5000, customers=500, payload=1000, records_min=1e5, mib=(0.5, 200)),
-        "small": dict(rows=30000, customers=3000, payload=1000, records_min=1e6, mib=(10, 200)),
+        "small": dict(rows=20000, customers=2000, payload=1000, records_min=1e8, mib=(15, 70)),
         "full": dict(rows=300000, customers=30000, payload=1000, records_min=1e7, mib=(200, 1500)),
-    }, package="sqlite3", min_threads=1, max_threads=64),
+    }, package="sqlite3", threads=(1, 5)),                # sorter helpers only if a sort spills
 ]}
 
 
@@ -272,6 +270,8 @@ def hwemu_exe() -> str:
     exe = os.environ.get("HWEMU") or shutil.which("hwemu")
     if not exe:
         raise SuiteError("hwemu not found: put it on PATH or set HWEMU=/path/to/hwemu")
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        raise SuiteError(f"HWEMU={exe} is not an executable file")
     return exe
 
 
@@ -317,13 +317,23 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def check(w: Workload, scale: str, info: dict) -> None:
+def expected_threads(w: Workload, scale: str, threads: int) -> tuple[int, int]:
+    """Bounds on the trace's thread ids: the main thread and `threads` workers for ours; the
+    workload's (or the scale's) bounds with 4 threads for the Debian programs, else any."""
+    if not w.package:
+        return threads + 1, threads + 1
+    if threads != 4:
+        return 1, 64
+    return w.scales[scale].get("threads", w.threads)
+
+
+def check(w: Workload, scale: str, info: dict, threads: int) -> None:
     p = w.scales[scale]
     lo, hi = p["mib"]
     mib = info["data_pages_4k"] * 4096 / MIB
     if info["records"] < p["records_min"]:
         raise SuiteError(f"{w.name}: {info['records']:,} records, expected at least {int(p['records_min']):,}")
-    tlo, thi = p.get("threads", (w.min_threads, w.max_threads))
+    tlo, thi = expected_threads(w, scale, threads)
     if not tlo <= info["threads"] <= thi:
         raise SuiteError(f"{w.name}: {info['threads']} threads in the trace, expected {tlo}..{thi}")
     if not lo <= mib <= hi:
@@ -349,12 +359,14 @@ def record_one(w: Workload, scale: str, outdir: Path, seed: int, threads: int, k
         try:
             recording = execute([hw, "trace", "record", "--data-only", "--out", str(tmp_trace), "--", *run.argv],
                                 run, rec_out, f"{w.name} (recording)")
+            t = time.perf_counter()
             p = subprocess.run([hw, "trace", "info", "--json", str(tmp_trace)], capture_output=True, text=True,
                                env=clean_env())
+            info_s = time.perf_counter() - t
             if p.returncode:
                 raise SuiteError(f"{w.name}: trace info failed: {p.stderr.strip()}")
             info = json.loads(p.stdout)
-            check(w, scale, info)
+            check(w, scale, info, threads)
             if w.same_output and digest(native_out) != digest(rec_out):
                 raise SuiteError(f"{w.name}: the recorded run's output differs from the native run's")
             os.replace(tmp_trace, trace)
@@ -373,6 +385,7 @@ def record_one(w: Workload, scale: str, outdir: Path, seed: int, threads: int, k
         "bytes_on_disk": info["bytes_on_disk"], "bytes_per_record": round(info["bytes_on_disk"] / records, 3),
         "native_s": round(native, 3), "record_s": round(recording, 2),
         "records_per_s": round(records / recording), "slowdown": round(recording / native, 1),
+        "info_s": round(info_s, 2),
     }
     write_atomic(outdir / f"{w.name}-{scale}.json", json.dumps(row) + "\n")
     return row
@@ -405,13 +418,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SuiteError(f"--seed must be non-negative, got {args.seed}")
         if shutil.which("valgrind", path="/usr/bin:/bin") is None:
             raise SuiteError("valgrind not found in /usr/bin (apt-get install valgrind)")
+        hwemu_exe()
         outdir = Path(args.out)
         outdir.mkdir(parents=True, exist_ok=True)
         for n in names:
-            w = WORKLOADS[n]
-            if args.threads != 4 and not w.package:
-                w.min_threads = w.max_threads = args.threads + 1
-            print(json.dumps(record_one(w, args.scale, outdir, args.seed, args.threads, args.keep)), flush=True)
+            row = record_one(WORKLOADS[n], args.scale, outdir, args.seed, args.threads, args.keep)
+            print(json.dumps(row), flush=True)
     except SuiteError as e:
         print(f"record.py: error: {e}", file=sys.stderr)
         return 2
