@@ -1,11 +1,14 @@
 """The study suite's driver (traces/suite/record.py) at the tiny scale: one of the suite's own C
 programs and one Debian program (coreutils sort, always installed) built, run, recorded and
-checked; the C programs' results do not depend on the number of threads; bad arguments."""
+checked; the C programs' results do not depend on the number of threads; bad arguments and a
+failed check (one line, exit status 2, nothing left behind)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,3 +88,18 @@ def test_bad_arguments(tmp_path, tool_cache):
     q = subprocess.run([str(exe), "40", "10"], capture_output=True, text=True)
     assert q.returncode == 2
     assert q.stderr == f"{exe}: error: LOG2_WORDS must be an integer in 10..36, got '40'\n"
+
+
+def test_a_failed_check_leaves_no_trace(tmp_path, tool_cache, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("suite_record", SUITE / "record.py")
+    record = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "suite_record", record)     # dataclasses look the module up
+    spec.loader.exec_module(record)
+    monkeypatch.setenv("HWEMU", str(HWEMU))
+    monkeypatch.setenv("HWEMU_CACHE", str(tool_cache))
+    monkeypatch.setitem(record.WORKLOADS["gups"].scales["tiny"], "mib", (100, 200))
+    assert record.main(["gups", "--scale", "tiny", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"record\.py: error: gups: [0-9.]+ MiB of data pages, expected 100\.\.200 MiB "
+                        r"at scale tiny\n", err), err
+    assert list(tmp_path.iterdir()) == []

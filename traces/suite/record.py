@@ -244,7 +244,7 @@ WORKLOADS = {w.name: w for w in [
     Workload("zstd", "zstd -T4 on generated text (Debian)", _zstd, {
         "tiny": dict(input_kib=1024, level=3, long=20, records_min=1e7, mib=(1.5, 12)),
         "small": dict(input_kib=16384, level=3, long=24, records_min=1.5e8, mib=(12, 60)),
-        "full": dict(input_kib=65536, level=3, long=27, records_min=1e7, mib=(100, 1100)),
+        "full": dict(input_kib=131072, level=3, long=27, records_min=1e9, mib=(90, 400)),
     }, package="zstd", threads=(5, 8)),                   # main, 4 workers, I/O threads
     Workload("pigz", "pigz -p 4 on generated text (Debian)", _pigz, {
         "tiny": dict(input_kib=256, level=6, block_kib=64, records_min=8e6, mib=(0.8, 6)),
