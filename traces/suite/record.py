@@ -239,7 +239,7 @@ WORKLOADS = {w.name: w for w in [
     Workload("xz", "xz -T4 on generated text (Debian)", _xz, {
         "tiny": dict(input_kib=256, dict="1MiB", block="64KiB", records_min=2e7, mib=(5, 35)),
         "small": dict(input_kib=2048, dict="8MiB", block="512KiB", records_min=1e8, mib=(25, 120)),
-        "full": dict(input_kib=16384, dict="64MiB", block="4MiB", records_min=1e7, mib=(100, 1100)),
+        "full": dict(input_kib=16384, dict="64MiB", block="4MiB", records_min=1e9, mib=(100, 1100)),
     }, package="xz-utils", threads=(2, 5)),               # main + up to 4 workers
     Workload("zstd", "zstd -T4 on generated text (Debian)", _zstd, {
         "tiny": dict(input_kib=1024, level=3, long=20, records_min=1e7, mib=(1.5, 12)),
@@ -249,17 +249,17 @@ WORKLOADS = {w.name: w for w in [
     Workload("pigz", "pigz -p 4 on generated text (Debian)", _pigz, {
         "tiny": dict(input_kib=256, level=6, block_kib=64, records_min=8e6, mib=(0.8, 6)),
         "small": dict(input_kib=6144, level=6, block_kib=1024, records_min=1.5e8, mib=(4, 30)),
-        "full": dict(input_kib=65536, level=6, block_kib=8192, records_min=1e7, mib=(100, 1100)),
+        "full": dict(input_kib=65536, level=6, block_kib=8192, records_min=1e9, mib=(30, 400)),
     }, package="pigz", threads=(5, 6)),                   # main, 4 compressors, writer
     Workload("sort", "coreutils sort --parallel=4 on generated records (Debian)", _sort, {
         "tiny": dict(lines=20000, buffer="64M", threads=(1, 5), records_min=9e6, mib=(0.8, 6)),
         "small": dict(lines=400000, buffer="256M", records_min=2e8, mib=(25, 100)),
-        "full": dict(lines=2000000, buffer="1G", records_min=1e7, mib=(200, 1500)),
+        "full": dict(lines=2000000, buffer="1G", records_min=1e9, mib=(120, 1000)),
     }, package="coreutils", threads=(2, 5)),              # main + merge helpers
     Workload("sqlite", "sqlite3: build, index and query an in-memory database (Debian)", _sqlite, {
         "tiny": dict(rows=2000, customers=200, payload=1000, records_min=1e7, mib=(1, 12)),
         "small": dict(rows=20000, customers=2000, payload=1000, records_min=1e8, mib=(15, 70)),
-        "full": dict(rows=300000, customers=30000, payload=1000, records_min=1e7, mib=(200, 1500)),
+        "full": dict(rows=300000, customers=30000, payload=1000, records_min=1e9, mib=(200, 1500)),
     }, package="sqlite3", threads=(1, 5)),                # sorter helpers only if a sort spills
 ]}
 
