@@ -1,0 +1,5 @@
+#!/bin/sh
+# Build, run and record the gups workload (docs/study.md, "Workloads"):
+#   traces/suite/gups.sh [--scale tiny|small|full] [--out DIR] [--seed N] [--keep]
+# Needs hwemu on PATH (or HWEMU=/path/to/hwemu), valgrind and python3.
+exec python3 "$(dirname "$0")/record.py" gups "$@"
