@@ -56,8 +56,10 @@ from hwemu.machine.memops import copy_lines_in, meta_access
 from hwemu.machine.pagetable import PID_SHIFT, PTE_HUGE, PTE_PRESENT, ht_insert, ht_lookup, vkey
 from hwemu.machine.times import NEVER
 
-#: frames per node the OS reserves for the loop at a time (the allocator's next ones)
+#: frames per node the OS reserves for the loop at a time (the allocator's next ones), at most
+#: and at least
 RESERVE_FRAMES = 1024
+RESERVE_MIN = 64
 #: faults the loop serves before it must return for Python to catch up
 LOG_ROWS = 4096
 #: the longest copy window (lines in flight) of a page clear
@@ -409,6 +411,20 @@ class LoopFaultTable:
         ctl[KF_ON] = 1
         ctl[KF_HINT] = 1 if hints else 0
 
+    def reserved_used(self, node: int) -> int:
+        """How many frames of ``node``'s last reservation the loop took."""
+        return int(self.S.kf_resc[node, RS_HEAD])
+
+    def served_any(self) -> bool:
+        """Whether the loop served a fault since :meth:`enter`."""
+        return self.S.kf_ctl[KF_NLOG] != 0
+
+    def leave_idle(self) -> None:
+        """After a loop that served no fault (:meth:`served_any` False)."""
+        ctl = self.S.kf_ctl
+        ctl[KF_ON] = 0
+        ctl[KF_HINT] = 0
+
     def leave(self) -> tuple:
         """After the loop: (log rows as a numpy array, threads whose fault is still pending,
         the CPUs' busy-until and busy times as lists); the log is emptied."""
@@ -419,8 +435,7 @@ class LoopFaultTable:
         n = int(ctl[KF_NLOG])
         log = S.kf_log[:n].copy()
         ctl[KF_NLOG] = 0
-        kth = S.kf_th
-        pending = {t for t in range(kth.shape[0]) if kth[t, KT_KEY] >= 0}
+        pending = set(np.flatnonzero(S.kf_th[:, KT_KEY] >= 0).tolist())
         return log, pending, S.kf_busy[:, 0].tolist(), S.kf_busy[:, 1].tolist()
 
     def drop_pending(self) -> None:

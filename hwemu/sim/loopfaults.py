@@ -30,7 +30,7 @@ from hwemu.linux.mm import LRU, PteKind, VmaKind, layout_generation
 from hwemu.machine.layout import (KIND_FIRST_TOUCH, KIND_LOCAL_HINT, KL_CPU, KL_END, KL_KIND,
                                   KL_PF, KL_PFN, KL_START, KL_TID, KL_TOUCHES, KL_VADDR,
                                   KL_WHERE, KL_WRITE, W_NAMES)
-from hwemu.machine.osfault import MAX_WINDOW, RESERVE_FRAMES
+from hwemu.machine.osfault import MAX_WINDOW, RESERVE_FRAMES, RESERVE_MIN
 from hwemu.machine.pagetable import PID_SHIFT
 from hwemu.sim.hardware import _SERVED, HW_COMPONENT
 
@@ -100,7 +100,11 @@ class LoopFaults:
         k.new_regions.clear()
         for n, a in enumerate(k.alloc.nodes):
             if a.gen != self._res_gen[n]:
-                fr = a.peek(RESERVE_FRAMES)
+                # the allocator changed: its next frames again, as many as the loop took last
+                # time (at least RESERVE_MIN), so that a crossing after each migration stays
+                # cheap and a run of first touches rarely runs out
+                want = min(RESERVE_FRAMES, max(RESERVE_MIN, 2 * t.reserved_used(n)))
+                fr = a.peek(want)
                 t.reserve(n, fr, len(fr) == a.free_count)
                 self._res_gen[n] = a.gen
         # the pages of the faults Python is handling: another thread's fault on one of them
@@ -179,10 +183,11 @@ class LoopFaults:
     def after(self, stop, stop_ps: int | None) -> None:
         """Bring the kernel up to date with the faults the loop served (``stop``: why the
         loop returned, at the stop time ``stop_ps`` it was given)."""
+        if not self.t.served_any() and not self.pending:
+            self.t.leave_idle()             # the loop served no fault: nothing changed
+            return
         log, now_pending, busy_until, busy = self.t.leave()
         n = len(log)
-        if n == 0 and not self.pending:
-            return
         sim, k, eng = self.sim, self.k, self.sim.engine
         rows = log.tolist()
         cpus = eng.cpus
