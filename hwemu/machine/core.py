@@ -52,13 +52,13 @@ from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
 from hwemu.machine.hierarchy import access_below_l1, nt_store, prefetch_below_l1, prefetch_row
-from hwemu.machine.osfault import os_first_touch, os_installs, os_local_hint
+from hwemu.machine.osfault import loop_map, os_first_touch, os_installs, os_local_hint
 from hwemu.machine.stateref import handle_ref, prefetch, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
-                                     PTE_PROTNONE, ht_insert, ht_prefetch, translate, vkey)
+                                     PTE_PROTNONE, ht_prefetch, translate, vkey)
 from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
 from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
-                                  FT_MAPPED, FT_NEW_SLOTS, K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
+                                  K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
                                   KF_HINT, KF_NEXT_END, KF_ON, KF_PENDING,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
@@ -118,22 +118,14 @@ def _first_touch(S, k4, v4, th, cpu, va):
     Python (same frame, same PTE, translations not yet issued redone). False when the loop
     must return the fault instead: the node is full (Python walks the fallback order) or the
     page table has no room left without growing (Python grows it)."""
-    ctl = S.ft_ctl              # the caller checked that FT_BUDGET leaves room
+    # the caller checked that FT_BUDGET leaves room
     node = S.socket_node[cpu // S.cfg[C_CPS]]
     frame = S.ft_next[node]
     if frame >= S.node_size[node] >> 12:
         return False
     S.ft_next[node] = frame + 1
     pte = (S.node_base[node] + (frame << 12)) | (node << 3) | PTE_PRESENT
-    new = ht_insert(k4, v4, vkey(S.th_pid[th], va >> 12), pte)
-    ctl[FT_BUDGET] -= new
-    ctl[FT_NEW_SLOTS] += new
-    ctl[FT_MAPPED] += 1
-    # threads that translated but have not issued translate again (Machine._retranslate)
-    th_pend = S.th_pend
-    for t in range(th_pend.shape[0]):
-        if th_pend[t] == 2:
-            th_pend[t] = 1
+    loop_map(S, k4, v4, vkey(S.th_pid[th], va >> 12), pte)
     return True
 
 

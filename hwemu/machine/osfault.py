@@ -84,6 +84,73 @@ def _touch(S, cpu, pa, write, atomic, t, log, row, n):
 
 
 @njit(cache=True, _nrt=False)
+def retranslate(S):
+    """Threads that translated but have not issued translate again (Machine._retranslate)."""
+    th_pend = S.th_pend
+    for t in range(th_pend.shape[0]):
+        if th_pend[t] == 2:
+            th_pend[t] = 1
+
+
+@njit(cache=True, _nrt=False)
+def loop_map(S, k4, v4, key, pte):
+    """A page-table entry the loop installs (``FT_BUDGET`` leaves room): booked for
+    ``Machine.run`` (``_Table.counted``), translations not yet issued redone."""
+    ft = S.ft_ctl
+    new = ht_insert(k4, v4, key, pte)
+    ft[FT_BUDGET] -= new
+    ft[FT_NEW_SLOTS] += new
+    ft[FT_MAPPED] += 1
+    retranslate(S)
+
+
+@njit(cache=True, _nrt=False)
+def _region(S, th, cpu, va, key):
+    """The registered region row of thread ``th``'s fault at ``va`` (page ``key``), or -1:
+    also when another thread runs on the same CPU or has a fault on the page in progress (in
+    the loop or in Python)."""
+    kth = S.kf_th
+    for t in range(S.th_clock.shape[0]):
+        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key or kth[t, KT_OS_KEY] == key):
+            return -1
+    return ht_lookup(S.kf_rk, S.kf_rv, vkey(S.th_pid[th], va >> 21)) - 1
+
+
+@njit(cache=True, _nrt=False)
+def _served(S, th, cpu, va, start, ps, key, pte, pfn, node, write, kind):
+    """The end of a fault the loop served from ``start``, costing ``ps`` on ``cpu``: the CPU
+    occupied (``CpuTimeline.occupy``), the thread resuming at the end, the entry ``pte`` (-1:
+    none) to install then, the log row."""
+    ctl = S.kf_ctl
+    busy = S.kf_busy
+    s2 = start if start > busy[cpu, 0] else busy[cpu, 0]
+    end = s2 + ps
+    busy[cpu, 0] = end
+    busy[cpu, 1] += ps
+    ctl[KF_NOW] = start
+    S.th_clock[th] = end
+    kth = S.kf_th
+    kth[th, KT_KEY] = key
+    kth[th, KT_END] = end
+    kth[th, KT_PTE] = pte
+    ctl[KF_PENDING] += 1
+    if end < ctl[KF_NEXT_END]:
+        ctl[KF_NEXT_END] = end
+    log = S.kf_log
+    row = ctl[KF_NLOG]
+    log[row, KL_TID] = th
+    log[row, KL_VADDR] = va
+    log[row, KL_CPU] = cpu
+    log[row, KL_PFN] = pfn
+    log[row, KL_NODE] = node
+    log[row, KL_START] = start
+    log[row, KL_END] = end
+    log[row, KL_WRITE] = write
+    log[row, KL_KIND] = kind
+    ctl[KF_NLOG] = row + 1
+
+
+@njit(cache=True, _nrt=False)
 def os_first_touch(S, th, cpu, va, is_write):
     """Serve thread ``th``'s not-present fault at ``va`` as the OS model would, if it is one of
     the cases described in the module docstring; False sends it to Python (nothing changed).
@@ -96,14 +163,8 @@ def os_first_touch(S, th, cpu, va, is_write):
     c = S.th_clock[th]
     if c < ctl[KF_NOW]:
         return False
-    nth = S.th_clock.shape[0]
-    pid = S.th_pid[th]
-    key = vkey(pid, va >> 12)
-    kth = S.kf_th
-    for t in range(nth):
-        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key or kth[t, KT_OS_KEY] == key):
-            return False            # a CPU shared, or another fault on the page in progress
-    r = ht_lookup(S.kf_rk, S.kf_rv, vkey(pid, va >> 21)) - 1
+    key = vkey(S.th_pid[th], va >> 12)
+    r = _region(S, th, cpu, va, key)
     if r < 0:
         return False
     reg = S.kf_reg
@@ -160,30 +221,9 @@ def os_first_touch(S, th, cpu, va, is_write):
     for j in range(n, KL_TOUCHES):
         log[row, KL_WHERE + j] = -1
     S.kf_tail[node] = pfn
-    # the handler computes for ps on its CPU (CpuTimeline.occupy), then the page is mapped
-    busy = S.kf_busy
-    s2 = start if start > busy[cpu, 0] else busy[cpu, 0]
-    end = s2 + ps
-    busy[cpu, 0] = end
-    busy[cpu, 1] += ps
-    ctl[KF_NOW] = start
-    S.th_clock[th] = end
-    kth[th, KT_KEY] = key
-    kth[th, KT_END] = end
-    kth[th, KT_PTE] = dst | (node << 3) | PTE_PRESENT
-    ctl[KF_PENDING] += 1
-    if end < ctl[KF_NEXT_END]:
-        ctl[KF_NEXT_END] = end
-    log[row, KL_TID] = th
-    log[row, KL_VADDR] = va
-    log[row, KL_CPU] = cpu
-    log[row, KL_PFN] = pfn
-    log[row, KL_NODE] = node
-    log[row, KL_START] = start
-    log[row, KL_END] = end
-    log[row, KL_WRITE] = 1 if is_write else 0
-    log[row, KL_KIND] = KIND_FIRST_TOUCH
-    ctl[KF_NLOG] = row + 1
+    # the handler computes for ps on its CPU, then the page is mapped
+    _served(S, th, cpu, va, start, ps, key, dst | (node << 3) | PTE_PRESENT, pfn, node,
+            1 if is_write else 0, KIND_FIRST_TOUCH)
     return True
 
 
@@ -206,13 +246,8 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     c = S.th_clock[th]
     if c < ctl[KF_NOW]:
         return False
-    pid = S.th_pid[th]
-    key = vkey(pid, va >> 12)
-    kth = S.kf_th
-    for t in range(S.th_clock.shape[0]):
-        if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key or kth[t, KT_OS_KEY] == key):
-            return False
-    r = ht_lookup(S.kf_rk, S.kf_rv, vkey(pid, va >> 21)) - 1
+    key = vkey(S.th_pid[th], va >> 12)
+    r = _region(S, th, cpu, va, key)
     if r < 0:
         return False
     reg = S.kf_reg
@@ -236,34 +271,9 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     # do_numa_page: the entry is present again now (MachineSync keeps A and D of the same frame)
     old = ht_lookup(k4, v4, key)
     ht_insert(k4, v4, key, (old & ~np.int64(3)) | PTE_PRESENT)
-    th_pend = S.th_pend
-    for u in range(th_pend.shape[0]):
-        if th_pend[u] == 2:
-            th_pend[u] = 1
-    busy = S.kf_busy
-    s2 = start if start > busy[cpu, 0] else busy[cpu, 0]
-    end = s2 + ps
-    busy[cpu, 0] = end
-    busy[cpu, 1] += ps
-    ctl[KF_NOW] = start
-    S.th_clock[th] = end
-    # the handler ends at ``end`` with nothing left to install (KT_PTE -1)
-    kth[th, KT_KEY] = key
-    kth[th, KT_END] = end
-    kth[th, KT_PTE] = -1
-    ctl[KF_PENDING] += 1
-    if end < ctl[KF_NEXT_END]:
-        ctl[KF_NEXT_END] = end
-    log[row, KL_TID] = th
-    log[row, KL_VADDR] = va
-    log[row, KL_CPU] = cpu
-    log[row, KL_PFN] = pfn
-    log[row, KL_NODE] = node
-    log[row, KL_START] = start
-    log[row, KL_END] = end
-    log[row, KL_WRITE] = 0
-    log[row, KL_KIND] = KIND_LOCAL_HINT
-    ctl[KF_NLOG] = row + 1
+    retranslate(S)
+    # the handler ends with nothing left to install (-1)
+    _served(S, th, cpu, va, start, ps, key, -1, pfn, node, 0, KIND_LOCAL_HINT)
     return True
 
 
@@ -274,7 +284,6 @@ def os_installs(S, k4, v4, upto, stop_time):
     left to Python, whose engine orders it among the events due then)."""
     ctl = S.kf_ctl
     kth = S.kf_th
-    ft = S.ft_ctl
     nxt = NEVER
     for t in range(kth.shape[0]):
         if kth[t, KT_KEY] < 0:
@@ -282,14 +291,7 @@ def os_installs(S, k4, v4, upto, stop_time):
         end = kth[t, KT_END]
         if end <= upto and end < stop_time:
             if kth[t, KT_PTE] >= 0:
-                new = ht_insert(k4, v4, kth[t, KT_KEY], kth[t, KT_PTE])
-                ft[FT_BUDGET] -= new
-                ft[FT_NEW_SLOTS] += new
-                ft[FT_MAPPED] += 1
-                th_pend = S.th_pend
-                for u in range(th_pend.shape[0]):
-                    if th_pend[u] == 2:
-                        th_pend[u] = 1
+                loop_map(S, k4, v4, kth[t, KT_KEY], kth[t, KT_PTE])
             kth[t, KT_KEY] = -1
             ctl[KF_PENDING] -= 1
             if end > ctl[KF_NOW]:
