@@ -1,4 +1,4 @@
-"""First touches the OS model lets the replay loop serve (the common page fault, compiled).
+"""The page faults the OS model lets the replay loop serve (the common ones, compiled).
 
 With the OS model every not-present fault used to leave the compiled loop: Python ran the
 kernel's anonymous-page fault (``hwemu.linux.kernel.Kernel._fault_proc``) as a process, and the
@@ -25,6 +25,10 @@ loop serves them itself, doing what the kernel would:
 - *when the page appears*: the entry is installed at the fault's end (``kf_th``), before any
   access at or after that time, as the engine would run the handler's last step; the thread
   resumes then.
+
+A NUMA hinting fault on a page already on the faulting CPU's node is served the same way when
+the migration policy decides nothing for it (``KF_HINT``; autonuma): ``os_local_hint`` charges
+``Kernel._fault_proc``'s PROT_NONE path and makes the entry present again at once.
 
 Conditions that keep it exact, else the fault goes to Python: no other thread shares the CPU
 (OS time on a shared CPU is charged to the others), the thread's clock is not behind the OS's

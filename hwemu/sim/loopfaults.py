@@ -1,17 +1,21 @@
-"""The OS model's side of the first touches the replay loop serves (hwemu.machine.osfault).
+"""The OS model's side of the faults the replay loop serves (hwemu.machine.osfault).
 
 Before each entry into the loop, :meth:`LoopFaults.before` tells the machine what the kernel
 would do with a first touch: the 2 MiB regions where it needs no decision (one anonymous VMA,
 its page tables in place, a memory policy with a fixed node order), the frames the allocator
-hands out next on every node, the LRU tails, the CPUs' busy-until times and the OS's time.
-When the loop returns, :meth:`LoopFaults.after` brings the kernel up to date with what the loop
-did, before anything else runs, with the kernel's own code (``Kernel.loop_fault_start`` and
+hands out next on every node, the LRU tails, the CPUs' busy-until times, the OS's time, the
+pages of the faults the kernel is handling itself, and whether the migration policy lets the
+loop serve local NUMA hinting faults (autonuma). When the loop returns,
+:meth:`LoopFaults.after` brings the kernel up to date with what the loop did, before anything
+else runs, with the kernel's own code (``Kernel.loop_fault_start``, ``loop_hint_start``,
 ``loop_fault_end``: allocation by policy, page set-up, LRU, page table, counters), in the order
 the engine would have run the handlers' steps: a fault's end before a fault starting at the same
-time. A fault the loop served that has not ended yet becomes the kernel's handler process,
-asleep until its end, and its thread is blocked, exactly as if Python had started it.
+time. A fault the loop served that has not ended yet stays in the loop if all Python does before
+the loop runs again is end other such faults (and close a window no policy samples at); else it
+becomes the kernel's handler process, asleep until its end, and its thread is blocked, exactly
+as if Python had started it.
 
-The test ``tests/sim/test_loopfaults.py`` runs traces with and without the loop's faults and
+``tests/integration/test_loop_faults.py`` runs traces with and without the loop's faults and
 asserts identical results.
 """
 
