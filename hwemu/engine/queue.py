@@ -70,6 +70,10 @@ class EventQueue:
         self._drop_cancelled()
         return self._heap[0].time_ps if self._heap else None
 
+    def due(self, time_ps: int) -> list[Event]:
+        """The live events at or before ``time_ps`` (in no particular order)."""
+        return [e for e in self._heap if e.time_ps <= time_ps and not e.cancelled]
+
     def __len__(self) -> int:
         return sum(1 for e in self._heap if not e.cancelled)
 

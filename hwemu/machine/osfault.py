@@ -109,15 +109,28 @@ def loop_map(S, k4, v4, key, pte):
 
 
 @njit(cache=True, _nrt=False)
-def _region(S, th, cpu, va, key):
-    """The registered region row of thread ``th``'s fault at ``va`` (page ``key``), or -1:
-    also when another thread runs on the same CPU or has a fault on the page in progress (in
-    the loop or in Python)."""
+def _servable(S, th, cpu, va, key):
+    """The registered region row of thread ``th``'s fault at ``va`` (page ``key``), or -1 when
+    the loop must leave the fault to Python: the log is full, the thread's clock is behind the
+    OS's time, another thread runs on the same CPU or has a fault on the page in progress (in
+    the loop or in Python), or the region is not registered."""
+    ctl = S.kf_ctl
+    if ctl[KF_NLOG] >= S.kf_log.shape[0] or S.th_clock[th] < ctl[KF_NOW]:
+        return -1
     kth = S.kf_th
     for t in range(S.th_clock.shape[0]):
         if t != th and (S.th_cpu[t] == cpu or kth[t, KT_KEY] == key or kth[t, KT_OS_KEY] == key):
             return -1
     return ht_lookup(S.kf_rk, S.kf_rv, vkey(S.th_pid[th], va >> 21)) - 1
+
+
+@njit(cache=True, _nrt=False)
+def _walk(S, cpu, pmd_line, pte_line, write, t, log, row, n):
+    """The page-table walk of the kernel's fault handler (``Kernel.walk_cost``): the PMD line,
+    then the PTE line (``write``: a locked update). Its time in ps; logged as touches ``n`` and
+    ``n + 1``."""
+    ps = _touch(S, cpu, pmd_line, _F, _F, t, log, row, n)
+    return ps + _touch(S, cpu, pte_line, write, write, t + ps, log, row, n + 1)
 
 
 @njit(cache=True, _nrt=False)
@@ -160,17 +173,14 @@ def os_first_touch(S, th, cpu, va, is_write):
     the cases described in the module docstring; False sends it to Python (nothing changed).
     The thread's clock (``th_clock``) is the fault's time; it becomes the fault's end."""
     ctl = S.kf_ctl
-    log = S.kf_log
-    row = ctl[KF_NLOG]
-    if row >= log.shape[0] or S.ft_ctl[FT_BUDGET] <= ctl[KF_PENDING]:
-        return False
-    c = S.th_clock[th]
-    if c < ctl[KF_NOW]:
+    if S.ft_ctl[FT_BUDGET] <= ctl[KF_PENDING]:
         return False
     key = vkey(S.th_pid[th], va >> 12)
-    r = _region(S, th, cpu, va, key)
+    r = _servable(S, th, cpu, va, key)
     if r < 0:
         return False
+    log = S.kf_log
+    row = ctl[KF_NLOG]
     reg = S.kf_reg
     vpn = va >> 12
     if vpn < reg[r, RG_LO] or vpn >= reg[r, RG_HI]:
@@ -195,12 +205,11 @@ def os_first_touch(S, th, cpu, va, is_write):
     resc[node, RS_HEAD] += 1
     # the handler's cost, step by step as Kernel._fault_proc / _do_anonymous charge it
     kn = S.kf_nodes
-    start = c
+    start = S.th_clock[th]
     ps = ctl[KF_CYC_ENTRY]
     pmd_line = reg[r, RG_PMD_LINE]
     pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
-    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 0)
-    ps += _touch(S, cpu, pte_line, _F, _F, start + ps, log, row, 1)
+    ps += _walk(S, cpu, pmd_line, pte_line, _F, start + ps, log, row, 0)
     ps += ctl[KF_CYC_ALLOC]
     dst = pfn << 12
     at = start + ps
@@ -208,8 +217,7 @@ def os_first_touch(S, th, cpu, va, is_write):
                          ctl[KF_WINDOW], S.kf_slots)
     if done > at:
         ps += done - at
-    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 2)
-    ps += _touch(S, cpu, pte_line, _T, _T, start + ps, log, row, 3)
+    ps += _walk(S, cpu, pmd_line, pte_line, _T, start + ps, log, row, 2)
     sp = kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64
     ps += _touch(S, cpu, sp, _T, _F, start + ps, log, row, 4)
     ps += ctl[KF_CYC_LRU]
@@ -239,33 +247,28 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     fault): ``Kernel._fault_proc``'s PROT_NONE path, the entry made present again (its
     accessed and dirty bits kept) at the fault's start, the thread resuming at its end. False
     sends it to Python (nothing changed)."""
-    ctl = S.kf_ctl
-    log = S.kf_log
-    row = ctl[KF_NLOG]
-    if row >= log.shape[0] or (pte & PTE_HUGE) != 0:
+    if (pte & PTE_HUGE) != 0:
         return False
     node = (pte >> 3) & 0x7F
     if node != S.socket_node[cpu // S.cfg[C_CPS]]:
         return False                # a remote page: the policy decides (migrate or not)
-    c = S.th_clock[th]
-    if c < ctl[KF_NOW]:
-        return False
     key = vkey(S.th_pid[th], va >> 12)
-    r = _region(S, th, cpu, va, key)
+    r = _servable(S, th, cpu, va, key)
     if r < 0:
         return False
+    ctl = S.kf_ctl
+    log = S.kf_log
+    row = ctl[KF_NLOG]
     reg = S.kf_reg
     kn = S.kf_nodes
     vpn = va >> 12
-    start = c
+    start = S.th_clock[th]
     ps = ctl[KF_CYC_ENTRY]
     pmd_line = reg[r, RG_PMD_LINE]
     pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
-    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 0)
-    ps += _touch(S, cpu, pte_line, _F, _F, start + ps, log, row, 1)
+    ps += _walk(S, cpu, pmd_line, pte_line, _F, start + ps, log, row, 0)
     ps += ctl[KF_CYC_HINT]
-    ps += _touch(S, cpu, pmd_line, _F, _F, start + ps, log, row, 2)
-    ps += _touch(S, cpu, pte_line, _T, _T, start + ps, log, row, 3)
+    ps += _walk(S, cpu, pmd_line, pte_line, _T, start + ps, log, row, 2)
     pfn = (pte & ~np.int64(0xFFF)) >> 12
     ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64, _F, _T,
                  start + ps, log, row, 4)

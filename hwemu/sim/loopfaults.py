@@ -300,24 +300,21 @@ class LoopFaults:
         sim = self.sim
         if sim._next_win <= t and sim.policy.sample_every > 0:
             return False
-        for ev in sim.engine.queue._heap:
-            if ev.time_ps <= t and not ev.cancelled and \
-                    getattr(ev.callback, "__self__", None) not in self._procs:
-                return False
-        return True
+        return all(getattr(ev.callback, "__self__", None) in self._procs
+                   for ev in sim.engine.queue.due(t))
 
     def _metadata_at_once(self, where, npf) -> bool:
         """Count the metadata accesses of a batch of faults at once (True), if every counter
         they touch exists already; else leave it to :meth:`_count_metadata`, fault by fault."""
-        rows = self.hw.stats._rows
+        stats = self.hw.stats
         valid = where >= 0
         codes, counts = np.unique(where[valid], return_counts=True)
         names = [_SERVED[W_NAMES[c]] for c in codes.tolist()]
         prefetches = int(npf.sum())
-        if any((HW_COMPONENT, nm) not in rows for nm in names) or \
-                (prefetches and (HW_COMPONENT, "metadata_prefetches") not in rows):
+        needed = names + (["metadata_prefetches"] if prefetches else [])
+        if any(stats.get(HW_COMPONENT, nm) is None for nm in needed):
             return False
-        inc = self.hw.stats.inc
+        inc = stats.inc
         inc(HW_COMPONENT, "metadata_accesses", int(valid.sum()), "count")
         for nm, c in zip(names, counts.tolist()):
             inc(HW_COMPONENT, nm, c, "accesses")
