@@ -37,13 +37,24 @@ before that precharge (first ready). It never delays what was booked before it: 
 model a booked request's completion is already known. ``"fcfs"`` turns this off.
 
 Writes (``write_queue > 0``): a write is posted into its channel's write queue (it is complete
-for the requester when accepted). While reads are in flight on the channel, writes accumulate;
-when the queue reaches the high watermark a drain starts at once and issues writes (row hits
-first, then oldest) until the low watermark; their bursts take the bus and the following reads
-of the rank pay the write-to-read turnaround, so reads are blocked during the drain. When the
-channel has no reads in flight, queued writes are issued in the idle time. A read that finds its
-line in the write queue is served from it (forwarded). With ``write_queue = 0`` a write is
-scheduled on arrival like a read and its completion is returned.
+for the requester when accepted) and is never issued on arrival. A write reaches the controller
+stamped with the completion of the fill that evicted its line, ahead of reads other cores have
+yet to send, so an idle channel at its arrival says nothing about the reads around it. Queued
+writes are issued in two ways:
+
+- *in idle gaps*: a read that finds the channel without reads in flight since the end of its
+  latest read (and since the queue's latest write arrived) issues as many queued writes into
+  that gap as fit before it (their bursts, ``tCWL`` and ``tWTR_L``), row hits first;
+- *by watermark drains*: when the queue reaches the high watermark a drain becomes due at that
+  write's arrival; it is booked when the first read stamped at or after that time arrives, so
+  that reads stamped earlier (seen later) are booked before it, and issues writes (row hits
+  first, then oldest) down to the low watermark. Their bursts take the bus and the following
+  reads of the rank pay the write-to-read turnaround, so reads are blocked during the drain.
+  Writebacks beyond a full queue wait in the caches' writeback buffers (back-pressure); only
+  when twice ``write_queue`` writes are waiting is the drain booked at once.
+
+A read that finds its line in the write queue is served from it (forwarded). With
+``write_queue = 0`` a write is scheduled on arrival like a read and its completion is returned.
 
 Latency therefore rises with load because requests find banks, buses and queues busy and wait:
 no latency table is involved.
@@ -62,7 +73,7 @@ from numba import njit
 from hwemu.machine import layout
 from hwemu.machine.params import DRAM_PARAMS
 from hwemu.machine.stateref import prefetch
-from hwemu.machine.times import LONG_AGO
+from hwemu.machine.times import LONG_AGO, NEVER
 from hwemu.machine.layout import (DC_HIT_FIRST, DC_N, DC_READS, DC_ROW_CONFLICT, DC_ROW_EMPTY,
                                   DC_ROW_HIT, DC_WAIT_PS, DC_WQ_DRAINED, DC_WQ_FWD, DC_WQ_IDLE,
                                   DC_WRITES, DP_BANKS, DP_BANK_BASE, DP_BG, DP_BG_BASE, DP_BLEN,
@@ -85,8 +96,12 @@ XR = 2 * NACT + 3     # per rank: ACT times, their bank groups, next index, writ
 XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1
 XG = NCOL + 3         # per bank group: column times, next index, write window
 XG_IDX, XG_WS = NCOL, NCOL + 1
-XC_HDR = 2            # per channel: queued writes, read-busy-until; then write_queue lines
-XC_N, XC_RD = 0, 1
+XC_HDR = 4            # per channel: queued writes, read-busy-until, latest write arrival,
+XC_N, XC_RD, XC_WT, XC_DUE = 0, 1, 2, 3   # when a drain is due (NEVER: none); then the lines
+# A channel's queue holds up to WQ_STORE * write_queue writes: the controller's write queue and,
+# beyond it, writebacks held back in the caches' writeback buffers by its back-pressure (the
+# drain that a full queue forces is booked at once, see dram_access)
+WQ_STORE = 2
 IDLE_DRAIN_PS = 2_000_000   # idle-time drains are placed at most 2 us back (well inside BUS_UNITS)
 
 
@@ -144,13 +159,19 @@ def dram_params(nodes) -> np.ndarray:
     off += bg_base * XG
     for n in nodes:
         p[n.id, DP_X_CH] = off
-        off += n.dram.channels * (XC_HDR + n.dram.write_queue)
+        off += n.dram.channels * (XC_HDR + WQ_STORE * n.dram.write_queue)
     return p
+
+
+def queued_writes(p: np.ndarray, x: np.ndarray, node: int) -> int:
+    """Writes accepted by ``node``'s controller and not issued yet (all its channels)."""
+    words = XC_HDR + WQ_STORE * int(p[node, DP_WQ])
+    return sum(int(x[int(p[node, DP_X_CH]) + ch * words + XC_N]) for ch in range(int(p[node, DP_CH])))
 
 
 def _x_size(p: np.ndarray) -> int:
     nid = int(np.argmax(p[:, DP_X_CH]))
-    return int(p[nid, DP_X_CH] + p[nid, DP_CH] * (XC_HDR + p[nid, DP_WQ]))
+    return int(p[nid, DP_X_CH] + p[nid, DP_CH] * (XC_HDR + WQ_STORE * p[nid, DP_WQ]))
 
 
 def dram_state(p: np.ndarray):
@@ -177,8 +198,9 @@ def dram_state(p: np.ndarray):
         x[g0 + g * XG + XG_IDX] = 0
     for n in range(p.shape[0]):
         for c in range(int(p[n, DP_CH])):
-            b = int(p[n, DP_X_CH] + c * (XC_HDR + p[n, DP_WQ]))
+            b = int(p[n, DP_X_CH] + c * (XC_HDR + WQ_STORE * p[n, DP_WQ]))
             x[b + XC_N] = 0
+            x[b + XC_DUE] = NEVER
     cnt = np.zeros((p.shape[0], DC_N), np.int64)
     return bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt
 
@@ -556,54 +578,82 @@ def dram_access(p, node, line, t, is_write,
     if wq == 0:
         return _serve_at(p, node, ch, rank, bank, row, t, is_write, bank_row, bank_ready,
                          bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
-    xc = p[node, DP_X_CH] + ch * (XC_HDR + wq)
+    xc = p[node, DP_X_CH] + ch * (XC_HDR + WQ_STORE * wq)
     q = xc + XC_HDR
     n = x[xc + XC_N]
-    idle = x[xc + XC_RD] <= t              # no read in flight on this channel
     if not is_write:
         for i in range(n):
             if x[q + i] == line:
                 cnt[node, DC_READS] += 1
                 cnt[node, DC_WQ_FWD] += 1
                 return t
-        if idle and n > 0:
-            # the controller drained the queue when its reads ran out
+        if x[xc + XC_DUE] <= t:
+            # the queue reached its high watermark at XC_DUE, before this read arrived
+            n = _due_drain(p, node, xc, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
+                           chan_bus, x, cnt)
+        if x[xc + XC_RD] < t and n > 0:
+            # no read was in flight on this channel between the end of its latest read and
+            # this one: the controller drained queued writes into that gap, as many as fit
+            # before this read (their bursts and the write-to-read turnaround), and none
+            # before the queue held them
             t0 = x[xc + XC_RD]
             if t0 < t - IDLE_DRAIN_PS:
                 t0 = t - IDLE_DRAIN_PS
+            if t0 < x[xc + XC_WT]:
+                t0 = x[xc + XC_WT]
             if t0 < 0:
                 t0 = 0
-            cnt[node, DC_WQ_IDLE] += n
-            _drain(p, node, xc, 0, t0, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
-                   chan_bus, x, cnt)
+            fit = (t - t0 - p[node, DP_TCWL] - p[node, DP_TWTRL]) // p[node, DP_TBURST]
+            if fit > 0:
+                keep = n - fit if fit < n else 0
+                cnt[node, DC_WQ_IDLE] += n - keep
+                _drain(p, node, xc, keep, t0, bank_row, bank_ready, bank_act, bank_wr_end,
+                       bank_last, chan_bus, x, cnt)
         e = _serve_at(p, node, ch, rank, bank, row, t, False, bank_row, bank_ready, bank_act,
                       bank_wr_end, bank_last, chan_bus, x, cnt)
         if e > x[xc + XC_RD]:
             x[xc + XC_RD] = e
         return e
-    if idle:
-        # reads are idle: queued writes and this one issue now
-        if n > 0:
-            cnt[node, DC_WQ_IDLE] += n
-            _drain(p, node, xc, 0, t, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
-                   chan_bus, x, cnt)
-        cnt[node, DC_WQ_IDLE] += 1
-        return _serve_at(p, node, ch, rank, bank, row, t, True, bank_row, bank_ready, bank_act,
-                         bank_wr_end, bank_last, chan_bus, x, cnt)
-    # posted: a write to a line already queued merges with it
+    # posted: a write to a line already queued merges with it. A write is never issued on
+    # arrival, even to an idle channel: in this issue-time model a write arrives stamped with
+    # the completion of the fill that evicted its line, ahead of the reads other cores have
+    # yet to send, so "no read in flight" at its arrival does not mean the channel is idle.
+    # Queued writes are issued by the next read that finds a gap before it, or by a drain.
     cnt[node, DC_WRITES] += 1
+    if t > x[xc + XC_WT]:
+        x[xc + XC_WT] = t
     for i in range(n):
         if x[q + i] == line:
             return t
     x[q + n] = line
     n += 1
     x[xc + XC_N] = n
-    if n >= p[node, DP_WQ_HI]:
-        keep = p[node, DP_WQ_LO]
-        cnt[node, DC_WQ_DRAINED] += n - keep
-        _drain(p, node, xc, keep, t, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
-               chan_bus, x, cnt)
+    if n >= p[node, DP_WQ_HI] and x[xc + XC_DUE] == NEVER:
+        x[xc + XC_DUE] = x[xc + XC_WT]
+    if n >= WQ_STORE * wq:
+        # full: the drain cannot wait for the reads stamped before it any longer
+        _due_drain(p, node, xc, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
+                   chan_bus, x, cnt)
     return t
+
+
+@njit(cache=True, _nrt=False)
+def _due_drain(p, node, xc, bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus,
+               x, cnt):
+    """The watermark drain that became due at ``x[xc + XC_DUE]``: issue queued writes from then
+    down to the low watermark. It runs when the first read stamped at or after that time
+    arrives (or when the queue is full), so that the reads stamped before it, which the
+    issue-time model may see after the write that started the drain, are booked first, as a
+    controller would have served them before the drain. Returns the writes left queued."""
+    n = x[xc + XC_N]
+    keep = p[node, DP_WQ_LO]
+    t0 = x[xc + XC_DUE]
+    x[xc + XC_DUE] = NEVER
+    if n > keep:
+        cnt[node, DC_WQ_DRAINED] += n - keep
+        _drain(p, node, xc, keep, t0, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
+               chan_bus, x, cnt)
+    return x[xc + XC_N]
 
 
 @njit(cache=True, _nrt=False)

@@ -227,26 +227,63 @@ def test_write_queue_drains_between_watermarks_and_blocks_reads():
     mc = variant('write_queue = 4\nwrite_high = 0.75\nwrite_low = 0.25\ntWTR_S = "6ns"\n'
                  'tWTR_L = "6ns"')
     assert mc(0, T) == T + 24 * NS                 # a read: ACT T, column T+12, data T+20..24
-    # reads are in flight on the channel: writes are posted (complete when accepted)
+    # writes are posted (complete when accepted)
     t = T + 1 * NS
     assert mc(1, t, write=True) == t
     assert mc(2, t, write=True) == t
-    assert mc.cnt()["writes_drained"] == 0
-    # the third reaches the high watermark: lines 1 and 2 (row hits) drain at once, from t:
-    # bank free at T+16 -> write data T+24..28 (tCWL 8), then T+28..32
+    # the third reaches the high watermark: a drain is due from t, booked when the first read
+    # stamped at or after t arrives
     assert mc(3, t, write=True) == t
     c = mc.cnt()
-    assert (c["writes"], c["writes_drained"], c["row_hits"]) == (3, 2, 2)
-    # a read of the still-queued line is forwarded from the queue
+    assert (c["writes"], c["writes_drained"], c["row_hits"]) == (3, 0, 0)
+    # a read of a still-queued line is forwarded from the queue
     assert mc(3, T + 2 * NS) == T + 2 * NS
-    # a read of the open row must wait for the drain: column >= last write data end (T+32)
-    # + tWTR (6) = T+38; data from T+46 -> burst slot T+48..52
+    # the next read starts the drain: lines 1 and 2 (row hits), from t: bank free at T+16 ->
+    # write data T+24..28 (tCWL 8), then T+28..32; line 3 stays (low watermark). The read of
+    # the open row waits for the drain: column >= last write data end (T+32) + tWTR (6) =
+    # T+38; data from T+46 -> burst slot T+48..52
     assert mc(4, T + 2 * NS) == T + 52 * NS
-    # later, no read is in flight: the queued write and a new one issue at once
-    t = T + 500 * NS
-    assert mc(5, t, write=True) == t + 16 * NS     # line 3 takes T+508..512, line 5 T+512..516
     c = mc.cnt()
-    assert (c["reads"], c["writes"], c["write_forwards"], c["writes_idle"]) == (3, 4, 1, 2)
+    assert (c["writes_drained"], c["row_hits"]) == (2, 3)
+    # much later, a write to an idle channel is still only queued ...
+    t = T + 500 * NS
+    assert mc(5, t, write=True) == t
+    assert mc.cnt()["writes_idle"] == 0
+    # ... until a read finds the gap before it: lines 3 and 5 take T+508..512 and T+512..516,
+    # and the read of the open row goes at once (column T+600, data T+608..612)
+    assert mc(6, T + 600 * NS) == T + 612 * NS
+    c = mc.cnt()
+    assert (c["reads"], c["writes"], c["write_forwards"], c["writes_idle"]) == (4, 4, 1, 2)
+
+
+def test_drain_waits_for_reads_stamped_before_it():
+    # a write stamped ahead of the reads (the completion of the fill that evicted its line)
+    # reaches the high watermark; a read stamped before it, seen afterwards, is served first
+    mc = variant('write_queue = 4\nwrite_high = 0.75\nwrite_low = 0.25')
+    t = T + 200 * NS
+    for line in (1, 2, 3):
+        assert mc(line, t, write=True) == t
+    assert mc(0, T) == T + 24 * NS                 # as on an empty channel: ACT T, data T+20
+    assert mc.cnt()["writes_drained"] == 0
+    # a read stamped after the drain's start books the drain first
+    mc(4, t + 1 * NS)
+    assert mc.cnt()["writes_drained"] == 2
+
+
+def test_idle_gap_takes_only_the_writes_that_fit():
+    mc = variant('write_queue = 8\nwrite_high = 1.0\nwrite_low = 0.5\ntWTR_S = "2ns"\n'
+                 'tWTR_L = "2ns"')
+    assert mc(0, T) == T + 24 * NS
+    t = T + 30 * NS
+    for line in (1, 2, 3, 4, 5):
+        assert mc(line, t, write=True) == t
+    # the next read at T+48 finds the channel idle since the writes arrived (T+30): 18 ns,
+    # less tCWL (8) and tWTR (2), is room for the bursts (4 ns) of two writes; three stay
+    mc(6, T + 48 * NS)
+    assert mc.cnt()["writes_idle"] == 2
+    # a read long after takes the other three
+    mc(7, T + 400 * NS)
+    assert mc.cnt()["writes_idle"] == 5
 
 
 def test_row_hit_is_served_before_a_booked_row_switch():
@@ -334,8 +371,7 @@ def test_random_traffic_never_double_books_the_bus(preset, extra):
         else:
             assert done == t[i] or done >= t[i] + d.tCL_ps + d.tBURST_ps   # forwarded or DRAM
     c = dict(zip(layout.DC_NAMES, st[-1][0].tolist()))
-    queued = sum(int(st[-2][int(p[0, layout.DP_X_CH]) + ch * (D.XC_HDR + d.write_queue)])
-                 for ch in range(d.channels))
+    queued = D.queued_writes(p, st[-2], 0)
     served = c["reads"] - c["write_forwards"] + c["writes"] - queued
     assert c["row_hits"] + c["row_empty"] + c["row_conflicts"] == served
     bus = st[5][:d.channels]

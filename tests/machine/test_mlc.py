@@ -107,8 +107,10 @@ def test_traffic_patterns_walk_their_buffers():
 @pytest.mark.parametrize("mode,reads_per_write", [("W2", 2), ("W3", 3), ("W5", 1), ("W7", 2)])
 def test_read_write_ratio_at_the_controller(skx, mode, reads_per_write):
     # stores read for ownership and are written back by LLC evictions; streaming stores only
-    # write: the controller sees MLC's ratio (the probe adds a few reads)
-    p = loaded_point(skx, 0, 0, 50, read_write=mode, **FAST)
+    # write: the controller sees MLC's ratio (the probe adds a few reads). Eight streaming
+    # CPUs: with all 23 at this load W2 and W3 read 20-40% more lines per line written in the
+    # window (docs/validation.md, "What the mixed curves show")
+    p = loaded_point(skx, 0, 0, 50, read_write=mode, traffic_cpus=8, **FAST)
     assert p["read_gbs"] / p["write_gbs"] == pytest.approx(reads_per_write, rel=0.1)
     assert p["bandwidth_gbs"] == pytest.approx(p["read_gbs"] + p["write_gbs"], abs=0.02)
 
