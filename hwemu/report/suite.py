@@ -224,7 +224,8 @@ def run_suite(name: str, traces_dir="suite-traces", out=None, workers: int = 2,
         raise HwemuError(f"--out {out}: exists and is not a directory")
     recorded = record_missing(suite, quiet)
     res = run_sweep(suite.sweep, out, workers=workers, scheduler=scheduler, quiet=quiet,
-                    command=command, title=f"hwemu compare --suite {suite.name}")
+                    command=command, title=f"hwemu compare --suite {suite.name}",
+                    desc=f"suite {suite.name}")
     return suite, recorded, res
 
 

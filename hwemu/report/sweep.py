@@ -237,12 +237,14 @@ class SweepResult:
 def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
               scheduler: str | None = None, runner=None, quiet: bool = True,
               retries: int | None = None, connect_timeout: str = "20s",
-              command: str | None = None, title: str | None = None) -> SweepResult:
+              command: str | None = None, title: str | None = None,
+              desc: str = "sweep") -> SweepResult:
     """Run the sweep on Dask (a LocalCluster of ``workers`` processes, or the scheduler at
     ``scheduler``), skipping cells whose files exist, and write the report into ``out``.
     ``runner`` replaces hwemu.sim.experiment.run_cell (a sweep file is then not checked against
     the real inputs: see load_sweep). ``command`` is the command line the provenance names
-    (the CLI passes its own); ``title`` the report's (default ``hwemu sweep: FILE``)."""
+    (the CLI passes its own); ``title`` the report's (default ``hwemu sweep: FILE``); ``desc``
+    names the run in the progress lines."""
     import dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -285,7 +287,7 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
                                              key=f"hwemu-cell-{s.cell_id}",
                                              retries=retries, pure=False)
                                for s in todo]
-                    with progress(len(specs), quiet, "sweep", initial=skipped) as bar:
+                    with progress(len(specs), quiet, desc, initial=skipped) as bar:
                         for fut in as_completed(futures):
                             try:
                                 res = fut.result()
