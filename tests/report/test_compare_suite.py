@@ -162,3 +162,19 @@ def test_per_workload_schedule_and_bundled_suites(tmp_path):
     assert study.workloads == suite_mod.known_workloads() and study.scale == "small"
     assert study.sweep.machines == ("skx-2s", "skx-2s-cxl")
     assert len(study.sweep.cells()) == 10 * 2 * 4
+
+
+def test_docs_example_is_valid(tmp_path):
+    """The suite file in docs/study.md loads (inputs checked) and has the cells it implies."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "study.md").read_text()
+    text = re.search(r"### Suite files\n\n```toml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "gups-moves.toml").write_text("")
+    s = load_suite(str(_suite(tmp_path, text, "my-suite.toml")), tmp_path / "traces")
+    assert (s.name, s.workloads, s.scale) == ("my-suite", ("bfs", "gups", "sort"), "small")
+    # 3 workloads x 2 machines x 2 seeds x (none + 2 autonuma + tpp + hotness)
+    cells = s.sweep.cells()
+    assert len(cells) == 3 * 2 * 2 * 5
+    assert {c.schedule for c in cells if "gups" in c.trace} == {"gups-moves.toml"}
+    assert {c.schedule for c in cells if "gups" not in c.trace} == {None}
