@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_RUN = {
     "hwemu compare  ": "the whole bundled demo (minutes): README set-up command 1 runs it, and "
     "tests/integration/test_demo.py runs its cells",
+    "hwemu compare --suite": "records the suite's workloads under Valgrind, then a Dask "
+    "cluster: tests/report/test_compare_suite.py runs the tiny suite through the CLI, twice",
     "hwemu dma calibrate": "Icarus over 24 points: tests/dma/test_dma_calibration.py runs the "
     "same calibration (hwemu.dma.calibrate) on fewer points",
     "hwemu sweep sweep.toml --out /shared/sweep-out --scheduler": "needs a Dask scheduler on "

@@ -1,6 +1,7 @@
 """Subcommands of hwemu.report (registered by hwemu.cli):
 
-* ``hwemu compare``: run policies side by side on traces and machines, write the report;
+* ``hwemu compare``: run policies side by side on traces and machines, write the report
+  (``--suite``: a study suite, recorded where missing and run on Dask; hwemu.report.suite);
 * ``hwemu sweep``: a TOML-described cross product on Dask, resumable, same report.
 """
 
@@ -18,6 +19,14 @@ for every column, the figures and the break-even formula.
 
 With no --machine, --trace or --policy it runs the bundled demo.
 
+With --suite NAME it runs a study suite (docs/study.md, "Running a suite"): the bundled
+traces/suite/suites/NAME.toml (tiny, study) or a suite TOML file. Each workload whose trace
+--traces DIR/WORKLOAD-SCALE.parquet is missing is recorded first (traces/suite/record.py, one
+at a time); then the cells run on Dask as in 'hwemu sweep' (a local cluster of --workers
+processes, or --scheduler), each written to --out DIR/cells as it finishes, so running the
+same command again resumes. The machines, policies, seeds and parameters come from the suite
+file.
+
 policies: none, manual (needs --schedule), autonuma, tpp, hotness, nomad, oracle
 
 examples:
@@ -26,6 +35,8 @@ examples:
       --policy autonuma --policy tpp --out out/matmul --json
   hwemu compare --machine skx-2s --trace traces/sort.parquet --policy autonuma \\
       --param autonuma:scan_period_min=200us --out out/sort
+  hwemu compare --suite tiny                  # records into suite-traces/, report in suite-tiny/
+  hwemu compare --suite study --traces /data/suite-traces --out study-out --workers 8
 """
 
 SWEEP_HELP = """\
@@ -63,8 +74,19 @@ def register(sub) -> None:
     c.add_argument("--param", action="append", default=[], metavar="[POLICY:]KEY=VALUE",
                    help="policy parameter (repeatable): KEY=VALUE for every listed policy but "
                         "the baseline, POLICY:KEY=VALUE for one policy ('hwemu policies')")
-    c.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    c.add_argument("--out", metavar="DIR", help="write the report into DIR")
+    c.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (default 0)")
+    c.add_argument("--out", metavar="DIR",
+                   help="write the report into DIR (with --suite: default suite-NAME)")
+    c.add_argument("--suite", metavar="NAME",
+                   help="run a study suite: a bundled one (tiny, study) or a suite TOML file")
+    c.add_argument("--traces", metavar="DIR",
+                   help="with --suite: where the traces are, or are recorded to "
+                        "(default suite-traces)")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --suite: worker processes of the local Dask cluster (default 2)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --suite: use the Dask cluster at this scheduler address instead")
     c.add_argument("--json", action="store_true", help="print the rows as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=_compare)
@@ -96,6 +118,13 @@ def _compare(args) -> int:
     from hwemu.report.compare import compare
     from hwemu.report.table import json_rows
 
+    if args.suite is not None:
+        return _compare_suite(args)
+    for opt in ("traces", "workers", "scheduler"):
+        if getattr(args, opt) is not None:
+            raise HwemuError(f"--{opt} goes with --suite")
+    if args.seed is None:
+        args.seed = 0
     if args.seed < 0:
         raise HwemuError(f"--seed {args.seed}: must be >= 0")
     params: dict = {}
@@ -118,6 +147,36 @@ def _compare(args) -> int:
         if args.out:
             print(f"\nfull table: {args.out}/results.md (and results.csv); "
                   f"report: {args.out}/report.html")
+    return 0
+
+
+def _compare_suite(args) -> int:
+    from hwemu.cli.output import print_json
+    from hwemu.errors import HwemuError
+    from hwemu.report.suite import run_suite
+    from hwemu.report.table import json_rows
+
+    for opt, given in (("trace", args.trace), ("machine", args.machine),
+                       ("policy", args.policy), ("schedule", args.schedule),
+                       ("param", args.param), ("seed", args.seed is not None)):
+        if given:
+            raise HwemuError(f"--suite and --{opt} do not go together (the suite file gives "
+                             "the traces, machines, policies, schedules, seeds and parameters)")
+    workers = 2 if args.workers is None else args.workers
+    if workers < 1:
+        raise HwemuError(f"--workers {workers}: must be at least 1")
+    suite, recorded, res = run_suite(args.suite, args.traces or "suite-traces", args.out,
+                                     workers=workers, scheduler=args.scheduler,
+                                     quiet=args.quiet, command=args.command_line)
+    out = args.out or f"suite-{suite.name}"
+    if args.json:
+        print_json({"suite": suite.name, "recorded": [r["workload"] for r in recorded],
+                    "cells": res.cells, "ran": res.ran, "skipped": res.skipped,
+                    "rows": json_rows(res.table)})
+    else:
+        _print_answer(res.table)
+        print(f"\n{res.cells} cells: {res.ran} run, {res.skipped} already done; "
+              f"full table: {out}/results.md (and results.csv); report: {out}/report.html")
     return 0
 
 

@@ -43,11 +43,21 @@ class SweepSpec:
     params: dict = field(default_factory=dict)
     retries: int = DEFAULT_RETRIES
     policy_params: dict = field(default_factory=dict)
+    #: (trace, schedule) pairs: a trace's own schedule instead of ``schedule`` (a suite's
+    #: per-workload [schedule] table; hwemu.report.suite).
+    trace_schedules: tuple = ()
 
     def cells(self) -> list[CellSpec]:
-        return plan_cells(self.machines, self.traces, self.policies, self.schedule,
-                          self.seeds, _combinations(self.params),
-                          {pol: _combinations(t) for pol, t in self.policy_params.items()})
+        own = dict(self.trace_schedules)
+        groups = ([(self.traces, self.schedule)] if not own else
+                  [((t,), own.get(t, self.schedule)) for t in self.traces])
+        specs: set[CellSpec] = set()
+        for traces, schedule in groups:
+            specs.update(plan_cells(self.machines, traces, self.policies, schedule,
+                                    self.seeds, _combinations(self.params),
+                                    {pol: _combinations(t)
+                                     for pol, t in self.policy_params.items()}))
+        return sorted(specs, key=CellSpec.sort_key)
 
 
 def _str_list(path, data, key, required=True) -> tuple:
@@ -97,6 +107,16 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
     if unknown:
         raise HwemuError(f"{p}: unknown key '{unknown[0]}' (known: "
                          f"{', '.join(sorted(_TOP_KEYS))})")
+    return parse_sweep(data, p, check)
+
+
+def parse_sweep(data: dict, p: Path, check: bool = True, check_traces: bool = True,
+                trace_schedules: tuple = ()) -> SweepSpec:
+    """Validate the keys of a sweep file already read into ``data`` (the file ``p``: errors
+    name it; relative paths are relative to its directory); see load_sweep. A suite file
+    (hwemu.report.suite) shares these keys: ``check_traces=False`` leaves the traces, which
+    may not be recorded yet, unchecked; ``trace_schedules`` are (trace, schedule) pairs whose
+    schedules, relative to the file's directory too, replace ``schedule`` for that trace."""
     machines = _str_list(p, data, "machines")
     traces = _str_list(p, data, "traces")
     policies = _str_list(p, data, "policies")
@@ -143,7 +163,7 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
     if check:
         base = p.resolve().parent
         for key, names, fn in (("machines", machines, check_machine),
-                               ("traces", traces, check_file)):
+                               ("traces", traces if check_traces else (), check_file)):
             for name in names:
                 try:
                     fn(name, base)
@@ -173,7 +193,7 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
                     except HwemuError as exc:
                         raise HwemuError(f"{p}: key 'params.{pol}.{k}': {exc}") from None
     spec = SweepSpec(str(p), str(p.resolve().parent), machines, traces, policies, tuple(seeds),
-                     schedule, shared, retries, per_policy)
+                     schedule, shared, retries, per_policy, tuple(trace_schedules))
     try:
         spec.cells()
     except HwemuError as exc:
@@ -217,12 +237,14 @@ class SweepResult:
 def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
               scheduler: str | None = None, runner=None, quiet: bool = True,
               retries: int | None = None, connect_timeout: str = "20s",
-              command: str | None = None) -> SweepResult:
+              command: str | None = None, title: str | None = None,
+              desc: str = "sweep") -> SweepResult:
     """Run the sweep on Dask (a LocalCluster of ``workers`` processes, or the scheduler at
     ``scheduler``), skipping cells whose files exist, and write the report into ``out``.
     ``runner`` replaces hwemu.sim.experiment.run_cell (a sweep file is then not checked against
     the real inputs: see load_sweep). ``command`` is the command line the provenance names
-    (the CLI passes its own)."""
+    (the CLI passes its own); ``title`` the report's (default ``hwemu sweep: FILE``); ``desc``
+    names the run in the progress lines."""
     import dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -265,7 +287,7 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
                                              key=f"hwemu-cell-{s.cell_id}",
                                              retries=retries, pure=False)
                                for s in todo]
-                    with progress(len(specs), quiet, "sweep", initial=skipped) as bar:
+                    with progress(len(specs), quiet, desc, initial=skipped) as bar:
                         for fut in as_completed(futures):
                             try:
                                 res = fut.result()
@@ -287,9 +309,9 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
         raise HwemuError(f"{len(errors)} of {len(todo)} cells failed (finished cells are kept; "
                          f"re-run to resume); first: {errors[0]}")
     cells = [load_cell(cell_path(cells_dir, s), s) for s in specs]
-    table = write_report(out, cells, title=f"hwemu sweep: {Path(sweep.path).name}",
+    table = write_report(out, cells, title=title or f"hwemu sweep: {Path(sweep.path).name}",
                          provenance=prov)
     return SweepResult(table, len(specs), len(todo), skipped)
 
 
-__all__ = ["SweepSpec", "SweepResult", "load_sweep", "run_sweep", "BASELINE"]
+__all__ = ["SweepSpec", "SweepResult", "load_sweep", "parse_sweep", "run_sweep", "BASELINE"]

@@ -1,0 +1,233 @@
+"""``hwemu compare --suite NAME``: a study suite's workloads recorded where missing, then its
+cells run on Dask through the sweep machinery (resumable), one report (docs/study.md,
+"Running a suite").
+
+A suite file is TOML: the workloads of traces/suite/record.py and a scale, plus the keys a
+sweep file has for machines, policies, seeds, [params] and retries (read by
+hwemu.report.sweep.parse_sweep, so both formats check them the same way), and an optional
+``[schedule]`` table giving a workload its own schedule file. The bundled suites are
+``traces/suite/suites/NAME.toml``; NAME may also be the path of a suite file.
+
+The recorder and the bundled suites live in the source tree (traces/ at the top of the
+repository), not in the package: ``--suite`` needs the checkout hwemu was installed from
+(``pip install -e``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwemu.errors import HwemuError
+from hwemu.fileio import read_toml
+from hwemu.report.sweep import SweepSpec, parse_sweep
+
+#: The repository the package is installed from (an editable install: hwemu/ is in it).
+REPO = Path(__file__).resolve().parents[2]
+SUITE_DIR = REPO / "traces" / "suite"
+RECORDER = SUITE_DIR / "record.py"
+BUNDLED = SUITE_DIR / "suites"
+
+_SUITE_KEYS = {"workloads", "scale", "machines", "policies", "seeds", "params", "retries",
+               "schedule"}
+_SCALES = ("tiny", "small", "full")
+
+
+def recorder() -> Path:
+    """traces/suite/record.py of the checkout, or a one-line error."""
+    if not RECORDER.is_file():
+        raise HwemuError(f"{RECORDER}: not found; --suite needs the source checkout of hwemu "
+                         "(installed with pip install -e), whose traces/suite/record.py "
+                         "records the workloads")
+    return RECORDER
+
+
+def known_workloads() -> tuple[str, ...]:
+    """The workload names of traces/suite/record.py (its WORKLOADS table, read from the file)."""
+    path = recorder()
+    name = "hwemu_suite_record"
+    mod = sys.modules.get(name)
+    if mod is None or getattr(mod, "__file__", None) != str(path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod                    # its dataclasses look the module up
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise HwemuError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+    return tuple(mod.WORKLOADS)
+
+
+def bundled_suites() -> list[str]:
+    return sorted(p.stem for p in BUNDLED.glob("*.toml")) if BUNDLED.is_dir() else []
+
+
+def suite_file(name: str) -> Path:
+    """A bundled suite's file, or ``name`` itself when it is a path (has a '/' or ends in
+    .toml, or names an existing file)."""
+    if "/" in name or name.endswith(".toml") or Path(name).is_file():
+        p = Path(name)
+        if not p.is_file():
+            raise HwemuError(f"--suite {name}: no such suite file")
+        return p
+    p = BUNDLED / f"{name}.toml"
+    if not p.is_file():
+        known = ", ".join(bundled_suites()) or "none found in " + str(BUNDLED)
+        raise HwemuError(f"--suite {name}: unknown suite (bundled: {known}; or give the path "
+                         "of a suite TOML file)")
+    return p
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite file; ``traces`` maps each workload to its trace file."""
+
+    name: str
+    path: Path
+    workloads: tuple
+    scale: str
+    traces_dir: Path
+    sweep: SweepSpec
+
+    def trace(self, workload: str) -> Path:
+        return self.traces_dir / f"{workload}-{self.scale}.parquet"
+
+
+def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suite:
+    """Parse and validate the suite ``name`` (bundled, or a file); errors name the file and
+    the key. The traces are ``traces_dir/WORKLOAD-SCALE.parquet`` and need not exist yet.
+    With ``check``, machines, policies, parameters and schedules are checked as in a sweep."""
+    p = suite_file(name)
+    data = read_toml(p, "suite TOML file")
+    unknown = sorted(set(data) - _SUITE_KEYS)
+    if unknown:
+        raise HwemuError(f"{p}: unknown key '{unknown[0]}' (known: "
+                         f"{', '.join(sorted(_SUITE_KEYS))})")
+    if "workloads" not in data:
+        raise HwemuError(f"{p}: key 'workloads' is missing (a list of workload names)")
+    workloads = data.pop("workloads")
+    if isinstance(workloads, str):
+        workloads = [workloads]
+    if (not isinstance(workloads, list) or not workloads
+            or not all(isinstance(w, str) and w for w in workloads)):
+        raise HwemuError(f"{p}: key 'workloads' must be a non-empty list of strings, "
+                         f"got {workloads!r}")
+    if len(set(workloads)) != len(workloads):
+        raise HwemuError(f"{p}: key 'workloads' lists a name twice")
+    known = known_workloads()
+    for w in workloads:
+        if w not in known:
+            raise HwemuError(f"{p}: key 'workloads': unknown workload {w!r} "
+                             f"(known: {', '.join(known)})")
+    if "scale" not in data:
+        raise HwemuError(f"{p}: key 'scale' is missing ({', '.join(_SCALES)})")
+    scale = data.pop("scale")
+    if scale not in _SCALES:
+        raise HwemuError(f"{p}: key 'scale' must be one of {', '.join(_SCALES)}, got {scale!r}")
+    schedules = data.pop("schedule", {})
+    if not isinstance(schedules, dict):
+        raise HwemuError(f"{p}: key 'schedule' must be a table WORKLOAD = \"file.toml\", "
+                         f"got {schedules!r}")
+    base = p.resolve().parent
+    for w, f in schedules.items():
+        if w not in workloads:
+            raise HwemuError(f"{p}: key 'schedule.{w}': {w!r} is not in 'workloads'")
+        if not isinstance(f, str) or not f:
+            raise HwemuError(f"{p}: key 'schedule.{w}' must be a file name, got {f!r}")
+        if check and not (base / f).is_file():
+            raise HwemuError(f"{p}: key 'schedule.{w}': {f}: no such schedule file")
+    traces_dir = Path(traces_dir).resolve()
+    traces = {w: str(traces_dir / f"{w}-{scale}.parquet") for w in workloads}
+    for key in ("machines", "policies"):
+        if key not in data:
+            raise HwemuError(f"{p}: key '{key}' is missing (a list of names)")
+    data["traces"] = [traces[w] for w in workloads]
+    sweep = parse_sweep(data, p, check=check, check_traces=False,
+                        trace_schedules=tuple((traces[w], f) for w, f in schedules.items()))
+    return Suite(p.stem, p, tuple(workloads), scale, traces_dir, sweep)
+
+
+def _hwemu_exe() -> str | None:
+    """The hwemu the recorder should run: $HWEMU, this interpreter's, else PATH's."""
+    if os.environ.get("HWEMU"):
+        return os.environ["HWEMU"]
+    mine = Path(sys.executable).with_name("hwemu")
+    if mine.is_file() and os.access(mine, os.X_OK):
+        return str(mine)
+    return shutil.which("hwemu")
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(f"hwemu: {text}", file=sys.stderr, flush=True)
+
+
+def record_missing(suite: Suite, quiet: bool = False) -> list[dict]:
+    """Record, one at a time, each workload whose trace is missing (traces/suite/record.py);
+    return record.py's JSON row of each. A failed recording is a one-line HwemuError."""
+    missing = [w for w in suite.workloads if not suite.trace(w).is_file()]
+    if not missing:
+        _say(quiet, f"suite {suite.name}: all {len(suite.workloads)} traces are in "
+                    f"{suite.traces_dir}")
+        return []
+    script = recorder()
+    env = dict(os.environ)
+    exe = _hwemu_exe()
+    if exe:
+        env["HWEMU"] = exe
+    try:
+        suite.traces_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwemuError(f"--traces {suite.traces_dir}: cannot create: {exc.strerror}") from None
+    rows = []
+    for i, w in enumerate(missing, 1):
+        _say(quiet, f"suite {suite.name}: recording {w} at scale {suite.scale} "
+                    f"({i} of {len(missing)}) into {suite.trace(w)} ...")
+        p = subprocess.run([sys.executable, str(script), w, "--scale", suite.scale,
+                            "--out", str(suite.traces_dir)],
+                           capture_output=True, text=True, env=env)
+        if p.returncode:
+            lines = p.stderr.strip().splitlines()
+            why = lines[-1] if lines else f"exit status {p.returncode}"
+            why = why.removeprefix("record.py: error: ")
+            raise HwemuError(f"suite {suite.name}: recording {w} failed: {why}")
+        try:
+            row = json.loads(p.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise HwemuError(f"suite {suite.name}: recording {w}: {script} printed no result "
+                             "line") from None
+        rows.append(row)
+        _say(quiet, f"suite {suite.name}: {w}: {row['records']:,} records, "
+                    f"{row['footprint_mib']} MiB of data, recorded in {row['record_s']} s")
+    return rows
+
+
+def run_suite(name: str, traces_dir="suite-traces", out=None, workers: int = 2,
+              scheduler: str | None = None, quiet: bool = True, command: str | None = None):
+    """Record the suite's missing traces, run its cells on Dask (resuming from ``out``'s
+    finished cells) and write the report into ``out`` (default ``suite-NAME``).
+    Returns (suite, recorded rows, hwemu.report.sweep.SweepResult)."""
+    from hwemu.report.sweep import run_sweep
+
+    suite = load_suite(name, traces_dir)
+    if scheduler is None and (not isinstance(workers, int) or workers < 1):
+        raise HwemuError(f"--workers {workers}: must be at least 1")
+    out = Path(out if out is not None else f"suite-{suite.name}")
+    if out.exists() and not out.is_dir():
+        raise HwemuError(f"--out {out}: exists and is not a directory")
+    recorded = record_missing(suite, quiet)
+    res = run_sweep(suite.sweep, out, workers=workers, scheduler=scheduler, quiet=quiet,
+                    command=command, title=f"hwemu compare --suite {suite.name}",
+                    desc=f"suite {suite.name}")
+    return suite, recorded, res
+
+
+__all__ = ["Suite", "load_suite", "record_missing", "run_suite", "bundled_suites",
+           "known_workloads"]
