@@ -396,6 +396,10 @@ def _dram(src: str, label: str, table: dict) -> DramConfig:
                          f"{cfg.bank_groups} bank groups")
     if cfg.write_queue > 1024:
         raise HwemuError(f"{sec.where('write_queue')}: at most 1024 entries, got {cfg.write_queue}")
+    if cfg.tCMD_ps and (cfg.tBURST_ps % 4 or cfg.tCMD_ps != cfg.tBURST_ps // 4):
+        raise HwemuError(f"{sec.where('tCMD')}: the command bus takes one command per tCK, a "
+                         f"quarter of tBURST ({cfg.tBURST_ps / 4000:g}ns), got "
+                         f"{cfg.tCMD_ps / 1000:g}ns")
     if cfg.row_bytes % LINE_BYTES or cfg.interleave_bytes % LINE_BYTES:
         raise HwemuError(f"{sec.where('row')}: row and interleave must be multiples of 64 bytes")
     if cfg.interleave_bytes > cfg.row_bytes:

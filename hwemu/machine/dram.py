@@ -78,14 +78,16 @@ from hwemu.machine.layout import (DC_HIT_FIRST, DC_N, DC_READS, DC_ROW_CONFLICT,
                                   DC_ROW_HIT, DC_WAIT_PS, DC_WQ_DRAINED, DC_WQ_FWD, DC_WQ_IDLE,
                                   DC_WRITES, DP_BANKS, DP_BANK_BASE, DP_BG, DP_BG_BASE, DP_BLEN,
                                   DP_BUNIT, DP_CH, DP_CHAN_BASE, DP_CLOSE, DP_FRFCFS, DP_IL_LINES,
-                                  DP_N, DP_RANKS, DP_RANK_BASE, DP_ROW_LINES, DP_RTRS, DP_TBURST,
-                                  DP_TCCDL, DP_TCL, DP_TCWL, DP_TFAW, DP_TRAS, DP_TRCD, DP_TREFI,
+                                  DP_N, DP_RANKS, DP_RANK_BASE, DP_ROW_LINES, DP_RTRS, DP_RTW, DP_TBURST,
+                                  DP_TCCDL, DP_TCL, DP_TCMD, DP_TCWL, DP_TFAW, DP_TRAS, DP_TRCD, DP_TREFI,
                                   DP_TRFC, DP_TRP, DP_TRRDL, DP_TRRDS, DP_TRTP, DP_TWR, DP_TWTRL,
                                   DP_TWTRS, DP_WQ, DP_WQ_HI, DP_WQ_LO, DP_X_BANK, DP_X_BG, DP_X_CH,
                                   DP_X_RANK)
 
 BUS_UNITS = 1 << 16   # calendar horizon in bus units: 16384 bursts (~49 us at 3 ns) per channel
-BUS_TAG = 64          # a calendar entry is unit * BUS_TAG + rank + 1
+BUS_TAG = 256         # a calendar entry is unit * BUS_TAG + rank + 1 (+ BUS_WRITE for a write)
+BUS_WRITE = 64        # ... with BUS_CMD added when a command holds the command bus in that unit
+BUS_CMD = 128
 
 # layout of the auxiliary state array ``x`` (one flat int64 array, sections per node)
 NACT = 8              # ACT history per rank (tRRD, tFAW); any order of arrival
@@ -140,12 +142,17 @@ def dram_params(nodes) -> np.ndarray:
         row[DP_CHAN_BASE] = chan_base
         row[DP_RANK_BASE] = rank_base
         row[DP_BG_BASE] = bg_base
-        # the bus calendar counts in burst slots; with a rank-switch gap it counts in quarter
-        # bursts (one tCK of a BL8 burst) when tBURST allows, so that the gap can be 1-3 tCK
-        blen = 4 if d.tRTRS_ps > 0 and d.tBURST_ps % 4 == 0 else 1
-        row[DP_BUNIT] = d.tBURST_ps // blen
+        # the bus calendar counts in burst slots; with a rank-switch or read-to-write gap it
+        # counts in quarter bursts (one tCK of a BL8 burst) when tBURST allows, so that the gap
+        # can be 1-3 tCK
+        fine = d.tRTRS_ps > 0 or d.tRPRE_ps > 0 or d.tCMD_ps > 0
+        blen = 4 if fine and d.tBURST_ps % 4 == 0 else 1
+        unit = d.tBURST_ps // blen
+        row[DP_BUNIT] = unit
         row[DP_BLEN] = blen
-        row[DP_RTRS] = -(-d.tRTRS_ps // (d.tBURST_ps // blen))
+        row[DP_RTRS] = -(-d.tRTRS_ps // unit)
+        row[DP_RTW] = -(-(d.tRTRS_ps + d.tRPRE_ps) // unit)
+        row[DP_TCMD] = unit if d.tCMD_ps > 0 else 0     # one command per calendar unit
         bank_base += d.channels * d.ranks * d.banks
         chan_base += d.channels
         rank_base += d.channels * d.ranks
@@ -323,23 +330,27 @@ def _write_window(x, w, tcol, tend, twtr):
 
 @njit(cache=True, inline="always")
 def _bus_rank(chan_bus, gc, u):
-    """Rank (within the channel) whose burst holds bus unit u, or -1 if the unit is free."""
+    """Rank (within the channel) whose burst holds bus unit u, or -1 if the unit is free; plus
+    BUS_WRITE if that burst is a write."""
     v = chan_bus[gc, u % chan_bus.shape[1]]
     if v // BUS_TAG != u:
         return -1
-    return v % BUS_TAG - 1
+    return v % BUS_CMD - 1
 
 
 @njit(cache=True, _nrt=False)
 def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
     """First bus unit at which a burst of ``rank`` can start: its column command (start - lat)
     at or after ``tmin``, the burst's units free, ``tRTRS`` free units between it and a burst of
-    another rank, tCCD_L to the bank group's recorded column commands and, for a read, not
-    inside a write window of the rank (bank group) or within tWTR_S (tWTR_L) after it: a read
-    either goes before the writes or after their turnaround. Not booked."""
+    another rank, ``tRPRE + tRTRS`` between a read burst of the rank and a write burst after it
+    (the read-to-write turnaround), tCCD_L to the bank group's recorded column commands and,
+    for a read, not inside a write window of the rank (bank group) or within tWTR_S (tWTR_L)
+    after it: a read either goes before the writes or after their turnaround. Not booked."""
     unit = p[node, DP_BUNIT]
     blen = p[node, DP_BLEN]
     gap = p[node, DP_RTRS]
+    rtw = p[node, DP_RTW]             # >= gap
+    cmdbus = p[node, DP_TCMD] > 0
     tccdl = p[node, DP_TCCDL]
     tburst = unit * blen
     tccdl_b = (tccdl + tburst - 1) // tburst * tburst
@@ -352,16 +363,22 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
             if _bus_rank(chan_bus, gc, u + j) >= 0:
                 nxt = u + j + 1
                 break
-        if nxt == u and gap > 0:
-            for j in range(1, gap + 1):
+        if nxt == u and rtw > 0:
+            # before the burst: another rank's burst needs the rank switch, a read of this rank
+            # before a write the read-to-write bubble; after it, the same for what follows
+            for j in range(1, rtw + 1):
                 r = _bus_rank(chan_bus, gc, u - j)
-                if r >= 0 and r != rank:
-                    nxt = u - j + gap + 1
+                if r < 0:
+                    continue
+                if (r % BUS_WRITE != rank and j <= gap) or (is_write and r == rank):
+                    nxt = u - j + (gap if r % BUS_WRITE != rank else rtw) + 1
                     break
             if nxt == u:
-                for j in range(gap):
+                for j in range(rtw):
                     r = _bus_rank(chan_bus, gc, u + blen + j)
-                    if r >= 0 and r != rank:
+                    if r < 0:
+                        continue
+                    if (r % BUS_WRITE != rank and j < gap) or (not is_write and r == rank + BUS_WRITE):
                         nxt = u + j + 1
                         break
         if nxt != u:
@@ -369,6 +386,9 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
             continue
         tcol = u * unit - lat
         bump = LONG_AGO
+        if cmdbus and _cmd_busy(chan_bus, gc, tcol, unit):
+            u += 1                        # the column command needs a free command slot
+            continue
         if not is_write:
             if tcol >= x[xr + XR_WS] and tcol < x[xr + XR_WS + 1] + twtrs:
                 bump = x[xr + XR_WS + 1] + twtrs
@@ -389,11 +409,61 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
     return u
 
 
+# The command bus shares the data bus's calendar: one command per calendar unit (one tCK with
+# quarter-burst units), flagged with BUS_CMD in the entry of the unit it is issued in. A column
+# command is tCL (tCWL) ahead of its data, so both are in the same stretch of the calendar.
+
 @njit(cache=True, inline="always")
-def _book(chan_bus, gc, u, blen, rank):
+def _cmd_busy(chan_bus, gc, t, unit):
+    """Whether a command already holds the command bus in the calendar unit of time ``t``."""
+    u = t // unit
+    v = chan_bus[gc, u % chan_bus.shape[1]]
+    return v // BUS_TAG == u and v % BUS_TAG >= BUS_CMD
+
+
+@njit(cache=True, inline="always")
+def _cmd_book(chan_bus, gc, t, unit):
+    u = t // unit
+    i = u % chan_bus.shape[1]
+    v = chan_bus[gc, i]
+    if v // BUS_TAG != u:
+        chan_bus[gc, i] = u * BUS_TAG + BUS_CMD
+    elif v % BUS_TAG < BUS_CMD:
+        chan_bus[gc, i] = v + BUS_CMD
+
+
+@njit(cache=True, inline="always")
+def _cmd_slot(chan_bus, gc, t, unit):
+    """Start of the first calendar unit at or after ``t`` whose command slot is free."""
+    c = (t + unit - 1) // unit * unit
+    while _cmd_busy(chan_bus, gc, c, unit):
+        c += unit
+    return c
+
+
+@njit(cache=True, inline="always")
+def _act_cmd(p, node, x, xr, bg, te, chan_bus, gc, tcmd):
+    """:func:`_act_time` on a free command-bus slot (``tcmd`` 0: no command bus)."""
+    c = _act_time(p, node, x, xr, bg, te)
+    if tcmd == 0:
+        return c
+    for _ in range(64):
+        s = _cmd_slot(chan_bus, gc, c, tcmd)
+        if s == c:
+            break
+        c = _act_time(p, node, x, xr, bg, s)
+    return c
+
+
+@njit(cache=True, inline="always")
+def _book(chan_bus, gc, u, blen, rank, is_write):
     n = chan_bus.shape[1]
+    k = rank + 1 + (BUS_WRITE if is_write else 0)
     for j in range(blen):
-        chan_bus[gc, (u + j) % n] = (u + j) * BUS_TAG + rank + 1
+        i = (u + j) % n
+        v = chan_bus[gc, i]
+        cmd = BUS_CMD if v // BUS_TAG == u + j and v % BUS_TAG >= BUS_CMD else 0
+        chan_bus[gc, i] = (u + j) * BUS_TAG + cmd + k
 
 
 @njit(cache=True, _nrt=False)
@@ -425,6 +495,7 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
     lat = p[node, DP_TCWL] if is_write else p[node, DP_TCL]
     tburst = p[node, DP_TBURST]
     unit = p[node, DP_BUNIT]
+    tc = p[node, DP_TCMD]              # command-bus slot (0: not modelled)
     # Host-cache prefetch (no effect on results): the bus calendar is read at the first slot
     # after the column command; the calendar (0.5 MiB per channel) is out of the host's caches
     # by then. The earliest possible slot (a row hit now) and the next few lines cover the
@@ -432,6 +503,9 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
     u0 = (t + lat + unit - 1) // unit
     for j in range(8):
         prefetch(chan_bus[gc], (u0 + 8 * j) % chan_bus.shape[1])
+    if tc > 0:
+        # and the command slots from the earliest command on, tCL before
+        prefetch(chan_bus[gc], (t // unit) % chan_bus.shape[1])
 
     # first ready: a hit to the row that a booked switch will close goes first if it fits
     if p[node, DP_FRFCFS] != 0 and x[xb + XB_PROW] == row and x[xb + XB_PPRE] > t \
@@ -446,7 +520,9 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
             fits = tcol + p[node, DP_TRTP] <= x[xb + XB_PPRE]
         ws = _refresh_window(tcol, off, trefi, trfc)
         if fits and tcol >= ws + trfc and ws == _refresh_window(x[xb + XB_PREADY], off, trefi, trfc):
-            _book(chan_bus, gc, u, p[node, DP_BLEN], rank)
+            _book(chan_bus, gc, u, p[node, DP_BLEN], rank, is_write)
+            if tc > 0:
+                _cmd_book(chan_bus, gc, tcol, tc)
             _record(x, xg, NCOL, XG_IDX, tcol, -1, 0)
             x[xb + XB_PREADY] = tcol + tburst
             cnt[node, DC_ROW_HIT] += 1
@@ -478,7 +554,7 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
         cnt[node, DC_ROW_HIT] += 1
         unloaded = 0
     elif open_row < 0:
-        tact = _act_time(p, node, x, xr, bg, tcmd)
+        tact = _act_cmd(p, node, x, xr, bg, tcmd, chan_bus, gc, tc)
         activated = True
         tcol = tact + trcd
         cnt[node, DC_ROW_EMPTY] += 1
@@ -491,7 +567,10 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
             tpre = bank_wr_end[gb] + p[node, DP_TWR]
         if bank_last[gb] + p[node, DP_TRTP] > tpre:
             tpre = bank_last[gb] + p[node, DP_TRTP]
-        tact = _act_time(p, node, x, xr, bg, tpre + p[node, DP_TRP])
+        if tc > 0:
+            tpre = _cmd_slot(chan_bus, gc, tpre, tc)
+            _cmd_book(chan_bus, gc, tpre, tc)
+        tact = _act_cmd(p, node, x, xr, bg, tpre + p[node, DP_TRP], chan_bus, gc, tc)
         activated = True
         tcol = tact + trcd
         cnt[node, DC_ROW_CONFLICT] += 1
@@ -501,11 +580,15 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
         x[xb + XB_PPRE] = tpre
         x[xb + XB_PREADY] = tcmd
     u = _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tcol, lat, is_write)
-    _book(chan_bus, gc, u, p[node, DP_BLEN], rank)
+    _book(chan_bus, gc, u, p[node, DP_BLEN], rank, is_write)
     tdata = u * unit
     tcol = tdata - lat
     tend = tdata + tburst
     _record(x, xg, NCOL, XG_IDX, tcol, -1, 0)
+    if tc > 0:
+        _cmd_book(chan_bus, gc, tcol, tc)
+        if activated:
+            _cmd_book(chan_bus, gc, tact, tc)
     if activated:
         _record(x, xr, NACT, XR_IDX, tact, NACT, bg)
     cnt[node, DC_WAIT_PS] += (tcol - t) - unloaded

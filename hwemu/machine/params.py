@@ -241,6 +241,13 @@ DRAM_PARAMS: tuple[Param, ...] = (
           "rank-to-rank switch: idle data-bus time between bursts of different ranks of a channel "
           "(0 = none; otherwise the bus calendar counts in tBURST/4 units, one tCK of a BL8 burst, "
           "instead of whole bursts)"),
+    _dram("tRPRE", "time", "ps", "0ns",
+          "read preamble: with tRTRS, the idle data-bus time between a read burst and a following "
+          "write burst of the same rank (the read-to-write turnaround tRTW = tCL + tBURST - tCWL + "
+          "tRPRE + tRTRS between their commands, JESD79-4; 0 with tRTRS 0 = none)"),
+    _dram("tCMD", "time", "ps", "0ns",
+          "command-bus slot: each channel takes one command (PRE, ACT, RD or WR) per tCMD, one "
+          "tCK = tBURST/4 (0 = command bus not modelled)", column="DP_TCMD"),
     _dram("scheduler", "choice", "", "frfcfs",
           "frfcfs: a row hit may be served ahead of an already scheduled row switch of its bank "
           "(first ready, first come first served); fcfs: strictly in arrival order per bank", SCHEDULERS),

@@ -314,6 +314,7 @@ def test_row_hit_is_served_before_a_booked_row_switch():
     ("write_high = 1.5", "write_high: must be in (0, 1]"),
     ('scheduler = "random"', "'random' is not one of frfcfs, fcfs"),
     ("write_queue = -1", "write_queue: must be at least 0"),
+    ('tCMD = "2ns"', "tCMD: the command bus takes one command per tCK, a quarter of tBURST (1ns), got 2ns"),
 ])
 def test_bad_controller_keys_are_named(extra, msg):
     from hwemu.errors import HwemuError
@@ -375,5 +376,31 @@ def test_random_traffic_never_double_books_the_bus(preset, extra):
     served = c["reads"] - c["write_forwards"] + c["writes"] - queued
     assert c["row_hits"] + c["row_empty"] + c["row_conflicts"] == served
     bus = st[5][:d.channels]
-    booked = int((bus >= 0).sum())
+    booked = int(((bus >= 0) & (bus % D.BUS_CMD > 0)).sum())     # data bursts, not commands
     assert booked == served * int(p[0, layout.DP_BLEN])
+
+
+@pytest.mark.parametrize("rpre, done", [("0ns", 28), ("1ns", 29), ("2ns", 30)])
+def test_read_to_write_bubble_on_the_data_bus(rpre, done):
+    # no write queue: a write is scheduled on arrival. A read opens the row: ACT T, column
+    # T+12, data T+20..24; a write to the same row: column at T+16 (bank free), data from
+    # T+24 (tCWL 8), after the read burst plus tRPRE (+ tRTRS, 0 here); 1 ns calendar units
+    mc = variant(f'tRPRE = "{rpre}"')
+    assert mc(0, T) == T + 24 * NS
+    assert mc(1, T, write=True) == T + done * NS
+
+
+@pytest.mark.parametrize("tcmd, done", [("0ns", 124), ("1ns", 125)])
+def test_command_bus_takes_one_command_per_slot(tcmd, done):
+    # 1 ns bus units (tRPRE); row 0 of bank 0 open from T
+    mc = variant(f'tRPRE = "1ns"\ntCMD = "{tcmd}"')
+    p = mc.p
+    bk0 = D.map_line(p, 0, 0)[2]
+    other = next(l for l in range(16, 4096, 16) if D.map_line(p, 0, l)[2] != bk0)
+    assert mc(0, T) == T + 24 * NS
+    t = T + 100 * NS
+    # a row hit: column command at t, data t+8..12
+    assert mc(1, t) == t + 12 * NS
+    # a closed bank at the same time: its ACT wants t, the column command's slot; with a
+    # command bus it goes one slot later: ACT t+1, column t+13, data t+21..25
+    assert mc(other, t) == T + done * NS
