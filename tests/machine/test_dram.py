@@ -8,7 +8,7 @@ import pytest
 from hwemu.machine import layout
 from hwemu.machine import dram as D
 
-from machine_testkit import NS, align
+from machine_testkit import NS
 
 T = 1000 * NS          # a start time well past the refresh at t=0
 
