@@ -84,7 +84,9 @@ def register(sub) -> None:
                         "(default suite-traces)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="with --suite: worker processes of the local Dask cluster (default 2)")
+                   help="processes running cells at once (default: the CPUs of this machine; "
+                        "with --suite: the local Dask cluster's workers, default 2); results "
+                        "do not depend on it")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --suite: use the Dask cluster at this scheduler address instead")
     c.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -120,9 +122,14 @@ def _compare(args) -> int:
 
     if args.suite is not None:
         return _compare_suite(args)
-    for opt in ("traces", "workers", "scheduler"):
+    for opt in ("traces", "scheduler"):
         if getattr(args, opt) is not None:
             raise HwemuError(f"--{opt} goes with --suite")
+    import os
+
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    if workers < 1:
+        raise HwemuError(f"--workers {workers}: must be at least 1")
     if args.seed is None:
         args.seed = 0
     if args.seed < 0:
@@ -139,7 +146,7 @@ def _compare(args) -> int:
             params[name] = value
     df = compare(machines=args.machine, traces=args.trace, policies=args.policy,
                  schedule=args.schedule, seed=args.seed, out=args.out, quiet=args.quiet,
-                 params=params or None, command=args.command_line)
+                 params=params or None, command=args.command_line, workers=workers)
     if args.json:
         print_json({"rows": json_rows(df)})
     else:

@@ -24,10 +24,12 @@ def workload(tmp_path_factory):
 
 
 def test_compare_real_runner_is_deterministic(workload, tmp_path):
+    # the second run's cells run in two worker processes: the same files come out
     args = dict(machines=[MACHINE], traces=[str(workload / "move.parquet")],
-                policies=["manual"], schedule=str(workload / "move.toml"), seed=0)
+                policies=["manual"], schedule=str(workload / "move.toml"), seed=0,
+                command="hwemu compare ...")
     df = compare(out=tmp_path / "a", **args)
-    compare(out=tmp_path / "b", **args)
+    compare(out=tmp_path / "b", workers=2, **args)
     assert list(df["policy"]) == ["none", "manual"]
     none, manual = df.iloc[0], df.iloc[1]
     assert none["pages_migrated"] == 0 and manual["pages_migrated"] > 0
