@@ -137,7 +137,7 @@ PARAMS: tuple[Param, ...] = tuple([
     _os("atomic_cycles", "int", "cycles", 20,
         "extra cycles of a locked read-modify-write (lock cmpxchg, xadd) in kernel code",
         minimum=0),
-    _os("copy_prefetch_lines", "int", "lines", 6,
+    _os("copy_prefetch_lines", "int", "lines", 2,
         "lines a kernel page copy or clear keeps in flight beyond the line-fill buffers (the "
         "L2 streamer running ahead of copy_page/clear_page)", minimum=0),
     _os("metadata_prefetch_degree", "int", "lines", 4,
