@@ -98,12 +98,15 @@ XR = 2 * NACT + 3     # per rank: ACT times, their bank groups, next index, writ
 XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1
 XG = NCOL + 3         # per bank group: column times, next index, write window
 XG_IDX, XG_WS = NCOL, NCOL + 1
-XC_HDR = 4            # per channel: queued writes, read-busy-until, latest write arrival,
-XC_N, XC_RD, XC_WT, XC_DUE = 0, 1, 2, 3   # when a drain is due (NEVER: none); then the lines
+XC_HDR = 8            # per channel: queued writes, read-busy-until, latest write arrival,
+XC_N, XC_RD, XC_WT, XC_DUE = 0, 1, 2, 3   # when a drain is due (NEVER: none),
+XC_SEEN = 4           # 4 words: a 256-bit filter of the queued lines; then the queued lines,
+                      # then their (bank, row) keys, WQ_STORE * write_queue words each
 # A channel's queue holds up to WQ_STORE * write_queue writes: the controller's write queue and,
 # beyond it, writebacks held back in the caches' writeback buffers by its back-pressure (the
 # drain that a full queue forces is booked at once, see dram_access)
 WQ_STORE = 2
+WQ_WORDS = 2 * WQ_STORE   # words per write-queue entry of the channel (line and key)
 IDLE_DRAIN_PS = 2_000_000   # idle-time drains are placed at most 2 us back (well inside BUS_UNITS)
 
 
@@ -166,19 +169,19 @@ def dram_params(nodes) -> np.ndarray:
     off += bg_base * XG
     for n in nodes:
         p[n.id, DP_X_CH] = off
-        off += n.dram.channels * (XC_HDR + WQ_STORE * n.dram.write_queue)
+        off += n.dram.channels * (XC_HDR + WQ_WORDS * n.dram.write_queue)
     return p
 
 
 def queued_writes(p: np.ndarray, x: np.ndarray, node: int) -> int:
     """Writes accepted by ``node``'s controller and not issued yet (all its channels)."""
-    words = XC_HDR + WQ_STORE * int(p[node, DP_WQ])
+    words = XC_HDR + WQ_WORDS * int(p[node, DP_WQ])
     return sum(int(x[int(p[node, DP_X_CH]) + ch * words + XC_N]) for ch in range(int(p[node, DP_CH])))
 
 
 def _x_size(p: np.ndarray) -> int:
     nid = int(np.argmax(p[:, DP_X_CH]))
-    return int(p[nid, DP_X_CH] + p[nid, DP_CH] * (XC_HDR + WQ_STORE * p[nid, DP_WQ]))
+    return int(p[nid, DP_X_CH] + p[nid, DP_CH] * (XC_HDR + WQ_WORDS * p[nid, DP_WQ]))
 
 
 def dram_state(p: np.ndarray):
@@ -205,8 +208,9 @@ def dram_state(p: np.ndarray):
         x[g0 + g * XG + XG_IDX] = 0
     for n in range(p.shape[0]):
         for c in range(int(p[n, DP_CH])):
-            b = int(p[n, DP_X_CH] + c * (XC_HDR + WQ_STORE * p[n, DP_WQ]))
+            b = int(p[n, DP_X_CH] + c * (XC_HDR + WQ_WORDS * p[n, DP_WQ]))
             x[b + XC_N] = 0
+            x[b + XC_SEEN:b + XC_SEEN + 4] = 0
             x[b + XC_DUE] = NEVER
     cnt = np.zeros((p.shape[0], DC_N), np.int64)
     return bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt
@@ -618,6 +622,20 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
     return tend
 
 
+@njit(cache=True, inline="always")
+def _seen_bit(line):
+    """(word, bit) of ``line`` in a channel's 256-bit filter of queued lines."""
+    h = np.int64((np.uint64(line) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(56))
+    return h >> 6, np.int64(1) << (h & 63)
+
+
+@njit(cache=True, inline="always")
+def _may_be_queued(x, xc, line):
+    """False when ``line`` is certainly not in the channel's write queue (the filter)."""
+    w, b = _seen_bit(line)
+    return (x[xc + XC_SEEN + w] & b) != 0
+
+
 @njit(cache=True, _nrt=False)
 def _drain(p, node, xc, keep, t,
            bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
@@ -625,20 +643,20 @@ def _drain(p, node, xc, keep, t,
     ``keep`` remain: writes to open rows first, then the oldest. Returns the end of the last
     write's data (or LONG_AGO if none was issued)."""
     q = xc + XC_HDR
+    cap = WQ_STORE * p[node, DP_WQ]
     n = x[xc + XC_N]
-    nbanks = p[node, DP_BANKS]
     last = np.int64(LONG_AGO)
     while n > keep:
         j = 0
         for i in range(n):
-            ch, rank, bank, row = map_line(p, node, x[q + i])
-            gb = p[node, DP_BANK_BASE] + (ch * p[node, DP_RANKS] + rank) * nbanks + bank
-            if bank_row[gb] == row:
+            k = x[q + cap + i]
+            if bank_row[k >> 32] == (k & 0xFFFFFFFF):
                 j = i
                 break
         line = x[q + j]
         for i in range(j, n - 1):
             x[q + i] = x[q + i + 1]
+            x[q + cap + i] = x[q + cap + i + 1]
         n -= 1
         x[xc + XC_N] = n
         cnt[node, DC_WRITES] -= 1          # counted when it was accepted
@@ -646,6 +664,11 @@ def _drain(p, node, xc, keep, t,
                    bank_last, chan_bus, x, cnt)
         if e > last:
             last = e
+    for w in range(4):
+        x[xc + XC_SEEN + w] = 0
+    for i in range(n):
+        w, b = _seen_bit(x[q + i])
+        x[xc + XC_SEEN + w] |= b
     return last
 
 
@@ -661,15 +684,16 @@ def dram_access(p, node, line, t, is_write,
     if wq == 0:
         return _serve_at(p, node, ch, rank, bank, row, t, is_write, bank_row, bank_ready,
                          bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
-    xc = p[node, DP_X_CH] + ch * (XC_HDR + WQ_STORE * wq)
+    xc = p[node, DP_X_CH] + ch * (XC_HDR + WQ_WORDS * wq)
     q = xc + XC_HDR
     n = x[xc + XC_N]
     if not is_write:
-        for i in range(n):
-            if x[q + i] == line:
-                cnt[node, DC_READS] += 1
-                cnt[node, DC_WQ_FWD] += 1
-                return t
+        if n > 0 and _may_be_queued(x, xc, line):
+            for i in range(n):
+                if x[q + i] == line:
+                    cnt[node, DC_READS] += 1
+                    cnt[node, DC_WQ_FWD] += 1
+                    return t
         if x[xc + XC_DUE] <= t:
             # the queue reached its high watermark at XC_DUE, before this read arrived
             n = _due_drain(p, node, xc, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
@@ -705,15 +729,21 @@ def dram_access(p, node, line, t, is_write,
     cnt[node, DC_WRITES] += 1
     if t > x[xc + XC_WT]:
         x[xc + XC_WT] = t
-    for i in range(n):
-        if x[q + i] == line:
-            return t
+    if n > 0 and _may_be_queued(x, xc, line):
+        for i in range(n):
+            if x[q + i] == line:
+                return t
+    cap = WQ_STORE * wq
     x[q + n] = line
+    gb = p[node, DP_BANK_BASE] + (ch * p[node, DP_RANKS] + rank) * p[node, DP_BANKS] + bank
+    x[q + cap + n] = (gb << 32) | row
+    w, b = _seen_bit(line)
+    x[xc + XC_SEEN + w] |= b
     n += 1
     x[xc + XC_N] = n
     if n >= p[node, DP_WQ_HI] and x[xc + XC_DUE] == NEVER:
         x[xc + XC_DUE] = x[xc + XC_WT]
-    if n >= WQ_STORE * wq:
+    if n >= cap:
         # full: the drain cannot wait for the reads stamped before it any longer
         _due_drain(p, node, xc, bank_row, bank_ready, bank_act, bank_wr_end, bank_last,
                    chan_bus, x, cnt)
