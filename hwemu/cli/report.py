@@ -127,9 +127,7 @@ def _compare(args) -> int:
             raise HwemuError(f"--{opt} goes with --suite")
     import os
 
-    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
-    if workers < 1:
-        raise HwemuError(f"--workers {workers}: must be at least 1")
+    workers = _workers(args, os.cpu_count() or 1)
     if args.seed is None:
         args.seed = 0
     if args.seed < 0:
@@ -169,9 +167,7 @@ def _compare_suite(args) -> int:
         if given:
             raise HwemuError(f"--suite and --{opt} do not go together (the suite file gives "
                              "the traces, machines, policies, schedules, seeds and parameters)")
-    workers = 2 if args.workers is None else args.workers
-    if workers < 1:
-        raise HwemuError(f"--workers {workers}: must be at least 1")
+    workers = _workers(args, 2)
     suite, recorded, res = run_suite(args.suite, args.traces or "suite-traces", args.out,
                                      workers=workers, scheduler=args.scheduler,
                                      quiet=args.quiet, command=args.command_line)
@@ -187,6 +183,16 @@ def _compare_suite(args) -> int:
     return 0
 
 
+def _workers(args, default: int) -> int:
+    """--workers, or ``default`` when not given; at least 1."""
+    from hwemu.errors import HwemuError
+
+    workers = default if args.workers is None else args.workers
+    if workers < 1:
+        raise HwemuError(f"--workers {workers}: must be at least 1")
+    return workers
+
+
 def _print_answer(df) -> None:
     """The answer first: a ranked summary per workload, then a table that fits 100 columns."""
     from hwemu.report.table import compact_table, summary_lines
@@ -198,13 +204,10 @@ def _print_answer(df) -> None:
 
 def _sweep(args) -> int:
     from hwemu.cli.output import print_json
-    from hwemu.errors import HwemuError
     from hwemu.report.sweep import load_sweep, run_sweep
     from hwemu.report.table import json_rows
 
-    workers = 2 if args.workers is None else args.workers
-    if workers < 1:
-        raise HwemuError(f"--workers {workers}: must be at least 1")
+    workers = _workers(args, 2)
     spec = load_sweep(args.file)
     res = run_sweep(spec, args.out, workers=workers, scheduler=args.scheduler,
                     quiet=args.quiet, command=args.command_line)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hwemu.errors import HwemuError
 from hwemu.fileio import read_toml
-from hwemu.report.sweep import SweepSpec, parse_sweep
+from hwemu.report.sweep import SweepSpec, check_keys, parse_sweep
 
 #: The repository the package is installed from (an editable install: hwemu/ is in it).
 REPO = Path(__file__).resolve().parents[2]
@@ -106,10 +106,7 @@ def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suit
     With ``check``, machines, policies, parameters and schedules are checked as in a sweep."""
     p = suite_file(name)
     data = read_toml(p, "suite TOML file")
-    unknown = sorted(set(data) - _SUITE_KEYS)
-    if unknown:
-        raise HwemuError(f"{p}: unknown key '{unknown[0]}' (known: "
-                         f"{', '.join(sorted(_SUITE_KEYS))})")
+    check_keys(p, data, _SUITE_KEYS)
     if "workloads" not in data:
         raise HwemuError(f"{p}: key 'workloads' is missing (a list of workload names)")
     workloads = data.pop("workloads")

@@ -103,11 +103,16 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
     are parameters of the run (hwemu.sim.experiment.RUN_PARAMS)."""
     p = Path(path)
     data = read_toml(p, "sweep TOML file")
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise HwemuError(f"{p}: unknown key '{unknown[0]}' (known: "
-                         f"{', '.join(sorted(_TOP_KEYS))})")
+    check_keys(p, data, _TOP_KEYS)
     return parse_sweep(data, p, check)
+
+
+def check_keys(path, data: dict, known) -> None:
+    """A one-line error naming ``path`` and the first key of ``data`` not in ``known``."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise HwemuError(f"{path}: unknown key '{unknown[0]}' (known: "
+                         f"{', '.join(sorted(known))})")
 
 
 def parse_sweep(data: dict, p: Path, check: bool = True, check_traces: bool = True,
