@@ -436,7 +436,7 @@ def _cmd_book(chan_bus, gc, t, unit):
         chan_bus[gc, i] = v + BUS_CMD
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _cmd_slot(chan_bus, gc, t, unit):
     """Start of the first calendar unit at or after ``t`` whose command slot is free."""
     c = (t + unit - 1) // unit * unit
@@ -445,7 +445,7 @@ def _cmd_slot(chan_bus, gc, t, unit):
     return c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _act_cmd(p, node, x, xr, bg, te, chan_bus, gc, tcmd):
     """:func:`_act_time` on a free command-bus slot (``tcmd`` 0: no command bus)."""
     c = _act_time(p, node, x, xr, bg, te)
