@@ -366,11 +366,11 @@ def run(machine="skx-2s", trace=None, policy: str | None = None, schedule=None, 
 
 
 def compare(machines=None, traces=None, policies=None, schedule=None, seed: int = 0, out=None,
-            quiet: bool = True, params: dict | None = None):
+            quiet: bool = True, params: dict | None = None, workers: int = 1):
     """A policy comparison (``hwemu compare``), returning the results table as a DataFrame.
     With no machines, traces and policies it runs the bundled demo. ``machines`` and
     ``traces`` may be names/paths or :class:`Machine` / :class:`Trace` objects (one or a
-    list); ``schedule`` a file or a dict."""
+    list); ``schedule`` a file or a dict; ``workers``: processes running cells at once."""
     from hwemu.report.compare import compare as _compare
 
     def many(x, conv):
@@ -382,4 +382,4 @@ def compare(machines=None, traces=None, policies=None, schedule=None, seed: int 
 
     return _compare(machines=many(machines, _machine_path), traces=many(traces, _trace_path),
                     policies=policies, schedule=_schedule_arg(schedule, for_cells=True),
-                    seed=seed, out=out, quiet=quiet, params=params)
+                    seed=seed, out=out, quiet=quiet, params=params, workers=workers)
