@@ -62,7 +62,7 @@ no latency table is involved.
 Counters per node (``cnt`` columns, names in ``DC_NAMES`` of :mod:`hwemu.machine.layout`):
 reads, writes, row hits, row empty (closed), row conflicts, total wait (ps) before the column
 command beyond the unloaded case, row hits served ahead of a booked row switch, writes issued by
-watermark drains, writes issued while reads were idle, reads forwarded from the write queue.
+watermark drains, writes issued in idle gaps before a read, reads forwarded from the write queue.
 """
 
 from __future__ import annotations
