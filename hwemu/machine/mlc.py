@@ -72,6 +72,11 @@ RW_MODES = {
     "W12": ("4:1 reads:writes (three loads, one store)", ((_L, 0), (_L, 0), (_L, 0), (_S, 1))),
 }
 SKEW = 97            # lines between the streaming buffers of one CPU (see _traffic_records)
+# CPU t starts its streams STREAM_SKEW * t lines into its buffers: the buffers are equally
+# aligned (TRAFFIC_BUFFER apart), so without it the streams of every third CPU would walk the
+# same LLC sets in step and, with a modified share to write back, evict each other's lines
+# from the cores instead of the LLC's oldest ones (as MLC's separately allocated buffers do not)
+STREAM_SKEW = 4099
 RW_ALIASES = {"2:1": "W2", "3:1": "W3", "3:2": "W4", "1:1": "W5", "0:1": "W6"}
 
 
@@ -101,9 +106,10 @@ def _dirty_share(mode: str) -> float:
     return sum(uses[b] for b in stored) / total if total else 0.0
 
 
-def _traffic_records(mode: str, n: int, base: int, tbuf: int):
+def _traffic_records(mode: str, n: int, base: int, tbuf: int, start: int = 0):
     """(kind, addr) of ``n`` records of one streaming CPU: the mode's pattern over up to three
-    buffers that split ``tbuf`` bytes at ``base``, each walked line by line (wrapping)."""
+    buffers that split ``tbuf`` bytes at ``base``, each walked line by line (wrapping) from
+    line ``start``."""
     pat = RW_MODES[mode][1]
     nbuf = 1 + max(b for _, b in pat)
     # buffers start SKEW lines apart beyond their size, not at a power of two, as separately
@@ -119,7 +125,7 @@ def _traffic_records(mode: str, n: int, base: int, tbuf: int):
                      for jj0 in range(len(pat))], np.int64)
     per = np.array([sum(1 for _, b in pat if b == pat[jj0][1]) for jj0 in range(len(pat))],
                    np.int64)
-    lines = (step * per[j] + rank[j]) % blines + bufs[j] * (blines + SKEW)
+    lines = (step * per[j] + rank[j] + start) % blines + bufs[j] * (blines + SKEW)
     return kinds[j], (base + lines * 64).astype(np.uint64)
 
 
@@ -250,7 +256,8 @@ def loaded_point(cfg: MachineConfig, cpu_node: int, mem_node: int, delay_cycles:
             lines = np.arange(per_thread, dtype=np.int64) % (tbuf // 64)
             addr = (TRAFFIC_BASE + t * TRAFFIC_BUFFER + lines * 64).astype(np.uint64)
         else:
-            kind, addr = _traffic_records(mode, per_thread, TRAFFIC_BASE + t * TRAFFIC_BUFFER, tbuf)
+            kind, addr = _traffic_records(mode, per_thread, TRAFFIC_BASE + t * TRAFFIC_BUFFER, tbuf,
+                                          t * STREAM_SKEW)
         parts.append(TraceChunk.from_arrays(kind, addr,
                                             np.full(per_thread, 8, np.uint16),
                                             tid=np.full(per_thread, t, np.uint16),
