@@ -3,7 +3,7 @@
 published measured curves; the figures and tables of docs/validation.md ("Loaded latency with
 writes").
 
-    python benchmarks/mlc_mixed.py [OUT_DIR]     (default docs/img; ~1 minute)
+    python benchmarks/mlc_mixed.py [OUT_DIR]     (default docs/img; ~2 minutes)
 
 Published curves (measured, not by this project):
 
@@ -34,6 +34,9 @@ from pathlib import Path
 import numpy as np
 
 CPU_GHZ = 2.1
+# hwemu mlc's default delays plus 40, 60, 70 and 80 cycles, where the mixed curves have
+# their knee
+DELAYS = (0, 2, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 100, 200, 400, 1000, 3000, 9000)
 # (pause, GB/s, latency in cycles) from bandwidth-latency.csv [MESS], means, rounded
 MESS_LOCAL = {
     "R": [(0, 115.93, 506.47), (5, 113.19, 504.27), (10, 113.50, 500.12), (15, 116.42, 494.38),
@@ -129,7 +132,7 @@ def main(argv=None) -> int:
     for where, mem in (("local", 0), ("remote", 1)):
         curves, pub = {}, {}
         for mode in ("R", "W2", "W5"):
-            pts = loaded_latency(cfg, 0, mem, read_write=mode)
+            pts = loaded_latency(cfg, 0, mem, read_write=mode, delays=DELAYS)
             curves[f"model {mode}"] = pts
             ref = measured(where, mode)
             if ref:
