@@ -33,7 +33,7 @@ NOT_RUN = {
     "another host (tests/report/test_sweep.py runs a scheduler address on this one)",
     "hwemu sweep sweep.toml --out sweep-out --workers 8": "8 worker processes on 2 cores; the "
     "same sweep with 2 workers is run",
-    "python benchmarks/mlc_mixed.py": "about a minute and a half; tests/machine/test_mlc.py "
+    "python benchmarks/mlc_mixed.py": "about two minutes; tests/machine/test_mlc.py "
     "checks the read-write modes it measures",
     "python -m hwemu.machine.validation": "about 2 minutes; tests/machine/test_mlc.py checks "
     "the idle and loaded-latency figures it tabulates",
