@@ -84,9 +84,9 @@ def register(sub) -> None:
                         "(default suite-traces)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes running cells at once (default: the CPUs of this machine; "
-                        "with --suite: the local Dask cluster's workers, default 2); results "
-                        "do not depend on it")
+                   help="processes running cells at once (default: the CPUs of this machine, "
+                        "at most 8; each takes about 1 GB on the demo; with --suite: the local "
+                        "Dask cluster's workers, default 2); results do not depend on it")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --suite: use the Dask cluster at this scheduler address instead")
     c.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -127,7 +127,8 @@ def _compare(args) -> int:
             raise HwemuError(f"--{opt} goes with --suite")
     import os
 
-    workers = _workers(args, os.cpu_count() or 1)
+    # each worker holds a machine model (about 1 GB for the demo's cells): at most 8 by default
+    workers = _workers(args, min(os.cpu_count() or 1, 8))
     if args.seed is None:
         args.seed = 0
     if args.seed < 0:
