@@ -160,7 +160,6 @@ def _compare_suite(args) -> int:
     from hwemu.cli.output import print_json
     from hwemu.errors import HwemuError
     from hwemu.report.suite import run_suite
-    from hwemu.report.table import json_rows
 
     for opt, given in (("trace", args.trace), ("machine", args.machine),
                        ("policy", args.policy), ("schedule", args.schedule),
@@ -175,13 +174,20 @@ def _compare_suite(args) -> int:
     out = args.out or f"suite-{suite.name}"
     if args.json:
         print_json({"suite": suite.name, "recorded": [r["workload"] for r in recorded],
-                    "cells": res.cells, "ran": res.ran, "skipped": res.skipped,
-                    "rows": json_rows(res.table)})
+                    **_sweep_json(res)})
     else:
         _print_answer(res.table)
         print(f"\n{res.cells} cells: {res.ran} run, {res.skipped} already done; "
               f"full table: {out}/results.md (and results.csv); report: {out}/report.html")
     return 0
+
+
+def _sweep_json(res) -> dict:
+    """The JSON of a sweep's (or suite's) run: cells, how many ran and were skipped, rows."""
+    from hwemu.report.table import json_rows
+
+    return {"cells": res.cells, "ran": res.ran, "skipped": res.skipped,
+            "rows": json_rows(res.table)}
 
 
 def _workers(args, default: int) -> int:
@@ -206,15 +212,13 @@ def _print_answer(df) -> None:
 def _sweep(args) -> int:
     from hwemu.cli.output import print_json
     from hwemu.report.sweep import load_sweep, run_sweep
-    from hwemu.report.table import json_rows
 
     workers = _workers(args, 2)
     spec = load_sweep(args.file)
     res = run_sweep(spec, args.out, workers=workers, scheduler=args.scheduler,
                     quiet=args.quiet, command=args.command_line)
     if args.json:
-        print_json({"cells": res.cells, "ran": res.ran, "skipped": res.skipped,
-                    "rows": json_rows(res.table)})
+        print_json(_sweep_json(res))
     else:
         _print_table(res.table)
         print(f"{res.cells} cells: {res.ran} run, {res.skipped} already done; "

@@ -169,19 +169,25 @@ def dram_params(nodes) -> np.ndarray:
     off += bg_base * XG
     for n in nodes:
         p[n.id, DP_X_CH] = off
-        off += n.dram.channels * (XC_HDR + WQ_WORDS * n.dram.write_queue)
+        off += n.dram.channels * channel_words(n.dram.write_queue)
     return p
+
+
+@njit(cache=True, inline="always")
+def channel_words(wq):
+    """Words of a channel's section of ``x`` with a write queue of ``wq`` entries."""
+    return XC_HDR + WQ_WORDS * wq
 
 
 def queued_writes(p: np.ndarray, x: np.ndarray, node: int) -> int:
     """Writes accepted by ``node``'s controller and not issued yet (all its channels)."""
-    words = XC_HDR + WQ_WORDS * int(p[node, DP_WQ])
+    words = channel_words(int(p[node, DP_WQ]))
     return sum(int(x[int(p[node, DP_X_CH]) + ch * words + XC_N]) for ch in range(int(p[node, DP_CH])))
 
 
 def _x_size(p: np.ndarray) -> int:
     nid = int(np.argmax(p[:, DP_X_CH]))
-    return int(p[nid, DP_X_CH] + p[nid, DP_CH] * (XC_HDR + WQ_WORDS * p[nid, DP_WQ]))
+    return int(p[nid, DP_X_CH] + p[nid, DP_CH] * channel_words(int(p[nid, DP_WQ])))
 
 
 def dram_state(p: np.ndarray):
@@ -208,7 +214,7 @@ def dram_state(p: np.ndarray):
         x[g0 + g * XG + XG_IDX] = 0
     for n in range(p.shape[0]):
         for c in range(int(p[n, DP_CH])):
-            b = int(p[n, DP_X_CH] + c * (XC_HDR + WQ_WORDS * p[n, DP_WQ]))
+            b = int(p[n, DP_X_CH] + c * channel_words(int(p[n, DP_WQ])))
             x[b + XC_N] = 0
             x[b + XC_SEEN:b + XC_SEEN + 4] = 0
             x[b + XC_DUE] = NEVER
@@ -470,25 +476,31 @@ def _book(chan_bus, gc, u, blen, rank, is_write):
         chan_bus[gc, i] = (u + j) * BUS_TAG + cmd + k
 
 
-@njit(cache=True, _nrt=False)
-def _serve(p, node, line, t, is_write,
-           bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
-    """Schedule one read or write of node-local ``line`` arriving at the DRAM at ``t``; returns
-    the time its last data beat has crossed the channel bus."""
-    ch, rank, bank, row = map_line(p, node, line)
-    return _serve_at(p, node, ch, rank, bank, row, t, is_write,
-                     bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
+@njit(cache=True, inline="always")
+def _bank_index(p, node, ch, rank, bank):
+    """Index of a bank among the banks of every node (the bank_* arrays)."""
+    return p[node, DP_BANK_BASE] + (ch * p[node, DP_RANKS] + rank) * p[node, DP_BANKS] + bank
+
+
+@njit(cache=True, inline="always")
+def _bank_place(p, node, gb):
+    """(channel, rank, bank) of :func:`_bank_index` ``gb`` of ``node``."""
+    local = gb - p[node, DP_BANK_BASE]
+    nbanks = p[node, DP_BANKS]
+    per_ch = p[node, DP_RANKS] * nbanks
+    return local // per_ch, (local % per_ch) // nbanks, local % nbanks
 
 
 @njit(cache=True, _nrt=False)
 def _serve_at(p, node, ch, rank, bank, row, t, is_write,
               bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt):
-    """:func:`_serve` for a line that ``map_line`` has placed at (ch, rank, bank, row)."""
-    nbanks = p[node, DP_BANKS]
+    """Schedule one read or write arriving at the DRAM at ``t`` for a line that ``map_line``
+    has placed at (ch, rank, bank, row); returns the time its last data beat has crossed the
+    channel bus."""
     nbg = p[node, DP_BG]
     bg = bank % nbg
     grank = p[node, DP_RANK_BASE] + ch * p[node, DP_RANKS] + rank
-    gb = p[node, DP_BANK_BASE] + (ch * p[node, DP_RANKS] + rank) * nbanks + bank
+    gb = _bank_index(p, node, ch, rank, bank)
     gc = p[node, DP_CHAN_BASE] + ch
     xb = p[node, DP_X_BANK] + gb * XB
     xr = p[node, DP_X_RANK] + grank * XR
@@ -653,15 +665,16 @@ def _drain(p, node, xc, keep, t,
             if bank_row[k >> 32] == (k & 0xFFFFFFFF):
                 j = i
                 break
-        line = x[q + j]
+        k = x[q + cap + j]
         for i in range(j, n - 1):
             x[q + i] = x[q + i + 1]
             x[q + cap + i] = x[q + cap + i + 1]
         n -= 1
         x[xc + XC_N] = n
         cnt[node, DC_WRITES] -= 1          # counted when it was accepted
-        e = _serve(p, node, line, t, True, bank_row, bank_ready, bank_act, bank_wr_end,
-                   bank_last, chan_bus, x, cnt)
+        ch, rank, bank = _bank_place(p, node, k >> 32)
+        e = _serve_at(p, node, ch, rank, bank, k & 0xFFFFFFFF, t, True, bank_row, bank_ready,
+                      bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
         if e > last:
             last = e
     for w in range(4):
@@ -684,7 +697,7 @@ def dram_access(p, node, line, t, is_write,
     if wq == 0:
         return _serve_at(p, node, ch, rank, bank, row, t, is_write, bank_row, bank_ready,
                          bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
-    xc = p[node, DP_X_CH] + ch * (XC_HDR + WQ_WORDS * wq)
+    xc = p[node, DP_X_CH] + ch * channel_words(wq)
     q = xc + XC_HDR
     n = x[xc + XC_N]
     if not is_write:
@@ -735,8 +748,7 @@ def dram_access(p, node, line, t, is_write,
                 return t
     cap = WQ_STORE * wq
     x[q + n] = line
-    gb = p[node, DP_BANK_BASE] + (ch * p[node, DP_RANKS] + rank) * p[node, DP_BANKS] + bank
-    x[q + cap + n] = (gb << 32) | row
+    x[q + cap + n] = (_bank_index(p, node, ch, rank, bank) << 32) | row
     w, b = _seen_bit(line)
     x[xc + XC_SEEN + w] |= b
     n += 1

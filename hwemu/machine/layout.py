@@ -51,6 +51,7 @@ DRAM_COLUMNS = _number("DP_", tuple(p.column for p in DRAM_PARAMS if p.column.st
     "DP_WQ_HI", "DP_WQ_LO",                 # write-queue watermarks in entries
     "DP_BUNIT", "DP_BLEN", "DP_RTRS",       # bus calendar: unit (ps), burst and rank switch (units)
     "DP_RTW",                               # read-to-write bubble of one rank (units)
+    "DP_TCMD",                              # command-bus slot (ps, a calendar unit; 0: none)
     # where the node's banks, channels, ranks and bank groups start in the flat state arrays
     "DP_BANK_BASE", "DP_CHAN_BASE", "DP_RANK_BASE", "DP_BG_BASE",
     # where the node's sections of the auxiliary state array x start

@@ -247,7 +247,7 @@ DRAM_PARAMS: tuple[Param, ...] = (
           "tRPRE + tRTRS between their commands, JESD79-4; 0 with tRTRS 0 = none)"),
     _dram("tCMD", "time", "ps", "0ns",
           "command-bus slot: each channel takes one command (PRE, ACT, RD or WR) per tCMD, one "
-          "tCK = tBURST/4 (0 = command bus not modelled)", column="DP_TCMD"),
+          "tCK = tBURST/4 (0 = command bus not modelled)"),
     _dram("scheduler", "choice", "", "frfcfs",
           "frfcfs: a row hit may be served ahead of an already scheduled row switch of its bank "
           "(first ready, first come first served); fcfs: strictly in arrival order per bank", SCHEDULERS),

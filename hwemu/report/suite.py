@@ -36,7 +36,6 @@ BUNDLED = SUITE_DIR / "suites"
 
 _SUITE_KEYS = {"workloads", "scale", "machines", "policies", "seeds", "params", "retries",
                "schedule"}
-_SCALES = ("tiny", "small", "full")
 
 
 def recorder() -> Path:
@@ -48,8 +47,8 @@ def recorder() -> Path:
     return RECORDER
 
 
-def known_workloads() -> tuple[str, ...]:
-    """The workload names of traces/suite/record.py (its WORKLOADS table, read from the file)."""
+def _recorder_module():
+    """traces/suite/record.py, loaded as a module (once)."""
     path = recorder()
     name = "hwemu_suite_record"
     mod = sys.modules.get(name)
@@ -62,7 +61,17 @@ def known_workloads() -> tuple[str, ...]:
         except Exception as exc:
             sys.modules.pop(name, None)
             raise HwemuError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
-    return tuple(mod.WORKLOADS)
+    return mod
+
+
+def known_workloads() -> tuple[str, ...]:
+    """The workload names of traces/suite/record.py (its WORKLOADS table)."""
+    return tuple(_recorder_module().WORKLOADS)
+
+
+def known_scales() -> tuple[str, ...]:
+    """The scales traces/suite/record.py records at (its SCALES)."""
+    return tuple(_recorder_module().SCALES)
 
 
 def bundled_suites() -> list[str]:
@@ -123,11 +132,12 @@ def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suit
         if w not in known:
             raise HwemuError(f"{p}: key 'workloads': unknown workload {w!r} "
                              f"(known: {', '.join(known)})")
+    scales = known_scales()
     if "scale" not in data:
-        raise HwemuError(f"{p}: key 'scale' is missing ({', '.join(_SCALES)})")
+        raise HwemuError(f"{p}: key 'scale' is missing ({', '.join(scales)})")
     scale = data.pop("scale")
-    if scale not in _SCALES:
-        raise HwemuError(f"{p}: key 'scale' must be one of {', '.join(_SCALES)}, got {scale!r}")
+    if scale not in scales:
+        raise HwemuError(f"{p}: key 'scale' must be one of {', '.join(scales)}, got {scale!r}")
     schedules = data.pop("schedule", {})
     if not isinstance(schedules, dict):
         raise HwemuError(f"{p}: key 'schedule' must be a table WORKLOAD = \"file.toml\", "
