@@ -12,6 +12,7 @@ page did not move is reported separately (``MovePagesResult.reasons``).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Generator
 
@@ -415,6 +416,8 @@ def numa_maps(kernel: Kernel, pid: int) -> tuple[str, list[dict]]:
     """(text as /proc/<pid>/numa_maps prints it, one dict per VMA)."""
     mm = kernel.mm(pid)
     lines, rows = [], []
+    # the mapped huge and 4 KiB pages in address order, once: each VMA takes its slice
+    pmd_keys, pte_keys = sorted(mm.pmds), sorted(mm.ptes)
     for vma in mm.vmas:
         pol = vma.policy or mm.policy
         desc = pol.describe() if pol is not None else "default"
@@ -434,11 +437,14 @@ def numa_maps(kernel: Kernel, pid: int) -> tuple[str, list[dict]]:
                 md["writeback"] += nr
             md["nodes"][page.node] = md["nodes"].get(page.node, 0) + nr
 
-        for key in sorted(k for k in mm.pmds if vma.start <= (k << HPAGE_SHIFT) < vma.end):
+        lo = -(-vma.start >> HPAGE_SHIFT)                  # keys k: start <= k << 21 < end
+        hi = -(-vma.end >> HPAGE_SHIFT)
+        for key in pmd_keys[bisect.bisect_left(pmd_keys, lo):bisect.bisect_left(pmd_keys, hi)]:
             e = mm.pmds[key]
             if e.kind in (PteKind.PRESENT, PteKind.PROTNONE):
                 gather(kernel.pages[e.pfn], e, 512)
-        for vpn in sorted(k for k in mm.ptes if vma.start >> PAGE_SHIFT <= k < vma.end >> PAGE_SHIFT):
+        lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+        for vpn in pte_keys[bisect.bisect_left(pte_keys, lo):bisect.bisect_left(pte_keys, hi)]:
             e = mm.ptes[vpn]
             if e.kind in (PteKind.PRESENT, PteKind.PROTNONE):
                 gather(kernel.pages[e.pfn], e, 1)

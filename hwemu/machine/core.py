@@ -47,11 +47,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.cachesim.setassoc import MESI_E as ST_E
-from hwemu.cachesim.setassoc import MESI_M as ST_M
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import access_below_l1, nt_store, prefetch_below_l1, prefetch_row
+from hwemu.machine.hierarchy import (ST_E, ST_M, access_below_l1, nt_store, prefetch_below_l1,
+                                     prefetch_row)
 from hwemu.machine.osfault import loop_map, os_first_touch, os_installs, os_local_hint
 from hwemu.machine.stateref import handle_ref, prefetch, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
@@ -196,7 +195,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
     deep = False
     while True:
         # the runnable thread with the smallest clock, and the next smallest clock
-        t_sel = -1
+        t_sel = np.int64(-1)      # typed: a literal would compile the helpers it reaches twice
         best = NEVER
         second = NEVER
         for th in range(nth):
@@ -449,8 +448,8 @@ def replay_os(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out)
 def replay_handle_os(h, stop_time):
     """:func:`replay_handle` for :func:`replay_os`."""
     H = handle_ref(h)
-    return replay_os(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
-                     stop_time, H.out)
+    return _replay(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
+                   stop_time, H.out, True)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -458,8 +457,10 @@ def replay_handle(h, stop_time):
     """:func:`replay` on the arrays of a :class:`hwemu.machine.stateref.Handle`. Entering
     compiled code from Python costs what typing and unboxing the arguments cost: one handle here
     instead of the state tuple (~100 arrays) and ten more arrays. The fields are read through
-    a reference without reference counting (``handle_ref``), and ``replay`` gets the state by
-    reference too."""
+    a reference without reference counting (``handle_ref``), and the loop gets the state by
+    reference too. ``_replay`` is inlined here rather than called through ``replay``: a
+    compiled callee is optimised and compiled to machine code once more inside each caller,
+    which for the loop is seconds of the first run's compilation."""
     H = handle_ref(h)
-    return replay(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
-                  stop_time, H.out)
+    return _replay(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
+                   stop_time, H.out, False)

@@ -107,6 +107,8 @@ XC_SEEN = 4           # 4 words: a 256-bit filter of the queued lines; then the 
 # drain that a full queue forces is booked at once, see dram_access)
 WQ_STORE = 2
 WQ_WORDS = 2 * WQ_STORE   # words per write-queue entry of the channel (line and key)
+# typed, not literal, booleans: numba compiles a callee once per literal value
+_T, _F = np.bool_(True), np.bool_(False)
 IDLE_DRAIN_PS = 2_000_000   # idle-time drains are placed at most 2 us back (well inside BUS_UNITS)
 
 
@@ -673,7 +675,7 @@ def _drain(p, node, xc, keep, t,
         x[xc + XC_N] = n
         cnt[node, DC_WRITES] -= 1          # counted when it was accepted
         ch, rank, bank = _bank_place(p, node, k >> 32)
-        e = _serve_at(p, node, ch, rank, bank, k & 0xFFFFFFFF, t, True, bank_row, bank_ready,
+        e = _serve_at(p, node, ch, rank, bank, k & 0xFFFFFFFF, t, _T, bank_row, bank_ready,
                       bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
         if e > last:
             last = e
@@ -729,7 +731,7 @@ def dram_access(p, node, line, t, is_write,
                 cnt[node, DC_WQ_IDLE] += n - keep
                 _drain(p, node, xc, keep, t0, bank_row, bank_ready, bank_act, bank_wr_end,
                        bank_last, chan_bus, x, cnt)
-        e = _serve_at(p, node, ch, rank, bank, row, t, False, bank_row, bank_ready, bank_act,
+        e = _serve_at(p, node, ch, rank, bank, row, t, _F, bank_row, bank_ready, bank_act,
                       bank_wr_end, bank_last, chan_bus, x, cnt)
         if e > x[xc + XC_RD]:
             x[xc + XC_RD] = e

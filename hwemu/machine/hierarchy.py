@@ -58,10 +58,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.cachesim.setassoc import MESI_E as ST_E
-from hwemu.cachesim.setassoc import MESI_I as ST_I
-from hwemu.cachesim.setassoc import MESI_M as ST_M
-from hwemu.cachesim.setassoc import MESI_S as ST_S
+from hwemu.cachesim.setassoc import MESI_E, MESI_I, MESI_M, MESI_S
 from hwemu.cachesim.setassoc import P_ASSOC, P_SETS
 from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_coh, set_row,
                                      touch_line, victim_in_row)
@@ -97,9 +94,12 @@ def stream_table(ncpu: int, streams: int) -> np.ndarray:
 ONE = np.uint64(1)
 
 
-# A literal True/False argument makes numba compile the callee once more for that value (the
-# miss path is large: tens of seconds each); helpers get plain booleans.
+# A literal argument (True, 0, a module's int constant) makes numba compile the callee once more
+# for that value (the miss path is large: seconds each); the constants helpers are passed are
+# typed values instead: booleans, coherence states and message payloads.
 _T, _F = np.bool_(True), np.bool_(False)
+ST_I, ST_S, ST_E, ST_M = np.int64(MESI_I), np.int64(MESI_S), np.int64(MESI_E), np.int64(MESI_M)
+REQ, DATA = np.int64(0), np.int64(64)      # payload bytes: a request, a line of data
 
 
 @njit(cache=True, inline="always")
@@ -126,7 +126,7 @@ def send(S, src, dst, t, payload):
     return t2
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def dram(S, node, line_local, t, is_write):
     return dram_access(S.dram_p, node, line_local, t, is_write, S.bank_row, S.bank_ready,
                        S.bank_act, S.bank_wr_end, S.bank_last, S.chan_bus, S.dram_x, S.dram_cnt)
@@ -141,22 +141,22 @@ def node_of_line(S, line):
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def mem_read(S, src_node, home, line, t):
     """Read a line from ``home``'s memory on behalf of node ``src_node``; returns data time."""
     local = line - (S.node_base[home] >> 6)
     mc = S.dram_p[home, DP_MC_LAT]
-    t1 = send(S, src_node, home, t, 0) + mc
+    t1 = send(S, src_node, home, t, REQ) + mc
     t2 = dram(S, home, local, t1, _F) + mc
-    return send(S, home, src_node, t2, 64)
+    return send(S, home, src_node, t2, DATA)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def mem_write(S, src_node, home, line, t):
     """Write a line to ``home``'s memory (posted); returns when the write has completed."""
     local = line - (S.node_base[home] >> 6)
     mc = S.dram_p[home, DP_MC_LAT]
-    t1 = send(S, src_node, home, t, 64) + mc
+    t1 = send(S, src_node, home, t, DATA) + mc
     return dram(S, home, local, t1, _T)
 
 
@@ -542,11 +542,11 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
             if rs == sock:
                 continue
             if is_write:
-                present, dirty = socket_probe(S, rs, line, True, node, tt)
+                present, dirty = socket_probe(S, rs, line, _T, node, tt)
                 if present:
                     S.ccnt[cpu, K_INVAL_SENT] += 1
                     rn = S.socket_node[rs]
-                    ta = send(S, rn, my_node, send(S, my_node, rn, t + S.cfg[C_LLC_LAT], 0), 0)
+                    ta = send(S, rn, my_node, send(S, my_node, rn, t + S.cfg[C_LLC_LAT], REQ), REQ)
                     if ta > tinv:
                         tinv = ta
             else:
@@ -588,15 +588,15 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
             elif is_write:
                 S.ccnt[cpu, K_INVAL_SENT] += 1
                 rn = S.socket_node[rs]
-                ta = send(S, rn, my_node, send(S, node, rn, send(S, my_node, node, tt, 0), 0), 0)
+                ta = send(S, rn, my_node, send(S, node, rn, send(S, my_node, node, tt, REQ), REQ), REQ)
                 if ta > tinv:
                     tinv = ta
     if owner >= 0:
         on = S.socket_node[owner]
-        t1 = send(S, my_node, node, tt, 0)            # request to the home agent
-        t1 = send(S, node, on, t1, 0)                 # forwarded to the owner
+        t1 = send(S, my_node, node, tt, REQ)          # request to the home agent
+        t1 = send(S, node, on, t1, REQ)               # forwarded to the owner
         t1 += S.cfg[C_LLC_LAT]                        # owner's LLC / core snoop
-        done = send(S, on, my_node, t1, 64)           # data straight to the requester
+        done = send(S, on, my_node, t1, DATA)         # data straight to the requester
         where = W_REMOTE_CACHE
     else:
         done = mem_read(S, my_node, node, line, tt)
@@ -808,13 +808,13 @@ def nt_store(S, cpu, node, line, t):
     sock = cpu // S.cfg[C_CPS]
     my_node = S.socket_node[sock]
     for s in range(S.cfg[C_SOCKETS]):
-        socket_probe(S, s, line, True, node, t)
+        socket_probe(S, s, line, _T, node, t)
     local = line - (S.node_base[node] >> 6)
     mc = S.dram_p[node, DP_MC_LAT]
-    t1 = send(S, my_node, node, t + S.cfg[C_LLC_LAT], 64) + mc
+    t1 = send(S, my_node, node, t + S.cfg[C_LLC_LAT], DATA) + mc
     t1 = write_room(S.dram_p, node, local, t1, S.bank_wr_end)
     dram(S, node, local, t1, _T)
-    return send(S, node, my_node, t1 + mc, 0)
+    return send(S, node, my_node, t1 + mc, REQ)
 
 
 @njit(cache=True, _nrt=False)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.machine.hierarchy import access, mem_read, mem_write, node_of_line, send, socket_probe
+from hwemu.machine.hierarchy import (DATA, access, mem_read, mem_write, node_of_line, send,
+                                     socket_probe)
 from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.layout import C_CPS, C_LLC_LAT, C_SOCKETS
 
-# a plain (not literal) False argument: a literal one makes numba compile the callee again
-_F = np.bool_(False)
+# plain (not literal) booleans: a literal one makes numba compile the callee again
+_T, _F = np.bool_(True), np.bool_(False)
 
 #: the OS model's metadata streamer remembers this many recent demand lines per CPU ...
 MP_RECENT_LINES = 32
@@ -25,9 +26,9 @@ def coherent_read(S, my, home, line, t):
     invalidated, else the line comes from memory. Returns when the data arrives."""
     tr = np.int64(-1)
     for s in range(S.cfg[C_SOCKETS]):
-        present, dirty = socket_probe(S, s, line, True, home, t)
+        present, dirty = socket_probe(S, s, line, _T, home, t)
         if dirty:
-            tr = send(S, S.socket_node[s], my, t + S.cfg[C_LLC_LAT], 64)
+            tr = send(S, S.socket_node[s], my, t + S.cfg[C_LLC_LAT], DATA)
     if tr < 0:
         tr = mem_read(S, my, home, line, t)
     return tr
@@ -38,7 +39,7 @@ def coherent_write(S, my, home, line, t):
     """A whole-line write of ``line`` at ``t`` from node ``my``: every cached copy is dropped,
     the line goes to memory (posted). Returns when the write has completed."""
     for s in range(S.cfg[C_SOCKETS]):
-        socket_probe(S, s, line, True, home, t)
+        socket_probe(S, s, line, _T, home, t)
     return mem_write(S, my, home, line, t)
 
 
@@ -112,7 +113,7 @@ def drop_lines(S0, pa, nbytes, t):
     home = node_of_line(S, l0)
     for i in range((nbytes + 63) // 64):
         for s in range(S.cfg[C_SOCKETS]):
-            present, dirty = socket_probe(S, s, l0 + i, True, home, t)
+            present, dirty = socket_probe(S, s, l0 + i, _T, home, t)
             if dirty:
                 mem_write(S, S.socket_node[s], home, l0 + i, t)
                 n += 1

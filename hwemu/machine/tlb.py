@@ -27,6 +27,9 @@ from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRES
                                      translate, vkey)
 from hwemu.machine.layout import C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS
 
+# typed, not literal, constant arguments: numba compiles a callee once per literal value
+_ST_S, _ACCESSED = np.int64(MESI_S), np.int64(PTE_ACCESSED)
+
 
 @njit(cache=True, _nrt=False)
 def tlb_lookup(c, vals, row, key):
@@ -43,7 +46,7 @@ def _fill(c, vals, r, key, pte):
     """Cache ``pte`` under ``key`` in row ``r``, which does not hold ``key`` (the lookup that
     led here missed)."""
     i = victim_in_row(c, r)
-    install(c, i, key, MESI_S)          # a clean cached copy of the PTE
+    install(c, i, key, _ST_S)          # a clean cached copy of the PTE
     vals[i] = pte
 
 
@@ -93,7 +96,7 @@ def stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
             return pte, t
         if (pte & PTE_ACCESSED) == 0:
             # the walker sets the accessed bit (no extra time in the model)
-            pte = pt_set_bits(k2, v2, k4, v4, pid, vaddr, (pte & PTE_HUGE) != 0, PTE_ACCESSED)
+            pte = pt_set_bits(k2, v2, k4, v4, pid, vaddr, (pte & PTE_HUGE) != 0, _ACCESSED)
         if pte & PTE_HUGE:
             _fill(stlb, S.stlb_v, rs2, key2, pte)
         else:
