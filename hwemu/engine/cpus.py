@@ -16,6 +16,7 @@ class CpuTimeline:
         self.num_cpus = num_cpus
         self.busy_until_ps = [0] * num_cpus
         self.busy_ps = [0] * num_cpus
+        self.changed: set[int] = set()   # CPUs occupied since a reader last cleared this
 
     def _check(self, cpu: int) -> None:
         if not 0 <= cpu < self.num_cpus:
@@ -29,6 +30,7 @@ class CpuTimeline:
         end = start + int(duration_ps)
         self.busy_until_ps[cpu] = end
         self.busy_ps[cpu] += int(duration_ps)
+        self.changed.add(cpu)
         return start, end
 
     def free_at(self, cpu: int) -> int:

@@ -46,7 +46,9 @@ class EventQueue:
         if int(start_ps) != start_ps or start_ps < 0:
             raise ValueError(f"start time must be a non-negative integer of ps, got {start_ps!r}")
         self.now_ps = int(start_ps)
-        self._heap: list[Event] = []
+        # (time_ps, priority, seq, event): tuples compare in C, an Event's __lt__ in Python
+        # (the OS model schedules and pops millions of events)
+        self._heap: list[tuple[int, int, int, Event]] = []
         self._seq = itertools.count()
 
     def schedule(self, time_ps: int, callback: Callable, *args: Any, priority: int = 0) -> Event:
@@ -54,35 +56,37 @@ class EventQueue:
             raise TypeError(f"event time must be an int of picoseconds, got {type(time_ps).__name__}")
         if time_ps < self.now_ps:
             raise ValueError(f"cannot schedule at {time_ps}ps, before now ({self.now_ps}ps)")
-        ev = Event(time_ps, priority, next(self._seq), callback, args)
-        heapq.heappush(self._heap, ev)
+        seq = next(self._seq)
+        ev = Event(time_ps, priority, seq, callback, args)
+        heapq.heappush(self._heap, (time_ps, priority, seq, ev))
         return ev
 
     def schedule_in(self, delay_ps: int, callback: Callable, *args: Any, priority: int = 0) -> Event:
         return self.schedule(self.now_ps + delay_ps, callback, *args, priority=priority)
 
     def _drop_cancelled(self) -> None:
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
+        heap = self._heap
+        while heap and heap[0][3].cancelled:
+            heapq.heappop(heap)
 
     def peek_time(self) -> int | None:
         """Time of the next live event, or None when the queue is empty."""
         self._drop_cancelled()
-        return self._heap[0].time_ps if self._heap else None
+        return self._heap[0][0] if self._heap else None
 
     def due(self, time_ps: int) -> list[Event]:
         """The live events at or before ``time_ps`` (in no particular order)."""
-        return [e for e in self._heap if e.time_ps <= time_ps and not e.cancelled]
+        return [e for t, _, _, e in self._heap if t <= time_ps and not e.cancelled]
 
     def __len__(self) -> int:
-        return sum(1 for e in self._heap if not e.cancelled)
+        return sum(1 for *_, e in self._heap if not e.cancelled)
 
     def step(self) -> Event | None:
         """Pop and run the next live event; returns it (None if the queue was empty)."""
         self._drop_cancelled()
         if not self._heap:
             return None
-        ev = heapq.heappop(self._heap)
+        ev = heapq.heappop(self._heap)[3]
         self.now_ps = ev.time_ps
         ev.callback(*ev.args)
         return ev

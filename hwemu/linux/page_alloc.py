@@ -12,7 +12,9 @@ locks, VMAs, anon_vmas and page-cache roots.
 
 from __future__ import annotations
 
+import bisect
 import math
+from itertools import chain, islice
 from dataclasses import dataclass
 
 from sortedcontainers import SortedSet
@@ -47,7 +49,9 @@ class NodeAllocator:
         self.gen = 0                     # allocations and frees so far (peek stays valid)
         # Blocks are identified by their first pfn (aligned to 512 frames globally).
         self._whole = SortedSet()        # completely free, complete blocks
-        self._partial: dict[int, SortedSet] = {}  # block -> free frames in it
+        # block -> its free frames, ascending (a plain list: at most 512, and peek iterates
+        # them in C)
+        self._partial: dict[int, list[int]] = {}
         self._partial_order = SortedSet()  # blocks with some free frames, not whole
         self._used_in_block: dict[int, int] = {}
         blk = (first // HPAGE_NR) * HPAGE_NR
@@ -56,7 +60,7 @@ class NodeAllocator:
             if lo == blk and hi == blk + HPAGE_NR:
                 self._whole.add(blk)
             else:
-                self._partial[blk] = SortedSet(range(lo, hi))
+                self._partial[blk] = list(range(lo, hi))
                 self._partial_order.add(blk)
             self._used_in_block[blk] = 0
             blk += HPAGE_NR
@@ -64,12 +68,10 @@ class NodeAllocator:
     def peek(self, k: int) -> list[int]:
         """The next ``k`` (or fewer, if the node has fewer free) frames that order-0
         allocations would return, in that order, without allocating them."""
-        out: list[int] = []
-        for blk in self._partial_order:
-            for f in self._partial[blk]:
-                out.append(f)
-                if len(out) == k:
-                    return out
+        part = self._partial
+        out = list(islice(chain.from_iterable(map(part.__getitem__, self._partial_order)), k))
+        if len(out) == k:
+            return out
         for blk in self._whole:
             out.extend(range(blk, min(blk + HPAGE_NR, blk + k - len(out))))
             if len(out) == k:
@@ -100,7 +102,7 @@ class NodeAllocator:
                     self._partial_order.discard(blk)
             elif self._whole:
                 blk = self._whole.pop(0)
-                frames = SortedSet(range(blk + 1, blk + HPAGE_NR))
+                frames = list(range(blk + 1, blk + HPAGE_NR))
                 self._partial[blk] = frames
                 self._partial_order.add(blk)
                 pfn = blk
@@ -129,10 +131,11 @@ class NodeAllocator:
             return
         frames = self._partial.get(blk)
         if frames is None:
-            frames = self._partial[blk] = SortedSet()
+            frames = self._partial[blk] = []
             self._partial_order.add(blk)
-        assert pfn not in frames, f"double free of pfn {pfn}"
-        frames.add(pfn)
+        i = bisect.bisect_left(frames, pfn)
+        assert i == len(frames) or frames[i] != pfn, f"double free of pfn {pfn}"
+        frames.insert(i, pfn)
         self._used_in_block[blk] -= 1
         self.free_count += 1
         if self._used_in_block[blk] == 0 and len(frames) == HPAGE_NR:

@@ -337,6 +337,7 @@ class LoopFaultTable:
 
     def __init__(self, S):
         self.S = S
+        self._os_keys = True        # whether kf_th's OS-key column may hold a key
 
     # -- what the OS describes --------------------------------------------------------------
     def set_costs(self, entry_ps: int, alloc_ps: int, lru_ps: int, atomic_ps: int, window: int,
@@ -402,19 +403,24 @@ class LoopFaultTable:
         S.kf_resc[node, RS_ALL] = 1 if all_free else 0
 
     # -- each entry and return ------------------------------------------------------------
-    def enter(self, now_ps: int, busy_until, busy, lru_tails, os_keys: dict[int, int],
+    def enter(self, now_ps: int, busy, lru_tails, os_keys: dict[int, int],
               hints: bool) -> None:
-        """Before the loop: the OS's time, the CPUs' busy-until and busy times, every node's
-        LRU tail, the pages of the faults Python is handling (thread -> (pid << PID_SHIFT) |
-        vpn), and whether local hinting faults are served."""
+        """Before the loop: the OS's time, the (cpu, busy-until, busy time) of the CPUs whose
+        times changed since the loop last had them, every node's LRU tail, the pages of the
+        faults Python is handling (thread -> (pid << PID_SHIFT) | vpn), and whether local
+        hinting faults are served."""
         S = self.S
-        S.kf_busy[:, 0] = busy_until
-        S.kf_busy[:, 1] = busy
+        kb = S.kf_busy
+        for cpu, until, ps in busy:
+            kb[cpu, 0] = until
+            kb[cpu, 1] = ps
         S.kf_tail[:] = lru_tails
         os_key = S.kf_th[:, KT_OS_KEY]
-        os_key[:] = -1
-        for tid, key in os_keys.items():
-            os_key[tid] = key
+        if os_keys or self._os_keys:
+            os_key[:] = -1
+            for tid, key in os_keys.items():
+                os_key[tid] = key
+        self._os_keys = bool(os_keys)
         ctl = S.kf_ctl
         ctl[KF_NOW] = now_ps
         ctl[KF_ON] = 1

@@ -14,6 +14,7 @@ import numpy as np
 
 from hwemu.errors import HwemuError
 from hwemu.machine.core import FAULT_KINDS, replay, replay_handle, replay_handle_os, replay_os
+from hwemu.machine.memops import meta_access_handle
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
 from hwemu.machine.stateref import new_handle, set_chunk, set_tables
 from hwemu.machine.config import MachineConfig, as_config
@@ -63,6 +64,7 @@ class Machine:
     def __init__(self, config: MachineConfig | str, threads: int = 1, cpus=None, seed: int = 0):
         self.config = as_config(config)
         self.threads = max(1, int(threads))
+        self._ncpus = self.config.num_cpus
         self.S = build_state(self.config, self.threads, seed)
         self.pt = PageTables()
         self._out = np.zeros(O_N, np.int64)
@@ -174,9 +176,13 @@ class Machine:
                           int(va), False, 0)
 
     def flush_tlb_all(self, cpu: int) -> None:
-        from hwemu.machine.tlb import tlb_flush_all
+        self.flush_tlb_cpus([cpu])
 
-        tlb_flush_all(self.S, cpu)
+    def flush_tlb_cpus(self, cpus) -> None:
+        """Full TLB flushes of every CPU in ``cpus`` (a shootdown's targets)."""
+        from hwemu.machine.tlb import tlb_flush_cpus
+
+        tlb_flush_cpus(self.S, cpus)
 
     # ---- threads --------------------------------------------------------------------------
     def _check_thread(self, tid: int) -> None:
@@ -192,6 +198,10 @@ class Machine:
 
     def thread_cpu(self, tid: int) -> int:
         return int(self.S.th_cpu[tid])
+
+    def thread_cpus(self) -> list[int]:
+        """Every thread's CPU, by thread id."""
+        return self.S.th_cpu[:self.threads].tolist()
 
     def set_thread_pid(self, tid: int, pid: int) -> None:
         self._check_thread(tid)
@@ -304,11 +314,14 @@ class Machine:
         the caches, coherence, links and controllers, then the OS model's metadata streamer of
         ``degree`` lines). Returns (latency ps, where served as an index of W_NAMES,
         prefetches issued)."""
-        from hwemu.machine.memops import meta_access_handle
-
-        self.node_of_phys(phys)
-        if not 0 <= cpu < self.config.num_cpus:
-            raise HwemuError(f"CPU {cpu} does not exist (0..{self.config.num_cpus - 1})")
+        # the OS model makes millions of these calls: the checks are inline
+        for b, e in self._node_ranges():
+            if b <= phys < e:
+                break
+        else:
+            raise HwemuError(f"physical address {phys:#x} is not in any node")
+        if not 0 <= cpu < self._ncpus:
+            raise HwemuError(f"CPU {cpu} does not exist (0..{self._ncpus - 1})")
         lat, where, npf = meta_access_handle(self._handle(), int(cpu), int(phys), bool(write),
                                              bool(atomic), int(atomic_ps), int(degree),
                                              int(at_ps))

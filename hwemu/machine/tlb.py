@@ -19,10 +19,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwemu.cachesim.setassoc import MESI_S
-from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_SETS, find_in_row, install,
-                                     invalidate_instance, invalidate_line, set_row, touch_line,
-                                     victim_in_row)
+from hwemu.cachesim.setassoc import MESI_I, MESI_S
+from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_INSTANCES, P_SETS, find_in_row,
+                                     install, invalidate_line, set_row, touch_line, victim_in_row)
 from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
                                      translate, vkey)
 from hwemu.machine.layout import C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS
@@ -174,8 +173,41 @@ def tlb_flush_page(S, cpu, pid, vaddr, huge):
 
 def tlb_flush_all(S, cpu: int) -> None:
     """Drop every translation cached by ``cpu`` (a full TLB flush)."""
-    for name in ("itlb", "dtlb4", "dtlb2", "stlb"):
-        c = getattr(S, name)
-        invalidate_instance(c, cpu)
-        per = int(c.params[P_SETS]) * int(c.params[P_ASSOC])
-        getattr(S, f"{name}_v")[cpu * per:(cpu + 1) * per] = 0
+    tlb_flush_cpus(S, [cpu])
+
+
+def tlb_flush_cpus(S, cpus) -> None:
+    """Drop every translation cached by each CPU of ``cpus`` (full TLB flushes, as a
+    shootdown does on all its targets), in one compiled call."""
+    idx = np.asarray(cpus, np.int64)
+    if not idx.size:
+        return
+    n = int(S.stlb.params[P_INSTANCES])
+    if idx.min() < 0 or idx.max() >= n:
+        raise IndexError(f"instance {int(idx.max() if idx.max() >= n else idx.min())} "
+                         "out of range")
+    _flush_rows(idx, S.itlb.tags, S.itlb.flags, S.itlb.coh, S.itlb_v, S.itlb.params,
+                S.dtlb4.tags, S.dtlb4.flags, S.dtlb4.coh, S.dtlb4_v, S.dtlb4.params,
+                S.dtlb2.tags, S.dtlb2.flags, S.dtlb2.coh, S.dtlb2_v, S.dtlb2.params,
+                S.stlb.tags, S.stlb.flags, S.stlb.coh, S.stlb_v, S.stlb.params)
+
+
+@njit(cache=True, inline="always")
+def _clear_rows(cpus, tags, flags, coh, vals, params):
+    per = params[P_SETS] * params[P_ASSOC]
+    for cpu in cpus:
+        for i in range(cpu * per, (cpu + 1) * per):
+            tags[i] = INVALID_TAG
+            flags[i] = 0
+            coh[i] = MESI_I
+            vals[i] = 0
+
+
+@njit(cache=True)
+def _flush_rows(cpus, t1, f1, c1, v1, p1, t2, f2, c2, v2, p2, t3, f3, c3, v3, p3,
+                t4, f4, c4, v4, p4):
+    # the arrays one by one: numba types arrays at the call in C, a tuple of them in Python
+    _clear_rows(cpus, t1, f1, c1, v1, p1)
+    _clear_rows(cpus, t2, f2, c2, v2, p2)
+    _clear_rows(cpus, t3, f3, c3, v3, p3)
+    _clear_rows(cpus, t4, f4, c4, v4, p4)

@@ -331,9 +331,11 @@ class CoSim(StopHandler):
         m, k = self.m, self.kernel
         busy = self.engine.cpus.busy_ps
         after_end = self._after_end
+        cur = m.thread_cpus()
+        kth = k.threads
         for t in range(m.threads):
-            kcpu = k.threads[t].cpu
-            old = m.thread_cpu(t)
+            kcpu = kth[t].cpu
+            old = cur[t]
             if kcpu != old:
                 m.move_thread(t, kcpu)
                 self._moves += 1
@@ -341,6 +343,7 @@ class CoSim(StopHandler):
                 if not after_end:
                     m.set_thread_clock(t, self.engine.now_ps)
                 self.policy.on_thread_moved(t, old, kcpu, self.engine.now_ps)
+                cur = m.thread_cpus()
         if after_end:
             # the trace has ended: OS work delays no thread (_run_late_events)
             self._snapshot_syscalls()
@@ -348,14 +351,12 @@ class CoSim(StopHandler):
         # OS work done on a CPU (syscalls, policy work, migrations) delays the application
         # thread that runs there by the CPU time it took. A thread blocked in a fault is
         # charged by the fault itself when it resumes.
-        for t in range(m.threads):
-            if t in self.blocked:
-                continue
-            cpu = m.thread_cpu(t)
-            d = busy[cpu] - self._busy_seen[cpu]
-            if d > 0:
+        seen, blocked = self._busy_seen, self.blocked
+        for t, cpu in enumerate(cur):
+            d = busy[cpu] - seen[cpu]
+            if d > 0 and t not in blocked:
                 m.advance_thread(t, d)
-                self._busy_seen[cpu] = busy[cpu]
+                seen[cpu] = busy[cpu]
         self._snapshot_syscalls()
 
     def _migrated_pages(self) -> int:
@@ -441,11 +442,10 @@ class CoSim(StopHandler):
             q._drop_cancelled()
             if not heap:
                 return          # it sleeps on a wait queue: the engine wakes it
-            ev = heap[0]
-            end = ev.time_ps
+            end, _, _, ev = heap[0]              # (time_ps, priority, seq, event)
             if (ev.callback != proc._resume or ev.args != (None,)
-                    or (len(heap) > 1 and heap[1].time_ps <= end)
-                    or (len(heap) > 2 and heap[2].time_ps <= end)
+                    or (len(heap) > 1 and heap[1][0] <= end)
+                    or (len(heap) > 2 and heap[2][0] <= end)
                     or not self._quiet(tid, end, first=False)):
                 return
             q.step()

@@ -149,8 +149,7 @@ class MachineHardware:
         cpus = ([cpu] if local else []) + remote
         dropped = 0
         if full:
-            for c in cpus:
-                m.flush_tlb_all(c)
+            m.flush_tlb_cpus(cpus)
             self._count("full_flushes", len(cpus))
             flush = self.p.tlb_flush_all_ps
         else:

@@ -77,6 +77,7 @@ class LoopFaults:
         self._places: dict = {}
         self._rows: dict[tuple[int, int], int] = {}
         self._res_gen = [-1] * self.nn
+        self._busy_all = True
         self.served = 0
         # faults still pending in the loop after a return (tid -> id, log row, mm, page), the
         # pages of the faults started, by id; the handler processes made of loop faults
@@ -118,8 +119,17 @@ class LoopFaults:
         os_keys = {tid: (k.threads[tid].mm.pid << PID_SHIFT) | (vaddr[tid] >> 12)
                    for tid, (proc, _, why) in sim.blocked.items()
                    if proc is not LOOP_PENDING and why != "syscall"}
+        # the busy times of the CPUs occupied since the loop last had them (the loop's copy of
+        # the others is the same: after() copies back what the loop changed)
         cpus = sim.engine.cpus
-        t.enter(sim.engine.now_ps, cpus.busy_until_ps, cpus.busy_ps,
+        if self._busy_all:
+            busy = range(len(cpus.busy_ps))
+            self._busy_all = False
+        else:
+            busy = cpus.changed
+        busy = [(c, cpus.busy_until_ps[c], cpus.busy_ps[c]) for c in busy]
+        cpus.changed.clear()
+        t.enter(sim.engine.now_ps, busy,
                 [k.lru_tail(n, LRU.INACTIVE_ANON) for n in range(self.nn)], os_keys, self.hints)
 
     def _rebuild(self) -> None:
@@ -307,17 +317,18 @@ class LoopFaults:
         """Count the metadata accesses of a batch of faults at once (True), if every counter
         they touch exists already; else leave it to :meth:`_count_metadata`, fault by fault."""
         stats = self.hw.stats
-        valid = where >= 0
-        codes, counts = np.unique(where[valid], return_counts=True)
-        names = [_SERVED[W_NAMES[c]] for c in codes.tolist()]
+        # accesses per level (codes index W_NAMES; -1: no access): bincount of the codes + 1
+        per = np.bincount(where.ravel() + 1, minlength=len(W_NAMES) + 1)[1:].tolist()
+        codes = [c for c, n in enumerate(per) if n]
+        names = [_SERVED[W_NAMES[c]] for c in codes]
         prefetches = int(npf.sum())
         needed = names + (["metadata_prefetches"] if prefetches else [])
         if any(stats.get(HW_COMPONENT, nm) is None for nm in needed):
             return False
         inc = stats.inc
-        inc(HW_COMPONENT, "metadata_accesses", int(valid.sum()), "count")
-        for nm, c in zip(names, counts.tolist()):
-            inc(HW_COMPONENT, nm, c, "accesses")
+        inc(HW_COMPONENT, "metadata_accesses", sum(per), "count")
+        for nm, c in zip(names, codes):
+            inc(HW_COMPONENT, nm, per[c], "accesses")
         if prefetches:
             inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
         return True
