@@ -171,11 +171,6 @@ def tlb_flush_page(S, cpu, pid, vaddr, huge):
     return n
 
 
-def tlb_flush_all(S, cpu: int) -> None:
-    """Drop every translation cached by ``cpu`` (a full TLB flush)."""
-    tlb_flush_cpus(S, [cpu])
-
-
 def tlb_flush_cpus(S, cpus) -> None:
     """Drop every translation cached by each CPU of ``cpus`` (full TLB flushes, as a
     shootdown does on all its targets), in one compiled call."""
