@@ -588,7 +588,8 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
             elif is_write:
                 S.ccnt[cpu, K_INVAL_SENT] += 1
                 rn = S.socket_node[rs]
-                ta = send(S, rn, my_node, send(S, node, rn, send(S, my_node, node, tt, REQ), REQ), REQ)
+                ta = send(S, rn, my_node,
+                          send(S, node, rn, send(S, my_node, node, tt, REQ), REQ), REQ)
                 if ta > tinv:
                     tinv = ta
     if owner >= 0:

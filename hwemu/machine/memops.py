@@ -153,7 +153,7 @@ def _ordered_add(rows, n, cpu, x, cap):
     rows[cpu, n[cpu]] = x
     n[cpu] += 1
     if n[cpu] > cap:
-        _ordered_drop(rows, n, cpu, 0)
+        _ordered_drop(rows, n, cpu, np.int64(0))
 
 
 @njit(cache=True, _nrt=False)
@@ -163,7 +163,7 @@ def _meta_prefetch(S, cpu, ln, demand, t):
     if (ln >> 6) != (demand >> 6) or _ordered_find(S.mp_pf, S.mp_npf, cpu, ln) >= 0:
         return 0
     access(S, cpu, node_of_line(S, ln), ln << 6, _F, _F, t)
-    _ordered_add(S.mp_pf, S.mp_npf, cpu, ln, MP_PF_LINES)
+    _ordered_add(S.mp_pf, S.mp_npf, cpu, ln, np.int64(MP_PF_LINES))
     return 1
 
 
@@ -194,7 +194,7 @@ def meta_access(S0, cpu, pa, is_write, atomic, atomic_ps, degree, t):
             for ln in range(line + 1, line + 1 + degree):
                 npf += _meta_prefetch(S, cpu, ln, line, t)
         if _ordered_find(S.mp_rec, S.mp_nrec, cpu, line) < 0:
-            _ordered_add(S.mp_rec, S.mp_nrec, cpu, line, MP_RECENT_LINES)
+            _ordered_add(S.mp_rec, S.mp_nrec, cpu, line, np.int64(MP_RECENT_LINES))
     return lat, where, npf
 
 

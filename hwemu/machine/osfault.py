@@ -209,20 +209,20 @@ def os_first_touch(S, th, cpu, va, is_write):
     ps = ctl[KF_CYC_ENTRY]
     pmd_line = reg[r, RG_PMD_LINE]
     pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
-    ps += _walk(S, cpu, pmd_line, pte_line, _F, start + ps, log, row, 0)
+    ps += _walk(S, cpu, pmd_line, pte_line, _F, start + ps, log, row, np.int64(0))
     ps += ctl[KF_CYC_ALLOC]
     dst = pfn << 12
     at = start + ps
-    done = copy_lines_in(S, cpu, S.node_base[node_of_line(S, dst >> 6)], dst, 4096, at,
+    done = copy_lines_in(S, cpu, S.node_base[node_of_line(S, dst >> 6)], dst, np.int64(4096), at,
                          ctl[KF_WINDOW], S.kf_slots)
     if done > at:
         ps += done - at
-    ps += _walk(S, cpu, pmd_line, pte_line, _T, start + ps, log, row, 2)
+    ps += _walk(S, cpu, pmd_line, pte_line, _T, start + ps, log, row, np.int64(2))
     sp = kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64
-    ps += _touch(S, cpu, sp, _T, _F, start + ps, log, row, 4)
+    ps += _touch(S, cpu, sp, _T, _F, start + ps, log, row, np.int64(4))
     ps += ctl[KF_CYC_LRU]
-    ps += _touch(S, cpu, kn[node, KN_LRU_LOCK], _F, _T, start + ps, log, row, 5)
-    n = 6
+    ps += _touch(S, cpu, kn[node, KN_LRU_LOCK], _F, _T, start + ps, log, row, np.int64(5))
+    n = np.int64(6)
     tail = S.kf_tail[node]
     if tail >= 0:
         ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (tail - kn[node, KN_START_PFN]) * 64, _T,
@@ -235,7 +235,7 @@ def os_first_touch(S, th, cpu, va, is_write):
     S.kf_tail[node] = pfn
     # the handler computes for ps on its CPU, then the page is mapped
     _served(S, th, cpu, va, start, ps, key, dst | (node << 3) | PTE_PRESENT, pfn, node,
-            1 if is_write else 0, KIND_FIRST_TOUCH)
+            1 if is_write else 0, np.int64(KIND_FIRST_TOUCH))
     return True
 
 
@@ -266,12 +266,12 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     ps = ctl[KF_CYC_ENTRY]
     pmd_line = reg[r, RG_PMD_LINE]
     pte_line = reg[r, RG_PTE_TABLE] + (vpn & 511) * 8
-    ps += _walk(S, cpu, pmd_line, pte_line, _F, start + ps, log, row, 0)
+    ps += _walk(S, cpu, pmd_line, pte_line, _F, start + ps, log, row, np.int64(0))
     ps += ctl[KF_CYC_HINT]
-    ps += _walk(S, cpu, pmd_line, pte_line, _T, start + ps, log, row, 2)
+    ps += _walk(S, cpu, pmd_line, pte_line, _T, start + ps, log, row, np.int64(2))
     pfn = (pte & ~np.int64(0xFFF)) >> 12
     ps += _touch(S, cpu, kn[node, KN_MEMMAP] + (pfn - kn[node, KN_START_PFN]) * 64, _F, _T,
-                 start + ps, log, row, 4)
+                 start + ps, log, row, np.int64(4))
     ps += ctl[KF_CYC_HINT_POLICY]
     for j in range(5, KL_TOUCHES):
         log[row, KL_WHERE + j] = -1
@@ -280,7 +280,8 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     ht_insert(k4, v4, key, (old & ~np.int64(3)) | PTE_PRESENT)
     retranslate(S)
     # the handler ends with nothing left to install (-1)
-    _served(S, th, cpu, va, start, ps, key, -1, pfn, node, 0, KIND_LOCAL_HINT)
+    _served(S, th, cpu, va, start, ps, key, np.int64(-1), pfn, node, np.int64(0),
+            np.int64(KIND_LOCAL_HINT))
     return True
 
 

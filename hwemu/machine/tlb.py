@@ -160,14 +160,15 @@ def tlb_flush_page(S, cpu, pid, vaddr, huge):
     if huge:
         vpn2 = vkey(pid, vaddr >> 21)
         # ITLB tags are 4 KiB keys: (pid << 46 | vpn4) >> 9 == pid << 37 | vpn2
-        n += _drop_matching(S.itlb, S.itlb_v, cpu, 9, (np.int64(pid) << 37) | (vaddr >> 21))
-        n += _drop_matching(S.dtlb2, S.dtlb2_v, cpu, 0, vpn2)
-        n += _drop_matching(S.stlb, S.stlb_v, cpu, 0, (vpn2 << 1) | 1)
+        n += _drop_matching(S.itlb, S.itlb_v, cpu, np.int64(9),
+                            (np.int64(pid) << 37) | (vaddr >> 21))
+        n += _drop_matching(S.dtlb2, S.dtlb2_v, cpu, np.int64(0), vpn2)
+        n += _drop_matching(S.stlb, S.stlb_v, cpu, np.int64(0), (vpn2 << 1) | 1)
     else:
         vpn4 = vkey(pid, vaddr >> 12)
-        n += _drop_matching(S.itlb, S.itlb_v, cpu, 0, vpn4)
-        n += _drop_matching(S.dtlb4, S.dtlb4_v, cpu, 0, vpn4)
-        n += _drop_matching(S.stlb, S.stlb_v, cpu, 0, vpn4 << 1)
+        n += _drop_matching(S.itlb, S.itlb_v, cpu, np.int64(0), vpn4)
+        n += _drop_matching(S.dtlb4, S.dtlb4_v, cpu, np.int64(0), vpn4)
+        n += _drop_matching(S.stlb, S.stlb_v, cpu, np.int64(0), vpn4 << 1)
     return n
 
 
