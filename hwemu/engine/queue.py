@@ -26,7 +26,7 @@ class Event:
     def key(self) -> tuple[int, int, int]:
         return (self.time_ps, self.priority, self.seq)
 
-    def __lt__(self, other: "Event") -> bool:  # heapq compares events directly
+    def __lt__(self, other: "Event") -> bool:  # the queue's order (its heap holds key tuples)
         return (self.time_ps, self.priority, self.seq) < (other.time_ps, other.priority, other.seq)
 
     def __repr__(self) -> str:

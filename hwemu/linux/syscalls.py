@@ -412,6 +412,11 @@ def set_mempolicy(kernel: Kernel, pid: int, policy: Mempolicy) -> int:
 
 
 # -- /proc/<pid>/numa_maps -------------------------------------------------------------------
+def _keys_in(keys: list[int], lo: int, hi: int) -> list[int]:
+    """The keys ``k`` of the sorted list ``keys`` with ``lo <= k < hi``."""
+    return keys[bisect.bisect_left(keys, lo):bisect.bisect_left(keys, hi)]
+
+
 def numa_maps(kernel: Kernel, pid: int) -> tuple[str, list[dict]]:
     """(text as /proc/<pid>/numa_maps prints it, one dict per VMA)."""
     mm = kernel.mm(pid)
@@ -437,14 +442,12 @@ def numa_maps(kernel: Kernel, pid: int) -> tuple[str, list[dict]]:
                 md["writeback"] += nr
             md["nodes"][page.node] = md["nodes"].get(page.node, 0) + nr
 
-        lo = -(-vma.start >> HPAGE_SHIFT)                  # keys k: start <= k << 21 < end
-        hi = -(-vma.end >> HPAGE_SHIFT)
-        for key in pmd_keys[bisect.bisect_left(pmd_keys, lo):bisect.bisect_left(pmd_keys, hi)]:
+        # huge-page keys k with start <= k << 21 < end
+        for key in _keys_in(pmd_keys, -(-vma.start >> HPAGE_SHIFT), -(-vma.end >> HPAGE_SHIFT)):
             e = mm.pmds[key]
             if e.kind in (PteKind.PRESENT, PteKind.PROTNONE):
                 gather(kernel.pages[e.pfn], e, 512)
-        lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-        for vpn in pte_keys[bisect.bisect_left(pte_keys, lo):bisect.bisect_left(pte_keys, hi)]:
+        for vpn in _keys_in(pte_keys, vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
             e = mm.ptes[vpn]
             if e.kind in (PteKind.PRESENT, PteKind.PROTNONE):
                 gather(kernel.pages[e.pfn], e, 1)

@@ -98,10 +98,12 @@ XR = 2 * NACT + 3     # per rank: ACT times, their bank groups, next index, writ
 XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1
 XG = NCOL + 3         # per bank group: column times, next index, write window
 XG_IDX, XG_WS = NCOL, NCOL + 1
-XC_HDR = 8            # per channel: queued writes, read-busy-until, latest write arrival,
-XC_N, XC_RD, XC_WT, XC_DUE = 0, 1, 2, 3   # when a drain is due (NEVER: none),
-XC_SEEN = 4           # 4 words: a 256-bit filter of the queued lines; then the queued lines,
-                      # then their (bank, row) keys, WQ_STORE * write_queue words each
+# per channel: queued writes, read-busy-until, latest write arrival, when a drain is due
+# (NEVER: none), SEEN_WORDS words of a filter of the queued lines (a bit per hash of 8 bits);
+# then the queued lines, then their (bank, row) keys, WQ_STORE * write_queue words each
+XC_N, XC_RD, XC_WT, XC_DUE = 0, 1, 2, 3
+XC_SEEN, SEEN_WORDS = 4, 4
+XC_HDR = XC_SEEN + SEEN_WORDS
 # A channel's queue holds up to WQ_STORE * write_queue writes: the controller's write queue and,
 # beyond it, writebacks held back in the caches' writeback buffers by its back-pressure (the
 # drain that a full queue forces is booked at once, see dram_access)
@@ -218,7 +220,7 @@ def dram_state(p: np.ndarray):
         for c in range(int(p[n, DP_CH])):
             b = int(p[n, DP_X_CH] + c * channel_words(int(p[n, DP_WQ])))
             x[b + XC_N] = 0
-            x[b + XC_SEEN:b + XC_SEEN + 4] = 0
+            x[b + XC_SEEN:b + XC_SEEN + SEEN_WORDS] = 0
             x[b + XC_DUE] = NEVER
     cnt = np.zeros((p.shape[0], DC_N), np.int64)
     return bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus, x, cnt
@@ -638,7 +640,8 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
 
 @njit(cache=True, inline="always")
 def _seen_bit(line):
-    """(word, bit) of ``line`` in a channel's 256-bit filter of queued lines."""
+    """(word, bit) of ``line`` in a channel's filter of queued lines (SEEN_WORDS * 64 = 256
+    bits: the top 8 bits of a multiplicative hash)."""
     h = np.int64((np.uint64(line) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(56))
     return h >> 6, np.int64(1) << (h & 63)
 
@@ -679,7 +682,7 @@ def _drain(p, node, xc, keep, t,
                       bank_act, bank_wr_end, bank_last, chan_bus, x, cnt)
         if e > last:
             last = e
-    for w in range(4):
+    for w in range(SEEN_WORDS):
         x[xc + XC_SEEN + w] = 0
     for i in range(n):
         w, b = _seen_bit(x[q + i])

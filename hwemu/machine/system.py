@@ -314,12 +314,7 @@ class Machine:
         the caches, coherence, links and controllers, then the OS model's metadata streamer of
         ``degree`` lines). Returns (latency ps, where served as an index of W_NAMES,
         prefetches issued)."""
-        # the OS model makes millions of these calls: the checks are inline
-        for b, e in self._node_ranges():
-            if b <= phys < e:
-                break
-        else:
-            raise HwemuError(f"physical address {phys:#x} is not in any node")
+        self.node_of_phys(phys)
         if not 0 <= cpu < self._ncpus:
             raise HwemuError(f"CPU {cpu} does not exist (0..{self._ncpus - 1})")
         lat, where, npf = meta_access_handle(self._handle(), int(cpu), int(phys), bool(write),

@@ -178,10 +178,9 @@ def tlb_flush_cpus(S, cpus) -> None:
     idx = np.asarray(cpus, np.int64)
     if not idx.size:
         return
-    n = int(S.stlb.params[P_INSTANCES])
-    if idx.min() < 0 or idx.max() >= n:
-        raise IndexError(f"instance {int(idx.max() if idx.max() >= n else idx.min())} "
-                         "out of range")
+    bad = idx[(idx < 0) | (idx >= int(S.stlb.params[P_INSTANCES]))]
+    if bad.size:
+        raise IndexError(f"instance {int(bad[0])} out of range")
     _flush_rows(idx, S.itlb.tags, S.itlb.flags, S.itlb.coh, S.itlb_v, S.itlb.params,
                 S.dtlb4.tags, S.dtlb4.flags, S.dtlb4.coh, S.dtlb4_v, S.dtlb4.params,
                 S.dtlb2.tags, S.dtlb2.flags, S.dtlb2.coh, S.dtlb2_v, S.dtlb2.params,

@@ -73,11 +73,13 @@ class LoopFaults:
         self.hints = bool(sim.dispatch.own and sim.policy.local_hints_in_loop)
         for n, a in enumerate(k.alloc.nodes):
             t.set_node(n, a.memmap_paddr, a.start_pfn, k.lru_lock[n])
+        # the loop has no CPU's busy times yet: the first entry copies them all
+        cpus = sim.engine.cpus
+        cpus.changed.update(range(cpus.num_cpus))
         self._layout = -1
         self._places: dict = {}
         self._rows: dict[tuple[int, int], int] = {}
         self._res_gen = [-1] * self.nn
-        self._busy_all = True
         self.served = 0
         # faults still pending in the loop after a return (tid -> id, log row, mm, page), the
         # pages of the faults started, by id; the handler processes made of loop faults
@@ -122,12 +124,7 @@ class LoopFaults:
         # the busy times of the CPUs occupied since the loop last had them (the loop's copy of
         # the others is the same: after() copies back what the loop changed)
         cpus = sim.engine.cpus
-        if self._busy_all:
-            busy = range(len(cpus.busy_ps))
-            self._busy_all = False
-        else:
-            busy = cpus.changed
-        busy = [(c, cpus.busy_until_ps[c], cpus.busy_ps[c]) for c in busy]
+        busy = [(c, cpus.busy_until_ps[c], cpus.busy_ps[c]) for c in cpus.changed]
         cpus.changed.clear()
         t.enter(sim.engine.now_ps, busy,
                 [k.lru_tail(n, LRU.INACTIVE_ANON) for n in range(self.nn)], os_keys, self.hints)
