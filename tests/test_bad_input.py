@@ -466,3 +466,18 @@ def test_a_few_implausible_champsim_records_warn(tmp_path, cli):
     status, _, err = cli("trace", "import", "-f", "champsim", src, tmp_path / "o.parquet")
     assert status == 0, err
     assert "hwemu: warning:" in err and "1 of the first 1,000" in err and "record 17" in err
+
+
+@pytest.mark.parametrize("value", ["0.5", "fast", "nan"])
+def test_run_param_time_compression_is_checked(tmp_path, cli, value):
+    refused(cli("run", "-m", "skx-2s", MATMUL, "--policy", "autonuma", "--param",
+                f"time_compression={value}"), "--param time_compression", "a number >= 1")
+
+
+def test_sweep_policy_table_checks_run_params(tmp_path, cli):
+    f = tmp_path / "sw.toml"
+    f.write_text(f'machines = ["skx-2s"]\ntraces = ["{MATMUL}"]\npolicies = ["autonuma"]\n'
+                 f'[params.autonuma]\ntime_compression = [100, 0]\n')
+    refused(cli("sweep", f, "--out", tmp_path / "out", "--quiet"), "sw.toml",
+            "params.autonuma.time_compression", "a number >= 1")
+    assert not (tmp_path / "out").exists()

@@ -144,7 +144,8 @@ def register(sub) -> None:
     pr.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="policy parameter (repeatable), e.g. scan_period_min=200us; "
                          "copy=dma puts the page copies of migrations on the machine's "
-                         "[dma] engines")
+                         "[dma] engines; time_compression=C divides Linux's NUMA-balancing "
+                         "times by C")
     pr.add_argument("--window", metavar="TIME",
                     help="timeline window with the OS model (default 10us)")
     pr.add_argument("--numastat", action="store_true",
@@ -450,6 +451,10 @@ def _cmd_run_os(args, cfg, cpus) -> int:
 
     params = _parse_params(args.param)
     copy = parse_run_param("copy", params.pop("copy", "cpu"), "--param copy")
+    compression = params.pop("time_compression", None)
+    if compression is not None:
+        compression = parse_run_param("time_compression", compression,
+                                      "--param time_compression")
     placement, migration = parse_policy_spec(args.policy or "first-touch", params)
     if not args.schedule and migration.name in ("manual", "manual-dma"):
         raise HwemuError(f"--policy {args.policy}: the manual policy acts on the schedule's "
@@ -459,7 +464,8 @@ def _cmd_run_os(args, cfg, cpus) -> int:
         raise HwemuError("--window: must be positive")
     res = CoSim(cfg, args.trace, schedule=args.schedule, placement=placement,
                 migration=migration, seed=args.seed, cpus=cpus, window_ps=window,
-                progress=sys.stderr.isatty(), copy=copy).run()
+                progress=sys.stderr.isatty(), copy=copy,
+                time_compression=compression).run()
     if args.stats_out:
         with atomic_path(args.stats_out) as tmp:
             res.stats.to_frame().to_csv(tmp, index=False)

@@ -39,6 +39,24 @@ class NumaBalancingParams:
     min_free_frames: int = 256                     # watermark kept free on the target node
 
 
+def compressed(base: "NumaBalancingParams | None", factor: float) -> NumaBalancingParams:
+    """Linux's NUMA-balancing times (scan delay 1 s, minimum period 1 s, maximum period 60 s)
+    divided by ``factor`` (the run parameter ``time_compression``, docs/policies.md "Time
+    scale"), with the scan size and free-page reserve of ``base`` (a schedule's
+    ``[numa_balancing]`` table; Linux's when None). ``factor`` 1 is Linux's own timing."""
+    base = base if base is not None else NumaBalancingParams()
+    linux = NumaBalancingParams()
+
+    def scaled(ps: int) -> int:
+        return max(1, round(ps / factor))
+
+    return NumaBalancingParams(scan_delay_ps=scaled(linux.scan_delay_ps),
+                               scan_period_min_ps=scaled(linux.scan_period_min_ps),
+                               scan_period_max_ps=scaled(linux.scan_period_max_ps),
+                               scan_size_bytes=base.scan_size_bytes,
+                               min_free_frames=base.min_free_frames)
+
+
 @dataclass
 class _TaskState:
     scan_period_ps: int

@@ -165,6 +165,11 @@ def parse_sweep(data: dict, p: Path, check: bool = True, check_traces: bool = Tr
         if name in run:
             for v in values:
                 check_run_params({name: v}, lambda k: f"{p}: key 'params.{k}'")
+    for pol, own in per_policy.items():
+        for name, values in own.items():
+            if name in run:
+                for v in values:
+                    check_run_params({name: v}, lambda k: f"{p}: key 'params.{pol}.{k}'")
     if check:
         base = p.resolve().parent
         for key, names, fn in (("machines", machines, check_machine),

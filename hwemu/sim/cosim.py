@@ -156,7 +156,8 @@ class CoSim(StopHandler):
                  cpus: list[int] | None = None, window_ps: int | None = None,
                  slice_records: int = DEFAULT_SLICE, progress: bool = False,
                  fault_cost: bool = False, fast_faults: bool | None = None,
-                 copy: str = "cpu", loop_faults: bool | None = None):
+                 copy: str = "cpu", loop_faults: bool | None = None,
+                 time_compression: float | None = None):
         from hwemu.engine import Engine
         from hwemu.linux.kernel import Kernel
         from hwemu.sim.hardware import MachineHardware, MachineSync
@@ -207,6 +208,12 @@ class CoSim(StopHandler):
             sched = parse_schedule(schedule, "<schedule dict>", self.hw)
         else:
             sched = load_schedule(schedule, self.hw)
+        if time_compression is not None:
+            from hwemu.linux.numa_balancing import compressed
+
+            sched = dataclasses.replace(
+                sched, numa_balancing=compressed(sched.numa_balancing, float(time_compression)))
+        self.time_compression = time_compression
         self.schedule = sched
         for t in range(nthreads):
             if sched.thread_for(t) is None:
@@ -870,7 +877,15 @@ def cosim_summary(st: Stats, m, sim) -> dict:
     steps = {s: round(c.time_ps / 1000, 3) for s, c in k.step_costs.items()}
     link_bytes = int(df[df.component.str.startswith("link.")]["value"].sum())
     mig_time = sum(v for v in steps.values())
-    return {
+    extra = {}
+    if sim.time_compression is not None:
+        nb = sim.schedule.numa_balancing
+        extra["time_compression"] = float(sim.time_compression)
+        extra["numa_balancing"] = {"scan_delay_ns": nb.scan_delay_ps / 1000,
+                                   "scan_period_min_ns": nb.scan_period_min_ps / 1000,
+                                   "scan_period_max_ns": nb.scan_period_max_ps / 1000,
+                                   "scan_size_bytes": nb.scan_size_bytes}
+    return {**extra,
         "local_share": round(served["local_dram"] / mem, 6) if mem else 0.0,
         "remote_share": round((served["remote_dram"] + served["remote_cache"]) / mem, 6) if mem else 0.0,
         "cxl_share": round(served["cxl"] / mem, 6) if mem else 0.0,

@@ -24,15 +24,27 @@ SUMMARY_KEYS = (
 
 #: Parameters run_cell itself takes (the others go to the policies).
 RUN_PARAMS = {"window": "timeline window (time, default 10us)",
-              "copy": "page copy of migrations: cpu (default) or dma (the machine's [dma] engines)"}
+              "copy": "page copy of migrations: cpu (default) or dma (the machine's [dma] engines)",
+              "time_compression": "divide Linux's NUMA-balancing times by this factor (>= 1; "
+                                  "replaces the times of the schedule's [numa_balancing] table)"}
 
 
 def parse_run_param(name: str, value, where: str):
     """The value of run parameter ``name`` (one of RUN_PARAMS), parsed and checked; a
     HwemuError naming ``where`` if it is not acceptable. ``window``: a positive time in ps;
-    ``copy``: cpu or dma."""
+    ``copy``: cpu or dma; ``time_compression``: a float >= 1."""
+    import math
+
     from hwemu.units import parse_time_ps
 
+    if name == "time_compression":
+        try:
+            factor = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            factor = math.nan
+        if not (math.isfinite(factor) and factor >= 1):
+            raise HwemuError(f"{where}: {value!r} is not a time compression (a number >= 1)")
+        return factor
     if name == "copy":
         if value not in ("cpu", "dma"):
             raise HwemuError(f"{where}: {value!r} is not a copy mode (use cpu or dma)")
@@ -83,6 +95,9 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
     params = dict(params or {})
     window = params.pop("window", None)
     copy = parse_run_param("copy", params.pop("copy", "cpu"), "params.copy")
+    compression = params.pop("time_compression", None)
+    if compression is not None:
+        compression = parse_run_param("time_compression", compression, "params.time_compression")
     window_ps = None
     if window is not None:
         window_ps = parse_run_param("window", window, "params.window")
@@ -91,7 +106,7 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
     placement, migration = parse_policy_spec(str(policy), params)
     sim = CoSim(machine, trace, schedule=schedule, placement=placement, migration=migration,
                 seed=int(seed), params=params, window_ps=window_ps, progress=progress,
-                copy=copy)
+                copy=copy, time_compression=compression)
     res = sim.run()
     s = dict(res.summary)
     summary = {"machine": s["machine"], "trace": str(trace), "policy": str(policy),

@@ -60,3 +60,27 @@ def test_oracle_bounds_the_tiering_demo():
         other = run_cell(m, t, p, schedule=s).summary
         assert oracle["mean_latency_ns"] <= other["mean_latency_ns"], p
         assert oracle["sim_time_ns"] <= other["sim_time_ns"], p
+
+
+def test_time_compression_sets_every_policys_clock(cells):
+    """time_compression=5000 gives the demo schedule's own times (1 s -> 200 us), so the same
+    result; at 500 the first scan (2 ms) comes later and the pages follow the threads later; at
+    Linux's own timing (1) the run ends long before the first scan, 1 s after the start."""
+    same = run_cell(MACHINE, TRACE, "autonuma", schedule=SCHED,
+                    params={"time_compression": 5000}).summary
+    ref = cells["autonuma"].summary
+    assert same["time_compression"] == 5000.0
+    assert {k: same[f"numa_balancing.{k}"] for k in (
+        "scan_delay_ns", "scan_period_min_ns", "scan_period_max_ns", "scan_size_bytes")} == {
+        "scan_delay_ns": 200_000.0, "scan_period_min_ns": 200_000.0,
+        "scan_period_max_ns": 12_000_000.0, "scan_size_bytes": 1 << 20}
+    for key in ("mean_latency_ns", "pages_migrated", "sim_time_ns", "faults_handled.numa_hint"):
+        assert same[key] == ref[key], key
+    slower = run_cell(MACHINE, TRACE, "autonuma", schedule=SCHED,
+                      params={"time_compression": 500}).summary
+    assert 0 < slower["pages_migrated"] <= ref["pages_migrated"]
+    assert slower["mean_latency_ns"] > ref["mean_latency_ns"]     # the pages follow later
+    linux = run_cell(MACHINE, TRACE, "tpp", schedule=SCHED,
+                     params={"time_compression": 1}).summary
+    assert linux["pages_migrated"] == 0 and linux["faults_handled.numa_hint"] == 0
+    assert linux["mean_latency_ns"] == cells["none"].summary["mean_latency_ns"]

@@ -81,3 +81,15 @@ def test_scan_respects_scan_size_and_wraps():
     assert nb.tasks[1].scan_offset == BASE + 2 * P + 1
     k.engine.run_until(k.engine.now_ps + 100 * US)            # two more scans: wrapped
     assert nb.tasks[1].scan_seq >= 1
+
+
+def test_compressed_divides_linux_times_and_keeps_the_scan_size():
+    from hwemu.linux.numa_balancing import compressed
+
+    linux = NumaBalancingParams()
+    assert compressed(None, 1) == linux
+    c = compressed(params(), 5000)
+    assert (c.scan_delay_ps, c.scan_period_min_ps, c.scan_period_max_ps) == (
+        200 * US, 200 * US, 12_000 * US)
+    assert (c.scan_size_bytes, c.min_free_frames) == (1 << 20, 8)
+    assert compressed(None, 3).scan_delay_ps == 333_333_333_333
