@@ -397,3 +397,73 @@ def steps_figure(cells, title: str, labels: list[str]) -> bytes:
         ax.set_title(f"Migration cost per protocol step: {title}")
         fig.tight_layout()
         return _png(fig)
+
+
+def numeric_params(cells) -> list[str]:
+    """Parameters that take at least three distinct numeric values among the cells of one
+    workload (a sweep of ``time_compression``, ``scan_period_min``...): each gets a
+    :func:`param_figure`."""
+    values: dict[str, set] = {}
+    other: set[str] = set()
+    for c in cells:
+        for k, v in c.spec.params:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.setdefault(k, set()).add(float(v))
+            else:
+                other.add(k)
+    return sorted(k for k, vs in values.items() if len(vs) >= 3 and k not in other)
+
+
+def param_figure(cells, title: str, param: str) -> bytes:
+    """Each policy's result as ``param`` varies: left, the mean-latency reduction against the
+    baseline (the results table's ``latency_reduction_pct``; up is better); right, the runtime
+    against the baseline (1 / ``speedup``; down is better), one line per policy over the cells
+    that set ``param``, the baseline as the dashed line. A log x axis when the values span a
+    factor of 10 or more."""
+    import math
+
+    import matplotlib
+
+    from hwemu.report.table import results_table
+
+    plt = _plt()
+    rows = {r["cell"]: r for r in results_table(cells).to_dict("records")}
+    lines: dict[str, list] = {}
+    for c in cells:
+        p = dict(c.spec.params)
+        if param not in p or c.spec.policy == "none":
+            continue
+        r = rows[c.spec.cell_id]
+        y, s = r["latency_reduction_pct"], r["speedup"]
+        runtime = 1 / s if math.isfinite(s) and s > 0 else math.nan
+        lines.setdefault(c.spec.policy, []).append((float(p[param]), y, runtime,
+                                                   r["pages_migrated"]))
+    xs = [x for pts in lines.values() for x, *_ in pts]
+    log = bool(xs) and min(xs) > 0 and max(xs) / min(xs) >= 10
+    with matplotlib.rc_context(_RC):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.8), layout="constrained")
+        for ax, base in ((ax1, 0.0), (ax2, 1.0)):
+            ax.axhline(base, color="0.6", linewidth=0.8, linestyle="--", zorder=1)
+            ax.set_xlabel(param)
+            if log:
+                ax.set_xscale("log")
+        for policy, pts in lines.items():
+            pts.sort()
+            col = policy_color(policy)
+            ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=col,
+                     label=policy)
+            ax2.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", color=col,
+                     label=policy)
+            for x, y, _rt, pages in pts:
+                if math.isfinite(y) and math.isfinite(pages):
+                    ax1.annotate(f"{pages:,.0f}", (x, y), textcoords="offset points",
+                                 xytext=(0, 6), ha="center", fontsize=7, color=col)
+        ax1.margins(y=0.15)
+        ax1.set_ylabel("mean-latency reduction vs none (%)")
+        ax2.set_ylabel("runtime vs none (×)")
+        ax1.set_title("latency (labels: pages migrated)")
+        ax2.set_title("runtime")
+        if lines:
+            ax1.legend(loc="best", fontsize=8)
+        fig.suptitle(f"{title}: policies as {param} varies")
+        return _png(fig)

@@ -5,7 +5,8 @@ Layout of DIR (docs/reports.md):
     results.csv           every column, full precision (NaN as an empty field)
     results.md            the displayed columns as a Markdown table
     report.html           self-contained: the table and every figure (base64 PNG)
-    figures/*.png         headline-, latency-, placement- and steps-<trace>-<machine>.png
+    figures/*.png         headline-, latency-, placement- and steps-<trace>-<machine>.png, and
+                          param-<name>-<trace>-<machine>.png for a parameter swept over 3+ values
     machines/*.toml       every machine of the cells, dumped (hwemu.report.provenance)
     stats/<cell>.parquet  each cell's raw statistics (long form, with the cell's labels)
     cells/<cell>.zip      each cell's complete result (docs/sweep.md)
@@ -45,6 +46,12 @@ FIG_KINDS = (
     ("steps", figures.steps_figure,
      "Time spent in each step of the page-migration protocol, summed over all migrations."),
 )
+
+
+PARAM_CAPTION = (
+    "Each policy as {param} varies (a parameter with three or more numeric values among the "
+    "cells): the mean-latency reduction against the 'none' baseline (left, up is better; labels "
+    "give the pages migrated) and the runtime against the baseline (right, down is better).")
 
 
 def _slug(text: str) -> str:
@@ -113,6 +120,13 @@ def write_report(out: str | Path, cells: list[CellData], title: str = "hwemu pol
                 tmp.write_bytes(png)
             written.add(out / "figures" / name)
             figs.append((name, caption, png))
+        for param in figures.numeric_params(members):
+            png = figures.param_figure(members, title_tm, param)
+            name = f"param-{_slug(param)}-{stem}.png"
+            with atomic_path(out / "figures" / name) as tmp:
+                tmp.write_bytes(png)
+            written.add(out / "figures" / name)
+            figs.append((name, PARAM_CAPTION.format(param=param), png))
         sections.append((title_tm, figs))
 
     with atomic_write(out / "report.html", encoding="utf-8", newline="\n") as fh:

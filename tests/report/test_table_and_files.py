@@ -292,3 +292,27 @@ def test_identical_runs_share_one_latency_line():
     got = same_timelines(cells, ["none", "autonuma", "none b"])
     assert got == [(0, ["none", "none b"]), (1, ["autonuma"])]
     assert latency_figure(cells, "t", ["none", "autonuma", "none b"])[:4] == b"\x89PNG"
+
+
+def test_param_swept_over_three_values_gets_its_figure(tmp_path):
+    from hwemu.report.figures import numeric_params
+    from hwemu.report.writer import write_report
+
+    sweep = [cell("none")] + [cell(p, params={"time_compression": c, "bias": -c / 1000})
+                              for p in ("autonuma", "tpp") for c in (1, 100, 5000)]
+    assert numeric_params(sweep) == ["bias", "time_compression"]
+    # two values, or a value that is not a number, make no sweep figure
+    assert numeric_params([cell("none")] + [cell("tpp", params={"time_compression": c})
+                                            for c in (1, 10)]) == []
+    assert numeric_params([cell("tpp", params={"window": w}) for w in ("1us", "2us", "3us")]) == []
+    write_report(tmp_path / "r", sweep)
+    figs = sorted(p.name for p in (tmp_path / "r" / "figures").iterdir())
+    assert "param-time_compression-matmul-skx-2s.png" in figs
+    assert "param-bias-matmul-skx-2s.png" in figs and len(figs) == 6
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "policies as time_compression varies" not in html         # that is the PNG's title
+    assert "param-time_compression-matmul-skx-2s.png: Each policy as time_compression" in html
+    write_report(tmp_path / "r2", sweep)
+    for f in figs:
+        assert ((tmp_path / "r" / "figures" / f).read_bytes()
+                == (tmp_path / "r2" / "figures" / f).read_bytes()), f
