@@ -282,7 +282,9 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
             try:
                 if scheduler is None:
                     cluster = LocalCluster(n_workers=min(workers, len(todo)), threads_per_worker=1,
-                                           processes=True, dashboard_address=None,
+                                           # a free port for the scheduler's HTTP
+                                           # server: no warning when two sweeps run
+                                           processes=True, dashboard_address=":0",
                                            silence_logs=logging.ERROR)
                     client = Client(cluster)
                 else:

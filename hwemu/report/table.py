@@ -79,10 +79,13 @@ def order_cells(cells: list[CellData]) -> list[CellData]:
         s = c.spec
         rank = POLICY_ORDER.index(s.policy) if s.policy in POLICY_ORDER else len(POLICY_ORDER)
         common = [(k, v) for k, v in s.params if k in shared]
-        own = [(k, v) for k, v in s.params if k not in shared]
+        # numbers in numeric order (time_compression 10 before 100 before 1000)
+        own = tuple((k, (0, float(v), "") if isinstance(v, (int, float))
+                     and not isinstance(v, bool) else (1, 0.0, json.dumps(v)))
+                    for k, v in s.params if k not in shared)
         return (trace_label(s.trace), machine_label(s.machine), s.trace, s.machine,
                 s.schedule or "", json.dumps(common, sort_keys=True), s.seed, rank, s.policy,
-                json.dumps(own, sort_keys=True))
+                own)
 
     return sorted(cells, key=key)
 
@@ -248,10 +251,30 @@ def _human_bytes(b: float) -> str:
     return f"{b:.0f} B"
 
 
+def _shared_param_columns(df) -> list[str]:
+    """The ``param.*`` columns of shared (run) parameters: those a ``none`` row has. A
+    policy's own parameters (``[params.autonuma]``) do not make a workload of their own."""
+    base = df[df.policy == "none"] if "policy" in df.columns else df.iloc[0:0]
+    return [c for c in df.columns if c.startswith("param.") and base[c].notna().any()]
+
+
 def _groups(df):
-    keys = [c for c in df.columns if c in ("trace", "machine") or c.startswith("param.")]
+    keys = [c for c in df.columns if c in ("trace", "machine")] + _shared_param_columns(df)
     keys += ["seed"] if "seed" in df.columns else []
     return df.groupby(keys, sort=False, dropna=False)
+
+
+def _own_params(row, df) -> str:
+    """A policy's own parameters as ``name=value`` (the summary and the compact table tell
+    a policy's runs apart by them)."""
+    shared = set(_shared_param_columns(df))
+    parts = []
+    for c in df.columns:
+        if c.startswith("param.") and c not in shared and not _missing(row.get(c)):
+            v = row.get(c)
+            parts.append(f"{c[len('param.'):]}={v:g}" if isinstance(v, float) else
+                         f"{c[len('param.'):]}={v}")
+    return " ".join(parts)
 
 
 def summary_lines(df) -> list[str]:
@@ -274,7 +297,8 @@ def summary_lines(df) -> list[str]:
             cost = (f"{int(r.pages_migrated):,} pages moved, {_human_time_ns(r.migration_time_ns)} "
                     "migrating" if r.pages_migrated else "no page moved")
             run = "" if _missing(r.speedup) or not r.speedup else f"; runtime x{1 / r.speedup:.2f}"
-            out.append(f"  {r.policy:<9} {what:>9} -> {r.mean_latency_ns:.1f} ns; {cost}{run}")
+            name = " ".join(x for x in (r.policy, _own_params(r, df)) if x)
+            out.append(f"  {name:<9} {what:>9} -> {r.mean_latency_ns:.1f} ns; {cost}{run}")
     return out
 
 
@@ -302,6 +326,8 @@ def compact_table(df, width: int = 100) -> str:
                 row.append("-" if _missing(v) or not v else _human_time_ns(v))
             elif col == "interconnect_bytes":
                 row.append("-" if _missing(v) or not v else _human_bytes(v))
+            elif col == "policy":
+                row.append(" ".join(x for x in (v, _own_params(r, df)) if x))
             elif _missing(v):
                 row.append("-")
             elif col == "latency_reduction_pct":

@@ -316,3 +316,26 @@ def test_param_swept_over_three_values_gets_its_figure(tmp_path):
     for f in figs:
         assert ((tmp_path / "r" / "figures" / f).read_bytes()
                 == (tmp_path / "r2" / "figures" / f).read_bytes()), f
+
+
+def test_policy_own_params_share_the_baseline_workload_and_are_named():
+    """A policy run at several values of its own parameter (a suite's [params.autonuma]) is
+    one workload with one baseline: the summary and the compact table name each run by its
+    parameter, in numeric order (10 before 100 before 1000)."""
+    from hwemu.report.table import compact_table, summary_lines
+
+    cells = [cell("none")] + [cell("autonuma", params={"time_compression": c})
+                              for c in (1000, 5000, 10, 100)]
+    df = results_table(cells)
+    assert list(df["param.time_compression"].iloc[1:]) == [10, 100, 1000, 5000]
+    lines = summary_lines(df)
+    assert lines[0] == "matmul on skx-2s: 120.0 ns mean access latency without migration"
+    assert len(lines) == 5 and "no 'none' baseline" not in "\n".join(lines)
+    assert lines[1].startswith("  autonuma time_compression=10 ")
+    assert lines[4].startswith("  autonuma time_compression=5000 ")
+    rows = compact_table(df).splitlines()[2:]
+    assert [r.split()[1:3] for r in rows] == [["none", "120.0"]] + [
+        ["autonuma", f"time_compression={c}"] for c in (10, 100, 1000, 5000)]
+    # a shared (run) parameter still makes one workload per value
+    two = [cell(p, params={"bias": b}) for p in ("none", "tpp") for b in (0, 5)]
+    assert sum(not l.startswith("  ") for l in summary_lines(results_table(two))) == 2
