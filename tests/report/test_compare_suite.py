@@ -162,6 +162,16 @@ def test_per_workload_schedule_and_bundled_suites(tmp_path):
     assert study.workloads == suite_mod.known_workloads() and study.scale == "small"
     assert study.sweep.machines == ("skx-2s", "skx-2s-cxl")
     assert len(study.sweep.cells()) == 10 * 2 * 4
+    # the study's suites: every file loads with its machines, schedules and parameters checked
+    assert {"sensitivity", "tiering", "long"} <= set(suite_mod.bundled_suites())
+    sens = load_suite("sensitivity")
+    assert len(sens.sweep.cells()) == 2 * (1 + 5)       # the baseline once per workload
+    assert {c.schedule.rsplit("/", 1)[-1] for c in sens.sweep.cells()} == {
+        "gups-small-move.toml", "bfs-small-move.toml"}
+    tiering = load_suite("tiering")
+    assert {dict(c.params).get("time_compression") for c in tiering.sweep.cells()} == {None, 100}
+    assert len(tiering.sweep.cells()) == 2 * 4
+    assert len(load_suite("long").sweep.cells()) == 2
 
 
 def test_docs_example_is_valid(tmp_path):
