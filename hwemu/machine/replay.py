@@ -37,6 +37,63 @@ def _concat(parts):
     return TraceChunk(**{c: np.concatenate([getattr(p, c) for p in parts]) for c in COLUMNS})
 
 
+class ThreadStreams:
+    """Each thread's records, in order, read from the row groups that hold them: one cursor
+    per thread, so a thread whose next records lie far ahead in the file (a recorder that
+    serialises threads wrote the others' long runs in between) gets them without the records
+    in between being held in memory. A row group is decoded once and split by thread; it stays
+    decoded while some thread's cursor is in it (at most one group per thread).
+
+    ``take(t, n)`` returns up to ``n`` next records of thread ``t`` (a list of chunks);
+    ``remaining[t]`` counts the records of ``t`` not yet taken."""
+
+    def __init__(self, reader, threads: int):
+        self.reader = reader
+        self.counts = reader.group_thread_counts(threads)
+        self.threads = self.counts.shape[1]
+        self.remaining = self.counts.sum(axis=0)
+        self.group = np.zeros(self.threads, np.int64)    # the group each cursor is in
+        self.offset = np.zeros(self.threads, np.int64)   # records of t taken from it
+        self._split: dict[int, list] = {}
+        self.groups_decoded = 0
+
+    def _parts(self, g: int) -> list:
+        from hwemu.traces.format import COLUMNS, TraceChunk
+
+        parts = self._split.get(g)
+        if parts is None:
+            chunk = self.reader.read_group(g)
+            self.groups_decoded += 1
+            tid = np.minimum(chunk.tid, self.threads - 1)
+            order = np.argsort(tid, kind="stable")
+            bounds = np.searchsorted(tid[order], np.arange(self.threads + 1))
+            whole = TraceChunk(**{c: getattr(chunk, c)[order] for c in COLUMNS})
+            parts = [whole.slice(int(bounds[t]), int(bounds[t + 1]))
+                     for t in range(self.threads)]
+            self._split[g] = parts
+        return parts
+
+    def take(self, t: int, n: int) -> list:
+        out = []
+        while n > 0 and self.remaining[t] > 0:
+            g = int(self.group[t])
+            if self.counts[g, t] == self.offset[t]:       # nothing (left) of t here
+                self.group[t] += 1
+                self.offset[t] = 0
+                continue
+            part = self._parts(g)[t]
+            lo = int(self.offset[t])
+            k = min(n, len(part) - lo)
+            out.append(part.slice(lo, lo + k))
+            self.offset[t] += k
+            self.remaining[t] -= k
+            n -= k
+        live = {int(self.group[u]) for u in range(self.threads) if self.remaining[u] > 0}
+        for g in [g for g in self._split if g not in live]:
+            del self._split[g]
+        return out
+
+
 class Feeder:
     """Feeds trace chunks to a machine so that threads stay in step however the trace orders
     them.
@@ -52,7 +109,13 @@ class Feeder:
     """
 
     def __init__(self, chunks, totals: np.ndarray | None = None,
-                 max_held: int = MAX_HELD_RECORDS):
+                 max_held: int = MAX_HELD_RECORDS, streams: ThreadStreams | None = None,
+                 batch: int = CHUNK_RECORDS):
+        self.streams = streams
+        if streams is not None:
+            # one cursor per thread (traces too large to hold back; see feeder_for)
+            self.batch = max(1 << 16, int(batch) // max(1, streams.threads))
+            chunks = ()
         self._it = iter(chunks)
         self.totals = None if totals is None else np.asarray(totals, np.int64)
         self.loaded = None if totals is None else np.zeros(len(self.totals), np.int64)
@@ -66,6 +129,8 @@ class Feeder:
         parts = [leftover] if leftover is not None and len(leftover) else []
         if parts:
             self.refills += 1
+        if self.streams is not None:
+            return self._next_streams(parts)
         new = next(self._it, None)
         if new is not None and len(new):
             parts.append(new)
@@ -84,6 +149,26 @@ class Feeder:
             more = self.loaded < self.totals
         return chunk, more
 
+    def _next_streams(self, parts: list):
+        """Per-thread feeding: every thread with less than half a batch left in ``parts``
+        (the leftover) gets its next records, up to a batch."""
+        st = self.streams
+        pending = (np.bincount(np.minimum(parts[0].tid, st.threads - 1), minlength=st.threads)
+                   if parts else np.zeros(st.threads, np.int64))
+        for t in range(st.threads):
+            if pending[t] < self.batch // 2 and st.remaining[t] > 0:
+                parts.extend(st.take(t, self.batch - int(pending[t])))
+        if not parts:
+            return None
+        more = st.remaining > 0
+        return _concat(parts), (more if more.any() else None)
+
+    def add_stream_stats(self, stats) -> None:
+        """With per-thread feeding: the row groups decoded (a group holding several threads'
+        records in a cursor's way may be decoded again later)."""
+        if self.streams is not None:
+            stats.add("trace.feed", "groups_decoded", self.streams.groups_decoded, "groups")
+
     def drive(self, m: Machine, handler: "StopHandler", progress=None) -> None:
         """Load every chunk into ``m`` (``handler.load``) and replay it (:func:`replay`); a
         chunk that stopped starved leaves its unreplayed records to go first into the next."""
@@ -99,6 +184,19 @@ class Feeder:
 def feed_counts(reader, threads: int):
     """Per-thread record counts for a :class:`Feeder` (None for a single-thread trace)."""
     return reader.thread_counts(threads) if threads > 1 else None
+
+
+def feeder_for(reader, threads: int, chunk_records: int = CHUNK_RECORDS,
+               chunks=None) -> "Feeder":
+    """The feeder of a trace: in file order (``chunks``, default the reader's chunks decoded
+    ahead), holding back at most MAX_HELD_RECORDS for a starved thread; a multi-threaded
+    trace with more records than that is fed per thread instead (:class:`ThreadStreams`), so
+    that its threads stay in step however far apart the recorder wrote their runs."""
+    if threads > 1 and reader.num_records > MAX_HELD_RECORDS:
+        return Feeder((), streams=ThreadStreams(reader, threads), batch=chunk_records)
+    if chunks is None:
+        chunks = reader.iter_chunks_ahead(chunk_records)
+    return Feeder(chunks, feed_counts(reader, threads))
 
 
 class FirstTouch:
@@ -262,11 +360,12 @@ def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None =
     with tqdm(total=reader.num_records, disable=not progress, unit="rec", unit_scale=True,
               desc="replay", leave=False) as bar:
         # the next chunk is decoded while this one replays (replay_handle runs without the GIL)
-        feeder = Feeder(reader.iter_chunks_ahead(chunk_records), feed_counts(reader, threads))
+        feeder = feeder_for(reader, threads, chunk_records)
         run_chunks(m, feeder, handler, on_event, first_event_ps, bar)
     stats = machine_stats(m)
     stats.add("trace.feed", "refills", feeder.refills, "chunks")
     stats.add("trace.feed", "waits_given_up", feeder.waits_given_up, "chunks")
+    feeder.add_stream_stats(stats)
     return RunResult(stats, summarize(stats, m), m)
 
 

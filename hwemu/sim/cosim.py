@@ -665,13 +665,13 @@ class CoSim(StopHandler):
     def run(self) -> CoSimResult:
         from tqdm import tqdm
 
-        from hwemu.machine.replay import Feeder, feed_counts
+        from hwemu.machine.replay import feeder_for
 
         m = self.m
         self._advance_os(0)
         with tqdm(total=self.reader.num_records, disable=not self.progress, unit="rec",
                   unit_scale=True, desc="cosim", leave=False) as bar:
-            self.feed = Feeder(self._slices(), feed_counts(self.reader, m.threads))
+            self.feed = feeder_for(self.reader, m.threads, self.slice, self._slices())
             self.feed.drive(m, self, bar)
         end = m.sim_time_ps()
         self._trace_done = True
@@ -750,6 +750,7 @@ class CoSim(StopHandler):
         if feed is not None:
             st.add("trace.feed", "refills", feed.refills, "chunks")
             st.add("trace.feed", "waits_given_up", feed.waits_given_up, "chunks")
+            feed.add_stream_stats(st)
         st.add("cosim", "os_cpu_time", sum(self.engine.cpus.busy_ps), "ps")
         for row in self.pstats.to_frame().itertuples(index=False):
             st.add(row.component, row.stat, row.value, row.unit)

@@ -372,6 +372,20 @@ class TraceReader:
             counts += np.bincount(tid, minlength=len(counts))
         return counts
 
+    def group_thread_counts(self, threads: int) -> np.ndarray:
+        """Records per (row group, thread id): shape (row groups, ``threads``), ids >= threads
+        counted in the last column, read from the tid column alone. Its column sums are
+        :meth:`thread_counts`."""
+        counts = np.zeros((self.num_row_groups, max(1, threads)), np.int64)
+        for i in range(self.num_row_groups):
+            tid = np.minimum(self._read_group(i, ["tid"])["tid"], counts.shape[1] - 1)
+            counts[i] = np.bincount(tid, minlength=counts.shape[1])
+        return counts
+
+    def read_group(self, i: int) -> TraceChunk:
+        """Row group ``i`` as one chunk, checked as :meth:`iter_chunks` checks it."""
+        return TraceChunk(**self._read_group(i, list(COLUMNS)))
+
     def read_all(self) -> TraceChunk:
         """The whole trace in memory (for small traces and tests)."""
         chunks = list(self.iter_chunks())

@@ -107,3 +107,63 @@ def test_thread_counts_read_from_the_tid_column(traces):
     r = TraceReader(traces[1500])
     assert r.thread_counts(2).tolist() == [6000, 6000]
     assert r.thread_counts(1).tolist() == [12000]
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    """The same records in files of 1,000-record row groups: thread 0's 6,000 first, then
+    thread 1's (runs of 6000), or alternating runs of 1,500."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("grouped")
+    out = {}
+    for run in (1500, 6000):
+        src = _write(d / f"tmp{run}.parquet", _records(), run)
+        chunk = TraceReader(src).read_all()
+        write_trace(d / f"run{run}.parquet", chunk, "synthetic", "test", row_group_size=1000)
+        out[run] = d / f"run{run}.parquet"
+        src.unlink()
+    shutil.rmtree(d / "unused", ignore_errors=True)
+    return out
+
+
+def test_group_thread_counts(grouped):
+    r = TraceReader(grouped[6000])
+    c = r.group_thread_counts(2)
+    assert c.shape == (12, 2) and c.sum(axis=0).tolist() == r.thread_counts(2).tolist()
+    assert c[:6, 0].tolist() == [1000] * 6 and c[6:, 0].tolist() == [0] * 6
+
+
+def test_per_thread_streams_keep_threads_in_step(traces, grouped):
+    """Fed per thread (one cursor each, ThreadStreams), a trace replays exactly as with every
+    record at hand, whatever the batch, with nothing held back beyond the groups in use."""
+    from hwemu.machine.replay import ThreadStreams
+
+    ref = run_trace(str(TINY), traces[1], cpus=[0, 1], chunk_records=1 << 20)
+    for run in (1500, 6000):
+        for batch in (1000, 2400, 1 << 20):
+            m, feeder, reader = _replay(grouped[run], lambda r: Feeder(
+                (), streams=ThreadStreams(r, 2), batch=batch))
+            assert int(m.S.th_lat_sum.sum()) == int(ref.machine.S.th_lat_sum.sum()), (run, batch)
+            assert m.S.th_clock.tolist() == ref.machine.S.th_clock.tolist(), (run, batch)
+            assert feeder.waits_given_up == 0
+            # a group is decoded again only when it holds both threads' records (runs of 1,500
+            # in groups of 1,000), and at most one decoded group per cursor is kept
+            decoded = feeder.streams.groups_decoded
+            assert (decoded == 12) if run == 6000 else (12 < decoded <= 24), (run, decoded)
+            assert len(feeder.streams._split) <= 2
+
+
+def test_large_traces_are_fed_per_thread(traces, grouped, monkeypatch):
+    """A multi-threaded trace with more records than the feeder may hold back is fed per
+    thread (feeder_for): the run stays in step where the file-order feeder gave up."""
+    import hwemu.machine.replay as replay
+
+    ref = run_trace(str(TINY), traces[1], cpus=[0, 1], chunk_records=1 << 20)
+    monkeypatch.setattr(replay, "MAX_HELD_RECORDS", 3000)
+    assert replay.feeder_for(TraceReader(grouped[6000]), 2).streams is not None
+    assert replay.feeder_for(TraceReader(grouped[6000]), 1).streams is None
+    res = run_trace(str(TINY), grouped[6000], cpus=[0, 1], chunk_records=1000)
+    assert _key(res) == _key(ref)
+    assert res.stats.get("trace.feed", "waits_given_up") == 0
+    assert res.stats.get("trace.feed", "groups_decoded") == 12
