@@ -170,7 +170,7 @@ def test_per_workload_schedule_and_bundled_suites(tmp_path):
         "gups-small-move.toml", "bfs-small-move.toml"}
     tiering = load_suite("tiering")
     assert {dict(c.params).get("time_compression") for c in tiering.sweep.cells()} == {None, 100}
-    assert len(tiering.sweep.cells()) == 2 * 4
+    assert len(tiering.sweep.cells()) == 4
     assert len(load_suite("long").sweep.cells()) == 2
 
 
