@@ -366,11 +366,7 @@ class TraceReader:
     def thread_counts(self, threads: int) -> np.ndarray:
         """Records per thread id (length ``threads``, ids >= threads counted in the last), read
         from the tid column alone, one row group at a time."""
-        counts = np.zeros(max(1, threads), np.int64)
-        for i in range(self._pf.metadata.num_row_groups):
-            tid = np.minimum(self._read_group(i, ["tid"])["tid"], len(counts) - 1)
-            counts += np.bincount(tid, minlength=len(counts))
-        return counts
+        return self.group_thread_counts(threads).sum(axis=0)
 
     def group_thread_counts(self, threads: int) -> np.ndarray:
         """Records per (row group, thread id): shape (row groups, ``threads``), ids >= threads
