@@ -171,7 +171,7 @@ def test_per_workload_schedule_and_bundled_suites(tmp_path):
     tiering = load_suite("tiering")
     assert {dict(c.params).get("time_compression") for c in tiering.sweep.cells()} == {None, 100}
     assert len(tiering.sweep.cells()) == 4
-    assert len(load_suite("long").sweep.cells()) == 2
+    assert len(load_suite("long").sweep.cells()) == 3
 
 
 def test_docs_example_is_valid(tmp_path):
