@@ -118,7 +118,8 @@ def node_labels(cells, nodes) -> dict:
 
 
 def _time_unit(max_ns: float) -> tuple[float, str]:
-    """A divisor and unit for times up to ``max_ns``: µs below 10 ms, else ms."""
+    """A divisor and unit for times up to ``max_ns``: µs below 10 ms, else ms (the headline's
+    migrating time, and the time axes of the latency and placement figures)."""
     return (1e6, "ms") if max_ns >= 1e7 else (1e3, "µs")
 
 
@@ -249,9 +250,11 @@ def latency_figure(cells, title: str, labels: list[str]) -> bytes:
             fig, ax = plt.subplots(figsize=(9.0, 4.2), layout="constrained")
             ev = None
         all_lat = []
+        div, unit = _time_unit(max([float(c.timeline["time_ns"].max()) for c in cells
+                                    if len(c.timeline)] or [0.0]))
         for i, names in same_timelines(cells, labels):
             tl = cells[i].timeline.sort_values("time_ns", kind="stable")
-            t_us = tl["time_ns"].to_numpy(dtype=float) / 1e3
+            t_us = tl["time_ns"].to_numpy(dtype=float) / div
             lat = tl["mean_latency_ns"].to_numpy(dtype=float)
             all_lat.append(lat[np.isfinite(lat)])
             ax.plot(t_us, lat, color=colors[i], linestyle=styles[i], linewidth=1.2,
@@ -272,7 +275,7 @@ def latency_figure(cells, title: str, labels: list[str]) -> bytes:
         ax.legend(loc="upper right", fontsize=8, bbox_to_anchor=(1.0, 0.93))
         if ev is not None:
             for row, (i, cell) in enumerate(events):
-                mt = np.sort(cell.migrations["time_ns"].to_numpy(dtype=float)) / 1e3
+                mt = np.sort(cell.migrations["time_ns"].to_numpy(dtype=float)) / div
                 ev.plot(mt, np.full(len(mt), row), linestyle="none", marker="|", markersize=9,
                         color=colors[i])
             ev.set_yticks(range(len(events)))
@@ -280,9 +283,9 @@ def latency_figure(cells, title: str, labels: list[str]) -> bytes:
             ev.set_ylim(len(events) - 0.5, -0.5)
             ev.set_ylabel("migrations", fontsize=8)
             ev.grid(True, axis="x", alpha=0.3)
-            ev.set_xlabel("simulated time (µs)")
+            ev.set_xlabel(f"simulated time ({unit})")
         else:
-            ax.set_xlabel("simulated time (µs)")
+            ax.set_xlabel(f"simulated time ({unit})")
         fig.align_ylabels()
         return _png(fig)
 
@@ -308,6 +311,8 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
     n = max(1, len(cells))
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
+    div, unit = _time_unit(max([float(c.placement["time_ns"].max()) for c in cells
+                                if len(c.placement)] or [0.0]))
     with matplotlib.rc_context(_RC):
         fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.8 * nrows + 0.6),
                                  squeeze=False, sharey=True)
@@ -321,7 +326,7 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
             if len(pl):
                 wide = pl.pivot_table(index="time_ns", columns="node", values="pages",
                                       aggfunc="sum", fill_value=0).sort_index()
-                t_us = wide.index.to_numpy(dtype=float) / 1e3
+                t_us = wide.index.to_numpy(dtype=float) / div
                 cols = [nd for nd in nodes if nd in wide.columns]
                 series = [wide[nd].to_numpy(dtype=float) for nd in cols]
                 colors = [node_colors[nd] for nd in cols]
@@ -338,7 +343,7 @@ def placement_figure(cells, title: str, labels: list[str]) -> bytes:
             else:
                 ax.text(0.5, 0.5, "no placement samples", ha="center", va="center",
                         transform=ax.transAxes)
-            ax.set_xlabel("simulated time (µs)")
+            ax.set_xlabel(f"simulated time ({unit})")
             if i % ncols == 0:
                 ax.set_ylabel("resident pages")
             ax.grid(True, alpha=0.3)
