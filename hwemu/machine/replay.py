@@ -47,9 +47,9 @@ class ThreadStreams:
     ``take(t, n)`` returns up to ``n`` next records of thread ``t`` (a list of chunks);
     ``remaining[t]`` counts the records of ``t`` not yet taken."""
 
-    def __init__(self, reader, threads: int):
+    def __init__(self, reader, threads: int, counts: np.ndarray | None = None):
         self.reader = reader
-        self.counts = reader.group_thread_counts(threads)
+        self.counts = reader.group_thread_counts(threads) if counts is None else counts
         self.threads = self.counts.shape[1]
         self.remaining = self.counts.sum(axis=0)
         self.group = np.zeros(self.threads, np.int64)    # the group each cursor is in
@@ -186,17 +186,42 @@ def feed_counts(reader, threads: int):
     return reader.thread_counts(threads) if threads > 1 else None
 
 
+def runs_far_apart(counts: np.ndarray, rows: np.ndarray, limit: int) -> bool:
+    """Whether some thread's records lie more than ``limit`` records apart in the file (or
+    start more than ``limit`` records in): ``counts`` is records per (row group, thread),
+    ``rows`` the records per row group."""
+    start = np.concatenate([[0], np.cumsum(rows)])
+    for t in range(counts.shape[1]):
+        g = np.flatnonzero(counts[:, t])
+        if not len(g):
+            continue
+        gaps = start[g[1:]] - start[g[:-1] + 1]
+        if start[g[0]] > limit or (len(gaps) and int(gaps.max()) > limit):
+            return True
+    return False
+
+
 def feeder_for(reader, threads: int, chunk_records: int = CHUNK_RECORDS,
                chunks=None) -> "Feeder":
     """The feeder of a trace: in file order (``chunks``, default the reader's chunks decoded
-    ahead), holding back at most MAX_HELD_RECORDS for a starved thread; a multi-threaded
-    trace with more records than that is fed per thread instead (:class:`ThreadStreams`), so
-    that its threads stay in step however far apart the recorder wrote their runs."""
-    if threads > 1 and reader.num_records > MAX_HELD_RECORDS:
-        return Feeder((), streams=ThreadStreams(reader, threads), batch=chunk_records)
+    ahead), holding back at most MAX_HELD_RECORDS for a starved thread. A multi-threaded trace
+    with more records than that, in which some thread's records lie more than half of that
+    apart (a recorder that serialises threads wrote the others' runs in between), is fed per
+    thread instead (:class:`ThreadStreams`), so that its threads stay in step however far apart
+    their runs are. Both read the tid column once for the per-thread counts."""
+    if threads <= 1:
+        counts = None
+    else:
+        by_group = reader.group_thread_counts(threads)
+        rows = by_group.sum(axis=1)
+        if (reader.num_records > MAX_HELD_RECORDS
+                and runs_far_apart(by_group, rows, MAX_HELD_RECORDS // 2)):
+            return Feeder((), streams=ThreadStreams(reader, threads, by_group),
+                          batch=chunk_records)
+        counts = by_group.sum(axis=0)
     if chunks is None:
         chunks = reader.iter_chunks_ahead(chunk_records)
-    return Feeder(chunks, feed_counts(reader, threads))
+    return Feeder(chunks, counts)
 
 
 class FirstTouch:

@@ -163,7 +163,21 @@ def test_large_traces_are_fed_per_thread(traces, grouped, monkeypatch):
     monkeypatch.setattr(replay, "MAX_HELD_RECORDS", 3000)
     assert replay.feeder_for(TraceReader(grouped[6000]), 2).streams is not None
     assert replay.feeder_for(TraceReader(grouped[6000]), 1).streams is None
+    # runs of 1,500 records are at most half the limit apart: fed in file order, as before
+    assert replay.feeder_for(TraceReader(grouped[1500]), 2).streams is None
     res = run_trace(str(TINY), grouped[6000], cpus=[0, 1], chunk_records=1000)
     assert _key(res) == _key(ref)
     assert res.stats.get("trace.feed", "waits_given_up") == 0
     assert res.stats.get("trace.feed", "groups_decoded") == 12
+
+
+def test_runs_far_apart():
+    from hwemu.machine.replay import runs_far_apart
+
+    rows = np.array([100, 100, 100, 100])
+    near = np.array([[60, 40], [50, 50], [70, 30], [100, 0]])
+    assert not runs_far_apart(near, rows, 100)
+    gap = np.array([[100, 0], [100, 0], [0, 100], [50, 50]])       # thread 1 starts at 200
+    assert runs_far_apart(gap, rows, 150) and not runs_far_apart(gap, rows, 200)
+    hole = np.array([[50, 50], [100, 0], [100, 0], [50, 50]])      # thread 1: 200 apart
+    assert runs_far_apart(hole, rows, 199) and not runs_far_apart(hole, rows, 200)
