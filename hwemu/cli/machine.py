@@ -447,14 +447,11 @@ def _cmd_run_os(args, cfg, cpus) -> int:
         raise HwemuError(f"{args.trace}: no such trace file")
     if args.schedule and cpus is not None:
         raise HwemuError("--cpus: the schedule gives each thread its CPU; use one or the other")
-    from hwemu.sim.experiment import parse_run_param
+    from hwemu.sim.experiment import pop_run_param
 
     params = _parse_params(args.param)
-    copy = parse_run_param("copy", params.pop("copy", "cpu"), "--param copy")
-    compression = params.pop("time_compression", None)
-    if compression is not None:
-        compression = parse_run_param("time_compression", compression,
-                                      "--param time_compression")
+    copy = pop_run_param(params, "copy", "cpu", "--param ")
+    compression = pop_run_param(params, "time_compression", None, "--param ")
     placement, migration = parse_policy_spec(args.policy or "first-touch", params)
     if not args.schedule and migration.name in ("manual", "manual-dma"):
         raise HwemuError(f"--policy {args.policy}: the manual policy acts on the schedule's "

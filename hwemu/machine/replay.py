@@ -108,14 +108,10 @@ class Feeder:
     exceed ``max_held`` are the threads let go without waiting (``waits_given_up`` counts it).
     """
 
+    streams = None          # ThreadStreams of a StreamFeeder
+
     def __init__(self, chunks, totals: np.ndarray | None = None,
-                 max_held: int = MAX_HELD_RECORDS, streams: ThreadStreams | None = None,
-                 batch: int = CHUNK_RECORDS):
-        self.streams = streams
-        if streams is not None:
-            # one cursor per thread (traces too large to hold back; see feeder_for)
-            self.batch = max(1 << 16, int(batch) // max(1, streams.threads))
-            chunks = ()
+                 max_held: int = MAX_HELD_RECORDS):
         self._it = iter(chunks)
         self.totals = None if totals is None else np.asarray(totals, np.int64)
         self.loaded = None if totals is None else np.zeros(len(self.totals), np.int64)
@@ -129,8 +125,6 @@ class Feeder:
         parts = [leftover] if leftover is not None and len(leftover) else []
         if parts:
             self.refills += 1
-        if self.streams is not None:
-            return self._next_streams(parts)
         new = next(self._it, None)
         if new is not None and len(new):
             parts.append(new)
@@ -149,25 +143,10 @@ class Feeder:
             more = self.loaded < self.totals
         return chunk, more
 
-    def _next_streams(self, parts: list):
-        """Per-thread feeding: every thread with less than half a batch left in ``parts``
-        (the leftover) gets its next records, up to a batch."""
-        st = self.streams
-        pending = (np.bincount(np.minimum(parts[0].tid, st.threads - 1), minlength=st.threads)
-                   if parts else np.zeros(st.threads, np.int64))
-        for t in range(st.threads):
-            if pending[t] < self.batch // 2 and st.remaining[t] > 0:
-                parts.extend(st.take(t, self.batch - int(pending[t])))
-        if not parts:
-            return None
-        more = st.remaining > 0
-        return _concat(parts), (more if more.any() else None)
-
-    def add_stream_stats(self, stats) -> None:
-        """With per-thread feeding: the row groups decoded (a group holding several threads'
-        records in a cursor's way may be decoded again later)."""
-        if self.streams is not None:
-            stats.add("trace.feed", "groups_decoded", self.streams.groups_decoded, "groups")
+    def add_stats(self, stats) -> None:
+        """The feeder's statistics (``trace.feed``): refills, waits given up."""
+        stats.add("trace.feed", "refills", self.refills, "chunks")
+        stats.add("trace.feed", "waits_given_up", self.waits_given_up, "chunks")
 
     def drive(self, m: Machine, handler: "StopHandler", progress=None) -> None:
         """Load every chunk into ``m`` (``handler.load``) and replay it (:func:`replay`); a
@@ -181,16 +160,49 @@ class Feeder:
                 progress.update(len(chunk) - (len(leftover) if leftover is not None else 0))
 
 
+class StreamFeeder(Feeder):
+    """A :class:`Feeder` that reads each thread's records through its own cursor
+    (:class:`ThreadStreams`) instead of in file order: every thread with less than half a
+    batch left in the leftover gets its next records, up to a batch (``batch`` records in all,
+    shared by the threads). Nothing is held back, so nothing is given up."""
+
+    def __init__(self, streams: ThreadStreams, batch: int = CHUNK_RECORDS):
+        super().__init__(())
+        self.streams = streams
+        self.batch = max(1 << 16, int(batch) // max(1, streams.threads))
+
+    def next(self, leftover=None):
+        parts = [leftover] if leftover is not None and len(leftover) else []
+        if parts:
+            self.refills += 1
+        st = self.streams
+        pending = (np.bincount(np.minimum(parts[0].tid, st.threads - 1), minlength=st.threads)
+                   if parts else np.zeros(st.threads, np.int64))
+        for t in range(st.threads):
+            if pending[t] < self.batch // 2 and st.remaining[t] > 0:
+                parts.extend(st.take(t, self.batch - int(pending[t])))
+        if not parts:
+            return None
+        more = st.remaining > 0
+        return _concat(parts), (more if more.any() else None)
+
+    def add_stats(self, stats) -> None:
+        """As a Feeder's, plus the row groups decoded (a group holding several threads'
+        records in a cursor's way may be decoded again later)."""
+        super().add_stats(stats)
+        stats.add("trace.feed", "groups_decoded", self.streams.groups_decoded, "groups")
+
+
 def feed_counts(reader, threads: int):
     """Per-thread record counts for a :class:`Feeder` (None for a single-thread trace)."""
     return reader.thread_counts(threads) if threads > 1 else None
 
 
-def runs_far_apart(counts: np.ndarray, rows: np.ndarray, limit: int) -> bool:
+def runs_far_apart(counts: np.ndarray, limit: int) -> bool:
     """Whether some thread's records lie more than ``limit`` records apart in the file (or
     start more than ``limit`` records in): ``counts`` is records per (row group, thread),
-    ``rows`` the records per row group."""
-    start = np.concatenate([[0], np.cumsum(rows)])
+    as TraceReader.group_thread_counts gives them."""
+    start = np.concatenate([[0], np.cumsum(counts.sum(axis=1))])
     for t in range(counts.shape[1]):
         g = np.flatnonzero(counts[:, t])
         if not len(g):
@@ -213,11 +225,9 @@ def feeder_for(reader, threads: int, chunk_records: int = CHUNK_RECORDS,
         counts = None
     else:
         by_group = reader.group_thread_counts(threads)
-        rows = by_group.sum(axis=1)
         if (reader.num_records > MAX_HELD_RECORDS
-                and runs_far_apart(by_group, rows, MAX_HELD_RECORDS // 2)):
-            return Feeder((), streams=ThreadStreams(reader, threads, by_group),
-                          batch=chunk_records)
+                and runs_far_apart(by_group, MAX_HELD_RECORDS // 2)):
+            return StreamFeeder(ThreadStreams(reader, threads, by_group), chunk_records)
         counts = by_group.sum(axis=0)
     if chunks is None:
         chunks = reader.iter_chunks_ahead(chunk_records)
@@ -388,9 +398,7 @@ def run_trace(machine: MachineConfig | str, trace_path, cpus: list[int] | None =
         feeder = feeder_for(reader, threads, chunk_records)
         run_chunks(m, feeder, handler, on_event, first_event_ps, bar)
     stats = machine_stats(m)
-    stats.add("trace.feed", "refills", feeder.refills, "chunks")
-    stats.add("trace.feed", "waits_given_up", feeder.waits_given_up, "chunks")
-    feeder.add_stream_stats(stats)
+    feeder.add_stats(stats)
     return RunResult(stats, summarize(stats, m), m)
 
 

@@ -161,15 +161,13 @@ def parse_sweep(data: dict, p: Path, check: bool = True, check_traces: bool = Tr
             raise HwemuError(f"{p}: key 'params.{pol}.{clash[0]}': also given to every policy "
                              f"in 'params.{clash[0]}'")
     run = run_params()
-    for name, values in shared.items():
-        if name in run:
-            for v in values:
-                check_run_params({name: v}, lambda k: f"{p}: key 'params.{k}'")
-    for pol, own in per_policy.items():
-        for name, values in own.items():
+    # run parameters, shared or given to one policy: every value must parse
+    for prefix, table in [("params.", shared)] + [(f"params.{pol}.", own)
+                                                   for pol, own in per_policy.items()]:
+        for name, values in table.items():
             if name in run:
                 for v in values:
-                    check_run_params({name: v}, lambda k: f"{p}: key 'params.{pol}.{k}'")
+                    check_run_params({name: v}, lambda k: f"{p}: key '{prefix}{k}'")
     if check:
         base = p.resolve().parent
         for key, names, fn in (("machines", machines, check_machine),

@@ -264,14 +264,19 @@ def _groups(df):
     return df.groupby(keys, sort=False, dropna=False)
 
 
-def _own_params(row, df) -> str:
-    """A policy's own parameters as ``name=value`` (the summary and the compact table tell
-    a policy's runs apart by them)."""
+def _own_param_columns(df) -> list[str]:
+    """The ``param.*`` columns of policies' own parameters (not shared, see above)."""
     shared = set(_shared_param_columns(df))
-    parts = []
-    for c in df.columns:
-        if c.startswith("param.") and c not in shared and not _missing(row.get(c)):
-            v = row.get(c)
+    return [c for c in df.columns if c.startswith("param.") and c not in shared]
+
+
+def _policy_label(row, own: list[str]) -> str:
+    """The policy with its own parameters as ``name=value`` (``own``: _own_param_columns):
+    the summary and the compact table tell a policy's runs apart by them."""
+    parts = [row.policy]
+    for c in own:
+        v = row.get(c)
+        if not _missing(v):
             parts.append(f"{c[len('param.'):]}={v:g}" if isinstance(v, float) else
                          f"{c[len('param.'):]}={v}")
     return " ".join(parts)
@@ -281,6 +286,7 @@ def summary_lines(df) -> list[str]:
     """A short answer per workload (trace, machine, seed, params): the baseline's mean latency,
     then every other policy ranked by how much it cuts it, with what it cost."""
     out = []
+    own = _own_param_columns(df)
     for _key, g in _groups(df):
         base = g[g.policy == "none"]
         head = f"{g.trace.iloc[0]} on {g.machine.iloc[0]}"
@@ -297,8 +303,8 @@ def summary_lines(df) -> list[str]:
             cost = (f"{int(r.pages_migrated):,} pages moved, {_human_time_ns(r.migration_time_ns)} "
                     "migrating" if r.pages_migrated else "no page moved")
             run = "" if _missing(r.speedup) or not r.speedup else f"; runtime x{1 / r.speedup:.2f}"
-            name = " ".join(x for x in (r.policy, _own_params(r, df)) if x)
-            out.append(f"  {name:<9} {what:>9} -> {r.mean_latency_ns:.1f} ns; {cost}{run}")
+            out.append(f"  {_policy_label(r, own):<9} {what:>9} -> {r.mean_latency_ns:.1f} ns; "
+                       f"{cost}{run}")
     return out
 
 
@@ -317,6 +323,7 @@ def compact_table(df, width: int = 100) -> str:
     """The results as a plain-text table no wider than ``width`` columns (human units); the
     full table is results.md / results.csv."""
     heads = [h for _c, h, _f in COMPACT]
+    own = _own_param_columns(df)
     rows = []
     for _, r in df.iterrows():
         row = []
@@ -327,7 +334,7 @@ def compact_table(df, width: int = 100) -> str:
             elif col == "interconnect_bytes":
                 row.append("-" if _missing(v) or not v else _human_bytes(v))
             elif col == "policy":
-                row.append(" ".join(x for x in (v, _own_params(r, df)) if x))
+                row.append(_policy_label(r, own))
             elif _missing(v):
                 row.append("-")
             elif col == "latency_reduction_pct":

@@ -110,23 +110,22 @@ def write_report(out: str | Path, cells: list[CellData], title: str = "hwemu pol
         labels = [figures.cell_label(c, varying_seed) for c in members]
         title_tm = f"{trace_label(trace)} on {machine_label(machine)}"
         figs = []
+
+        def emit(name: str, caption: str, png: bytes) -> None:
+            with atomic_path(out / "figures" / name) as tmp:
+                tmp.write_bytes(png)
+            written.add(out / "figures" / name)
+            figs.append((name, caption, png))
+
         for kind, fn, caption in FIG_KINDS:
             png = fn(members, title_tm, labels)
             if kind == "latency" and not any(len(c.migrations) for c in members):
                 caption = caption.replace("; below, a tick per migration event",
                                           " (no page migrations in these runs)")
-            name = f"{kind}-{stem}.png"
-            with atomic_path(out / "figures" / name) as tmp:
-                tmp.write_bytes(png)
-            written.add(out / "figures" / name)
-            figs.append((name, caption, png))
+            emit(f"{kind}-{stem}.png", caption, png)
         for param in figures.numeric_params(members):
-            png = figures.param_figure(members, title_tm, param)
-            name = f"param-{_slug(param)}-{stem}.png"
-            with atomic_path(out / "figures" / name) as tmp:
-                tmp.write_bytes(png)
-            written.add(out / "figures" / name)
-            figs.append((name, PARAM_CAPTION.format(param=param), png))
+            emit(f"param-{_slug(param)}-{stem}.png", PARAM_CAPTION.format(param=param),
+                 figures.param_figure(members, title_tm, param))
         sections.append((title_tm, figs))
 
     with atomic_write(out / "report.html", encoding="utf-8", newline="\n") as fh:

@@ -748,9 +748,7 @@ class CoSim(StopHandler):
         st.add("cosim", "thread_moves", self._moves, "moves")
         feed = getattr(self, "feed", None)
         if feed is not None:
-            st.add("trace.feed", "refills", feed.refills, "chunks")
-            st.add("trace.feed", "waits_given_up", feed.waits_given_up, "chunks")
-            feed.add_stream_stats(st)
+            feed.add_stats(st)
         st.add("cosim", "os_cpu_time", sum(self.engine.cpus.busy_ps), "ps")
         for row in self.pstats.to_frame().itertuples(index=False):
             st.add(row.component, row.stat, row.value, row.unit)

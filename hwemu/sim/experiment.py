@@ -57,6 +57,14 @@ def parse_run_param(name: str, value, where: str):
         raise HwemuError(f"{where}: must be positive, got {value!r}")
     return window_ps
 
+def pop_run_param(params: dict, name: str, default, where: str):
+    """Remove run parameter ``name`` from ``params`` and return its parsed value
+    (:func:`parse_run_param`, errors naming ``where`` + the name), or ``default`` when absent."""
+    if name not in params:
+        return default
+    return parse_run_param(name, params.pop(name), f"{where}{name}")
+
+
 DEMO_DIR = Path(__file__).resolve().parents[2] / "traces" / "demo"
 
 
@@ -94,10 +102,8 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
     from hwemu.policies.registry import parse_policy_spec
     params = dict(params or {})
     window = params.pop("window", None)
-    copy = parse_run_param("copy", params.pop("copy", "cpu"), "params.copy")
-    compression = params.pop("time_compression", None)
-    if compression is not None:
-        compression = parse_run_param("time_compression", compression, "params.time_compression")
+    copy = pop_run_param(params, "copy", "cpu", "params.")
+    compression = pop_run_param(params, "time_compression", None, "params.")
     window_ps = None
     if window is not None:
         window_ps = parse_run_param("window", window, "params.window")

@@ -137,13 +137,13 @@ def test_group_thread_counts(grouped):
 def test_per_thread_streams_keep_threads_in_step(traces, grouped):
     """Fed per thread (one cursor each, ThreadStreams), a trace replays exactly as with every
     record at hand, whatever the batch, with nothing held back beyond the groups in use."""
-    from hwemu.machine.replay import ThreadStreams
+    from hwemu.machine.replay import StreamFeeder, ThreadStreams
 
     ref = run_trace(str(TINY), traces[1], cpus=[0, 1], chunk_records=1 << 20)
     for run in (1500, 6000):
         for batch in (1000, 2400, 1 << 20):
-            m, feeder, reader = _replay(grouped[run], lambda r: Feeder(
-                (), streams=ThreadStreams(r, 2), batch=batch))
+            m, feeder, reader = _replay(grouped[run], lambda r: StreamFeeder(
+                ThreadStreams(r, 2), batch))
             assert int(m.S.th_lat_sum.sum()) == int(ref.machine.S.th_lat_sum.sum()), (run, batch)
             assert m.S.th_clock.tolist() == ref.machine.S.th_clock.tolist(), (run, batch)
             assert feeder.waits_given_up == 0
@@ -174,10 +174,9 @@ def test_large_traces_are_fed_per_thread(traces, grouped, monkeypatch):
 def test_runs_far_apart():
     from hwemu.machine.replay import runs_far_apart
 
-    rows = np.array([100, 100, 100, 100])
     near = np.array([[60, 40], [50, 50], [70, 30], [100, 0]])
-    assert not runs_far_apart(near, rows, 100)
+    assert not runs_far_apart(near, 100)
     gap = np.array([[100, 0], [100, 0], [0, 100], [50, 50]])       # thread 1 starts at 200
-    assert runs_far_apart(gap, rows, 150) and not runs_far_apart(gap, rows, 200)
+    assert runs_far_apart(gap, 150) and not runs_far_apart(gap, 200)
     hole = np.array([[50, 50], [100, 0], [100, 0], [50, 50]])      # thread 1: 200 apart
-    assert runs_far_apart(hole, rows, 199) and not runs_far_apart(hole, rows, 200)
+    assert runs_far_apart(hole, 199) and not runs_far_apart(hole, 200)
