@@ -13,7 +13,6 @@ import json
 import lzma
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,9 @@ RECORDER = SUITE_DIR / "record.py"
 BUNDLED = SUITE_DIR / "suites"
 
 _SUITE_KEYS = {"workloads", "scale", "machines", "policies", "seeds", "params", "retries",
-               "schedule"}
+               "schedule", "variants"}
+_VARIANT_KEYS = {"workload", "seed", "params"}
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def recorder() -> Path:
@@ -95,8 +98,28 @@ def suite_file(name: str) -> Path:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A suite's own recording of a workload (``[variants.NAME]``): the recorder's workload,
+    its input seed and parameter overrides (record.py --seed, --param, --name)."""
+
+    name: str
+    workload: str
+    seed: int = 1
+    params: tuple = ()                 # ((key, value), ...) in the file's order
+
+    def record_args(self) -> list[str]:
+        args = [self.workload, "--seed", str(self.seed)]
+        if self.name != self.workload:
+            args += ["--name", self.name]
+        for k, v in self.params:
+            args += ["--param", f"{k}={v}"]
+        return args
+
+
+@dataclass(frozen=True)
 class Suite:
-    """A parsed suite file; ``traces`` maps each workload to its trace file."""
+    """A parsed suite file: its workloads (recorder workloads or its own variants), each
+    recorded into ``traces_dir/NAME-SCALE.parquet``, and the sweep that runs them."""
 
     name: str
     path: Path
@@ -104,9 +127,49 @@ class Suite:
     scale: str
     traces_dir: Path
     sweep: SweepSpec
+    variants: tuple = ()               # one Variant per workload, in workload order
 
     def trace(self, workload: str) -> Path:
         return self.traces_dir / f"{workload}-{self.scale}.parquet"
+
+    def variant(self, workload: str) -> Variant:
+        return next((v for v in self.variants if v.name == workload), Variant(workload, workload))
+
+
+def _parse_variants(p: Path, data: dict, known: tuple) -> dict:
+    """The suite's ``[variants.NAME]`` tables, checked (workload known, seed a non-negative
+    integer, params a table of integers and strings)."""
+    raw = data.pop("variants", {})
+    if not isinstance(raw, dict):
+        raise HwemuError(f"{p}: key 'variants' must be a table of tables [variants.NAME]")
+    out = {}
+    for name, t in raw.items():
+        where = f"variants.{name}"
+        if not _NAME_RE.fullmatch(name):
+            raise HwemuError(f"{p}: key '{where}': a variant name uses letters, digits, '_', '-' "
+                             "and '.', starting with a letter or digit")
+        if name in known:
+            raise HwemuError(f"{p}: key '{where}': {name!r} is a recorder workload; give the "
+                             "variant another name")
+        if not isinstance(t, dict):
+            raise HwemuError(f"{p}: key '{where}' must be a table (workload, seed, params)")
+        check_keys(p, t, _VARIANT_KEYS, where)
+        w = t.get("workload")
+        if w not in known:
+            raise HwemuError(f"{p}: key '{where}.workload': expected one of {', '.join(known)}, "
+                             f"got {w!r}")
+        seed = t.get("seed", 1)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise HwemuError(f"{p}: key '{where}.seed' must be a non-negative integer, got {seed!r}")
+        params = t.get("params", {})
+        if not isinstance(params, dict):
+            raise HwemuError(f"{p}: key '{where}.params' must be a table KEY = value")
+        for k, v in params.items():
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise HwemuError(f"{p}: key '{where}.params.{k}' must be an integer or a string, "
+                                 f"got {v!r}")
+        out[name] = Variant(name, w, seed, tuple(params.items()))
+    return out
 
 
 def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suite:
@@ -128,10 +191,14 @@ def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suit
     if len(set(workloads)) != len(workloads):
         raise HwemuError(f"{p}: key 'workloads' lists a name twice")
     known = known_workloads()
+    variants = _parse_variants(p, data, known)
     for w in workloads:
-        if w not in known:
+        if w not in known and w not in variants:
             raise HwemuError(f"{p}: key 'workloads': unknown workload {w!r} "
-                             f"(known: {', '.join(known)})")
+                             f"(known: {', '.join(known)}; or a [variants.{w}] table)")
+    for name in variants:
+        if name not in workloads:
+            raise HwemuError(f"{p}: key 'variants.{name}': {name!r} is not in 'workloads'")
     scales = known_scales()
     if "scale" not in data:
         raise HwemuError(f"{p}: key 'scale' is missing ({', '.join(scales)})")
@@ -158,7 +225,8 @@ def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suit
     data["traces"] = [traces[w] for w in workloads]
     sweep = parse_sweep(data, p, check=check, check_traces=False,
                         trace_schedules=tuple((traces[w], f) for w, f in schedules.items()))
-    return Suite(p.stem, p, tuple(workloads), scale, traces_dir, sweep)
+    return Suite(p.stem, p, tuple(workloads), scale, traces_dir, sweep,
+                 tuple(variants[w] for w in workloads if w in variants))
 
 
 def _hwemu_exe() -> str | None:
@@ -176,9 +244,34 @@ def _say(quiet: bool, text: str) -> None:
         print(f"hwemu: {text}", file=sys.stderr, flush=True)
 
 
+def check_recorded(suite: Suite, workload: str) -> None:
+    """A one-line error when the trace of ``workload`` was recorded from another workload,
+    seed or parameters than the suite asks for (its record.py JSON file, NAME-SCALE.json,
+    says which; a trace without one is taken as it is)."""
+    trace = suite.trace(workload)
+    side = trace.with_suffix(".json")
+    try:
+        row = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return
+    v = suite.variant(workload)
+    want = {"workload": v.workload, "seed": v.seed, "params": dict(v.params)}
+    got = {"workload": row.get("workload"), "seed": row.get("seed"),
+           "params": row.get("params", {})}
+    for key in want:
+        if want[key] != got[key]:
+            raise HwemuError(f"{side}: {trace.name} was recorded with {key} {got[key]!r}, but "
+                             f"suite {suite.name} asks for {want[key]!r}; remove the trace (and "
+                             "its .json) to record it again")
+
+
 def record_missing(suite: Suite, quiet: bool = False) -> list[dict]:
     """Record, one at a time, each workload whose trace is missing (traces/suite/record.py);
-    return record.py's JSON row of each. A failed recording is a one-line HwemuError."""
+    return record.py's JSON row of each. A failed recording is a one-line HwemuError; so is a
+    trace recorded from other inputs than the suite's (check_recorded)."""
+    for w in suite.workloads:
+        if suite.trace(w).is_file():
+            check_recorded(suite, w)
     missing = [w for w in suite.workloads if not suite.trace(w).is_file()]
     if not missing:
         _say(quiet, f"suite {suite.name}: all {len(suite.workloads)} traces are in "
@@ -197,8 +290,8 @@ def record_missing(suite: Suite, quiet: bool = False) -> list[dict]:
     for i, w in enumerate(missing, 1):
         _say(quiet, f"suite {suite.name}: recording {w} at scale {suite.scale} "
                     f"({i} of {len(missing)}) into {suite.trace(w)} ...")
-        p = subprocess.run([sys.executable, str(script), w, "--scale", suite.scale,
-                            "--out", str(suite.traces_dir)],
+        p = subprocess.run([sys.executable, str(script), *suite.variant(w).record_args(),
+                            "--scale", suite.scale, "--out", str(suite.traces_dir)],
                            capture_output=True, text=True, env=env)
         if p.returncode:
             lines = p.stderr.strip().splitlines()

@@ -107,11 +107,13 @@ def load_sweep(path: str | os.PathLike, check: bool = True) -> SweepSpec:
     return parse_sweep(data, p, check)
 
 
-def check_keys(path, data: dict, known) -> None:
-    """A one-line error naming ``path`` and the first key of ``data`` not in ``known``."""
+def check_keys(path, data: dict, known, where: str = "") -> None:
+    """A one-line error naming ``path`` and the first key of ``data`` (the table ``where``,
+    when given) not in ``known``."""
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise HwemuError(f"{path}: unknown key '{unknown[0]}' (known: "
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise HwemuError(f"{path}: unknown key '{key}' (known: "
                          f"{', '.join(sorted(known))})")
 
 

@@ -3,7 +3,6 @@ same program (the project's recorder when available, else Valgrind's lackey tool
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

@@ -5,7 +5,6 @@ import pytest
 
 from hwemu.errors import HwemuError
 from hwemu.machine import layout
-from hwemu.machine import hierarchy as H
 from hwemu.machine import pagetable as PT
 from hwemu.machine.replay import FirstTouch, run_chunks
 from hwemu.machine.system import Machine

@@ -3,9 +3,8 @@
 import numpy as np
 
 from hwemu.machine import layout
-from hwemu.machine import hierarchy as H
 from hwemu.machine import pagetable as PT
-from hwemu.machine.replay import FirstTouch, run_chunks
+from hwemu.machine.replay import run_chunks
 from hwemu.machine.system import Machine
 from hwemu.traces.format import TraceChunk
 

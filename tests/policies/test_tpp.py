@@ -96,7 +96,7 @@ def test_promotion_rate_limit():
 
 def test_threshold_adjusts_to_rate_limit():
     pol = tpp(promote_rate_limit_MBps=1, threshold_period="100ms")
-    sim = on_cxl(4, pol)
+    on_cxl(4, pol)
     st = pol.prom[0]
     rl = 256                     # pages per second: 25 candidates per 100 ms expected
     # far fewer candidates than the rate limit allows: the threshold grows by 1/8 per period

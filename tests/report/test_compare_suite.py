@@ -101,6 +101,19 @@ GOOD = 'workloads = ["bfs", "sort"]\nscale = "tiny"\nmachines = ["skx-2s"]\npoli
     (GOOD + "[schedule]\ngups = 'x.toml'\n", "key 'schedule.gups': 'gups' is not in 'workloads'"),
     (GOOD + "[schedule]\nbfs = 'x.toml'\n", "key 'schedule.bfs': x.toml: no such schedule file"),
     (GOOD + "scale = 'tiny'\n", "not valid TOML"),
+    (GOOD + "variants = 1\n", "key 'variants' must be a table of tables"),
+    (GOOD + "[variants.g]\nworkload = 'gups'\n", "key 'variants.g': 'g' is not in 'workloads'"),
+    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gupps'\n",
+     "key 'variants.g.workload': expected one of bfs, "),
+    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nseed = -1\n",
+     "key 'variants.g.seed' must be a non-negative integer"),
+    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nsed = 1\n",
+     "unknown key 'variants.g.sed'"),
+    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nparams = {a = 1.5}\n",
+     "key 'variants.g.params.a' must be an integer or a string"),
+    (GOOD + "[variants.sort]\nworkload = 'gups'\n", "key 'variants.sort': 'sort' is a recorder"),
+    (GOOD.replace('"sort"', '"g/h"') + "[variants.'g/h']\nworkload = 'gups'\n",
+     "key 'variants.g/h': a variant name uses letters"),
 ])
 def test_bad_suite_file(tmp_path, text, key):
     p = _suite(tmp_path, text)
@@ -172,6 +185,35 @@ def test_per_workload_schedule_and_bundled_suites(tmp_path):
     assert {dict(c.params).get("time_compression") for c in tiering.sweep.cells()} == {None, 100}
     assert len(tiering.sweep.cells()) == 4
     assert len(load_suite("long").sweep.cells()) == 3
+    full = load_suite("tiering-full")
+    assert full.variant("gups-cxlhot").record_args() == ["gups", "--seed", "10", "--name",
+                                                         "gups-cxlhot"]
+    assert len(full.sweep.cells()) == 4
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_a_variant_is_recorded_with_its_seed_and_parameters(tmp_path, monkeypatch):
+    """[variants.NAME]: the recorder runs the workload with the variant's seed and parameters
+    into NAME-SCALE.parquet; a trace recorded from other inputs is refused (one line)."""
+    monkeypatch.setenv("HWEMU_CACHE", str(tmp_path / "cache"))
+    text = ('workloads = ["gups-hot25"]\nscale = "tiny"\nmachines = ["skx-2s"]\n'
+            'policies = ["none"]\n[variants.gups-hot25]\nworkload = "gups"\nseed = 3\n'
+            'params = {hot_percent = 25}\n')
+    s = load_suite(str(_suite(tmp_path, text)), tmp_path / "traces")
+    assert s.variant("gups-hot25").record_args() == [
+        "gups", "--seed", "3", "--name", "gups-hot25", "--param", "hot_percent=25"]
+    assert s.variant("bfs").record_args() == ["bfs", "--seed", "1"]
+    [row] = suite_mod.record_missing(s, quiet=True)
+    assert (row["program"], row["params"]) == ("gups -t 4 -s 3 18 300000 25", {"hot_percent": 25})
+    assert s.trace("gups-hot25").name == "gups-hot25-tiny.parquet" and s.trace("gups-hot25").is_file()
+    assert suite_mod.record_missing(s, quiet=True) == []          # recorded already
+
+    other = load_suite(str(_suite(tmp_path, text.replace("seed = 3", "seed = 4"), "o.toml")),
+                       tmp_path / "traces")
+    with pytest.raises(HwemuError, match=r"gups-hot25-tiny\.json: gups-hot25-tiny\.parquet was "
+                                         r"recorded with seed 3, but suite o asks for 4; remove"):
+        suite_mod.record_missing(other, quiet=True)
 
 
 def test_docs_example_is_valid(tmp_path):

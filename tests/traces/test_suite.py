@@ -103,3 +103,35 @@ def test_a_failed_check_leaves_no_trace(tmp_path, tool_cache, monkeypatch, capsy
     assert re.fullmatch(r"record\.py: error: gups: [0-9.]+ MiB of data pages, expected 100\.\.200 MiB "
                         r"at scale tiny\n", err), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_variant_with_its_own_parameters_and_name(tmp_path, tool_cache):
+    """--param overrides the scale's parameters (the size bounds are then not checked) and
+    --name names the files; the JSON row records both."""
+    p = _driver(tool_cache, "gups", "--scale", "tiny", "--seed", "3", "--param", "hot_percent=25",
+                "--param", "log2_words=21", "--name", "gups-hot25", "--out", tmp_path)
+    assert p.returncode == 0, p.stderr
+    row = json.loads(p.stdout)
+    assert row["program"] == "gups -t 4 -s 3 21 300000 25"
+    assert (row["seed"], row["params"]) == (3, {"hot_percent": 25, "log2_words": 21})
+    assert 16 <= row["footprint_mib"] <= 17          # 2^21 words: past tiny's bound of 8 MiB
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["gups-hot25-tiny.json",
+                                                          "gups-hot25-tiny.parquet"]
+    assert json.loads((tmp_path / "gups-hot25-tiny.json").read_text()) == row
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--param", "hot_percent=x"], "--param hot_percent=x: expected an integer"),
+    (["--param", "hot=1"], "--param hot: not a parameter of gups (its parameters: hot_percent, "
+                           "hot_update_percent, log2_words, updates)"),
+    (["--param", "records_min=1"], "--param records_min: not a parameter of gups"),
+    (["--param", "updates"], "--param 'updates': expected KEY=VALUE"),
+    (["--param", "updates=-3"], "--param updates=-3: must not be negative"),
+    (["--name", "a/b"], "--name 'a/b': use letters, digits"),
+    (["bfs", "--name", "x"], "--param and --name need exactly one workload"),
+])
+def test_bad_variant_arguments(tmp_path, tool_cache, args, message):
+    p = _driver(tool_cache, "gups", *args, "--scale", "tiny", "--out", tmp_path / "o")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith(f"record.py: error: {message}") and p.stderr.count("\n") == 1, p.stderr
+    assert not (tmp_path / "o").exists()

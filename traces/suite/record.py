@@ -2,6 +2,7 @@
 """Build, run and record the study suite's workloads (docs/study.md, "Workloads").
 
     traces/suite/record.py NAME [NAME ...] [--scale tiny|small|full] [--out DIR] [--seed N]
+    traces/suite/record.py gups --scale full --seed 10 --param hot_percent=25 --name gups-hot25
     traces/suite/record.py all --scale small
     traces/suite/record.py --list
 
@@ -24,6 +25,11 @@ HWEMU_CACHE for the recorder's tool), as traces/make_traces.sh does. hwemu is ta
 else from PATH. Any failure is one line on stderr and exit status 2; no trace or JSON file is
 left under its final name unless the workload passed its checks.
 
+--param KEY=VALUE overrides one of the scale's parameters (gups: log2_words, updates) or one of
+the workload's options (gups: hot_percent, hot_update_percent); the trace is then checked for its
+threads and output only, since the scale's size bounds no longer apply. --name NAME writes
+NAME-SCALE.parquet instead of WORKLOAD-SCALE.parquet (a suite's [variants], docs/study.md).
+
 Scales: tiny (a second or two of recording; the tests use it), small (under about a minute each
 on a 2-core machine; tens of MiB), full (hundreds of MiB to about 1 GiB; minutes).
 """
@@ -35,6 +41,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
 SCALES = ("tiny", "small", "full")
 MIB = 1 << 20
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class SuiteError(Exception):
@@ -70,6 +78,7 @@ class Workload:
     package: str | None = None                        # Debian package of the program (None: ours)
     same_output: bool = True                          # output independent of thread interleaving
     threads: tuple[int, int] | None = None            # trace tids with 4 threads (ours: exactly 5)
+    options: dict = field(default_factory=dict)       # further parameters, with the program's defaults
 
 
 # ---------------------------------------------------------------- inputs
@@ -168,8 +177,13 @@ def _kvstore(work, p, seed, threads):
 
 
 def _gups(work, p, seed, threads):
+    hot = []                          # the program's defaults unless a --param sets them
+    if "hot_update_percent" in p:
+        hot = [str(p.get("hot_percent", 10)), str(p["hot_update_percent"])]
+    elif "hot_percent" in p:
+        hot = [str(p["hot_percent"])]
     return Run([build_c("gups", work), "-t", str(threads), "-s", str(seed), str(p["log2_words"]),
-                str(p["updates"])])
+                str(p["updates"]), *hot])
 
 
 def _text_input(work, p, seed):
@@ -235,7 +249,7 @@ WORKLOADS = {w.name: w for w in [
         "tiny": dict(log2_words=18, updates=300000, records_min=3e5, mib=(1, 8)),
         "small": dict(log2_words=23, updates=16000000, records_min=3e7, mib=(60, 80)),
         "full": dict(log2_words=27, updates=100000000, records_min=2e8, mib=(900, 1200)),
-    }, same_output=False),
+    }, same_output=False, options=dict(hot_percent=10, hot_update_percent=90)),
     Workload("xz", "xz -T4 on generated text (Debian)", _xz, {
         "tiny": dict(input_kib=256, dict="1MiB", block="64KiB", records_min=2e7, mib=(5, 35)),
         "small": dict(input_kib=2048, dict="8MiB", block="512KiB", records_min=1e8, mib=(25, 120)),
@@ -328,33 +342,69 @@ def expected_threads(w: Workload, scale: str, threads: int) -> tuple[int, int]:
     return w.scales[scale].get("threads", w.threads)
 
 
-def check(w: Workload, scale: str, info: dict, threads: int) -> None:
+BOUNDS = ("records_min", "mib", "threads")
+
+
+def parse_params(w: Workload, scale: str, items: list[str]) -> dict:
+    """``--param KEY=VALUE`` overrides of the scale's parameters (or the workload's options),
+    converted to the type of the value they replace; a bad one is a SuiteError."""
+    known = {k: v for k, v in w.scales[scale].items() if k not in BOUNDS} | w.options
+    out = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise SuiteError(f"--param {item!r}: expected KEY=VALUE")
+        if key not in known:
+            raise SuiteError(f"--param {key}: not a parameter of {w.name} "
+                             f"(its parameters: {', '.join(sorted(known))})")
+        if isinstance(known[key], int):
+            try:
+                value = int(text.replace("_", ""))
+            except ValueError:
+                raise SuiteError(f"--param {key}={text}: expected an integer") from None
+            if value < 0:
+                raise SuiteError(f"--param {key}={text}: must not be negative")
+        else:
+            value = text
+        out[key] = value
+    return out
+
+
+def check(w: Workload, scale: str, info: dict, threads: int, sized: bool = True) -> None:
+    """The trace's thread count, and (``sized``: the scale's own parameters) its records and
+    footprint against the scale's bounds."""
     p = w.scales[scale]
     lo, hi = p["mib"]
     mib = info["data_pages_4k"] * 4096 / MIB
-    if info["records"] < p["records_min"]:
+    if info["records"] < (p["records_min"] if sized else 1):
         raise SuiteError(f"{w.name}: {info['records']:,} records, expected at least {int(p['records_min']):,}")
     tlo, thi = expected_threads(w, scale, threads)
     if not tlo <= info["threads"] <= thi:
         raise SuiteError(f"{w.name}: {info['threads']} threads in the trace, expected {tlo}..{thi}")
-    if not lo <= mib <= hi:
+    if sized and not lo <= mib <= hi:
         raise SuiteError(f"{w.name}: {mib:.1f} MiB of data pages, expected {lo}..{hi} MiB at scale {scale}")
 
 
-def record_one(w: Workload, scale: str, outdir: Path, seed: int, threads: int, keep: bool) -> dict:
+def record_one(w: Workload, scale: str, outdir: Path, seed: int, threads: int, keep: bool,
+               params: dict | None = None, name: str | None = None) -> dict:
+    """Record ``w`` at ``scale`` into OUTDIR/NAME-SCALE.parquet (NAME: ``name`` or the
+    workload's), with ``params`` overriding the scale's parameters; return the JSON row."""
+    params = params or {}
+    stem = f"{name or w.name}-{scale}"
     if w.package:
         prog = {"xz-utils": "xz", "coreutils": "sort"}.get(w.package, w.package)
         if shutil.which(prog, path="/usr/bin:/bin") is None:
             raise SuiteError(f"{w.name}: {prog} not found in /usr/bin (apt-get install {w.package})")
-    work = outdir / f"work-{w.name}-{scale}"
+    work = outdir / f"work-{stem}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        run = w.prepare(work, w.scales[scale], seed, threads)
+        run = w.prepare(work, w.scales[scale] | params, seed, threads)
         native_out, rec_out = work / "native.out", work / "recorded.out"
         native = execute(run.argv, run, native_out, f"{w.name} (native)")
 
-        trace = outdir / f"{w.name}-{scale}.parquet"
+        trace = outdir / f"{stem}.parquet"
         tmp_trace = outdir / f".{trace.name}.{os.getpid()}.tmp.parquet"
         hw = hwemu_exe()
         try:
@@ -367,7 +417,7 @@ def record_one(w: Workload, scale: str, outdir: Path, seed: int, threads: int, k
             if p.returncode:
                 raise SuiteError(f"{w.name}: trace info failed: {p.stderr.strip()}")
             info = json.loads(p.stdout)
-            check(w, scale, info, threads)
+            check(w, scale, info, threads, sized=not params)
             if w.same_output and digest(native_out) != digest(rec_out):
                 raise SuiteError(f"{w.name}: the recorded run's output differs from the native run's")
             os.replace(tmp_trace, trace)
@@ -379,7 +429,7 @@ def record_one(w: Workload, scale: str, outdir: Path, seed: int, threads: int, k
 
     records = info["records"]
     row = {
-        "workload": w.name, "scale": scale, "seed": seed, "trace": str(trace),
+        "workload": w.name, "scale": scale, "seed": seed, "params": params, "trace": str(trace),
         "program": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(run.argv)),
         "records": records, "instructions": info["instructions"], "threads": info["threads"],
         "footprint_mib": round(info["data_pages_4k"] * 4096 / MIB, 1),
@@ -388,7 +438,7 @@ def record_one(w: Workload, scale: str, outdir: Path, seed: int, threads: int, k
         "records_per_s": round(records / recording), "slowdown": round(recording / native, 1),
         "info_s": round(info_s, 2),
     }
-    write_atomic(outdir / f"{w.name}-{scale}.json", json.dumps(row) + "\n")
+    write_atomic(outdir / f"{stem}.json", json.dumps(row) + "\n")
     return row
 
 
@@ -399,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="suite-traces", help="directory for traces and JSON (default ./suite-traces)")
     ap.add_argument("--seed", type=int, default=1, help="input seed (default 1)")
     ap.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one of the scale's parameters or the workload's options "
+                         "(repeatable; one workload only; the scale's size bounds are then not checked)")
+    ap.add_argument("--name", help="trace file name NAME-SCALE.parquet instead of WORKLOAD-SCALE "
+                                   "(one workload only)")
     ap.add_argument("--keep", action="store_true", help="keep the work directories (builds, inputs, outputs)")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = ap.parse_args(argv)
@@ -413,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             if n not in WORKLOADS:
                 raise SuiteError(f"unknown workload {n!r} (choose from {', '.join(WORKLOADS)}, or all)")
+        if (args.param or args.name) and len(names) != 1:
+            raise SuiteError("--param and --name need exactly one workload")
+        if args.name is not None and not NAME_RE.fullmatch(args.name):
+            raise SuiteError(f"--name {args.name!r}: use letters, digits, '_', '-' and '.', "
+                             "starting with a letter or digit")
+        params = parse_params(WORKLOADS[names[0]], args.scale, args.param) if args.param else {}
         if not 1 <= args.threads <= 64:
             raise SuiteError(f"--threads must be in 1..64, got {args.threads}")
         if args.seed < 0:
@@ -423,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         outdir = Path(args.out)
         outdir.mkdir(parents=True, exist_ok=True)
         for n in names:
-            row = record_one(WORKLOADS[n], args.scale, outdir, args.seed, args.threads, args.keep)
+            row = record_one(WORKLOADS[n], args.scale, outdir, args.seed, args.threads, args.keep,
+                             params, args.name)
             print(json.dumps(row), flush=True)
     except SuiteError as e:
         print(f"record.py: error: {e}", file=sys.stderr)
