@@ -168,17 +168,19 @@ def _compare_suite(args) -> int:
             raise HwemuError(f"--suite and --{opt} do not go together (the suite file gives "
                              "the traces, machines, policies, schedules, seeds and parameters)")
     workers = _workers(args, 2)
-    suite, recorded, res = run_suite(args.suite, args.traces or "suite-traces", args.out,
+    suite, recorded, res, figures = run_suite(args.suite, args.traces or "suite-traces", args.out,
                                      workers=workers, scheduler=args.scheduler,
                                      quiet=args.quiet, command=args.command_line)
     out = args.out or f"suite-{suite.name}"
     if args.json:
-        print_json({"suite": suite.name, "recorded": [r["workload"] for r in recorded],
-                    **_sweep_json(res)})
+        print_json({"suite": suite.name, "recorded": [r["name"] for r in recorded],
+                    **_sweep_json(res), "variant_figures": [str(p) for p in figures]})
     else:
         _print_answer(res.table)
         print(f"\n{res.cells} cells: {res.ran} run, {res.skipped} already done; "
               f"full table: {out}/results.md (and results.csv); report: {out}/report.html")
+        for p in figures:
+            print(f"variant figure: {p}")
     return 0
 
 

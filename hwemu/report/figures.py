@@ -472,3 +472,40 @@ def param_figure(cells, title: str, param: str) -> bytes:
             ax1.legend(loc="best", fontsize=8)
         fig.suptitle(f"{title}: policies as {param} varies")
         return _png(fig)
+
+
+def variant_figure(rows, xs: dict, param: str, title: str) -> bytes:
+    """Each policy's absolute result across a suite's variants of one workload that differ in
+    the recording parameter ``param`` (a GUPS hot-set sweep: ``hot_percent``): left, mean
+    access latency (ns); right, simulated runtime (ms), one line per policy, the baseline
+    included. ``rows`` are results-table rows (dicts with trace, policy, mean_latency_ns,
+    sim_time_ns), ``xs`` maps a trace label to its value of ``param``; rows of other traces
+    are left out."""
+    import matplotlib
+
+    plt = _plt()
+    lines: dict[str, list] = {}
+    for r in rows:
+        if r["trace"] in xs:
+            lines.setdefault(r["policy"], []).append(
+                (float(xs[r["trace"]]), float(r["mean_latency_ns"]), float(r["sim_time_ns"]) / 1e6))
+    with matplotlib.rc_context(_RC):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.8), layout="constrained")
+        for policy in sorted(lines, key=lambda p: (p != "none", p)):
+            pts = sorted(lines[policy])
+            style = dict(marker="o", color=policy_color(policy), label=policy)
+            if policy == "none":
+                style.update(linestyle="--")
+            ax1.plot([p[0] for p in pts], [p[1] for p in pts], **style)
+            ax2.plot([p[0] for p in pts], [p[2] for p in pts], **style)
+        for ax in (ax1, ax2):
+            ax.set_xlabel(param)
+            ax.set_ylim(bottom=0)
+        ax1.set_ylabel("mean access latency (ns)")
+        ax2.set_ylabel("runtime (ms, simulated)")
+        ax1.set_title("latency")
+        ax2.set_title("runtime")
+        if lines:
+            ax1.legend(loc="best", fontsize=8)
+        fig.suptitle(f"{title}: policies as {param} varies")
+        return _png(fig)

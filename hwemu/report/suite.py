@@ -303,17 +303,55 @@ def record_missing(suite: Suite, quiet: bool = False) -> list[dict]:
         except (ValueError, IndexError):
             raise HwemuError(f"suite {suite.name}: recording {w}: {script} printed no result "
                              "line") from None
+        row["name"] = w                          # the suite's name for it (a variant's, or the workload's)
         rows.append(row)
         _say(quiet, f"suite {suite.name}: {w}: {row['records']:,} records, "
                     f"{row['footprint_mib']} MiB of data, recorded in {row['record_s']} s")
     return rows
 
 
+def variant_axes(suite: Suite) -> dict:
+    """``{(workload, param): {trace label: value}}`` for each integer parameter that takes two
+    or more values among the suite's variants of one workload (gups's ``hot_percent`` in the
+    ``hotset`` suite): the x axis of a variant figure."""
+    by_workload: dict[str, list] = {}
+    for v in suite.variants:
+        by_workload.setdefault(v.workload, []).append(v)
+    axes = {}
+    for w, vs in by_workload.items():
+        params = [dict(v.params) for v in vs]
+        for k in sorted(set().union(*params)):
+            vals = [p.get(k) for p in params]
+            if all(isinstance(x, int) and not isinstance(x, bool) for x in vals) and len(set(vals)) > 1:
+                axes[(w, k)] = {f"{v.name}-{suite.scale}": p[k] for v, p in zip(vs, params)}
+    return axes
+
+
+def write_variant_figures(suite: Suite, table, out) -> list[Path]:
+    """``out/figures/variant-WORKLOAD-PARAM.png`` for each of :func:`variant_axes`: every
+    policy's mean latency and runtime across the variants (hwemu.report.figures.variant_figure)."""
+    from hwemu.fileio import atomic_path
+    from hwemu.report.figures import variant_figure
+
+    paths = []
+    rows = table.to_dict("records")
+    for (w, param), xs in variant_axes(suite).items():
+        if not any(r["trace"] in xs for r in rows):
+            continue
+        path = Path(out) / "figures" / f"variant-{w}-{param}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(variant_figure(rows, xs, param, f"suite {suite.name}, {w}"))
+        paths.append(path)
+    return paths
+
+
 def run_suite(name: str, traces_dir="suite-traces", out=None, workers: int = 2,
               scheduler: str | None = None, quiet: bool = True, command: str | None = None):
     """Record the suite's missing traces, run its cells on Dask (resuming from ``out``'s
-    finished cells) and write the report into ``out`` (default ``suite-NAME``).
-    Returns (suite, recorded rows, hwemu.report.sweep.SweepResult)."""
+    finished cells) and write the report into ``out`` (default ``suite-NAME``), with a
+    variant figure per :func:`variant_axes`. Returns (suite, recorded rows,
+    hwemu.report.sweep.SweepResult, variant figure paths)."""
     from hwemu.report.sweep import run_sweep
 
     suite = load_suite(name, traces_dir)
@@ -326,7 +364,7 @@ def run_suite(name: str, traces_dir="suite-traces", out=None, workers: int = 2,
     res = run_sweep(suite.sweep, out, workers=workers, scheduler=scheduler, quiet=quiet,
                     command=command, title=f"hwemu compare --suite {suite.name}",
                     desc=f"suite {suite.name}")
-    return suite, recorded, res
+    return suite, recorded, res, write_variant_figures(suite, res.table, out)
 
 
 __all__ = ["Suite", "load_suite", "record_missing", "run_suite", "bundled_suites",

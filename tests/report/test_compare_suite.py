@@ -230,3 +230,28 @@ def test_docs_example_is_valid(tmp_path):
     assert len(cells) == 3 * 2 * 2 * 5
     assert {c.schedule for c in cells if "gups" in c.trace} == {"gups-moves.toml"}
     assert {c.schedule for c in cells if "gups" not in c.trace} == {None}
+
+
+def test_variant_figure_axes_and_file(tmp_path):
+    """A suite whose variants of one workload differ in an integer parameter gets a figure
+    across them: every policy's mean latency and runtime, the baseline included."""
+    text = ('workloads = ["g10", "g20", "g30", "bfs"]\nscale = "tiny"\nmachines = ["skx-2s"]\n'
+            'policies = ["hotness"]\n'
+            + "".join(f'[variants.g{h}]\nworkload = "gups"\nparams = {{hot_percent = {h}, updates = 5}}\n'
+                      for h in (10, 20, 30)))
+    s = load_suite(str(_suite(tmp_path, text)), tmp_path / "traces")
+    assert suite_mod.variant_axes(s) == {
+        ("gups", "hot_percent"): {"g10-tiny": 10, "g20-tiny": 20, "g30-tiny": 30}}
+    table = pd.DataFrame([
+        {"trace": f"g{h}-tiny", "policy": pol, "mean_latency_ns": 40.0 - h / 10 - (pol == "hotness"),
+         "sim_time_ns": 1e6 * h} for h in (10, 20, 30) for pol in ("none", "hotness")]
+        + [{"trace": "bfs-tiny", "policy": "none", "mean_latency_ns": 1.0, "sim_time_ns": 1.0}])
+    [path] = suite_mod.write_variant_figures(s, table, tmp_path / "out")
+    assert path == tmp_path / "out" / "figures" / "variant-gups-hot_percent.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one value only, or no variants: no figure
+    one = load_suite(str(_suite(tmp_path, GOOD.replace('"sort"', '"g"')
+                                + '[variants.g]\nworkload = "gups"\nparams = {hot_percent = 5}\n',
+                                "one.toml")), tmp_path / "traces")
+    assert suite_mod.variant_axes(one) == {} and suite_mod.variant_axes(load_suite("tiny")) == {}
+    assert suite_mod.write_variant_figures(one, table, tmp_path / "o2") == []
