@@ -185,6 +185,10 @@ def test_per_workload_schedule_and_bundled_suites(tmp_path):
     assert {dict(c.params).get("time_compression") for c in tiering.sweep.cells()} == {None, 100}
     assert len(tiering.sweep.cells()) == 4
     assert len(load_suite("long").sweep.cells()) == 3
+    for name in suite_mod.bundled_suites():       # every bundled suite's inputs check out
+        load_suite(name)
+    moves = load_suite("moves")
+    assert len(moves.sweep.cells()) == 8 * 2 and all(c.schedule for c in moves.sweep.cells())
     full = load_suite("tiering-full")
     assert full.variant("gups-cxlhot").record_args() == ["gups", "--seed", "10", "--name",
                                                          "gups-cxlhot"]
@@ -255,3 +259,29 @@ def test_variant_figure_axes_and_file(tmp_path):
                                 "one.toml")), tmp_path / "traces")
     assert suite_mod.variant_axes(one) == {} and suite_mod.variant_axes(load_suite("tiny")) == {}
     assert suite_mod.write_variant_figures(one, table, tmp_path / "o2") == []
+
+
+def test_move_schedule_generator(tmp_path):
+    """traces/suite/move_schedule.py: a baseline run, then a schedule that loads, with the
+    trace's threads on socket 0 and a move of each to socket 1 after the first touches."""
+    from hwemu.linux.schedule import load_schedule
+    from hwemu.machine.config import load_machine
+    from hwemu.machine.system import Machine
+    from hwemu.sim.hardware import MachineHardware
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "m.toml"
+    p = subprocess.run([sys.executable, str(root / "traces" / "suite" / "move_schedule.py"), "threads",
+                        str(root / "traces" / "threads.parquet"), str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    row = json.loads(p.stdout)
+    assert row["tids"] == [0, 1, 2, 3, 4] and 0 < row["touched_ms"] < row["move_at_ms"]
+    sched = load_schedule(out, MachineHardware(Machine(load_machine("skx-2s"), threads=5)))
+    assert [t.cpu for t in sched.threads] == [0, 1, 2, 3, 4]
+    assert [(e.action, e.args["cpu"], e.at_ps) for e in sched.events] == [
+        ("move_thread", 24 + i, row["move_at_ms"] * 10**9) for i in range(5)]
+    bad = subprocess.run([sys.executable, str(root / "traces" / "suite" / "move_schedule.py"), "x",
+                          str(tmp_path / "none.parquet"), str(tmp_path / "x.toml")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("move_schedule.py: error: ")
+    assert bad.stderr.count("\n") == 1 and not (tmp_path / "x.toml").exists()
