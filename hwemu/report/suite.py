@@ -15,6 +15,7 @@ repository), not in the package: ``--suite`` needs the checkout hwemu was instal
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -172,6 +173,19 @@ def _parse_variants(p: Path, data: dict, known: tuple) -> dict:
     return out
 
 
+def _checked_params(p: Path, v: Variant, scale: str) -> Variant:
+    """``v`` with its parameters checked and converted by the recorder (record.py
+    parse_params: known keys, integers where the scale has integers), as they will be recorded."""
+    mod = _recorder_module()
+    items = [f"{k}={val}" for k, val in v.params]
+    try:
+        params = mod.parse_params(mod.WORKLOADS[v.workload], scale, items)
+    except mod.SuiteError as exc:
+        raise HwemuError(f"{p}: key 'variants.{v.name}.params': "
+                         f"{str(exc).removeprefix('--param ')}") from None
+    return dataclasses.replace(v, params=tuple(params.items()))
+
+
 def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suite:
     """Parse and validate the suite ``name`` (bundled, or a file); errors name the file and
     the key. The traces are ``traces_dir/WORKLOAD-SCALE.parquet`` and need not exist yet.
@@ -205,6 +219,7 @@ def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suit
     scale = data.pop("scale")
     if scale not in scales:
         raise HwemuError(f"{p}: key 'scale' must be one of {', '.join(scales)}, got {scale!r}")
+    variants = {n: _checked_params(p, v, scale) for n, v in variants.items()}
     schedules = data.pop("schedule", {})
     if not isinstance(schedules, dict):
         raise HwemuError(f"{p}: key 'schedule' must be a table WORKLOAD = \"file.toml\", "
@@ -303,7 +318,7 @@ def record_missing(suite: Suite, quiet: bool = False) -> list[dict]:
         except (ValueError, IndexError):
             raise HwemuError(f"suite {suite.name}: recording {w}: {script} printed no result "
                              "line") from None
-        row["name"] = w                          # the suite's name for it (a variant's, or the workload's)
+        row["name"] = w                 # the suite's name for it: a variant's or the workload's
         rows.append(row)
         _say(quiet, f"suite {suite.name}: {w}: {row['records']:,} records, "
                     f"{row['footprint_mib']} MiB of data, recorded in {row['record_s']} s")

@@ -112,6 +112,10 @@ GOOD = 'workloads = ["bfs", "sort"]\nscale = "tiny"\nmachines = ["skx-2s"]\npoli
     (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nparams = {a = 1.5}\n",
      "key 'variants.g.params.a' must be an integer or a string"),
     (GOOD + "[variants.sort]\nworkload = 'gups'\n", "key 'variants.sort': 'sort' is a recorder"),
+    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nparams = {hot = 5}\n",
+     "key 'variants.g.params': hot: not a parameter of gups"),
+    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nparams = {updates = 'x'}\n",
+     "key 'variants.g.params': updates=x: expected an integer"),
     (GOOD.replace('"sort"', '"g/h"') + "[variants.'g/h']\nworkload = 'gups'\n",
      "key 'variants.g/h': a variant name uses letters"),
 ])
