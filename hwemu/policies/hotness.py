@@ -37,7 +37,7 @@ from typing import Generator
 
 from hwemu.errors import HwemuError
 from hwemu.linux.kernel import Meter
-from hwemu.linux.mm import HPAGE_SHIFT, LRU, PAGE_SHIFT, PG, Page
+from hwemu.linux.mm import HPAGE_SHIFT, LRU, PAGE_SHIFT, PG, Page, VmaKind
 from hwemu.policies.base import AccessSamples, MigrationPolicy, Param, PolicyContext
 from hwemu.linux.memory_tiers import memory_tiers
 from hwemu.linux.migrate import Migrator
@@ -80,6 +80,10 @@ class Hotness(MigrationPolicy):
         Param("numa_majority", "float", 0.5,
               "a hot page on a fast node moves to another fast node only when that node's CPUs "
               "took more than this share of its samples"),
+        Param("min_region", "size", "0",
+              "smallest anonymous mapping whose pages the policy manages: samples of other pages "
+              "are read and dropped, and only managed pages are demoted (0: every page)",
+              linux="HeMem manages anonymous mmaps of 1 GiB or more (interpose.c)"),
         Param("watermark_scale_factor", "int", 10,
               "free memory kept on fast nodes (their high watermark, as Linux computes it)",
               linux="vm.watermark_scale_factor = 10"),
@@ -100,6 +104,7 @@ class Hotness(MigrationPolicy):
         if self.p["migrate_interval"] is None:
             self.p["migrate_interval"] = max(1, round(10 * 10**9 * scale))
         self.sample_every = self.p["sample_period"]
+        self.min_region = int(self.p["min_region"])
         self.tick_ps = self.p["migrate_interval"]
         self.fast, self.slow, self.demote_to = memory_tiers(ctx.kernel.hw)
         self.wm = compute_watermarks(self.k, self.p["watermark_scale_factor"])
@@ -109,7 +114,7 @@ class Hotness(MigrationPolicy):
         self.busy = False
         # the policy's counters live in the run's statistics (component policy.<name>)
         self.n = ctx.stats.counters(f"policy.{self.name}", (
-            "samples", "samples_unmapped", "cooling_ticks", "intervals", "hot_pages", "promoted",
+            "samples", "samples_unmapped", "samples_unmanaged", "cooling_ticks", "intervals", "hot_pages", "promoted",
             "demoted", "numa_moved", "migrate_failed", "budget_exhausted"))
 
     # -- samples ------------------------------------------------------------------------------
@@ -140,6 +145,9 @@ class Hotness(MigrationPolicy):
             if page is None:
                 self.n["samples_unmapped"] += 1
                 continue
+            if self.min_region and not self.managed(page):
+                self.n["samples_unmanaged"] += 1
+                continue
             key = self._key(pid, vaddr, page)
             h = self.heat.get(key)
             if h is None:
@@ -164,6 +172,14 @@ class Hotness(MigrationPolicy):
         cost = m.take()
         if cost:
             self.k.engine.cpus.occupy(self.cpu, self.k.engine.now_ps, cost)
+
+    def managed(self, page: Page) -> bool:
+        """Whether ``page`` lies in an anonymous mapping of at least ``min_region`` bytes (as
+        HeMem manages only the large anonymous mmaps it intercepts, not stacks or small heaps)."""
+        vmas = getattr(page.mapping, "vmas", None)
+        if not vmas:
+            return False
+        return any(v.kind is VmaKind.ANON and v.end - v.start >= self.min_region for v in vmas)
 
     def is_hot(self, h: PageHeat) -> bool:
         self._cool(h)
@@ -241,6 +257,8 @@ class Hotness(MigrationPolicy):
         for lst in (LRU.INACTIVE_ANON, LRU.ACTIVE_ANON, LRU.INACTIVE_FILE, LRU.ACTIVE_FILE):
             for page in k.lru[node][lst].values():
                 if id(page) in hot_ids or page.is_pinned or page.test(PG.LOCKED):
+                    continue
+                if self.min_region and not self.managed(page):
                     continue
                 c = heat_of.get(id(page), 0)
                 (sampled if c else unsampled).append((c, page))

@@ -111,3 +111,21 @@ def test_without_a_slow_tier_hot_pages_follow_their_cpus():
     sim.advance(150 * US)
     assert [sim.node_of(BASE + i * P) for i in range(4)] == [1, 0, 0, 0]
     assert pol.n["numa_moved"] == 1
+
+
+def test_only_large_mappings_are_managed():
+    """min_region: samples of pages in smaller anonymous mappings are read (they cost the
+    sampling CPU) and dropped, so they neither make pages hot nor count for cooling; pages
+    of a mapping at least that large are managed as before (HeMem: mmaps of 1 GiB or more)."""
+    for region, managed in (("1MiB", False), ("256KiB", True)):   # the VMA: 64 pages, 256 KiB
+        pol = hotness(min_region=region)
+        sim = Sim(pol, mempolicy=Mempolicy("preferred", (2,)))
+        sim.access(1, BASE, True)                       # first touch on the CXL node
+        sim.vma.policy = None
+        for _ in range(8):
+            sim.access(1, BASE, True)
+        sim.advance(150 * US)
+        assert sim.node_of(BASE) == (0 if managed else 2)
+        assert pol.n["samples"] == 9
+        assert pol.n["samples_unmanaged"] == (0 if managed else 9)
+        assert len(pol.heat) == int(managed) and pol.n["promoted"] == int(managed)

@@ -196,7 +196,7 @@ def test_per_workload_schedule_and_bundled_suites(tmp_path):
     full = load_suite("tiering-full")
     assert full.variant("gups-cxlhot").record_args() == ["gups", "--seed", "10", "--name",
                                                          "gups-cxlhot"]
-    assert len(full.sweep.cells()) == 5
+    assert len(full.sweep.cells()) == 4
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
