@@ -464,14 +464,22 @@ def param_figure(cells, title: str, param: str) -> bytes:
                     ax1.annotate(f"{pages:,.0f}", (x, y), textcoords="offset points",
                                  xytext=(0, 6), ha="center", fontsize=7, color=col)
         ax1.margins(y=0.15)
-        ax1.set_ylabel("mean-latency reduction vs none (%)")
-        ax2.set_ylabel("runtime vs none (×)")
-        ax1.set_title("latency (labels: pages migrated)")
-        ax2.set_title("runtime")
-        if lines:
-            ax1.legend(loc="best", fontsize=8)
-        fig.suptitle(f"{title}: policies as {param} varies")
-        return _png(fig)
+        return _finish_pair(fig, ax1, ax2, ("mean-latency reduction vs none (%)",
+                                            "runtime vs none (×)"),
+                            "latency (labels: pages migrated)", bool(lines),
+                            f"{title}: policies as {param} varies")
+
+
+def _finish_pair(fig, ax1, ax2, ylabels, title1: str, legend: bool, suptitle: str) -> bytes:
+    """Labels, titles and legend of a latency / runtime pair of panels; the PNG bytes."""
+    ax1.set_ylabel(ylabels[0])
+    ax2.set_ylabel(ylabels[1])
+    ax1.set_title(title1)
+    ax2.set_title("runtime")
+    if legend:
+        ax1.legend(loc="best", fontsize=8)
+    fig.suptitle(suptitle)
+    return _png(fig)
 
 
 def variant_figure(rows, xs: dict, param: str, title: str) -> bytes:
@@ -501,11 +509,5 @@ def variant_figure(rows, xs: dict, param: str, title: str) -> bytes:
         for ax in (ax1, ax2):
             ax.set_xlabel(param)
             ax.set_ylim(bottom=0)
-        ax1.set_ylabel("mean access latency (ns)")
-        ax2.set_ylabel("runtime (ms, simulated)")
-        ax1.set_title("latency")
-        ax2.set_title("runtime")
-        if lines:
-            ax1.legend(loc="best", fontsize=8)
-        fig.suptitle(f"{title}: policies as {param} varies")
-        return _png(fig)
+        return _finish_pair(fig, ax1, ax2, ("mean access latency (ns)", "runtime (ms, simulated)"),
+                            "latency", bool(lines), f"{title}: policies as {param} varies")

@@ -82,6 +82,7 @@ def _suite(tmp_path, text, name="s.toml"):
 
 
 GOOD = 'workloads = ["bfs", "sort"]\nscale = "tiny"\nmachines = ["skx-2s"]\npolicies = ["autonuma"]\n'
+VARIANT_G = GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\n"     # a variant g of gups
 
 
 @pytest.mark.parametrize("text, key", [
@@ -105,16 +106,16 @@ GOOD = 'workloads = ["bfs", "sort"]\nscale = "tiny"\nmachines = ["skx-2s"]\npoli
     (GOOD + "[variants.g]\nworkload = 'gups'\n", "key 'variants.g': 'g' is not in 'workloads'"),
     (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gupps'\n",
      "key 'variants.g.workload': expected one of bfs, "),
-    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nseed = -1\n",
+    (VARIANT_G + "seed = -1\n",
      "key 'variants.g.seed' must be a non-negative integer"),
-    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nsed = 1\n",
+    (VARIANT_G + "sed = 1\n",
      "unknown key 'variants.g.sed'"),
-    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nparams = {a = 1.5}\n",
+    (VARIANT_G + "params = {a = 1.5}\n",
      "key 'variants.g.params.a' must be an integer or a string"),
     (GOOD + "[variants.sort]\nworkload = 'gups'\n", "key 'variants.sort': 'sort' is a recorder"),
-    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nparams = {hot = 5}\n",
+    (VARIANT_G + "params = {hot = 5}\n",
      "key 'variants.g.params': hot: not a parameter of gups"),
-    (GOOD.replace('"sort"', '"g"') + "[variants.g]\nworkload = 'gups'\nparams = {updates = 'x'}\n",
+    (VARIANT_G + "params = {updates = 'x'}\n",
      "key 'variants.g.params': updates=x: expected an integer"),
     (GOOD.replace('"sort"', '"g/h"') + "[variants.'g/h']\nworkload = 'gups'\n",
      "key 'variants.g/h': a variant name uses letters"),
