@@ -193,11 +193,6 @@ class StreamFeeder(Feeder):
         stats.add("trace.feed", "groups_decoded", self.streams.groups_decoded, "groups")
 
 
-def feed_counts(reader, threads: int):
-    """Per-thread record counts for a :class:`Feeder` (None for a single-thread trace)."""
-    return reader.thread_counts(threads) if threads > 1 else None
-
-
 def runs_far_apart(counts: np.ndarray, limit: int) -> bool:
     """Whether some thread's records lie more than ``limit`` records apart in the file (or
     start more than ``limit`` records in): ``counts`` is records per (row group, thread),

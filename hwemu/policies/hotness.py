@@ -114,8 +114,9 @@ class Hotness(MigrationPolicy):
         self.busy = False
         # the policy's counters live in the run's statistics (component policy.<name>)
         self.n = ctx.stats.counters(f"policy.{self.name}", (
-            "samples", "samples_unmapped", "samples_unmanaged", "cooling_ticks", "intervals", "hot_pages", "promoted",
-            "demoted", "numa_moved", "migrate_failed", "budget_exhausted"))
+            "samples", "samples_unmapped", "samples_unmanaged", "cooling_ticks", "intervals",
+            "hot_pages", "promoted", "demoted", "numa_moved", "migrate_failed",
+            "budget_exhausted"))
 
     # -- samples ------------------------------------------------------------------------------
     def _key(self, pid: int, vaddr: int, page: Page) -> tuple[int, int]:

@@ -15,7 +15,6 @@ repository), not in the package: ``--suite`` needs the checkout hwemu was instal
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
@@ -23,11 +22,12 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hwemu.errors import HwemuError
 from hwemu.fileio import read_toml
+from hwemu.report.cells import trace_label
 from hwemu.report.sweep import SweepSpec, check_keys, parse_sweep
 
 #: The repository the package is installed from (an editable install: hwemu/ is in it).
@@ -183,7 +183,7 @@ def _checked_params(p: Path, v: Variant, scale: str) -> Variant:
     except mod.SuiteError as exc:
         raise HwemuError(f"{p}: key 'variants.{v.name}.params': "
                          f"{str(exc).removeprefix('--param ')}") from None
-    return dataclasses.replace(v, params=tuple(params.items()))
+    return replace(v, params=tuple(params.items()))
 
 
 def load_suite(name: str, traces_dir="suite-traces", check: bool = True) -> Suite:
@@ -338,7 +338,8 @@ def variant_axes(suite: Suite) -> dict:
         for k in sorted(set().union(*params)):
             vals = [p.get(k) for p in params]
             if all(isinstance(x, int) and not isinstance(x, bool) for x in vals) and len(set(vals)) > 1:
-                axes[(w, k)] = {f"{v.name}-{suite.scale}": p[k] for v, p in zip(vs, params)}
+                axes[(w, k)] = {trace_label(str(suite.trace(v.name))): p[k]
+                                for v, p in zip(vs, params)}
     return axes
 
 

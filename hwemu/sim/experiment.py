@@ -57,6 +57,7 @@ def parse_run_param(name: str, value, where: str):
         raise HwemuError(f"{where}: must be positive, got {value!r}")
     return window_ps
 
+
 def pop_run_param(params: dict, name: str, default, where: str):
     """Remove run parameter ``name`` from ``params`` and return its parsed value
     (:func:`parse_run_param`, errors naming ``where`` + the name), or ``default`` when absent."""
@@ -101,12 +102,9 @@ def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict 
     from hwemu.sim.cosim import CoSim
     from hwemu.policies.registry import parse_policy_spec
     params = dict(params or {})
-    window = params.pop("window", None)
     copy = pop_run_param(params, "copy", "cpu", "params.")
     compression = pop_run_param(params, "time_compression", None, "params.")
-    window_ps = None
-    if window is not None:
-        window_ps = parse_run_param("window", window, "params.window")
+    window_ps = pop_run_param(params, "window", None, "params.")
     if not Path(str(trace)).is_file():
         raise HwemuError(f"{trace}: no such trace file")
     placement, migration = parse_policy_spec(str(policy), params)

@@ -95,10 +95,8 @@ def test_chunk_by_chunk_without_thread_counts_is_what_the_feeder_prevents(traces
 def test_feeder_gives_up_waiting_beyond_its_limit(traces):
     """A thread whose records lie further ahead than the limit: the others go on without it,
     and the replay still covers every record."""
-    from hwemu.machine.replay import feed_counts
-
     m, feeder, reader = _replay(traces[6000], lambda r: Feeder(r.iter_chunks(1000),
-                                                               feed_counts(r, 2), max_held=3000))
+                                                               r.thread_counts(2), max_held=3000))
     assert feeder.waits_given_up > 0 and feeder.refills > 0
     assert int(m.S.th_acc.sum()) == reader.num_records
 

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         if cfg.sockets < 2:
             raise HwemuError(f"--machine {a.machine}: one socket; a move needs two")
         tids = [int(t) for t in trace_info(a.trace)["tids"]]
-        per_socket = cfg.num_cpus // cfg.sockets
+        per_socket = cfg.cores_per_socket
         if len(tids) > per_socket:
             raise HwemuError(f"{a.trace}: {len(tids)} threads, more than a socket's {per_socket} CPUs")
         r = run_cell(a.machine, a.trace, "none", params={"window": "500us"})

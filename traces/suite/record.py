@@ -176,10 +176,13 @@ def _kvstore(work, p, seed, threads):
     return Run([build_c("kvstore", work), "-t", str(threads), "-s", str(seed), str(p["keys"]), str(p["ops"])])
 
 
+GUPS_HOT = dict(hot_percent=10, hot_update_percent=90)     # gups.c's defaults
+
+
 def _gups(work, p, seed, threads):
     hot = []                          # the program's defaults unless a --param sets them
     if "hot_update_percent" in p:
-        hot = [str(p.get("hot_percent", 10)), str(p["hot_update_percent"])]
+        hot = [str(p.get("hot_percent", GUPS_HOT["hot_percent"])), str(p["hot_update_percent"])]
     elif "hot_percent" in p:
         hot = [str(p["hot_percent"])]
     return Run([build_c("gups", work), "-t", str(threads), "-s", str(seed), str(p["log2_words"]),
@@ -249,7 +252,7 @@ WORKLOADS = {w.name: w for w in [
         "tiny": dict(log2_words=18, updates=300000, records_min=3e5, mib=(1, 8)),
         "small": dict(log2_words=23, updates=16000000, records_min=3e7, mib=(60, 80)),
         "full": dict(log2_words=27, updates=100000000, records_min=2e8, mib=(900, 1200)),
-    }, same_output=False, options=dict(hot_percent=10, hot_update_percent=90)),
+    }, same_output=False, options=GUPS_HOT),
     Workload("xz", "xz -T4 on generated text (Debian)", _xz, {
         "tiny": dict(input_kib=256, dict="1MiB", block="64KiB", records_min=2e7, mib=(5, 35)),
         "small": dict(input_kib=2048, dict="8MiB", block="512KiB", records_min=1e8, mib=(25, 120)),
