@@ -11,6 +11,7 @@ tiering policies (hwemu.policies.tpp, nomad, hotness); the policies decide when 
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Callable, Generator
 
 from hwemu.linux.kernel import Meter
@@ -65,7 +66,7 @@ def shrink_lists(kernel, node: int, nr: int, m: Meter, counters: dict) -> list[P
     for active, inactive in ((LRU.ACTIVE_ANON, LRU.INACTIVE_ANON),
                              (LRU.ACTIVE_FILE, LRU.INACTIVE_FILE)):
         need = max(nr, (len(lru[active]) - len(lru[inactive])) // 2)
-        for page in list(lru[active].values())[:need]:
+        for page in list(islice(lru[active].values(), need)):
             if len(lru[inactive]) >= nr and len(lru[inactive]) >= len(lru[active]):
                 break
             folio_referenced(k, page, m)          # deactivation clears the young bits
@@ -77,7 +78,8 @@ def shrink_lists(kernel, node: int, nr: int, m: Meter, counters: dict) -> list[P
     scanned = 0
     limit = 4 * nr + 16
     for lst in (LRU.INACTIVE_ANON, LRU.INACTIVE_FILE):
-        for page in list(lru[lst].values()):
+        # at most ``limit`` folios are looked at: copy only those (the lists are the node's)
+        for page in list(islice(lru[lst].values(), max(limit - scanned, 0))):
             if len(out) >= nr or scanned >= limit:
                 break
             scanned += 1
