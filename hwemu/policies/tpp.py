@@ -37,6 +37,7 @@ Watermarks follow ``__setup_per_zone_wmarks`` with ``min_free_kbytes = sqrt(16 *
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Generator
 
 from hwemu.linux.kernel import Meter
@@ -61,22 +62,19 @@ def first_cpu_of(ctx: PolicyContext, node: int) -> int:
     return 0
 
 
-def mapped_pages(kernel, pid: int, kinds=(PteKind.PRESENT,)) -> list[tuple[int, bool, object, Page]]:
+def mapped_pages(kernel, pid: int, kinds=(PteKind.PRESENT,), nodes=None) -> list[tuple[int, bool, object, Page]]:
     """(address, is_pmd, entry, page) of every entry of ``pid`` of the given kinds, in address
-    order (THP mappings at their 2 MiB base)."""
+    order (THP mappings at their 2 MiB base); with ``nodes``, only pages on those nodes."""
     mm = kernel.mm(pid)
+    pages = kernel.pages
     out = []
-    for key, e in mm.pmds.items():
-        if e.kind in kinds:
-            page = kernel.pages.get(e.pfn)
-            if page is not None:
-                out.append((key << HPAGE_SHIFT, True, e, page))
-    for key, e in mm.ptes.items():
-        if e.kind in kinds:
-            page = kernel.pages.get(e.pfn)
-            if page is not None:
-                out.append((key << PAGE_SHIFT, False, e, page))
-    out.sort(key=lambda t: t[0])
+    for shift, is_pmd, table in ((HPAGE_SHIFT, True, mm.pmds), (PAGE_SHIFT, False, mm.ptes)):
+        for key, e in table.items():
+            if e.kind in kinds:
+                page = pages.get(e.pfn)
+                if page is not None and (nodes is None or page.node in nodes):
+                    out.append((key << shift, is_pmd, e, page))
+    out.sort(key=itemgetter(0))
     return out
 
 
@@ -223,8 +221,7 @@ class Tpp(MigrationPolicy):
         mm = k.mm(pid)
         cpu = next(iter(mm.threads.values())).cpu if mm.threads else 0
         budget = self.p["scan_size"] >> PAGE_SHIFT
-        slow = set(self.slow)
-        ents = [t for t in mapped_pages(k, pid) if t[3].node in slow]
+        ents = mapped_pages(k, pid, nodes=set(self.slow))
         start = self.scan_offset.get(pid, 0)
         todo = [t for t in ents if t[0] >= start]
         taken, pages = [], 0
