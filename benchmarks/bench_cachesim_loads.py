@@ -9,6 +9,8 @@ The trace comes from ``hwemu trace synth strided`` (one 8-byte load per 64-byte 
 access misses D1 and, beyond 8 MiB, LL), cached in --workdir. Rows (accesses per second, best
 of --repeat, numba compile excluded):
 
+- ``cachesim core``: ``CachegrindSim.feed`` over the trace's chunks decoded beforehand (the
+  replay alone, as pycachesim's row below is its simulation alone);
 - ``cachesim, plain``: ``CachegrindSim.feed`` over ``TraceReader.iter_chunks`` (decode, then
   replay, one row group after the other);
 - ``cachesim, decoded ahead``: the same over ``TraceReader.iter_chunks_ahead`` (the next row
@@ -65,7 +67,15 @@ def main() -> int:
         for chunk in (r.iter_chunks_ahead() if ahead else r.iter_chunks()):
             sim.feed(chunk)
 
-    rows = {"cachesim, plain": best(lambda: replay(False)),
+    chunks = list(TraceReader(path).iter_chunks())
+
+    def core():
+        sim = CachegrindSim()
+        for chunk in chunks:
+            sim.feed(chunk)
+
+    rows = {"cachesim core": best(core),
+            "cachesim, plain": best(lambda: replay(False)),
             "cachesim, decoded ahead": best(lambda: replay(True))}
     try:
         from cachesim import Cache, CacheSimulator, MainMemory
@@ -83,12 +93,18 @@ def main() -> int:
             CacheSimulator(l1, mem).load(addrs, length=8)
 
         rows["pycachesim batched load"] = best(pyc)
+        rows["core / pycachesim"] = rows["cachesim core"] / rows["pycachesim batched load"]
     if a.json:
-        print(json.dumps({"records": n, "maccs": {k: round(v / 1e6, 2) for k, v in rows.items()}},
+        ratio = rows.pop("core / pycachesim", None)
+        print(json.dumps({"records": n, "maccs": {k: round(v / 1e6, 2) for k, v in rows.items()},
+                          "core_vs_pycachesim": None if ratio is None else round(ratio, 2)},
                          indent=2))
     else:
         for k, v in rows.items():
-            print(f"{k:26s} {v / 1e6:8.2f} M accesses/s")
+            if k == "core / pycachesim":
+                print(f"{k:26s} {v:8.2f}x")
+            else:
+                print(f"{k:26s} {v / 1e6:8.2f} M accesses/s")
     return 0
 
 

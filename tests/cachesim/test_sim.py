@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwemu.cachesim import simulate
 from hwemu.cachesim.sim import EVENTS, CachegrindSim, format_summary
@@ -209,3 +211,28 @@ def test_other_policies_are_deterministic_and_differ(trace, capsys):
     with pytest.raises(SystemExit) as e:          # argparse usage error
         main(["cachesim", str(trace), "--policy", "mru"])
     assert e.value.code == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(0, 12)),
+                min_size=1, max_size=300),
+       st.sampled_from([("128,1,64", "256,2,64", "1024,4,64"), ("256,2,32", "512,4,32", "512,2,64"),
+                        ("128,2,64", "128,1,64", "256,4,64")]))
+def test_lru_core_equals_general_core(recs, geo):
+    """The LRU configuration's own core (cachegrind's most-recent-first sets) and the general
+    cache core in cachegrind's initial state give the same counters, straddles and block 0
+    included."""
+    from hwemu.cachesim import setassoc as sa
+    from hwemu.cachesim.sim import _cachegrind_initial_state, _replay
+
+    kinds = [k for k, _, _ in recs]
+    # addresses on a few lines around 0 and a few sets apart, some straddling a line boundary
+    addrs = [line * 24 + (line % 5) * 7 for _, line, _ in recs]
+    sizes = [sz for _, _, sz in recs]
+    c = chunk(*zip(kinds, addrs, sizes))
+    fast = CachegrindSim(*geo)
+    fast.feed(c)
+    caches = [_cachegrind_initial_state(sa.new_cache(g)) for g in (fast.I1, fast.D1, fast.LL)]
+    ref = np.zeros(len(EVENTS), np.int64)
+    assert _replay(*caches, c.kind, c.size, c.addr, c.insts, fast.max_size, ref) == -1
+    assert fast.counts.tolist() == ref.tolist()
