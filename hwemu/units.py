@@ -176,3 +176,13 @@ def format_bytes(nbytes) -> str:
 
 def ps_to_ns(ps) -> float:
     return ps / 1000.0
+
+
+def format_time_ps(ps) -> str:
+    """A time for people: ``1_234_000_000_000`` -> ``"1.23 s"``, ``489_000_000`` -> ``"489 us"``
+    (three significant digits, the largest unit the time reaches)."""
+    t = float(ps)
+    for unit, mult in (("s", 1e12), ("ms", 1e9), ("us", 1e6), ("ns", 1e3)):
+        if abs(t) >= mult:
+            return f"{t / mult:.3g} {unit}"
+    return f"{t:.3g} ps"

@@ -166,14 +166,17 @@ def _resolve(name: str | None, base_dir: str | Path | None, is_file: bool) -> st
     return str(Path(base_dir) / name)
 
 
-def run_one(spec: CellSpec, runner=None, base_dir: str | Path | None = None) -> CellData:
-    """Run one cell with ``runner`` (default hwemu.sim.experiment.run_cell)."""
+def run_one(spec: CellSpec, runner=None, base_dir: str | Path | None = None,
+            progress=None) -> CellData:
+    """Run one cell with ``runner`` (default hwemu.sim.experiment.run_cell); ``progress``, a
+    callable ``report(records_done, records_total, sim_time_ps)``, goes to the runner."""
     runner = runner or default_runner()
     trace = _resolve(spec.trace, base_dir, True)
     machine = _resolve(spec.machine, base_dir, looks_like_file(spec.machine))
     schedule = _resolve(spec.schedule, base_dir, True)
+    extra = {} if progress is None else {"progress": progress}
     result = runner(machine, trace, spec.policy, schedule=schedule, seed=spec.seed,
-                    params=spec.params_dict or None)
+                    params=spec.params_dict or None, **extra)
     return CellData.from_result(spec, result)
 
 
@@ -217,6 +220,13 @@ class LineProgress:
 
     def set_postfix_str(self, s: str, refresh: bool = False) -> None:
         self.label = s
+
+    def note(self, text: str) -> None:
+        """One line about a running cell (its progress), with the elapsed time."""
+        import time
+
+        print(f"hwemu: {self.desc}: {text}; elapsed {_hms(time.monotonic() - self.t0)}",
+              file=self.file, flush=True)
 
     def update(self, k: int = 1) -> None:
         import time

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from hwemu.errors import HwemuError
 from hwemu.fileio import read_toml
-from hwemu.report.cells import CellSpec, cell_path, load_cell, save_cell
+from hwemu.units import format_time_ps
+from hwemu.report.cells import CellSpec, cell_path, load_cell, machine_label, save_cell, trace_label
 from hwemu.report.provenance import Provenance, python_command, write_machine_files
 from hwemu.report.compare import (BASELINE, check_file, check_machine, check_policy,
                                   check_run_params, plan_cells,
-                                  prepare_out, progress, run_one, run_params)
+                                  LineProgress, prepare_out, progress, run_one, run_params)
 
 _TOP_KEYS = {"machines", "traces", "policies", "seeds", "schedule", "params", "retries"}
 DEFAULT_RETRIES = 3
@@ -211,13 +212,107 @@ def parse_sweep(data: dict, p: Path, check: bool = True, check_traces: bool = Tr
     return spec
 
 
+#: The Dask event topic on which a cell's worker reports the cell's progress to the client.
+PROGRESS_TOPIC = "hwemu-cell-progress"
+
+
+def progress_period() -> float:
+    """Seconds between two progress reports of a running cell (``HWEMU_PROGRESS_PERIOD``,
+    default 10); a report line without a terminal comes at most every six periods."""
+    try:
+        return max(0.0, float(os.environ.get("HWEMU_PROGRESS_PERIOD", "10")))
+    except ValueError:
+        return 10.0
+
+
+class _CellReporter:
+    """A running cell's progress, sent from its Dask worker to the sweep's client as an event
+    on :data:`PROGRESS_TOPIC` at most every :func:`progress_period` seconds."""
+
+    def __init__(self, cell: str):
+        import time
+
+        self.cell = cell
+        self.period = progress_period()
+        self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int, sim_ps: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.last < self.period:
+            return
+        self.last = now
+        from distributed import get_worker
+
+        try:
+            worker = get_worker()
+        except ValueError:                      # not on a Dask worker: nobody to tell
+            return
+        worker.log_event(PROGRESS_TOPIC, {"cell": self.cell, "done": int(done),
+                                          "total": int(total), "sim_ps": int(sim_ps)})
+
+
+def cell_label(spec: CellSpec) -> str:
+    """A cell as the progress lines name it: trace, machine, policy and its parameters."""
+    params = "".join(f" {k}={v}" for k, v in spec.params)
+    return (f"{trace_label(spec.trace)} on {machine_label(spec.machine)}, "
+            f"{spec.policy}{params}")
+
+
+class _CellWatch:
+    """The running cells' progress on the sweep's progress display: the bar's postfix on a
+    terminal, otherwise one line per cell at most every six report periods. ``event`` is the
+    Dask topic handler (it runs on the client's event-loop thread)."""
+
+    def __init__(self, bar, labels: dict[str, str]):
+        import threading
+        import time
+
+        self.bar, self.labels = bar, labels
+        self.running: dict[str, str] = {}
+        self.printed: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.every = 6 * progress_period()
+        self.start = time.monotonic()
+
+    def event(self, event) -> None:
+        import time
+
+        msg = event[1]
+        cell = msg.get("cell") if isinstance(msg, dict) else None
+        if cell not in self.labels:
+            return
+        done, total = msg["done"], max(1, msg["total"])
+        text = (f"{self.labels[cell]}: {100 * done / total:.0f}% of its records, "
+                f"{format_time_ps(msg['sim_ps'])} simulated")
+        with self.lock:
+            if cell not in self.labels:
+                return
+            self.running[cell] = text
+            if isinstance(self.bar, LineProgress):
+                now = time.monotonic()
+                if now - self.printed.get(cell, self.start) >= self.every:
+                    self.printed[cell] = now
+                    self.bar.note(f"running {text}")
+            else:
+                self.bar.set_postfix_str("; ".join(self.running.values()))
+
+    def finished(self, cell: str) -> None:
+        with self.lock:
+            self.labels.pop(cell, None)
+            self.running.pop(cell, None)
+
+
 def _sweep_task(spec_dict: dict, base_dir: str, cells_dir: str, runner,
                 provenance: dict | None = None) -> dict:
     """Run one cell on a Dask worker and store it; user errors come back as data.
-    ``provenance`` is the sweep's (made once, where the sweep started)."""
+    ``provenance`` is the sweep's (made once, where the sweep started). With the default
+    runner the cell reports its progress to the client (:class:`_CellReporter`)."""
     spec = CellSpec.from_dict(spec_dict)
     try:
-        cell = run_one(spec, runner, base_dir)
+        cell = run_one(spec, runner, base_dir,
+                       progress=_CellReporter(spec.cell_id) if runner is None else None)
     except HwemuError as exc:
         return {"cell": spec.cell_id, "error": str(exc)}
     prov = Provenance.from_dict(provenance) if provenance is not None else None
@@ -300,7 +395,11 @@ def run_sweep(sweep: SweepSpec | str | os.PathLike, out, workers: int = 2,
                                              retries=retries, pure=False)
                                for s in todo]
                     with progress(len(specs), quiet, desc, initial=skipped) as bar:
+                        watch = _CellWatch(bar, {s.cell_id: cell_label(s) for s in todo})
+                        if not quiet:
+                            client.subscribe_topic(PROGRESS_TOPIC, watch.event)
                         for fut in as_completed(futures):
+                            watch.finished(str(fut.key).removeprefix("hwemu-cell-"))
                             try:
                                 res = fut.result()
                             except Exception as exc:  # runner crashed beyond its retries

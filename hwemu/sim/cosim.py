@@ -150,11 +150,23 @@ class _InKernel(KernelObserver):
         self.sim._leave_kernel(tid, at_ps)
 
 
+class _Reported:
+    """The progress sink of a run whose ``progress`` is a callable: after each chunk,
+    ``report(records done, records in the trace, simulated time in ps)``."""
+
+    def __init__(self, report, total: int, m):
+        self.report, self.total, self.m, self.done = report, int(total), m, 0
+
+    def update(self, n: int) -> None:
+        self.done += int(n)
+        self.report(self.done, self.total, self.m.sim_time_ps())
+
+
 class CoSim(StopHandler):
     def __init__(self, machine, trace, schedule=None, placement="first-touch",
                  migration="none", seed: int = 0, params: dict | None = None,
                  cpus: list[int] | None = None, window_ps: int | None = None,
-                 slice_records: int = DEFAULT_SLICE, progress: bool = False,
+                 slice_records: int = DEFAULT_SLICE, progress=False,
                  fault_cost: bool = False, fast_faults: bool | None = None,
                  copy: str = "cpu", loop_faults: bool | None = None,
                  time_compression: float | None = None):
@@ -669,10 +681,12 @@ class CoSim(StopHandler):
 
         m = self.m
         self._advance_os(0)
-        with tqdm(total=self.reader.num_records, disable=not self.progress, unit="rec",
-                  unit_scale=True, desc="cosim", leave=False) as bar:
+        report = self.progress if callable(self.progress) else None
+        with tqdm(total=self.reader.num_records, disable=report is not None or not self.progress,
+                  unit="rec", unit_scale=True, desc="cosim", leave=False) as bar:
             self.feed = feeder_for(self.reader, m.threads, self.slice, self._slices())
-            self.feed.drive(m, self, bar)
+            self.feed.drive(m, self, bar if report is None
+                            else _Reported(report, self.reader.num_records, m))
         end = m.sim_time_ps()
         self._trace_done = True
         late = [e for e in self.schedule.events if e.at_ps > end]

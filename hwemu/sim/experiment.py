@@ -94,11 +94,13 @@ def _flat(summary: dict) -> dict:
 
 
 def run_cell(machine, trace, policy, schedule=None, seed: int = 0, params: dict | None = None,
-             progress: bool = False) -> CellResult:
+             progress=False) -> CellResult:
     """Run ``trace`` on ``machine`` (preset name or TOML path) with ``policy`` (a registered
     name, or ``placement+migration`` such as ``interleave+autonuma``), the optional
     ``schedule`` file, ``seed`` and ``params`` (policy parameters, plus ``window``: the
-    timeline window). Deterministic: the same arguments give identical numbers."""
+    timeline window). Deterministic: the same arguments give identical numbers. ``progress``:
+    True for a progress bar on stderr, or a callable ``report(records_done, records_total,
+    sim_time_ps)`` called as the replay goes (``hwemu sweep`` sends it to its client)."""
     from hwemu.sim.cosim import CoSim
     from hwemu.policies.registry import parse_policy_spec
     params = dict(params or {})

@@ -214,3 +214,46 @@ def test_docs_example_is_valid(tmp_path):
     (tmp_path / "exp" / "sched.toml").write_text("")
     spec = load_sweep(write(tmp_path / "exp", text))
     assert len(spec.cells()) == 128
+
+
+def test_running_cells_report_their_progress(tmp_path):
+    """A real cell's worker sends its progress (records, simulated time) to the sweep, which
+    prints it while the cell runs (one line per report period without a terminal)."""
+    repo = Path(__file__).resolve().parents[2]
+    sweep = write(tmp_path, f'machines = ["skx-2s"]\ntraces = ["{repo}/traces/sort.parquet"]\n'
+                            'policies = ["autonuma"]\n')
+    env = dict(os.environ, HWEMU_PROGRESS_PERIOD="0.05")
+    r = subprocess.run([sys.executable, "-m", "hwemu", "sweep", str(sweep), "--out",
+                        str(tmp_path / "out"), "--workers", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    running = [ln for ln in r.stderr.splitlines() if ": running sort on skx-2s, " in ln]
+    assert running, r.stderr
+    assert all(ln.startswith("hwemu: sweep: running sort on skx-2s, ") and
+               "% of its records, " in ln and " simulated; elapsed " in ln for ln in running)
+    pct = [int(ln.split(": ")[3].split("%")[0]) for ln in running]
+    assert all(0 <= p <= 100 for p in pct)
+    # quiet: no progress at all
+    r = subprocess.run([sys.executable, "-m", "hwemu", "sweep", str(sweep), "--out",
+                        str(tmp_path / "out2"), "--workers", "1", "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and "running" not in r.stderr, r.stderr
+
+
+def test_cell_progress_formats():
+    from hwemu.report.compare import LineProgress
+    from hwemu.report.sweep import _CellWatch
+    import io
+
+    buf = io.StringIO()
+    bar = LineProgress(3, "suite x", file=buf)
+    w = _CellWatch(bar, {"abc": "gups on m, tpp"})
+    w.every = 0.0
+    w.event((0.0, {"cell": "abc", "done": 50, "total": 200, "sim_ps": 1_500_000_000_000}))
+    w.event((0.0, {"cell": "zzz", "done": 1, "total": 2, "sim_ps": 0}))      # not this sweep's
+    w.finished("abc")
+    w.event((0.0, {"cell": "abc", "done": 60, "total": 200, "sim_ps": 0}))   # after it finished
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("hwemu: suite x: running gups on m, tpp: 25% of its records, "
+                               "1.5 s simulated; elapsed ")
