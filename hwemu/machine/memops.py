@@ -199,6 +199,13 @@ def meta_access(S0, cpu, pa, is_write, atomic, atomic_ps, degree, t):
 
 
 @njit(cache=True, _nrt=False)
+def drop_lines_handle(h, pa, nbytes, t):
+    """:func:`drop_lines` on the state of handle ``h``."""
+    H = handle_ref(h)
+    return drop_lines(H.S, pa, nbytes, t)
+
+
+@njit(cache=True, _nrt=False)
 def meta_access_handle(h, cpu, pa, is_write, atomic, atomic_ps, degree, t):
     """:func:`meta_access` on the state of handle ``h``."""
     H = handle_ref(h)

@@ -160,11 +160,11 @@ class Machine:
     def flush_tlb(self, pid: int, vaddr: int, huge: bool = False, cpus=None) -> int:
         """Drop the translation of ``pid``'s page at ``vaddr`` from the TLBs of ``cpus``
         (default all); returns how many entries were dropped."""
-        from hwemu.machine.tlb import tlb_flush_page
+        from hwemu.machine.tlb import tlb_flush_page_handle
 
-        cpus = range(self.config.num_cpus) if cpus is None else cpus
+        idx = self._cpu_array(range(self.config.num_cpus) if cpus is None else cpus)
         self._retranslate()
-        return sum(int(tlb_flush_page(self.S, int(c), int(pid), int(vaddr), bool(huge))) for c in cpus)
+        return int(tlb_flush_page_handle(self._handle(), idx, int(pid), int(vaddr), bool(huge)))
 
     def warm_tlb(self, cpu: int, pid: int, vaddrs) -> None:
         """Load the translations of ``vaddrs`` into ``cpu``'s TLBs (no time passes)."""
@@ -180,9 +180,19 @@ class Machine:
 
     def flush_tlb_cpus(self, cpus) -> None:
         """Full TLB flushes of every CPU in ``cpus`` (a shootdown's targets)."""
-        from hwemu.machine.tlb import tlb_flush_cpus
+        from hwemu.machine.tlb import tlb_flush_cpus_handle
 
-        tlb_flush_cpus(self.S, cpus)
+        idx = self._cpu_array(cpus)
+        if idx.size:
+            tlb_flush_cpus_handle(self._handle(), idx)
+
+    def _cpu_array(self, cpus) -> np.ndarray:
+        """``cpus`` as an int64 array, each checked against the machine's CPUs."""
+        idx = np.asarray(list(cpus) if not isinstance(cpus, np.ndarray) else cpus, np.int64)
+        bad = idx[(idx < 0) | (idx >= self._ncpus)]
+        if bad.size:
+            raise HwemuError(f"CPU {int(bad[0])} does not exist (0..{self._ncpus - 1})")
+        return idx
 
     # ---- threads --------------------------------------------------------------------------
     def _check_thread(self, tid: int) -> None:
@@ -328,9 +338,9 @@ class Machine:
 
     def drop_lines(self, phys: int, nbytes: int, at_ps: int = 0) -> int:
         """Invalidate a physical range in every cache (modified lines are written back)."""
-        from hwemu.machine.memops import drop_lines
+        from hwemu.machine.memops import drop_lines_handle
 
-        return int(drop_lines(self.S, int(phys), int(nbytes), int(at_ps)))
+        return int(drop_lines_handle(self._handle(), int(phys), int(nbytes), int(at_ps)))
 
     # ---- replay ---------------------------------------------------------------------------
     def load_chunk(self, chunk, more=None) -> None:

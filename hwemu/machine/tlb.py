@@ -20,10 +20,11 @@ import numpy as np
 from numba import njit
 
 from hwemu.cachesim.setassoc import MESI_I, MESI_S
-from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_INSTANCES, P_SETS, find_in_row,
+from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_SETS, find_in_row,
                                      install, invalidate_line, set_row, touch_line, victim_in_row)
 from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
                                      translate, vkey)
+from hwemu.machine.stateref import handle_ref
 from hwemu.machine.layout import C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS
 
 # typed, not literal, constant arguments: numba compiles a callee once per literal value
@@ -172,19 +173,26 @@ def tlb_flush_page(S, cpu, pid, vaddr, huge):
     return n
 
 
-def tlb_flush_cpus(S, cpus) -> None:
-    """Drop every translation cached by each CPU of ``cpus`` (full TLB flushes, as a
-    shootdown does on all its targets), in one compiled call."""
-    idx = np.asarray(cpus, np.int64)
-    if not idx.size:
-        return
-    bad = idx[(idx < 0) | (idx >= int(S.stlb.params[P_INSTANCES]))]
-    if bad.size:
-        raise IndexError(f"instance {int(bad[0])} out of range")
-    _flush_rows(idx, S.itlb.tags, S.itlb.flags, S.itlb.coh, S.itlb_v, S.itlb.params,
-                S.dtlb4.tags, S.dtlb4.flags, S.dtlb4.coh, S.dtlb4_v, S.dtlb4.params,
-                S.dtlb2.tags, S.dtlb2.flags, S.dtlb2.coh, S.dtlb2_v, S.dtlb2.params,
-                S.stlb.tags, S.stlb.flags, S.stlb.coh, S.stlb_v, S.stlb.params)
+@njit(cache=True, _nrt=False)
+def tlb_flush_page_handle(h, cpus, pid, vaddr, huge):
+    """:func:`tlb_flush_page` on each CPU of ``cpus`` (int64 array), on the state of handle
+    ``h``; returns how many entries were dropped."""
+    S = handle_ref(h).S
+    n = 0
+    for c in cpus:
+        n += tlb_flush_page(S, c, pid, vaddr, huge)
+    return n
+
+
+@njit(cache=True, _nrt=False)
+def tlb_flush_cpus_handle(h, cpus):
+    """:func:`tlb_flush_cpus` (``cpus``: int64 array, checked by the caller) on the state of
+    handle ``h``."""
+    S = handle_ref(h).S
+    _clear_rows(cpus, S.itlb.tags, S.itlb.flags, S.itlb.coh, S.itlb_v, S.itlb.params)
+    _clear_rows(cpus, S.dtlb4.tags, S.dtlb4.flags, S.dtlb4.coh, S.dtlb4_v, S.dtlb4.params)
+    _clear_rows(cpus, S.dtlb2.tags, S.dtlb2.flags, S.dtlb2.coh, S.dtlb2_v, S.dtlb2.params)
+    _clear_rows(cpus, S.stlb.tags, S.stlb.flags, S.stlb.coh, S.stlb_v, S.stlb.params)
 
 
 @njit(cache=True, inline="always")
@@ -196,13 +204,3 @@ def _clear_rows(cpus, tags, flags, coh, vals, params):
             flags[i] = 0
             coh[i] = MESI_I
             vals[i] = 0
-
-
-@njit(cache=True)
-def _flush_rows(cpus, t1, f1, c1, v1, p1, t2, f2, c2, v2, p2, t3, f3, c3, v3, p3,
-                t4, f4, c4, v4, p4):
-    # the arrays one by one: numba types arrays at the call in C, a tuple of them in Python
-    _clear_rows(cpus, t1, f1, c1, v1, p1)
-    _clear_rows(cpus, t2, f2, c2, v2, p2)
-    _clear_rows(cpus, t3, f3, c3, v3, p3)
-    _clear_rows(cpus, t4, f4, c4, v4, p4)
