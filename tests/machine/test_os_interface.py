@@ -81,3 +81,33 @@ def test_access_line_for_kernel_metadata(tiny):
     assert m.access_line(2, pa, write=True, at_ps=3_000_000 * NS)[1] in ("local_dram", "remote_cache")
     assert m.access_line(0, pa, at_ps=4_000_000 * NS)[1] == "remote_cache"
     assert m.node_start_pfn(1) == (1 << 30) >> 12
+
+
+def test_tlb_flushes_and_line_drops_through_the_handle(tiny):
+    """flush_tlb (one page, on chosen CPUs), flush_tlb_cpus (everything) and drop_lines enter
+    the compiled model through its handle: each drops exactly what it names."""
+    import pytest
+
+    from hwemu.errors import HwemuError
+
+    m = Machine(tiny, threads=1, cpus=[0])
+    for i in range(4):
+        m.map_page(0, BASE + i * 4096, 0, 10 + i)
+    m.warm_tlb(0, 0, [BASE + i * 4096 for i in range(4)])
+    m.warm_tlb(1, 0, [BASE])
+    assert m.flush_tlb(0, BASE + 4096, cpus=[1]) == 0          # CPU 1 never had that page
+    assert m.flush_tlb(0, BASE + 4096, cpus=[0, 1]) >= 1       # CPU 0 had it
+    assert m.flush_tlb(0, BASE + 4096, cpus=[0, 1]) == 0       # now gone
+    m.flush_tlb_cpus([1])
+    assert m.flush_tlb(0, BASE, cpus=[1]) == 0                 # CPU 1 flushed entirely
+    assert m.flush_tlb(0, BASE, cpus=[0]) >= 1                 # CPU 0 untouched
+    with pytest.raises(HwemuError, match="CPU 99 does not exist"):
+        m.flush_tlb_cpus([0, 99])
+    with pytest.raises(HwemuError, match="CPU -1 does not exist"):
+        m.flush_tlb(0, BASE, cpus=[-1])
+    # a modified line is written back when dropped, a clean one is not
+    pa = m.phys_addr(0, 12)
+    m.meta_access(0, pa, True, False, 0, 0, 0)
+    m.meta_access(0, pa + 64, False, False, 0, 0, 0)
+    assert m.drop_lines(pa, 128) == 1
+    assert m.drop_lines(pa, 128) == 0
