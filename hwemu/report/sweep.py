@@ -19,12 +19,12 @@ from pathlib import Path
 
 from hwemu.errors import HwemuError
 from hwemu.fileio import read_toml
-from hwemu.units import format_time_ps
 from hwemu.report.cells import CellSpec, cell_path, load_cell, machine_label, save_cell, trace_label
 from hwemu.report.provenance import Provenance, python_command, write_machine_files
 from hwemu.report.compare import (BASELINE, check_file, check_machine, check_policy,
                                   check_run_params, plan_cells,
                                   LineProgress, prepare_out, progress, run_one, run_params)
+from hwemu.units import format_time_ps
 
 _TOP_KEYS = {"machines", "traces", "policies", "seeds", "schedule", "params", "retries"}
 DEFAULT_RETRIES = 3
