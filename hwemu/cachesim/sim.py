@@ -64,16 +64,21 @@ DEFAULT_LL = "8388608,16,64"
 
 
 @numba.njit(cache=True, nogil=True, _nrt=False)
+def _ref_size(size, max_size):
+    """A record's size as cachegrind simulates it: at least 1, at most ``max_size``."""
+    s = np.int64(size)
+    if s < 1:
+        return np.int64(1)
+    return s if s <= max_size else np.int64(max_size)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False)
 def _replay(I1, D1, LL, kind, size, addr, insts, max_size, counts):
     n = kind.shape[0]
     for i in range(n):
         k = kind[i]
         a = addr[i]
-        s = np.int64(size[i])
-        if s < 1:
-            s = 1
-        elif s > max_size:
-            s = max_size
+        s = _ref_size(size[i], max_size)
         if k == 0:
             counts[IR] += 1
             if sa.ref_is_miss(I1, a, s):
@@ -141,56 +146,27 @@ def _lru_ref_miss(tags, geo, a, s):
 def _replay_lru(ti, gi, td, gd, tl, gl, kind, size, addr, insts, max_size, counts):
     """:func:`_replay` for LRU caches in cachegrind's layout (``t*`` tags, ``g*`` geometry)."""
     n = kind.shape[0]
-    ir = 0
-    i1mr = 0
-    ilmr = 0
-    dr = 0
-    d1mr = 0
-    dlmr = 0
-    dw = 0
-    d1mw = 0
-    dlmw = 0
-    bad = -1
     for i in range(n):
         k = kind[i]
         a = addr[i]
-        s = np.int64(size[i])
-        if s < 1:
-            s = 1
-        elif s > max_size:
-            s = max_size
+        s = _ref_size(size[i], max_size)
+        # this kind of record's L1, and its events: refs, L1 misses, LL misses (EVENTS lists
+        # each kind's three in a row)
         if k == 1 or k == 3:
-            dr += 1
-            if _lru_ref_miss(td, gd, a, s):
-                d1mr += 1
-                if _lru_ref_miss(tl, gl, a, s):
-                    dlmr += 1
+            e, t1, g1 = DR, td, gd
         elif k == 0:
-            ir += 1
-            if _lru_ref_miss(ti, gi, a, s):
-                i1mr += 1
-                if _lru_ref_miss(tl, gl, a, s):
-                    ilmr += 1
+            e, t1, g1 = IR, ti, gi
         elif k == 2:
-            dw += 1
-            if _lru_ref_miss(td, gd, a, s):
-                d1mw += 1
-                if _lru_ref_miss(tl, gl, a, s):
-                    dlmw += 1
+            e, t1, g1 = DW, td, gd
         else:
-            bad = i  # bad kind: report the record index
-            break
-        ir += insts[i]
-    counts[IR] += ir
-    counts[I1MR] += i1mr
-    counts[ILMR] += ilmr
-    counts[DR] += dr
-    counts[D1MR] += d1mr
-    counts[DLMR] += dlmr
-    counts[DW] += dw
-    counts[D1MW] += d1mw
-    counts[DLMW] += dlmw
-    return bad
+            return i  # bad kind: report the record index
+        counts[e] += 1
+        if _lru_ref_miss(t1, g1, a, s):
+            counts[e + 1] += 1
+            if _lru_ref_miss(tl, gl, a, s):
+                counts[e + 2] += 1
+        counts[IR] += insts[i]
+    return -1
 
 
 class _LruCache:
