@@ -178,11 +178,12 @@ def ps_to_ns(ps) -> float:
     return ps / 1000.0
 
 
-def format_time_ps(ps) -> str:
-    """A time for people: ``1_234_000_000_000`` -> ``"1.23 s"``, ``489_000_000`` -> ``"489 us"``
-    (three significant digits, the largest unit the time reaches)."""
-    t = float(ps)
-    for unit, mult in (("s", 1e12), ("ms", 1e9), ("us", 1e6), ("ns", 1e3)):
-        if abs(t) >= mult:
-            return f"{t / mult:.3g} {unit}"
-    return f"{t:.3g} ps"
+
+def format_time_ns(ns) -> str:
+    """A time for people: ``1.234e9`` -> ``"1.23 s"``, ``489_000`` -> ``"489 us"`` (three
+    significant digits, the largest unit the time reaches, down to ns)."""
+    ns = float(ns)
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if abs(ns) >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from hwemu.report.provenance import Provenance, python_command, write_machine_fi
 from hwemu.report.compare import (BASELINE, check_file, check_machine, check_policy,
                                   check_run_params, plan_cells,
                                   LineProgress, prepare_out, progress, run_one, run_params)
-from hwemu.units import format_time_ps
+from hwemu.units import format_time_ns
 
 _TOP_KEYS = {"machines", "traces", "policies", "seeds", "schedule", "params", "retries"}
 DEFAULT_RETRIES = 3
@@ -230,15 +232,11 @@ class _CellReporter:
     on :data:`PROGRESS_TOPIC` at most every :func:`progress_period` seconds."""
 
     def __init__(self, cell: str):
-        import time
-
         self.cell = cell
         self.period = progress_period()
         self.last = time.monotonic()
 
     def __call__(self, done: int, total: int, sim_ps: int) -> None:
-        import time
-
         now = time.monotonic()
         if now - self.last < self.period:
             return
@@ -266,9 +264,6 @@ class _CellWatch:
     Dask topic handler (it runs on the client's event-loop thread)."""
 
     def __init__(self, bar, labels: dict[str, str]):
-        import threading
-        import time
-
         self.bar, self.labels = bar, labels
         self.running: dict[str, str] = {}
         self.printed: dict[str, float] = {}
@@ -277,18 +272,13 @@ class _CellWatch:
         self.start = time.monotonic()
 
     def event(self, event) -> None:
-        import time
-
         msg = event[1]
         cell = msg.get("cell") if isinstance(msg, dict) else None
-        if cell not in self.labels:
-            return
-        done, total = msg["done"], max(1, msg["total"])
-        text = (f"{self.labels[cell]}: {100 * done / total:.0f}% of its records, "
-                f"{format_time_ps(msg['sim_ps'])} simulated")
         with self.lock:
-            if cell not in self.labels:
+            if cell not in self.labels:        # another sweep's cell, or finished already
                 return
+            text = (f"{self.labels[cell]}: {100 * msg['done'] / max(1, msg['total']):.0f}% of "
+                    f"its records, {format_time_ns(msg['sim_ps'] / 1000)} simulated")
             self.running[cell] = text
             if isinstance(self.bar, LineProgress):
                 now = time.monotonic()

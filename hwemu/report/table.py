@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from hwemu.report.cells import SUMMARY_NUMBERS, CellData, machine_label, trace_label
+from hwemu.units import format_time_ns
 
 #: Result columns in table order (``param.<name>`` columns go after ``seed``).
 KEY_COLUMNS = ("trace", "machine", "policy", "seed")
@@ -234,13 +235,7 @@ def to_markdown(df) -> str:
 
 # -- the answer first: what `hwemu compare` prints on a terminal ----------------------------
 def _human_time_ns(ns: float) -> str:
-    if _missing(ns):
-        return "-"
-    ns = float(ns)
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns:.3g} ns"
+    return "-" if _missing(ns) else format_time_ns(ns)
 
 
 def _human_bytes(b: float) -> str:
