@@ -76,15 +76,17 @@ from hwemu.machine.stateref import prefetch
 from hwemu.machine.times import LONG_AGO, NEVER
 from hwemu.machine.layout import (DC_HIT_FIRST, DC_N, DC_READS, DC_ROW_CONFLICT, DC_ROW_EMPTY,
                                   DC_ROW_HIT, DC_WAIT_PS, DC_WQ_DRAINED, DC_WQ_FWD, DC_WQ_IDLE,
-                                  DC_WRITES, DP_BANKS, DP_BANK_BASE, DP_BG, DP_BG_BASE, DP_BLEN,
-                                  DP_BUNIT, DP_CH, DP_CHAN_BASE, DP_CLOSE, DP_FRFCFS, DP_IL_LINES,
-                                  DP_N, DP_RANKS, DP_RANK_BASE, DP_ROW_LINES, DP_RTRS, DP_RTW, DP_TBURST,
-                                  DP_TCCDL, DP_TCL, DP_TCMD, DP_TCWL, DP_TFAW, DP_TRAS, DP_TRCD, DP_TREFI,
-                                  DP_TRFC, DP_TRP, DP_TRRDL, DP_TRRDS, DP_TRTP, DP_TWR, DP_TWTRL,
-                                  DP_TWTRS, DP_WQ, DP_WQ_HI, DP_WQ_LO, DP_X_BANK, DP_X_BG, DP_X_CH,
-                                  DP_X_RANK)
+                                  DC_WRITES, DP_BANKS, DP_BANKS_SH, DP_BANK_BASE, DP_BG,
+                                  DP_BG_BASE, DP_BG_SH, DP_BLEN, DP_BUNIT, DP_CH, DP_CHAN_BASE,
+                                  DP_CH_SH, DP_CLOSE, DP_FRFCFS, DP_IL_LINES, DP_IL_SH, DP_N,
+                                  DP_NBK_SH, DP_RANKS, DP_RANK_BASE, DP_RL_SH, DP_ROW_LINES,
+                                  DP_RTRS, DP_RTW, DP_TBURST, DP_TCCDL, DP_TCL, DP_TCMD, DP_TCWL,
+                                  DP_TFAW, DP_TRAS, DP_TRCD, DP_TREFI, DP_TRFC, DP_TRP, DP_TRRDL,
+                                  DP_TRRDS, DP_TRTP, DP_TWR, DP_TWTRL, DP_TWTRS, DP_WQ, DP_WQ_HI,
+                                  DP_WQ_LO, DP_X_BANK, DP_X_BG, DP_X_CH, DP_X_RANK)
 
 BUS_UNITS = 1 << 16   # calendar horizon in bus units: 16384 bursts (~49 us at 3 ns) per channel
+BUS_MASK = BUS_UNITS - 1   # a unit's calendar entry: u mod BUS_UNITS (a mask: no division)
 BUS_TAG = 256         # a calendar entry is unit * BUS_TAG + rank + 1 (+ BUS_WRITE for a write)
 BUS_WRITE = 64        # ... with BUS_CMD added when a command holds the command bus in that unit
 BUS_CMD = 128
@@ -94,8 +96,9 @@ NACT = 8              # ACT history per rank (tRRD, tFAW); any order of arrival
 NCOL = 8              # column-command history per bank group (tCCD_L)
 XB = 3                # per bank: row a booked switch will close, its PRE time, next column time
 XB_PROW, XB_PPRE, XB_PREADY = 0, 1, 2
-XR = 2 * NACT + 3     # per rank: ACT times, their bank groups, next index, write window
-XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1
+XR = 2 * NACT + 4     # per rank: ACT times, their bank groups, next index, write window,
+XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1     # refresh offset (ranks and channels staggered)
+XR_REFOFF = 2 * NACT + 3
 XG = NCOL + 3         # per bank group: column times, next index, write window
 XG_IDX, XG_WS = NCOL, NCOL + 1
 # per channel: queued writes, read-busy-until, latest write arrival, when a drain is due
@@ -129,6 +132,11 @@ def write_watermarks(d) -> tuple[int, int]:
     return h, min(h - 1, round(d.write_low * n))
 
 
+def _log2_exact(v: int) -> int:
+    """log2 of ``v`` if it is a power of two, else -1."""
+    return v.bit_length() - 1 if v > 0 and v & (v - 1) == 0 else -1
+
+
 def dram_params(nodes) -> np.ndarray:
     """The per-node parameter array from NodeConfig objects: the columns the ``[dram]``
     parameters declare (:mod:`hwemu.machine.layout`), then the ones computed here, which also
@@ -160,6 +168,10 @@ def dram_params(nodes) -> np.ndarray:
         row[DP_RTRS] = -(-d.tRTRS_ps // unit)
         row[DP_RTW] = -(-(d.tRTRS_ps + d.tRPRE_ps) // unit)
         row[DP_TCMD] = unit if d.tCMD_ps > 0 else 0     # one command per calendar unit
+        for column, v in ((DP_IL_SH, row[DP_IL_LINES]), (DP_CH_SH, d.channels),
+                          (DP_RL_SH, row[DP_ROW_LINES]), (DP_NBK_SH, d.ranks * d.banks),
+                          (DP_BANKS_SH, d.banks), (DP_BG_SH, d.bank_groups)):
+            row[column] = _log2_exact(int(v))
         bank_base += d.channels * d.ranks * d.banks
         chan_base += d.channels
         rank_base += d.channels * d.ranks
@@ -212,6 +224,13 @@ def dram_state(p: np.ndarray):
     for r in range(nr):
         x[r0 + r * XR + NACT:r0 + r * XR + 2 * NACT] = -1  # bank group of the ACT
         x[r0 + r * XR + XR_IDX] = 0
+    for n in range(p.shape[0]):
+        # refreshes of the ranks of a node are staggered over tREFI, channels offset a little
+        trefi, ranks, nch = int(p[n, DP_TREFI]), int(p[n, DP_RANKS]), int(p[n, DP_CH])
+        for c in range(nch):
+            for r in range(ranks):
+                g = int(p[n, DP_RANK_BASE]) + c * ranks + r
+                x[r0 + g * XR + XR_REFOFF] = (r * trefi) // ranks + (c * trefi) // (ranks * nch + 1)
     ng = int((p[:, DP_CH] * p[:, DP_RANKS] * p[:, DP_BG]).sum())
     g0 = int(p[0, DP_X_BG])
     for g in range(ng):
@@ -236,6 +255,18 @@ def _mix(x):
 
 
 @njit(cache=True, inline="always")
+def _div(x, d, sh):
+    """``x // d``, a shift when ``d`` is ``2 ** sh`` (``sh`` >= 0; floor semantics either way)."""
+    return x >> sh if sh >= 0 else x // d
+
+
+@njit(cache=True, inline="always")
+def _mod(x, d, sh):
+    """``x % d``, a mask when ``d`` is ``2 ** sh`` (``sh`` >= 0; floor semantics either way)."""
+    return x & (d - 1) if sh >= 0 else x % d
+
+
+@njit(cache=True, inline="always")
 def map_line(p, node, line):
     """(channel, rank, bank-in-rank, row) of a node-local line number.
 
@@ -246,17 +277,19 @@ def map_line(p, node, line):
     """
     nch = p[node, DP_CH]
     il = p[node, DP_IL_LINES]
-    chunk = line // il
-    grp = chunk // nch
-    ch = (chunk + _mix(grp)) % nch
-    lc = grp * il + line % il                     # line index within the channel
-    rl = p[node, DP_ROW_LINES]
+    ilsh = p[node, DP_IL_SH]
+    chsh = p[node, DP_CH_SH]
+    chunk = _div(line, il, ilsh)
+    grp = _div(chunk, nch, chsh)
+    ch = _mod(chunk + _mix(grp), nch, chsh)
+    lc = grp * il + _mod(line, il, ilsh)          # line index within the channel
     nbk = p[node, DP_RANKS] * p[node, DP_BANKS]
-    stripe = lc // rl                             # which row-sized stripe
-    row = stripe // nbk
-    b = (stripe + _mix(row + 0x5bd1e995)) % nbk
-    rank = b // p[node, DP_BANKS]
-    bank = b % p[node, DP_BANKS]
+    nbksh = p[node, DP_NBK_SH]
+    stripe = _div(lc, p[node, DP_ROW_LINES], p[node, DP_RL_SH])   # which row-sized stripe
+    row = _div(stripe, nbk, nbksh)
+    b = _mod(stripe + _mix(row + 0x5bd1e995), nbk, nbksh)
+    rank = _div(b, p[node, DP_BANKS], p[node, DP_BANKS_SH])
+    bank = _mod(b, p[node, DP_BANKS], p[node, DP_BANKS_SH])
     return ch, rank, bank, row
 
 
@@ -346,7 +379,7 @@ def _write_window(x, w, tcol, tend, twtr):
 def _bus_rank(chan_bus, gc, u):
     """Rank (within the channel) whose burst holds bus unit u, or -1 if the unit is free; plus
     BUS_WRITE if that burst is a write."""
-    v = chan_bus[gc, u % chan_bus.shape[1]]
+    v = chan_bus[gc, u & BUS_MASK]
     if v // BUS_TAG != u:
         return -1
     return v % BUS_CMD - 1
@@ -371,6 +404,7 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
     twtrs = p[node, DP_TWTRS]
     twtrl = p[node, DP_TWTRL]
     u = (tmin + lat + unit - 1) // unit
+    lat_u = (-lat) // unit            # the calendar unit of time u * unit - lat is u + lat_u
     for _ in range(1 << 16):
         nxt = u
         for j in range(blen):
@@ -400,7 +434,7 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
             continue
         tcol = u * unit - lat
         bump = LONG_AGO
-        if cmdbus and _cmd_busy(chan_bus, gc, tcol, unit):
+        if cmdbus and _cmd_busy_unit(chan_bus, gc, u + lat_u):
             u += 1                        # the column command needs a free command slot
             continue
         if not is_write:
@@ -430,15 +464,20 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
 @njit(cache=True, inline="always")
 def _cmd_busy(chan_bus, gc, t, unit):
     """Whether a command already holds the command bus in the calendar unit of time ``t``."""
-    u = t // unit
-    v = chan_bus[gc, u % chan_bus.shape[1]]
+    return _cmd_busy_unit(chan_bus, gc, t // unit)
+
+
+@njit(cache=True, inline="always")
+def _cmd_busy_unit(chan_bus, gc, u):
+    """:func:`_cmd_busy` of calendar unit ``u``."""
+    v = chan_bus[gc, u & BUS_MASK]
     return v // BUS_TAG == u and v % BUS_TAG >= BUS_CMD
 
 
 @njit(cache=True, inline="always")
 def _cmd_book(chan_bus, gc, t, unit):
     u = t // unit
-    i = u % chan_bus.shape[1]
+    i = u & BUS_MASK
     v = chan_bus[gc, i]
     if v // BUS_TAG != u:
         chan_bus[gc, i] = u * BUS_TAG + BUS_CMD
@@ -471,10 +510,9 @@ def _act_cmd(p, node, x, xr, bg, te, chan_bus, gc, tcmd):
 
 @njit(cache=True, inline="always")
 def _book(chan_bus, gc, u, blen, rank, is_write):
-    n = chan_bus.shape[1]
     k = rank + 1 + (BUS_WRITE if is_write else 0)
     for j in range(blen):
-        i = (u + j) % n
+        i = (u + j) & BUS_MASK
         v = chan_bus[gc, i]
         cmd = BUS_CMD if v // BUS_TAG == u + j and v % BUS_TAG >= BUS_CMD else 0
         chan_bus[gc, i] = (u + j) * BUS_TAG + cmd + k
@@ -491,8 +529,11 @@ def _bank_place(p, node, gb):
     """(channel, rank, bank) of :func:`_bank_index` ``gb`` of ``node``."""
     local = gb - p[node, DP_BANK_BASE]
     nbanks = p[node, DP_BANKS]
+    bsh = p[node, DP_BANKS_SH]
     per_ch = p[node, DP_RANKS] * nbanks
-    return local // per_ch, (local % per_ch) // nbanks, local % nbanks
+    psh = p[node, DP_NBK_SH]
+    return (_div(local, per_ch, psh), _div(_mod(local, per_ch, psh), nbanks, bsh),
+            _mod(local, nbanks, bsh))
 
 
 @njit(cache=True, _nrt=False)
@@ -502,7 +543,7 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
     has placed at (ch, rank, bank, row); returns the time its last data beat has crossed the
     channel bus."""
     nbg = p[node, DP_BG]
-    bg = bank % nbg
+    bg = _mod(bank, nbg, p[node, DP_BG_SH])
     grank = p[node, DP_RANK_BASE] + ch * p[node, DP_RANKS] + rank
     gb = _bank_index(p, node, ch, rank, bank)
     gc = p[node, DP_CHAN_BASE] + ch
@@ -511,7 +552,7 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
     xg = p[node, DP_X_BG] + (grank * nbg + bg) * XG
     trefi = p[node, DP_TREFI]
     trfc = p[node, DP_TRFC]
-    off = (rank * trefi) // p[node, DP_RANKS] + (ch * trefi) // (p[node, DP_RANKS] * p[node, DP_CH] + 1)
+    off = x[xr + XR_REFOFF]
     lat = p[node, DP_TCWL] if is_write else p[node, DP_TCL]
     tburst = p[node, DP_TBURST]
     unit = p[node, DP_BUNIT]
@@ -522,10 +563,10 @@ def _serve_at(p, node, ch, rank, bank, row, t, is_write,
     # usual cases.
     u0 = (t + lat + unit - 1) // unit
     for j in range(8):
-        prefetch(chan_bus[gc], (u0 + 8 * j) % chan_bus.shape[1])
+        prefetch(chan_bus[gc], (u0 + 8 * j) & BUS_MASK)
     if tc > 0:
         # and the command slots from the earliest command on, tCL before
-        prefetch(chan_bus[gc], (t // unit) % chan_bus.shape[1])
+        prefetch(chan_bus[gc], (t // unit) & BUS_MASK)
 
     # first ready: a hit to the row that a booked switch will close goes first if it fits
     if p[node, DP_FRFCFS] != 0 and x[xb + XB_PROW] == row and x[xb + XB_PPRE] > t \

@@ -72,6 +72,7 @@ def build_routes(num_nodes: int, links) -> tuple[np.ndarray, np.ndarray]:
 
 FLIT_BYTES = 8
 LINK_SLOTS = 1 << 16
+LINK_MASK = LINK_SLOTS - 1   # a slot's calendar entry: s mod LINK_SLOTS (a mask: no division)
 
 
 def link_arrays(links):
@@ -99,7 +100,6 @@ def traverse(route_next, route_chan, chan_lat, chan_ppb, chan_hdr, chan_busy, ch
     ``dst`` starting at time ``t``; returns the arrival time. ``chan_ppb`` holds ps per flit
     slot, ``chan_busy`` the slot calendars; updates them and the byte counts."""
     u = src
-    nslot = chan_busy.shape[1]
     while u != dst:
         c = route_chan[u, dst]
         nbytes = payload + chan_hdr[c]
@@ -108,13 +108,13 @@ def traverse(route_next, route_chan, chan_lat, chan_ppb, chan_hdr, chan_busy, ch
         s = (t + unit - 1) // unit
         j = 0
         while j < k:                      # find k consecutive free slots from s
-            if chan_busy[c, (s + j) % nslot] == s + j:
+            if chan_busy[c, (s + j) & LINK_MASK] == s + j:
                 s = s + j + 1
                 j = 0
             else:
                 j += 1
         for j in range(k):
-            chan_busy[c, (s + j) % nslot] = s + j
+            chan_busy[c, (s + j) & LINK_MASK] = s + j
         chan_bytes[c] += nbytes
         t = (s + k) * unit + chan_lat[c]
         u = route_next[u, dst]

@@ -52,6 +52,9 @@ DRAM_COLUMNS = _number("DP_", tuple(p.column for p in DRAM_PARAMS if p.column.st
     "DP_BUNIT", "DP_BLEN", "DP_RTRS",       # bus calendar: unit (ps), burst and rank switch (units)
     "DP_RTW",                               # read-to-write bubble of one rank (units)
     "DP_TCMD",                              # command-bus slot (ps, a calendar unit; 0: none)
+    # log2 of the address-mapping divisors when a power of two, else -1 (dram.map_line
+    # shifts and masks instead of dividing: same result)
+    "DP_IL_SH", "DP_CH_SH", "DP_RL_SH", "DP_NBK_SH", "DP_BANKS_SH", "DP_BG_SH",
     # where the node's banks, channels, ranks and bank groups start in the flat state arrays
     "DP_BANK_BASE", "DP_CHAN_BASE", "DP_RANK_BASE", "DP_BG_BASE",
     # where the node's sections of the auxiliary state array x start
