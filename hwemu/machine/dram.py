@@ -462,14 +462,8 @@ def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
 # command is tCL (tCWL) ahead of its data, so both are in the same stretch of the calendar.
 
 @njit(cache=True, inline="always")
-def _cmd_busy(chan_bus, gc, t, unit):
-    """Whether a command already holds the command bus in the calendar unit of time ``t``."""
-    return _cmd_busy_unit(chan_bus, gc, t // unit)
-
-
-@njit(cache=True, inline="always")
 def _cmd_busy_unit(chan_bus, gc, u):
-    """:func:`_cmd_busy` of calendar unit ``u``."""
+    """Whether a command already holds the command bus in calendar unit ``u``."""
     v = chan_bus[gc, u & BUS_MASK]
     return v // BUS_TAG == u and v % BUS_TAG >= BUS_CMD
 
@@ -488,10 +482,10 @@ def _cmd_book(chan_bus, gc, t, unit):
 @njit(cache=True, _nrt=False)
 def _cmd_slot(chan_bus, gc, t, unit):
     """Start of the first calendar unit at or after ``t`` whose command slot is free."""
-    c = (t + unit - 1) // unit * unit
-    while _cmd_busy(chan_bus, gc, c, unit):
-        c += unit
-    return c
+    u = (t + unit - 1) // unit
+    while _cmd_busy_unit(chan_bus, gc, u):
+        u += 1
+    return u * unit
 
 
 @njit(cache=True, _nrt=False)

@@ -26,7 +26,9 @@ fault is being resolved (see docs/experiments.md, "Accuracy").
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,24 @@ from hwemu.stats import Stats
 
 DEFAULT_WINDOW_PS = 10_000_000        # 10 us timeline windows
 DEFAULT_SLICE = 1 << 20               # records loaded into the machine at once
+
+#: the collector's thresholds during a run (gc.set_threshold): see fewer_collections
+RUN_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@contextmanager
+def fewer_collections():
+    """Python's cyclic garbage collector, run less often while a co-simulation runs. The OS
+    model allocates many small objects that live long (pages, page-table entries, LRU and
+    statistics entries), and with the default thresholds the collector examined them again
+    every 700 allocations: 9% of the host time of a first-touch-heavy run (2M records over
+    128 MiB). Collection itself is unchanged, only less frequent; results are the same."""
+    old = gc.get_threshold()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 @dataclass
@@ -675,6 +695,10 @@ class CoSim(StopHandler):
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> CoSimResult:
+        with fewer_collections():
+            return self._run()
+
+    def _run(self) -> CoSimResult:
         from tqdm import tqdm
 
         from hwemu.machine.replay import feeder_for

@@ -140,3 +140,23 @@ def test_small_slices_give_the_same_run(moved_and_migrated, small_trace, tmp_pat
     assert {k: r.summary[k] for k in keys} == {k: ref.summary[k] for k in keys}
     assert r.stats.get("trace.feed", "refills") > 0
     assert ref.stats.get("trace.feed", "refills") == 0
+
+
+def test_run_collects_garbage_less_often_and_restores_the_thresholds(monkeypatch):
+    """CoSim.run raises the collector's thresholds for the run only, also when it fails."""
+    import gc
+
+    from hwemu.sim import cosim
+
+    seen = []
+
+    def fake_run(self):
+        seen.append(gc.get_threshold())
+        raise RuntimeError("stop")
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(cosim.CoSim, "_run", fake_run)
+    with pytest.raises(RuntimeError):
+        cosim.CoSim.run(object.__new__(cosim.CoSim))
+    assert seen == [cosim.RUN_GC_THRESHOLDS] != [before]
+    assert gc.get_threshold() == before
