@@ -66,6 +66,18 @@ class Meter:
         self.ps += self.k.hw.mem_access_ps(self.cpu, paddr, write, atomic, self.start_ps + self.ps)
         self.lines += 1
 
+    def touch_seq(self, gaps: list, paddrs: list, writes: list, atomics: list) -> None:
+        """:meth:`touch` of ``paddrs[i]`` after ``gaps[i]`` ps more, for each ``i`` in order,
+        in one call when the hardware offers ``mem_access_seq_ps`` (the same times)."""
+        seq = getattr(self.k.hw, "mem_access_seq_ps", None)
+        if seq is not None:
+            self.ps += seq(self.cpu, gaps, paddrs, writes, atomics, self.start_ps + self.ps)
+            self.lines += len(paddrs)
+            return
+        for g, pa, w, a in zip(gaps, paddrs, writes, atomics):
+            self.ps += g
+            self.touch(pa, w, a)
+
     def page(self, page: Page, write: bool = False, atomic: bool = False) -> None:
         """Touch the struct page of ``page`` (in the memmap of its node)."""
         self.touch(self.k.alloc.struct_page_paddr(page.pfn), write, atomic)
@@ -120,6 +132,13 @@ class KernelObserver:
     def pte_changed(self, pid: int, vaddr: int, huge: bool, kind: PteKind, paddr: int,
                     node: int) -> None:
         pass
+
+    def ptes_changed(self, pid: int, changes: list) -> None:
+        """Several entries of ``pid`` changed at once (one NUMA scan): ``changes`` holds
+        ``(vaddr, huge, kind, paddr, node)`` tuples, in the order they changed. By default,
+        :meth:`pte_changed` for each."""
+        for vaddr, huge, kind, paddr, node in changes:
+            self.pte_changed(pid, vaddr, huge, kind, paddr, node)
 
     def page_freed(self, paddr: int, nbytes: int) -> None:
         pass
@@ -355,6 +374,21 @@ class Kernel:
         for ob in self.observers:
             if not (mirrored and ob.mirrors_page_tables):
                 ob.pte_changed(mm.pid, base, is_pmd, kind, paddr, node)
+
+    def notify_ptes(self, mm: MM, items: list) -> None:
+        """:meth:`notify_pte` for entries ``items`` ((addr, is_pmd, entry), none of them
+        ``NONE``), each observer told of all of them in one ``ptes_changed`` call."""
+        if not self.observers or not items:
+            return
+        pages, node_of_pfn = self.pages, self.alloc.node_of_pfn
+        changes = []
+        for addr, is_pmd, entry in items:
+            page = pages.get(entry.pfn)
+            node = page.node if page is not None else node_of_pfn(entry.pfn)
+            base = addr & ~((HPAGE_SIZE if is_pmd else PAGE_SIZE) - 1)
+            changes.append((base, is_pmd, entry.kind, entry.pfn << PAGE_SHIFT, node))
+        for ob in self.observers:
+            ob.ptes_changed(mm.pid, changes)
 
     # -- pages --------------------------------------------------------------------------------
     def _new_page(self, pfn: int, node: int, order: int) -> Page:
@@ -851,24 +885,54 @@ class Kernel:
         last_cpupid and restores the entry). One flush of the range. Returns entries changed."""
         mm = self.mm(pid)
         m = Meter(self, cpu)
-        n = 0
-        changed: list[int] = []
+        items = []
         for table in (mm.pmds, mm.ptes):
             shift = HPAGE_SHIFT if table is mm.pmds else PAGE_SHIFT
-            for key in sorted(table):
-                a = key << shift
+            is_pmd = table is mm.pmds
+            for key in sorted(k for k in table if start <= (k << shift) < end):
                 e = table[key]
-                if start <= a < end and e.kind is PteKind.PRESENT:
-                    e.kind = PteKind.PROTNONE
-                    self.walk_cost(m, mm, a, table is mm.pmds, write=True)
-                    self.notify_pte(mm, a, table is mm.pmds, e)
-                    changed.append(a)
-                    n += 1
+                if e.kind is PteKind.PRESENT:
+                    items.append((key << shift, is_pmd, e))
+        changed = self.make_protnone(m, mm, items)
+        n = len(changed)
         if n:
             m.add(self.hw.flush_tlb(cpu, mm.cpumask, n, m.start_ps, pid, changed))
         self.engine.cpus.occupy(cpu, self.engine.now_ps, m.take())
         self.count("linux.numa", "protnone_entries", n)
         return n
+
+    def make_protnone(self, m: Meter, mm: MM, items: list, cycles_each: int = 0) -> list[int]:
+        """Make present entries ``items`` ((addr, is_pmd, entry), in this order) PROT_NONE
+        hinting entries: for each, ``cycles_each`` cycles of scan code, then the page-table
+        walk that writes the entry (:meth:`walk_cost`), charged to ``m``; the observers are
+        told of all of them at once (``ptes_changed``). The same times and counts as one entry
+        after another, in one crossing into the hardware model. Returns their addresses."""
+        gap0 = self.hw.cycles_ps(m.cpu, cycles_each) if cycles_each else 0
+        gaps, paddrs, writes, atomics = [], [], [], []
+        carry = 0
+        for addr, is_pmd, e in items:
+            e.kind = PteKind.PROTNONE
+            carry += gap0
+            pmd_line = mm.pte_paddr(addr, True)
+            if pmd_line is not None:
+                gaps.append(carry)
+                paddrs.append(pmd_line)
+                writes.append(is_pmd)
+                atomics.append(is_pmd)
+                carry = 0
+            if not is_pmd:
+                pte_line = mm.pte_paddr(addr, False)
+                if pte_line is not None:
+                    gaps.append(carry)
+                    paddrs.append(pte_line)
+                    writes.append(True)
+                    atomics.append(True)
+                    carry = 0
+        if paddrs:
+            m.touch_seq(gaps, paddrs, writes, atomics)
+        m.add(carry)
+        self.notify_ptes(mm, items)
+        return [addr for addr, _, _ in items]
 
     # -- user accesses ------------------------------------------------------------------------
     def access(self, tid: int, addr: int, write: bool) -> Process:

@@ -102,9 +102,10 @@ class NumaBalancing:
         end = max((v.end for v in mm.vmas), default=0)
         start = st.scan_offset
         # Collect the entries at or after the scan offset, in address order, up to the budget.
-        addrs = sorted([key << HPAGE_SHIFT for key, e in mm.pmds.items() if e.kind is PteKind.PRESENT]
-                       + [key << PAGE_SHIFT for key, e in mm.ptes.items() if e.kind is PteKind.PRESENT])
-        todo = [a for a in addrs if a >= start]
+        todo = sorted([key << HPAGE_SHIFT for key, e in mm.pmds.items()
+                       if e.kind is PteKind.PRESENT and key << HPAGE_SHIFT >= start]
+                      + [key << PAGE_SHIFT for key, e in mm.ptes.items()
+                         if e.kind is PteKind.PRESENT and key << PAGE_SHIFT >= start])
         taken, pages, last = [], 0, start
         for a in todo:
             nr = 512 if (a >> HPAGE_SHIFT) in mm.pmds and mm.pmds[a >> HPAGE_SHIFT].kind is PteKind.PRESENT \

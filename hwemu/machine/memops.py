@@ -212,6 +212,27 @@ def meta_access_handle(h, cpu, pa, is_write, atomic, atomic_ps, degree, t):
     return meta_access(H.S, cpu, pa, is_write, atomic, atomic_ps, degree, t)
 
 
+@njit(cache=True, _nrt=False)
+def meta_access_seq_handle(h, cpu, gaps, pas, flags, atomic_ps, degree, t0, where, npf):
+    """A sequence of :func:`meta_access` calls on the state of handle ``h``, each starting
+    when the one before has ended plus ``gaps[i]`` (the kernel's own cycles between them):
+    access ``i`` of line ``pas[i]`` (``flags[i]``: bit 0 write, bit 1 atomic) starts at ``t0``
+    plus every gap up to and including ``gaps[i]`` and every latency before it. Fills
+    ``where`` and ``npf`` per access; returns the total time (gaps and latencies), the same
+    as one :func:`meta_access` per access from Python, without a crossing for each."""
+    H = handle_ref(h)
+    t = t0
+    for i in range(pas.shape[0]):
+        t += gaps[i]
+        f = flags[i]
+        lat, w, n = meta_access(H.S, cpu, pas[i], (f & 1) != 0, (f & 2) != 0, atomic_ps,
+                                degree, t)
+        where[i] = w
+        npf[i] = n
+        t += lat
+    return t - t0
+
+
 @njit(cache=True)
 def copy_handle(h, cpu, src_pa, dst_pa, nbytes, t0, window):
     """:func:`copy_lines` on the state of handle ``h``."""

@@ -187,6 +187,33 @@ def pt_set_bits(k2, v2, k4, v4, pid, vaddr, huge, bits):
     return ht_or(k4, v4, vkey(pid, vaddr >> 12), bits)
 
 
+@njit(cache=True, _nrt=False)
+def pt_set_keep_ad(k2, v2, k4, v4, pid, vaddrs, ptes, out):
+    """Install ``ptes[i]`` at ``vaddrs[i]`` of ``pid`` (4 KiB or 2 MiB table by the PTE's huge
+    bit), in order; an entry replacing one of the same frame and size keeps its A and D bits
+    (pte_modify). ``out``: new slots used and keys added in the 2 MiB table, then in the 4 KiB
+    table. The caller makes sure both tables have room for every entry."""
+    ad = np.int64(PTE_ACCESSED | PTE_DIRTY)
+    for i in range(vaddrs.shape[0]):
+        va = vaddrs[i]
+        pte = ptes[i]
+        huge = (pte & PTE_HUGE) != 0
+        old = translate(k2, v2, k4, v4, pid, va)
+        if old != 0 and (old & ~np.int64(0xFFF)) == (pte & ~np.int64(0xFFF)) \
+                and ((old & PTE_HUGE) != 0) == huge:
+            pte |= old & ad
+        if huge:
+            key = vkey(pid, va >> HUGE_SHIFT)
+            if ht_lookup(k2, v2, key) == 0:
+                out[1] += 1
+            out[0] += ht_insert(k2, v2, key, pte)
+        else:
+            key = vkey(pid, va >> PAGE_SHIFT)
+            if ht_lookup(k4, v4, key) == 0:
+                out[3] += 1
+            out[2] += ht_insert(k4, v4, key, pte)
+
+
 class _Table:
     def __init__(self, cap: int = 1 << 12):
         self.keys = np.full(cap, EMPTY, np.int64)
@@ -264,6 +291,32 @@ class PageTables:
             self.t2.set(_key(pid, vaddr >> HUGE_SHIFT), pte)
         else:
             self.t4.set(_key(pid, vaddr >> PAGE_SHIFT), pte)
+
+    def set_many_keep_ad(self, pid: int, vaddrs: list[int], ptes: list[int]) -> None:
+        """:meth:`set` of ``ptes[i]`` at ``vaddrs[i]`` in order, each keeping the A and D bits
+        of an entry of the same frame and size it replaces (as ``MachineSync`` does one entry
+        at a time): one compiled call when both tables have room for all of them, else one
+        entry after another."""
+        n = len(vaddrs)
+        if not n:
+            return
+        if not 0 <= pid < MAX_PID:
+            raise HwemuError(f"process id {pid} out of range 0..{MAX_PID - 1}")
+        if min(vaddrs) < 0 or max(vaddrs) >= 1 << 57:
+            bad = next(v for v in vaddrs if v < 0 or v >= 1 << 57)
+            raise HwemuError(f"virtual address {bad:#x} out of range")
+        if self.t2.room() < n or self.t4.room() < n:
+            for va, pte in zip(vaddrs, ptes):
+                old = self.get(pid, va)
+                if old and pte_phys(old) == pte_phys(pte) and pte_huge(old) == pte_huge(pte):
+                    pte |= int(old) & (PTE_ACCESSED | PTE_DIRTY)
+                self.set(pid, va, pte)
+            return
+        out = np.zeros(4, np.int64)
+        pt_set_keep_ad(self.t2.keys, self.t2.vals, self.t4.keys, self.t4.vals, pid,
+                       np.asarray(vaddrs, np.int64), np.asarray(ptes, np.int64), out)
+        self.t2.counted(int(out[0]), int(out[1]))
+        self.t4.counted(int(out[2]), int(out[3]))
 
     def get(self, pid: int, vaddr: int) -> int:
         """The PTE that translates ``vaddr`` in ``pid`` (0 if not mapped)."""

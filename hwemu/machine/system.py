@@ -150,6 +150,13 @@ class Machine:
         self.pt.set(pid, vaddr, pte)
         self._retranslate()
 
+    def set_ptes_keep_ad(self, pid: int, vaddrs: list[int], ptes: list[int]) -> None:
+        """:meth:`set_pte` of each entry, keeping the A and D bits of an entry of the same
+        frame and size it replaces (``PageTables.set_many_keep_ad``). The caller flushes
+        TLBs."""
+        self.pt.set_many_keep_ad(pid, vaddrs, ptes)
+        self._retranslate()
+
     def get_pte(self, pid: int, vaddr: int) -> int:
         return self.pt.get(pid, vaddr)
 
@@ -331,6 +338,31 @@ class Machine:
                                              bool(atomic), int(atomic_ps), int(degree),
                                              int(at_ps))
         return int(lat), int(where), int(npf)
+
+    def meta_access_seq(self, cpu: int, gaps, paddrs, writes, atomics, atomic_ps: int,
+                        degree: int, at_ps: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """:meth:`meta_access` for a sequence of lines in one call: access ``i`` starts when
+        access ``i - 1`` has ended, plus ``gaps[i]`` ps (the first at ``at_ps + gaps[0]``).
+        Returns (total ps, gaps included; where served per access; prefetches per access)."""
+        from hwemu.machine.memops import meta_access_seq_handle
+
+        pas = np.asarray(paddrs, np.int64)
+        if not 0 <= cpu < self._ncpus:
+            raise HwemuError(f"CPU {cpu} does not exist (0..{self._ncpus - 1})")
+        if len(pas):
+            ranges = self._node_ranges()
+            inside = np.zeros(len(pas), bool)
+            for b, e in ranges:
+                inside |= (pas >= b) & (pas < e)
+            if not inside.all():
+                self.node_of_phys(int(pas[np.flatnonzero(~inside)[0]]))   # raises
+        flags = np.asarray(writes, np.int64) | (np.asarray(atomics, np.int64) << 1)
+        where = np.empty(len(pas), np.int64)
+        npf = np.empty(len(pas), np.int64)
+        total = meta_access_seq_handle(self._handle(), int(cpu), np.asarray(gaps, np.int64),
+                                       pas, flags, int(atomic_ps), int(degree), int(at_ps),
+                                       where, npf)
+        return int(total), where, npf
 
     def node_start_pfn(self, node: int) -> int:
         """First physical frame number (4 KiB) of ``node``."""

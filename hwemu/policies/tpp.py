@@ -84,15 +84,8 @@ def make_protnone(kernel, pid: int, entries, cpu: int) -> int:
     changed range on the mm's CPUs. The cost occupies ``cpu``. Returns entries changed."""
     mm = kernel.mm(pid)
     m = Meter(kernel, cpu)
-    changed = []
-    for addr, is_pmd, e, _page in entries:
-        if e.kind is not PteKind.PRESENT:
-            continue
-        e.kind = PteKind.PROTNONE
-        m.cycles(SCAN_PTE_CYCLES)
-        kernel.walk_cost(m, mm, addr, is_pmd, write=True)
-        kernel.notify_pte(mm, addr, is_pmd, e)
-        changed.append(addr)
+    changed = kernel.make_protnone(m, mm, [(addr, is_pmd, e) for addr, is_pmd, e, _page in entries
+                                           if e.kind is PteKind.PRESENT], SCAN_PTE_CYCLES)
     if changed:
         m.add(kernel.hw.flush_tlb(cpu, mm.cpumask, len(changed), m.start_ps, pid, changed))
         kernel.engine.cpus.occupy(cpu, kernel.engine.now_ps, m.take())

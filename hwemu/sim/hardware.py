@@ -30,6 +30,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+import numpy as np
+
 from hwemu.errors import HwemuError
 from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
@@ -118,6 +120,32 @@ class MachineHardware:
                                              self.p.metadata_prefetch_degree, at_ps)
         self.count_metadata(where, npf)
         return lat
+
+    def mem_access_seq_ps(self, cpu: int, gaps, paddrs, writes, atomics, at_ps: int) -> int:
+        """A sequence of :meth:`mem_access_ps`, access ``i`` starting when access ``i - 1``
+        ended plus ``gaps[i]`` ps, in one call into the machine. Returns the total time, gaps
+        included. Counted as the accesses one by one would be."""
+        total, where, npf = self.m.meta_access_seq(cpu, gaps, paddrs, writes, atomics,
+                                                   self._atomic_ps,
+                                                   self.p.metadata_prefetch_degree, at_ps)
+        if len(where):
+            stats = self.stats
+            per = np.bincount(where, minlength=len(W_NAMES)).tolist()
+            names = [(_SERVED[W_NAMES[c]], n) for c, n in enumerate(per) if n]
+            prefetches = int(npf.sum())
+            if all(stats.get(HW_COMPONENT, nm) is not None for nm, _ in names) and \
+                    (not prefetches or stats.get(HW_COMPONENT, "metadata_prefetches") is not None):
+                inc = stats.inc
+                inc(HW_COMPONENT, "metadata_accesses", len(where), "count")
+                for nm, n in names:
+                    inc(HW_COMPONENT, nm, n, "accesses")
+                if prefetches:
+                    inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
+            else:
+                # a counter is new: made in the order the accesses one by one would make it
+                for w, n in zip(where.tolist(), npf.tolist()):
+                    self.count_metadata(w, n)
+        return total
 
     def count_metadata(self, where: int, prefetches: int) -> None:
         """Count one metadata access served at level ``where`` (W_NAMES) and the prefetches
@@ -340,6 +368,15 @@ class MachineSync(KernelObserver):
             # same frame (e.g. present <-> PROT_NONE): the A/D bits stay, as pte_modify keeps them
             pte |= int(old) & (PTE_ACCESSED | PTE_DIRTY)
         self.m.set_pte(pid, vaddr, pte)
+
+    def ptes_changed(self, pid, changes):
+        if any(kind is PteKind.NONE for _, _, kind, _, _ in changes):
+            super().ptes_changed(pid, changes)
+            return
+        self.changes += len(changes)
+        self.m.set_ptes_keep_ad(pid, [c[0] for c in changes],
+                                [make_pte(paddr, node, huge, _STATE[kind])
+                                 for _, huge, kind, paddr, node in changes])
 
     def page_freed(self, paddr, nbytes):
         at = self.engine.now_ps if self.engine is not None else 0

@@ -52,11 +52,15 @@ class Residency(KernelObserver):
     def pte_changed(self, pid: int, vaddr: int, huge: bool, kind: PteKind, paddr: int,
                     node: int) -> None:
         key = (pid, vaddr, huge)
+        if kind is not PteKind.NONE and node >= 0:
+            new = ((paddr, HPAGE_NR if huge else 1), kind is PteKind.MIGRATION, node)
+            if self._ptes.get(key) == new:
+                return              # the same frame, still resident (e.g. present -> PROT_NONE)
+        else:
+            new = None
         old = self._ptes.pop(key, None)
         if old is not None:
             self._add(old[0], old[1], old[2], -1)
-        if kind is not PteKind.NONE and node >= 0:
-            frame = (paddr, HPAGE_NR if huge else 1)
-            migration = kind is PteKind.MIGRATION
-            self._ptes[key] = (frame, migration, node)
-            self._add(frame, migration, node, +1)
+        if new is not None:
+            self._ptes[key] = new
+            self._add(new[0], new[1], new[2], +1)

@@ -111,3 +111,62 @@ def test_tlb_flushes_and_line_drops_through_the_handle(tiny):
     m.meta_access(0, pa + 64, False, False, 0, 0, 0)
     assert m.drop_lines(pa, 128) == 1
     assert m.drop_lines(pa, 128) == 0
+
+
+def test_metadata_access_sequence_is_the_accesses_one_by_one(tiny):
+    """meta_access_seq: the same latencies, levels, prefetches and machine state as one
+    meta_access per line, each starting when the one before ended plus its gap."""
+    rng = np.random.default_rng(3)
+    a, b = Machine(tiny, threads=1, cpus=[0]), Machine(tiny, threads=1, cpus=[0])
+    n = 300
+    base = a.phys_addr(1, 40)
+    # runs of neighbouring lines (the metadata streamer prefetches), repeats, both nodes
+    pas = [int(base + 64 * (i // 3) + (rng.integers(0, 4) * 4096)) for i in range(n)]
+    pas[::7] = [a.phys_addr(0, 5) + 64 * int(x) for x in rng.integers(0, 64, len(pas[::7]))]
+    gaps = rng.integers(0, 2000, n).tolist()
+    writes = rng.integers(0, 2, n).astype(bool).tolist()
+    atomics = rng.integers(0, 2, n).astype(bool).tolist()
+    t = 1_000_000
+    one = []
+    for g, pa, w, at in zip(gaps, pas, writes, atomics):
+        t += g
+        lat, where, npf = a.meta_access(0, pa, w, at, 7_000, 2, t)
+        one.append((where, npf))
+        t += lat
+    total, where, npf = b.meta_access_seq(0, gaps, pas, writes, atomics, 7_000, 2, 1_000_000)
+    assert total == t - 1_000_000
+    assert list(zip(where.tolist(), npf.tolist())) == one
+    assert sum(x[1] for x in one) > 0 and len(set(x[0] for x in one)) > 1
+    for name in ("l1d", "l2", "llc"):
+        ca, cb = getattr(a.S, name), getattr(b.S, name)
+        assert np.array_equal(ca.tags, cb.tags) and np.array_equal(ca.coh, cb.coh)
+    assert np.array_equal(a.S.dram_cnt, b.S.dram_cnt)
+
+
+def test_page_table_batch_keeps_accessed_and_dirty_as_one_by_one():
+    """PageTables.set_many_keep_ad: the entries one MachineSync.pte_changed each would leave,
+    through the compiled batch and, when a table is short of room, entry by entry."""
+    rng = np.random.default_rng(5)
+    for fill in (50, 3000):                   # the second needs the tables to grow
+        one, many = PT.PageTables(), PT.PageTables()
+        vas = [int(v) << 12 for v in rng.choice(1 << 20, fill, replace=False)]
+        for va in vas[: fill // 2]:           # half mapped, some young and dirty
+            pte = PT.make_pte((int(rng.integers(1, 1 << 20)) << 12), 1)
+            pte |= int(rng.integers(0, 4)) << 10
+            one.set(7, va, pte)
+            many.set(7, va, pte)
+        new = []
+        for va in vas:
+            old = one.get(7, va)
+            same = old and rng.random() < 0.7
+            phys = PT.pte_phys(old) if same else int(rng.integers(1, 1 << 20)) << 12
+            new.append(PT.make_pte(phys, 0, False, PT.PTE_PROTNONE))
+        for va, pte in zip(vas, new):
+            old = one.get(7, va)
+            if old and PT.pte_phys(old) == PT.pte_phys(pte) and not PT.pte_huge(old):
+                pte |= int(old) & (PT.PTE_ACCESSED | PT.PTE_DIRTY)
+            one.set(7, va, pte)
+        many.set_many_keep_ad(7, vas, new)
+        assert sorted(one.t4.items()) == sorted(many.t4.items())
+        assert (one.t4.live, one.t4.used) == (many.t4.live, many.t4.used)
+        assert any(one.get(7, va) & (PT.PTE_ACCESSED | PT.PTE_DIRTY) for va in vas)
