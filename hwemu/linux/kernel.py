@@ -137,6 +137,8 @@ class KernelObserver:
         """Several entries of ``pid`` changed at once (one NUMA scan): ``changes`` holds
         ``(vaddr, huge, kind, paddr, node)`` tuples, in the order they changed. By default,
         :meth:`pte_changed` for each."""
+        if type(self).pte_changed is KernelObserver.pte_changed:
+            return                              # it ignores changes
         for vaddr, huge, kind, paddr, node in changes:
             self.pte_changed(pid, vaddr, huge, kind, paddr, node)
 

@@ -51,6 +51,23 @@ def make_pte(phys: int, node: int, huge: bool = False, state: int = PTE_PRESENT)
     return int(phys) | (node << 3) | (PTE_HUGE if huge else 0) | state
 
 
+def make_ptes(phys, nodes, huge, states) -> np.ndarray:
+    """:func:`make_pte` of each element (sequences of equal length), as an int64 array."""
+    phys = np.asarray(phys, np.int64)
+    nodes = np.asarray(nodes, np.int64)
+    huge = np.asarray(huge, bool)
+    states = np.asarray(states, np.int64)
+    align = np.where(huge, 1 << HUGE_SHIFT, 1 << PAGE_SHIFT)
+    for bad, what in (((phys % align) != 0, "is not aligned to its page size"),
+                      ((nodes < 0) | (nodes >= MAX_NODES), "has a node out of range"),
+                      ((states < PTE_PRESENT) | (states > PTE_PROTNONE), "has a bad PTE state")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            make_pte(int(phys[i]), int(nodes[i]), bool(huge[i]), int(states[i]))   # raises
+            raise ValueError(f"entry {i} {what}")
+    return phys | (nodes << 3) | np.where(huge, PTE_HUGE, 0) | states
+
+
 def pte_state(pte: int) -> int:
     return int(pte) & 3
 
@@ -306,7 +323,7 @@ class PageTables:
             bad = next(v for v in vaddrs if v < 0 or v >= 1 << 57)
             raise HwemuError(f"virtual address {bad:#x} out of range")
         if self.t2.room() < n or self.t4.room() < n:
-            for va, pte in zip(vaddrs, ptes):
+            for va, pte in zip(vaddrs, (int(p) for p in ptes)):
                 old = self.get(pid, va)
                 if old and pte_phys(old) == pte_phys(pte) and pte_huge(old) == pte_huge(pte):
                     pte |= int(old) & (PTE_ACCESSED | PTE_DIRTY)

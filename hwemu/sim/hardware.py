@@ -36,7 +36,7 @@ from hwemu.errors import HwemuError
 from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
 from hwemu.machine.layout import W_NAMES
-from hwemu.machine.pagetable import PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, make_pte, pte_huge, pte_phys
+from hwemu.machine.pagetable import PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, make_pte, make_ptes, pte_huge, pte_phys
 from hwemu.machine.topology import slit_distances
 from hwemu.stats import Stats
 
@@ -374,9 +374,13 @@ class MachineSync(KernelObserver):
             super().ptes_changed(pid, changes)
             return
         self.changes += len(changes)
-        self.m.set_ptes_keep_ad(pid, [c[0] for c in changes],
-                                [make_pte(paddr, node, huge, _STATE[kind])
-                                 for _, huge, kind, paddr, node in changes])
+        vaddrs, huges, kinds, paddrs, nodes = zip(*changes)
+        state = _STATE
+        if all(k is kinds[0] for k in kinds):
+            st = np.full(len(changes), state[kinds[0]], np.int64)
+        else:
+            st = np.array([state[k] for k in kinds], np.int64)
+        self.m.set_ptes_keep_ad(pid, list(vaddrs), make_ptes(paddrs, nodes, huges, st))
 
     def page_freed(self, paddr, nbytes):
         at = self.engine.now_ps if self.engine is not None else 0

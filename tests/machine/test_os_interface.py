@@ -170,3 +170,15 @@ def test_page_table_batch_keeps_accessed_and_dirty_as_one_by_one():
         assert sorted(one.t4.items()) == sorted(many.t4.items())
         assert (one.t4.live, one.t4.used) == (many.t4.live, many.t4.used)
         assert any(one.get(7, va) & (PT.PTE_ACCESSED | PT.PTE_DIRTY) for va in vas)
+
+
+def test_make_ptes_is_make_pte_of_each():
+    phys = [0x1000, 0x200000, 0x7FFF000]
+    nodes, huge, states = [0, 3, 1], [False, True, False], [1, 3, 2]
+    assert PT.make_ptes(phys, nodes, huge, states).tolist() == \
+        [PT.make_pte(p, n, h, s) for p, n, h, s in zip(phys, nodes, huge, states)]
+    import pytest
+    with pytest.raises(ValueError, match="aligned"):
+        PT.make_ptes([0x1000], [0], [True], [1])
+    with pytest.raises(ValueError, match="node"):
+        PT.make_ptes([0x1000], [200], [False], [1])
