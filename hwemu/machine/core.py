@@ -56,7 +56,7 @@ from hwemu.machine.stateref import handle_ref, prefetch, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
                                      PTE_PROTNONE, ht_prefetch, translate, vkey)
 from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
-from hwemu.machine.layout import (C_CPS, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
+from hwemu.machine.layout import (C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
                                   K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
                                   KF_HINT, KF_NEXT_END, KF_ON, KF_PENDING,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
@@ -118,7 +118,7 @@ def _first_touch(S, k4, v4, th, cpu, va):
     must return the fault instead: the node is full (Python walks the fallback order) or the
     page table has no room left without growing (Python grows it)."""
     # the caller checked that FT_BUDGET leaves room
-    node = S.socket_node[cpu // S.cfg[C_CPS]]
+    node = S.socket_node[S.cpu_socket[cpu]]
     frame = S.ft_next[node]
     if frame >= S.node_size[node] >> 12:
         return False
@@ -171,7 +171,6 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
     nth = S.th_clock.shape[0]
     ppi = S.cfg[C_PPI]
     rob = S.cfg[C_ROB]
-    cps = S.cfg[C_CPS]
     # The hot path (L1 TLB hit, L1 cache hit) works on arrays taken out of S once: calling a
     # function with the whole state tuple by value costs far more than the lookup itself.
     # This function (and every helper it calls) is compiled with _nrt=False: nothing here
@@ -425,7 +424,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
         S.th_acc[th] += 1
         S.th_lat_sum[th] += lat
         hist[hist_bin(lat)] += 1
-        served[cpu // cps, where] += 1
+        served[S.cpu_socket[cpu], where] += 1
     return R_CHUNK_DONE
 
 

@@ -254,7 +254,7 @@ def socket_probe(S, sock, line, exclusive, home, t):
 
 @njit(cache=True, _nrt=False)
 def _llc_mark_dirty(S, cpu, line, t):
-    sock = cpu // S.cfg[C_CPS]
+    sock = S.cpu_socket[cpu]
     llc = S.llc
     i = find_in_row(llc, set_row(llc, sock, line), line)
     if i >= 0:
@@ -480,7 +480,7 @@ def prefetch_below_l1(S, cpu, line, is_ifetch):
     issues it for a record a few records ahead of the one it serves, so that these loads
     overlap with the work on the records in between."""
     _prefetch_private_rows(S, set_row(S.l2, cpu, line), cpu, line, is_ifetch)
-    sock = cpu // S.cfg[C_CPS]
+    sock = S.cpu_socket[cpu]
     _prefetch_llc_rows(S, set_row(S.llc, sock, line), sock)
 
 
@@ -492,7 +492,7 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
     leaves the demand LLC counters alone. ``ahead``: the caller has had the LLC rows
     prefetched into the host's caches already (no effect on results)."""
     cps = S.cfg[C_CPS]
-    sock = cpu // cps
+    sock = S.cpu_socket[cpu]
     lcpu = cpu - sock * cps
     llc = S.llc
     rl = set_row(llc, sock, line)
@@ -636,7 +636,7 @@ def prefetch_l2(S, cpu, node, line, t):
     e, free = sq_entry(S, cpu)
     if free > t:
         llc = S.llc
-        rl = set_row(llc, cpu // S.cfg[C_CPS], line)
+        rl = set_row(llc, S.cpu_socket[cpu], line)
         if find_in_row(llc, rl, line) >= 0:
             return 0
         done, where, st = beyond_l2(S, cpu, node, line, _F, t, _F, _F)
@@ -725,7 +725,7 @@ def remote_tracker_free(S, cpu, node, line, t):
     tracker of ``cpu``: ``t`` if it needs none (local home, LLC hit, unbounded) or one is free."""
     if S.node_rt[node] == 0:
         return t
-    sock = cpu // S.cfg[C_CPS]
+    sock = S.cpu_socket[cpu]
     if node == S.socket_node[sock]:
         return t
     e, free = rt_entry(S, cpu, node)
@@ -779,7 +779,7 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead):
     tq = t
     if free > t:
         tq = free
-    if retry and S.node_rt[node] != 0 and node != S.socket_node[cpu // S.cfg[C_CPS]]:
+    if retry and S.node_rt[node] != 0 and node != S.socket_node[S.cpu_socket[cpu]]:
         tr = remote_tracker_free(S, cpu, node, line, tq)
         if tr > tq:
             S.ccnt[cpu, K_RT_WAIT] += 1
@@ -806,7 +806,7 @@ def nt_store(S, cpu, node, line, t):
     goes to its home memory as a posted write, once the channel's write queue has room
     (:func:`hwemu.machine.dram.write_room`). Returns when the core's buffer is free again: the
     home has accepted the write and acknowledged it."""
-    sock = cpu // S.cfg[C_CPS]
+    sock = S.cpu_socket[cpu]
     my_node = S.socket_node[sock]
     for s in range(S.cfg[C_SOCKETS]):
         socket_probe(S, s, line, _T, node, t)

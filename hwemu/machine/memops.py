@@ -8,7 +8,7 @@ from numba import njit
 from hwemu.machine.hierarchy import (DATA, access, mem_read, mem_write, node_of_line, send,
                                      socket_probe)
 from hwemu.machine.stateref import handle_ref, state_ref
-from hwemu.machine.layout import C_CPS, C_LLC_LAT, C_SOCKETS
+from hwemu.machine.layout import C_LLC_LAT, C_SOCKETS
 
 # plain (not literal) booleans: a literal one makes numba compile the callee again
 _T, _F = np.bool_(True), np.bool_(False)
@@ -60,8 +60,7 @@ def copy_lines_in(S0, cpu, src_pa, dst_pa, nbytes, t0, window, slots):
     for the completion times of the lines in flight: nothing is allocated, so the replay loop
     (compiled without reference counting) can call it."""
     S = state_ref(S0)           # helpers take the state by reference (stateref.py)
-    cps = S.cfg[C_CPS]
-    my = S.socket_node[cpu // cps]
+    my = S.socket_node[S.cpu_socket[cpu]]
     nl = (nbytes + 63) // 64
     sl0 = src_pa >> 6
     dl0 = dst_pa >> 6

@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit
 
 from hwemu.machine.hierarchy import node_of_line
-from hwemu.machine.layout import (C_CPS, FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ATOMIC,
+from hwemu.machine.layout import (FT_BUDGET, FT_MAPPED, FT_NEW_SLOTS, KF_ATOMIC,
                                   KF_CYC_ALLOC, KF_CYC_ENTRY, KF_CYC_HINT, KF_CYC_HINT_POLICY,
                                   KF_CYC_LRU, KF_HINT, KF_MP_DEGREE, KF_N, KF_NEXT_END, KF_NLOG,
                                   KF_NOW, KF_NREG, KF_ON, KF_PENDING, KF_WINDOW, KIND_FIRST_TOUCH,
@@ -186,7 +186,7 @@ def os_first_touch(S, th, cpu, va, is_write):
     if vpn < reg[r, RG_LO] or vpn >= reg[r, RG_HI]:
         return False
     # the frame: the placement's node order for this CPU's node, through the reservations
-    cnode = S.socket_node[cpu // S.cfg[C_CPS]]
+    cnode = S.socket_node[S.cpu_socket[cpu]]
     order = S.kf_place[reg[r, RG_PLACE], cnode]
     resc = S.kf_resc
     node = -1
@@ -250,7 +250,7 @@ def os_local_hint(S, k4, v4, th, cpu, va, pte):
     if (pte & PTE_HUGE) != 0:
         return False
     node = (pte >> 3) & 0x7F
-    if node != S.socket_node[cpu // S.cfg[C_CPS]]:
+    if node != S.socket_node[S.cpu_socket[cpu]]:
         return False                # a remote page: the policy decides (migrate or not)
     key = vkey(S.th_pid[th], va >> 12)
     r = _servable(S, th, cpu, va, key)

@@ -14,6 +14,7 @@ component works on. Field groups (see the component modules for their meaning):
 - DRAM ``dram_p`` (per-node parameters), bank/channel busy-until state, ``dram_cnt``;
 - links ``route_*``, ``chan_*`` (per directed channel latency, ps/byte, header, busy, bytes);
 - nodes ``node_socket``, ``socket_node``, ``node_base``, ``node_size`` (physical layout);
+  ``cpu_socket`` (each CPU's socket: a load, where ``cpu // cores_per_socket`` is a division);
 - threads ``th_*`` (clock, CPU, process, instruction count, fill-buffer state, cursors;
   ``th_wait``: time the OS made the thread's next access wait, e.g. on a page under
   migration, added to that access's latency when it completes; ``th_more``: the thread has
@@ -73,7 +74,7 @@ FIELDS = (
     "dram_p", "bank_row", "bank_ready", "bank_act", "bank_wr_end", "bank_last", "chan_bus",
     "dram_x", "dram_cnt",
     "route_next", "route_chan", "chan_lat", "chan_ppb", "chan_hdr", "chan_busy", "chan_bytes",
-    "node_socket", "socket_node", "node_base", "node_size",
+    "node_socket", "socket_node", "node_base", "node_size", "cpu_socket",
     "th_clock", "th_cpu", "th_pid", "th_insts", "th_lfb", "th_dep", "th_odone", "th_oinst",
     "th_pend", "th_pte", "th_txd", "th_wait", "th_pos", "th_end", "th_more", "th_acc",
     "th_lat_sum",
@@ -182,6 +183,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
         route_next, route_chan, chan_lat, chan_ppb, chan_hdr,
         link_calendar(cfg.links), np.zeros(chan_lat.shape, np.int64),
         node_socket, socket_node, node_base, node_size,
+        np.arange(ncpu, dtype=np.int64) // cfg.cores_per_socket,
         np.zeros(T, np.int64), np.arange(T, dtype=np.int64) % ncpu, np.zeros(T, np.int64),
         np.zeros(T, np.int64), np.full(T, cfg.lfb, np.int64), np.zeros(T, np.uint8),
         np.zeros((T, MAX_LFB), np.int64), np.zeros((T, MAX_LFB), np.int64),
