@@ -17,6 +17,12 @@ Reported per (threads, mode): host seconds of both runs, faults of both runs (al
 host us per extra fault = ``(t_big - t_small) / (faults_big - faults_small)`` (start-up, the
 same number of accesses and compilation cancel) and accesses/s of the big run. Numbers are
 host time on whatever machine runs this: compare before/after on the same one.
+
+Also reported (``--clears N``, default 20000; 0 skips it), in-process: the host time of the
+OS model's page clear alone, the largest part of a first touch with the OS model: ``N``
+clears of distinct 4 KiB frames of node 0, each a copy of 64 lines from the node's zero page
+through coherence, links and the memory controllers (``Machine.copy_lines``, the copy window
+the kernel uses), one after another on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -62,6 +68,24 @@ def run(machine: str, path: Path, mode: str) -> tuple[float, int, int]:
     return dt, faults, int(r["accesses"])
 
 
+def page_clears(machine: str, n: int) -> float:
+    """Host us per page clear (see the module docstring)."""
+    import numpy as np
+
+    from hwemu.machine.system import Machine
+
+    m = Machine(machine)
+    window = m.config.lfb + m.config.os.copy_prefetch_lines
+    src = m.phys_addr(0, 0)
+    frames = np.random.default_rng(1).choice(np.arange(1, m.node_frames(0)), n + 1,
+                                             replace=False)
+    t = m.copy_lines(0, src, m.phys_addr(0, int(frames[0])), 4096, 0, window)   # compiles
+    t0 = time.perf_counter()
+    for f in frames[1:].tolist():
+        t = m.copy_lines(0, src, m.phys_addr(0, f), 4096, t, window)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--machine", default="skx-2s")
@@ -71,6 +95,8 @@ def main() -> int:
     ap.add_argument("--big", default="128MiB")
     ap.add_argument("--modes", default="machine,first-touch,autonuma")
     ap.add_argument("--workdir", default="/tmp/hwemu-bench-faults")
+    ap.add_argument("--clears", type=int, default=20000,
+                    help="page clears timed in-process (0: none)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     wd = Path(a.workdir)
@@ -94,8 +120,12 @@ def main() -> int:
                 print(f"threads={th} {mode:12s} small {ts:7.2f}s {fs:7d} faults  big {tb:7.2f}s "
                       f"{fb:7d} faults  {per:9.2f} us/extra fault  {acc / tb:12,.0f} acc/s",
                       flush=True)
+    clear_us = round(page_clears(a.machine, a.clears), 2) if a.clears > 0 else None
+    if clear_us is not None and not a.json:
+        print(f"page clear (64 lines from the zero page, in-process): {clear_us:.2f} us each")
     if a.json:
-        print(json.dumps({"machine": a.machine, "rows": rows}, indent=2))
+        print(json.dumps({"machine": a.machine, "rows": rows, "page_clear_us": clear_us},
+                         indent=2))
     return 0
 
 

@@ -590,13 +590,22 @@ class Kernel:
 
     def walk_cost(self, meter: Meter, mm: MM, addr: int, is_pmd: bool, write: bool = False) -> None:
         """Page-table walk to the entry: the PMD line, then the PTE line (write: atomic)."""
+        for pa, w in self.walk_lines(mm, addr, is_pmd, write):
+            meter.touch(pa, write=w, atomic=w)
+
+    @staticmethod
+    def walk_lines(mm: MM, addr: int, is_pmd: bool, write: bool) -> list[tuple[int, bool]]:
+        """The lines :meth:`walk_cost` touches, in order: (physical address, written with an
+        atomic update)."""
+        out = []
         pmd_line = mm.pte_paddr(addr, True)
         if pmd_line is not None:
-            meter.touch(pmd_line, write=write and is_pmd, atomic=write and is_pmd)
+            out.append((pmd_line, write and is_pmd))
         if not is_pmd:
             pte_line = mm.pte_paddr(addr, False)
             if pte_line is not None:
-                meter.touch(pte_line, write=write, atomic=write)
+                out.append((pte_line, write))
+        return out
 
     # -- faults -------------------------------------------------------------------------------
     def policy_for(self, vma: VMA) -> tuple[Mempolicy | None, bool]:
@@ -915,21 +924,12 @@ class Kernel:
         for addr, is_pmd, e in items:
             e.kind = PteKind.PROTNONE
             carry += gap0
-            pmd_line = mm.pte_paddr(addr, True)
-            if pmd_line is not None:
+            for pa, w in self.walk_lines(mm, addr, is_pmd, True):
                 gaps.append(carry)
-                paddrs.append(pmd_line)
-                writes.append(is_pmd)
-                atomics.append(is_pmd)
+                paddrs.append(pa)
+                writes.append(w)
+                atomics.append(w)
                 carry = 0
-            if not is_pmd:
-                pte_line = mm.pte_paddr(addr, False)
-                if pte_line is not None:
-                    gaps.append(carry)
-                    paddrs.append(pte_line)
-                    writes.append(True)
-                    atomics.append(True)
-                    carry = 0
         if paddrs:
             m.touch_seq(gaps, paddrs, writes, atomics)
         m.add(carry)
