@@ -4,8 +4,9 @@
 :class:`hwemu.machine.system.Machine`, so every kernel step is timed by the same caches,
 coherence, memory controllers and links that replay the application:
 
-* ``mem_access_ps``: one cache-line access through the CPU's caches (``Machine.access_line``);
-  an atomic is a write plus ``atomic_cycles`` of the locked RMW.
+* ``mem_access_ps``: one cache-line access through the CPU's caches (``Machine.meta_access``);
+  an atomic is a write plus ``atomic_cycles`` of the locked RMW. ``mem_access_seq_ps``: a
+  sequence of them in one call (``Machine.meta_access_seq``; a NUMA scan's page-table walks).
 * ``copy_ps`` / ``fill_ps``: ``Machine.copy_lines`` - every line is read from the source
   node's controller (through the links when remote) and written to the destination's, so a
   migration's copy contends with the application's traffic. A fill (clear_page) streams from
@@ -22,7 +23,8 @@ coherence, memory controllers and links that replay the application:
 
 :class:`MachineSync` is the :class:`~hwemu.linux.kernel.KernelObserver` that mirrors every
 page-table entry the kernel writes into the machine's page tables (present / migration entry /
-PROT_NONE / none) and drops the cached lines of freed frames.
+PROT_NONE / none; a scan's batch in one compiled call) and drops the cached lines of freed
+frames.
 """
 
 from __future__ import annotations
