@@ -96,9 +96,9 @@ NACT = 8              # ACT history per rank (tRRD, tFAW); any order of arrival
 NCOL = 8              # column-command history per bank group (tCCD_L)
 XB = 3                # per bank: row a booked switch will close, its PRE time, next column time
 XB_PROW, XB_PPRE, XB_PREADY = 0, 1, 2
-XR = 2 * NACT + 4     # per rank: ACT times, their bank groups, next index, write window,
-XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1     # refresh offset (ranks and channels staggered)
-XR_REFOFF = 2 * NACT + 3
+XR = 2 * NACT + 4     # per rank: ACT times, their bank groups, next index, write window (2 words)
+XR_IDX, XR_WS = 2 * NACT, 2 * NACT + 1
+XR_REFOFF = 2 * NACT + 3   # ... and its refresh offset (ranks and channels staggered, dram_state)
 XG = NCOL + 3         # per bank group: column times, next index, write window
 XG_IDX, XG_WS = NCOL, NCOL + 1
 # per channel: queued writes, read-busy-until, latest write arrival, when a drain is due
@@ -230,7 +230,8 @@ def dram_state(p: np.ndarray):
         for c in range(nch):
             for r in range(ranks):
                 g = int(p[n, DP_RANK_BASE]) + c * ranks + r
-                x[r0 + g * XR + XR_REFOFF] = (r * trefi) // ranks + (c * trefi) // (ranks * nch + 1)
+                x[r0 + g * XR + XR_REFOFF] = ((r * trefi) // ranks
+                                              + (c * trefi) // (ranks * nch + 1))
     ng = int((p[:, DP_CH] * p[:, DP_RANKS] * p[:, DP_BG]).sum())
     g0 = int(p[0, DP_X_BG])
     for g in range(ng):

@@ -38,7 +38,8 @@ from hwemu.errors import HwemuError
 from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
 from hwemu.machine.layout import W_NAMES
-from hwemu.machine.pagetable import PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT, PTE_PROTNONE, make_pte, make_ptes, pte_huge, pte_phys
+from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT,
+                                     PTE_PROTNONE, make_pte, make_ptes, pte_huge, pte_phys)
 from hwemu.machine.topology import slit_distances
 from hwemu.stats import Stats
 
