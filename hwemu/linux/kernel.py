@@ -366,29 +366,26 @@ class Kernel:
         tables (``mirrors_page_tables``) are not told."""
         if not self.observers:
             return
-        if entry is None or entry.kind is PteKind.NONE:
-            kind, paddr, node = PteKind.NONE, -1, -1
-        else:
-            page = self.pages.get(entry.pfn)
-            kind, paddr = entry.kind, entry.pfn << PAGE_SHIFT
-            node = page.node if page is not None else self.alloc.node_of_pfn(entry.pfn)
-        base = addr & ~((HPAGE_SIZE if is_pmd else PAGE_SIZE) - 1)
+        change = self._pte_change(addr, is_pmd, entry)
         for ob in self.observers:
             if not (mirrored and ob.mirrors_page_tables):
-                ob.pte_changed(mm.pid, base, is_pmd, kind, paddr, node)
+                ob.pte_changed(mm.pid, *change)
+
+    def _pte_change(self, addr: int, is_pmd: bool, entry: Pte | None) -> tuple:
+        """What observers are told of an entry: (page base, is_pmd, kind, paddr, node)."""
+        base = addr & ~((HPAGE_SIZE if is_pmd else PAGE_SIZE) - 1)
+        if entry is None or entry.kind is PteKind.NONE:
+            return base, is_pmd, PteKind.NONE, -1, -1
+        page = self.pages.get(entry.pfn)
+        node = page.node if page is not None else self.alloc.node_of_pfn(entry.pfn)
+        return base, is_pmd, entry.kind, entry.pfn << PAGE_SHIFT, node
 
     def notify_ptes(self, mm: MM, items: list) -> None:
-        """:meth:`notify_pte` for entries ``items`` ((addr, is_pmd, entry), none of them
-        ``NONE``), each observer told of all of them in one ``ptes_changed`` call."""
+        """:meth:`notify_pte` for entries ``items`` ((addr, is_pmd, entry)), each observer
+        told of all of them in one ``ptes_changed`` call."""
         if not self.observers or not items:
             return
-        pages, node_of_pfn = self.pages, self.alloc.node_of_pfn
-        changes = []
-        for addr, is_pmd, entry in items:
-            page = pages.get(entry.pfn)
-            node = page.node if page is not None else node_of_pfn(entry.pfn)
-            base = addr & ~((HPAGE_SIZE if is_pmd else PAGE_SIZE) - 1)
-            changes.append((base, is_pmd, entry.kind, entry.pfn << PAGE_SHIFT, node))
+        changes = [self._pte_change(addr, is_pmd, entry) for addr, is_pmd, entry in items]
         for ob in self.observers:
             ob.ptes_changed(mm.pid, changes)
 

@@ -58,13 +58,11 @@ def make_ptes(phys, nodes, huge, states) -> np.ndarray:
     huge = np.asarray(huge, bool)
     states = np.asarray(states, np.int64)
     align = np.where(huge, 1 << HUGE_SHIFT, 1 << PAGE_SHIFT)
-    for bad, what in (((phys % align) != 0, "is not aligned to its page size"),
-                      ((nodes < 0) | (nodes >= MAX_NODES), "has a node out of range"),
-                      ((states < PTE_PRESENT) | (states > PTE_PROTNONE), "has a bad PTE state")):
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            make_pte(int(phys[i]), int(nodes[i]), bool(huge[i]), int(states[i]))   # raises
-            raise ValueError(f"entry {i} {what}")
+    bad = ((phys % align) != 0) | (nodes < 0) | (nodes >= MAX_NODES) \
+        | (states < PTE_PRESENT) | (states > PTE_PROTNONE)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        make_pte(int(phys[i]), int(nodes[i]), bool(huge[i]), int(states[i]))   # raises
     return phys | (nodes << 3) | np.where(huge, PTE_HUGE, 0) | states
 
 
@@ -309,11 +307,17 @@ class PageTables:
         else:
             self.t4.set(_key(pid, vaddr >> PAGE_SHIFT), pte)
 
+    def set_keep_ad(self, pid: int, vaddr: int, pte: int) -> None:
+        """:meth:`set`, keeping the A and D bits of an entry of the same frame and size that
+        ``pte`` replaces (pte_modify: e.g. present <-> PROT_NONE)."""
+        old = self.get(pid, vaddr)
+        if old and pte_phys(old) == pte_phys(pte) and pte_huge(old) == pte_huge(pte):
+            pte |= int(old) & (PTE_ACCESSED | PTE_DIRTY)
+        self.set(pid, vaddr, pte)
+
     def set_many_keep_ad(self, pid: int, vaddrs: list[int], ptes: list[int]) -> None:
-        """:meth:`set` of ``ptes[i]`` at ``vaddrs[i]`` in order, each keeping the A and D bits
-        of an entry of the same frame and size it replaces (as ``MachineSync`` does one entry
-        at a time): one compiled call when both tables have room for all of them, else one
-        entry after another."""
+        """:meth:`set_keep_ad` of ``ptes[i]`` at ``vaddrs[i]``, in order: one compiled call
+        when both tables have room for all of them, else one entry after another."""
         n = len(vaddrs)
         if not n:
             return
@@ -323,11 +327,8 @@ class PageTables:
             bad = next(v for v in vaddrs if v < 0 or v >= 1 << 57)
             raise HwemuError(f"virtual address {bad:#x} out of range")
         if self.t2.room() < n or self.t4.room() < n:
-            for va, pte in zip(vaddrs, (int(p) for p in ptes)):
-                old = self.get(pid, va)
-                if old and pte_phys(old) == pte_phys(pte) and pte_huge(old) == pte_huge(pte):
-                    pte |= int(old) & (PTE_ACCESSED | PTE_DIRTY)
-                self.set(pid, va, pte)
+            for va, pte in zip(vaddrs, ptes):
+                self.set_keep_ad(pid, va, int(pte))
             return
         out = np.zeros(4, np.int64)
         pt_set_keep_ad(self.t2.keys, self.t2.vals, self.t4.keys, self.t4.vals, pid,

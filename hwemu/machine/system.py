@@ -150,10 +150,15 @@ class Machine:
         self.pt.set(pid, vaddr, pte)
         self._retranslate()
 
+    def set_pte_keep_ad(self, pid: int, vaddr: int, pte: int) -> None:
+        """:meth:`set_pte`, keeping the A and D bits of an entry of the same frame and size it
+        replaces (``PageTables.set_keep_ad``). The caller flushes TLBs."""
+        self.pt.set_keep_ad(pid, vaddr, pte)
+        self._retranslate()
+
     def set_ptes_keep_ad(self, pid: int, vaddrs: list[int], ptes: list[int]) -> None:
-        """:meth:`set_pte` of each entry, keeping the A and D bits of an entry of the same
-        frame and size it replaces (``PageTables.set_many_keep_ad``). The caller flushes
-        TLBs."""
+        """:meth:`set_pte_keep_ad` of each entry, in order (``PageTables.set_many_keep_ad``).
+        The caller flushes TLBs."""
         self.pt.set_many_keep_ad(pid, vaddrs, ptes)
         self._retranslate()
 
@@ -198,8 +203,12 @@ class Machine:
         idx = np.asarray(list(cpus) if not isinstance(cpus, np.ndarray) else cpus, np.int64)
         bad = idx[(idx < 0) | (idx >= self._ncpus)]
         if bad.size:
-            raise HwemuError(f"CPU {int(bad[0])} does not exist (0..{self._ncpus - 1})")
+            self._check_cpu(int(bad[0]))        # raises
         return idx
+
+    def _check_cpu(self, cpu: int) -> None:
+        if not 0 <= cpu < self._ncpus:
+            raise HwemuError(f"CPU {cpu} does not exist (0..{self._ncpus - 1})")
 
     # ---- threads --------------------------------------------------------------------------
     def _check_thread(self, tid: int) -> None:
@@ -332,8 +341,7 @@ class Machine:
         ``degree`` lines). Returns (latency ps, where served as an index of W_NAMES,
         prefetches issued)."""
         self.node_of_phys(phys)
-        if not 0 <= cpu < self._ncpus:
-            raise HwemuError(f"CPU {cpu} does not exist (0..{self._ncpus - 1})")
+        self._check_cpu(cpu)
         lat, where, npf = meta_access_handle(self._handle(), int(cpu), int(phys), bool(write),
                                              bool(atomic), int(atomic_ps), int(degree),
                                              int(at_ps))
@@ -347,8 +355,7 @@ class Machine:
         from hwemu.machine.memops import meta_access_seq_handle
 
         pas = np.asarray(paddrs, np.int64)
-        if not 0 <= cpu < self._ncpus:
-            raise HwemuError(f"CPU {cpu} does not exist (0..{self._ncpus - 1})")
+        self._check_cpu(cpu)
         if len(pas):
             ranges = self._node_ranges()
             inside = np.zeros(len(pas), bool)

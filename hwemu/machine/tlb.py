@@ -186,8 +186,9 @@ def tlb_flush_page_handle(h, cpus, pid, vaddr, huge):
 
 @njit(cache=True, _nrt=False)
 def tlb_flush_cpus_handle(h, cpus):
-    """:func:`tlb_flush_cpus` (``cpus``: int64 array, checked by the caller) on the state of
-    handle ``h``."""
+    """Drop every translation cached by each CPU of ``cpus`` (int64 array, checked by the
+    caller; full TLB flushes, as a shootdown does on all its targets), on the state of handle
+    ``h``."""
     S = handle_ref(h).S
     _clear_rows(cpus, S.itlb.tags, S.itlb.flags, S.itlb.coh, S.itlb_v, S.itlb.params)
     _clear_rows(cpus, S.dtlb4.tags, S.dtlb4.flags, S.dtlb4.coh, S.dtlb4_v, S.dtlb4.params)

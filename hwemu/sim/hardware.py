@@ -39,7 +39,7 @@ from hwemu.linux.kernel import KernelObserver
 from hwemu.linux.mm import PteKind
 from hwemu.machine.layout import W_NAMES
 from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_MIGRATION, PTE_PRESENT,
-                                     PTE_PROTNONE, make_pte, make_ptes, pte_huge, pte_phys)
+                                     PTE_PROTNONE, make_pte, make_ptes)
 from hwemu.machine.topology import slit_distances
 from hwemu.stats import Stats
 
@@ -131,24 +131,32 @@ class MachineHardware:
         total, where, npf = self.m.meta_access_seq(cpu, gaps, paddrs, writes, atomics,
                                                    self._atomic_ps,
                                                    self.p.metadata_prefetch_degree, at_ps)
-        if len(where):
-            stats = self.stats
-            per = np.bincount(where, minlength=len(W_NAMES)).tolist()
-            names = [(_SERVED[W_NAMES[c]], n) for c, n in enumerate(per) if n]
-            prefetches = int(npf.sum())
-            if all(stats.get(HW_COMPONENT, nm) is not None for nm, _ in names) and \
-                    (not prefetches or stats.get(HW_COMPONENT, "metadata_prefetches") is not None):
-                inc = stats.inc
-                inc(HW_COMPONENT, "metadata_accesses", len(where), "count")
-                for nm, n in names:
-                    inc(HW_COMPONENT, nm, n, "accesses")
-                if prefetches:
-                    inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
-            else:
-                # a counter is new: made in the order the accesses one by one would make it
-                for w, n in zip(where.tolist(), npf.tolist()):
-                    self.count_metadata(w, n)
+        if len(where) and not self.count_metadata_batch(where, npf):
+            # a counter is new: made in the order the accesses one by one would make it
+            for w, n in zip(where.tolist(), npf.tolist()):
+                self.count_metadata(w, n)
         return total
+
+    def count_metadata_batch(self, where, npf) -> bool:
+        """:meth:`count_metadata` of many accesses at once (``where``: levels as W_NAMES
+        indices, -1 for no access; ``npf``: their prefetches; arrays of any shape), if every
+        counter they touch exists already (True); else nothing is counted (False) and the
+        caller counts them one by one, so that new counters are made in that order."""
+        stats = self.stats
+        # accesses per level: bincount of the codes + 1 (code -1, no access, lands in bin 0)
+        per = np.bincount(np.ravel(where) + 1, minlength=len(W_NAMES) + 1)[1:].tolist()
+        levels = [(_SERVED[W_NAMES[c]], n) for c, n in enumerate(per) if n]
+        prefetches = int(np.sum(npf))
+        needed = [nm for nm, _ in levels] + (["metadata_prefetches"] if prefetches else [])
+        if any(stats.get(HW_COMPONENT, nm) is None for nm in needed):
+            return False
+        inc = stats.inc
+        inc(HW_COMPONENT, "metadata_accesses", sum(per), "count")
+        for nm, n in levels:
+            inc(HW_COMPONENT, nm, n, "accesses")
+        if prefetches:
+            inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
+        return True
 
     def count_metadata(self, where: int, prefetches: int) -> None:
         """Count one metadata access served at level ``where`` (W_NAMES) and the prefetches
@@ -365,12 +373,8 @@ class MachineSync(KernelObserver):
         if kind is PteKind.NONE:
             self.m.unmap_page(pid, vaddr, huge)
             return
-        pte = make_pte(paddr, node, huge, _STATE[kind])
-        old = self.m.get_pte(pid, vaddr)
-        if old and pte_phys(old) == paddr and pte_huge(old) == huge:
-            # same frame (e.g. present <-> PROT_NONE): the A/D bits stay, as pte_modify keeps them
-            pte |= int(old) & (PTE_ACCESSED | PTE_DIRTY)
-        self.m.set_pte(pid, vaddr, pte)
+        # same frame (e.g. present <-> PROT_NONE): the A/D bits stay, as pte_modify keeps them
+        self.m.set_pte_keep_ad(pid, vaddr, make_pte(paddr, node, huge, _STATE[kind]))
 
     def ptes_changed(self, pid, changes):
         if any(kind is PteKind.NONE for _, _, kind, _, _ in changes):
@@ -378,12 +382,8 @@ class MachineSync(KernelObserver):
             return
         self.changes += len(changes)
         vaddrs, huges, kinds, paddrs, nodes = zip(*changes)
-        state = _STATE
-        if all(k is kinds[0] for k in kinds):
-            st = np.full(len(changes), state[kinds[0]], np.int64)
-        else:
-            st = np.array([state[k] for k in kinds], np.int64)
-        self.m.set_ptes_keep_ad(pid, list(vaddrs), make_ptes(paddrs, nodes, huges, st))
+        self.m.set_ptes_keep_ad(pid, list(vaddrs),
+                                make_ptes(paddrs, nodes, huges, [_STATE[k] for k in kinds]))
 
     def page_freed(self, paddr, nbytes):
         at = self.engine.now_ps if self.engine is not None else 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 import bisect
 import os
 
-import numpy as np
 
 from hwemu.engine.process import PRIO_STEP
 from hwemu.linux.kernel import FAULT_CYCLES
@@ -33,10 +32,10 @@ from hwemu.linux.mempolicy import policy_node
 from hwemu.linux.mm import LRU, PteKind, VmaKind, layout_generation
 from hwemu.machine.layout import (KIND_FIRST_TOUCH, KIND_LOCAL_HINT, KL_CPU, KL_END, KL_KIND,
                                   KL_PF, KL_PFN, KL_START, KL_TID, KL_TOUCHES, KL_VADDR,
-                                  KL_WHERE, KL_WRITE, W_NAMES)
+                                  KL_WHERE, KL_WRITE)
 from hwemu.machine.osfault import MAX_WINDOW, RESERVE_FRAMES, RESERVE_MIN
 from hwemu.machine.pagetable import PID_SHIFT
-from hwemu.sim.hardware import _SERVED, HW_COMPONENT
+from hwemu.sim.hardware import HW_COMPONENT
 
 #: CoSim.blocked's record of a thread whose fault the loop still serves
 LOOP_PENDING = "loop"
@@ -229,7 +228,7 @@ class LoopFaults:
         steps.sort()
         # the adapter's metadata counters: at once, unless one is new (its row is then made in
         # the order the kernel's accesses would have made it)
-        at_once = self._metadata_at_once(log[:, KL_WHERE:KL_WHERE + KL_TOUCHES],
+        at_once = self.hw.count_metadata_batch(log[:, KL_WHERE:KL_WHERE + KL_TOUCHES],
                                          log[:, KL_PF:KL_PF + KL_TOUCHES]) if n else True
         vaddrs = sim.dispatch.fault_vaddr
         run_until = eng.run_until
@@ -309,26 +308,6 @@ class LoopFaults:
             return False
         return all(getattr(ev.callback, "__self__", None) in self._procs
                    for ev in sim.engine.queue.due(t))
-
-    def _metadata_at_once(self, where, npf) -> bool:
-        """Count the metadata accesses of a batch of faults at once (True), if every counter
-        they touch exists already; else leave it to :meth:`_count_metadata`, fault by fault."""
-        stats = self.hw.stats
-        # accesses per level (codes index W_NAMES; -1: no access): bincount of the codes + 1
-        per = np.bincount(where.ravel() + 1, minlength=len(W_NAMES) + 1)[1:].tolist()
-        codes = [c for c, n in enumerate(per) if n]
-        names = [_SERVED[W_NAMES[c]] for c in codes]
-        prefetches = int(npf.sum())
-        needed = names + (["metadata_prefetches"] if prefetches else [])
-        if any(stats.get(HW_COMPONENT, nm) is None for nm in needed):
-            return False
-        inc = stats.inc
-        inc(HW_COMPONENT, "metadata_accesses", sum(per), "count")
-        for nm, c in zip(names, codes):
-            inc(HW_COMPONENT, nm, per[c], "accesses")
-        if prefetches:
-            inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
-        return True
 
     def _count_metadata(self, r: list) -> None:
         for j in range(KL_TOUCHES):

@@ -49,15 +49,6 @@ class Residency(KernelObserver):
         if not st[0] and not st[1]:
             del self._frames[frame]
 
-    def ptes_changed(self, pid: int, changes: list) -> None:
-        ptes, pte_changed = self._ptes, self.pte_changed
-        migration, none = PteKind.MIGRATION, PteKind.NONE
-        for vaddr, huge, kind, paddr, node in changes:
-            if kind is not none and node >= 0 and ptes.get((pid, vaddr, huge)) == \
-                    ((paddr, HPAGE_NR if huge else 1), kind is migration, node):
-                continue                        # as pte_changed: nothing changes
-            pte_changed(pid, vaddr, huge, kind, paddr, node)
-
     def pte_changed(self, pid: int, vaddr: int, huge: bool, kind: PteKind, paddr: int,
                     node: int) -> None:
         key = (pid, vaddr, huge)
