@@ -173,9 +173,15 @@ class Kernel:
         self._node_frames: list[int] = [0] * hw.num_nodes
         self.mms: dict[int, MM] = {}
         self.threads: dict[int, Thread] = {}
+        # counts the threads added and moved (add_thread, move_thread): a reader of the
+        # threads' CPUs can tell that none changed
+        self.thread_moves = 0
         self.files: dict[str, AddressSpace] = {}
         self.lru: list[dict[LRU, dict[int, Page]]] = [
             {l: {} for l in LRU} for _ in range(hw.num_nodes)]
+        # counts every change of the LRU lists (_lru_insert, _lru_remove, loop_fault_start),
+        # so that a reader of the tails can tell that they are unchanged
+        self.lru_gen = 0
         self.lru_lock = [a.slab_alloc(64) for a in self.alloc.nodes]
         # Every counter of the OS model (component, name, value, unit); typed records beside
         # it for what callers read back: the cost of each protocol step, failures by reason.
@@ -257,11 +263,13 @@ class Kernel:
         t = Thread(tid=tid, mm=mm, cpu=cpu)
         mm.threads[tid] = t
         self.threads[tid] = t
+        self.thread_moves += 1
         return t
 
     def move_thread(self, tid: int, cpu: int) -> None:
         self.hw.cpu_node(cpu)
         self.thread(tid).cpu = cpu
+        self.thread_moves += 1
 
     def thread_syscall(self, tid: int, make_gen, name: str, on_return=None) -> Process | None:
         """Thread ``tid`` makes a system call: ``make_gen(cpu)`` is its body, run as a process
@@ -457,6 +465,7 @@ class Kernel:
 
     def _lru_remove(self, page: Page) -> None:
         del self.lru[page.node][page.lru][page.pfn]
+        self.lru_gen += 1
         page.lru = None
         page.clear(PG.LRU)
 
@@ -476,6 +485,7 @@ class Kernel:
         """The list update of :meth:`lru_add` (its costs are the caller's)."""
         lst = self._lru_list(page)
         self.lru[page.node][lst][page.pfn] = page
+        self.lru_gen += 1
         page.lru = lst
         page.set(PG.LRU)
 
@@ -731,6 +741,7 @@ class Kernel:
         page.flags = _NEW_ANON_ON_LRU
         page.mapcount = 1
         self.lru[page.node][LRU.INACTIVE_ANON][page.pfn] = page
+        self.lru_gen += 1
         page.lru = LRU.INACTIVE_ANON
         return mm, page
 

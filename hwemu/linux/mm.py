@@ -29,8 +29,10 @@ HPAGE_NR = HPAGE_SIZE // PAGE_SIZE  # 512
 GUP_PIN_COUNTING_BIAS = 1024        # include/linux/mm.h
 
 
-class PG(enum.IntFlag):
-    """Page flags (include/linux/page-flags.h), the subset the model uses."""
+class PG:
+    """Page flags (include/linux/page-flags.h), the subset the model uses. Plain ints, not an
+    ``enum.IntFlag``: each operator on a flag enum makes a new member in Python, about a
+    microsecond, and the kernel model tests and sets page flags millions of times a run."""
 
     LOCKED = 1 << 0
     WRITEBACK = 1 << 1
@@ -47,6 +49,12 @@ class PG(enum.IntFlag):
     YOUNG = 1 << 12       # page_idle young bit
     RECLAIM = 1 << 13     # writeback requested (queued) while the page was busy
 
+    @classmethod
+    def names(cls, flags: int) -> str:
+        """``flags`` as names joined by ``|`` (``0`` for none), for messages."""
+        out = [n for n, v in vars(cls).items() if isinstance(v, int) and flags & v]
+        return "|".join(out) or "0"
+
 
 # Flags folio_migrate_flags() carries over to the new page (step 13).
 MIGRATED_FLAGS = (PG.REFERENCED | PG.UPTODATE | PG.ACTIVE | PG.UNEVICTABLE | PG.MLOCKED
@@ -61,8 +69,8 @@ class LRU(enum.Enum):
     UNEVICTABLE = "unevictable"
 
 
-#: no page flag set (one value: making ``PG(0)`` per page costs a microsecond)
-NO_FLAGS = PG(0)
+#: no page flag set
+NO_FLAGS = 0
 
 
 class Page:
@@ -129,13 +137,14 @@ class Page:
     def file_mapping(self) -> "AddressSpace | None":
         return self.mapping if isinstance(self.mapping, AddressSpace) else None
 
-    def test(self, flag: PG) -> bool:
-        return bool(self.flags & flag)
+    def test(self, flag: int) -> bool:
+        """Whether flag ``flag`` (a :class:`PG` value) is set."""
+        return self.flags & flag != 0
 
-    def set(self, flag: PG) -> None:
+    def set(self, flag: int) -> None:
         self.flags |= flag
 
-    def clear(self, flag: PG) -> None:
+    def clear(self, flag: int) -> None:
         self.flags &= ~flag
 
     @property
@@ -148,7 +157,7 @@ class Page:
     def __repr__(self) -> str:
         kind = "anon" if self.is_anon else ("file" if self.mapping else "none")
         return (f"Page(pfn={self.pfn}, node={self.node}, order={self.order}, {kind}, "
-                f"flags={self.flags!r}, ref={self.refcount}, map={self.mapcount})")
+                f"flags={PG.names(self.flags)}, ref={self.refcount}, map={self.mapcount})")
 
 
 class PteKind(enum.Enum):

@@ -166,9 +166,29 @@ def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, kind, addr, order):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def _earliest(th_clock, th_pos, th_end, th_more):
+    """(the runnable thread with the smallest clock, the first of equal ones, or -1; its clock;
+    the next smallest clock), NEVER for clocks not found."""
+    t_sel = np.int64(-1)      # typed: a literal would compile the helpers it reaches twice
+    best = NEVER
+    second = NEVER
+    for th in range(th_clock.shape[0]):
+        # a thread whose next records are not loaded yet (th_more) still holds the others
+        # back: none may run past its clock
+        if th_pos[th] < th_end[th] or th_more[th] != 0:
+            c = th_clock[th]
+            if c < best:
+                second = best
+                best = c
+                t_sel = th
+            elif c < second:
+                second = c
+    return t_sel, best, second
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, os_faults):
     """Replay records until the chunk is done, ``stop_time`` is reached, or a fault."""
-    nth = S.th_clock.shape[0]
     ppi = S.cfg[C_PPI]
     rob = S.cfg[C_ROB]
     # The hot path (L1 TLB hit, L1 cache hit) works on arrays taken out of S once: calling a
@@ -193,21 +213,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
     # host speed only), which costs more than it saves while misses hit L2
     deep = False
     while True:
-        # the runnable thread with the smallest clock, and the next smallest clock
-        t_sel = np.int64(-1)      # typed: a literal would compile the helpers it reaches twice
-        best = NEVER
-        second = NEVER
-        for th in range(nth):
-            # a thread whose next records are not loaded yet (th_more) still holds the others
-            # back: none may run past its clock
-            if th_pos[th] < th_end[th] or th_more[th] != 0:
-                c = th_clock[th]
-                if c < best:
-                    second = best
-                    best = c
-                    t_sel = th
-                elif c < second:
-                    second = c
+        t_sel, best, second = _earliest(th_clock, th_pos, th_end, th_more)
         if os_faults:
             if S.kf_ctl[KF_PENDING] != 0 and S.kf_ctl[KF_NEXT_END] <= best:
                 # a fault the loop served ends: its page appears before any later access
@@ -449,6 +455,22 @@ def replay_handle_os(h, stop_time):
     H = handle_ref(h)
     return _replay(H.S, H.k2, H.v2, H.k4, H.v4, H.kind, H.addr, H.size, H.insts, H.order,
                    stop_time, H.out, True)
+
+
+@njit(cache=True, _nrt=False)
+def idle_thread(h, stop_time):
+    """The thread an entry into the loop (either version) with ``stop_time`` would return
+    ``event`` for at once, having changed nothing: every runnable thread is at or past
+    ``stop_time`` and no fault the loop serves ends by then. -1 if the loop would do anything
+    else (replay, end a fault, find the chunk done)."""
+    H = handle_ref(h)
+    S = H.S
+    t_sel, best, _ = _earliest(S.th_clock, S.th_pos, S.th_end, S.th_more)
+    if t_sel < 0 or best < stop_time:
+        return np.int64(-1)
+    if S.kf_ctl[KF_PENDING] != 0 and S.kf_ctl[KF_NEXT_END] <= best:
+        return np.int64(-1)
+    return t_sel
 
 
 @njit(cache=True, nogil=True, _nrt=False)

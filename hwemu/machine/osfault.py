@@ -407,15 +407,16 @@ class LoopFaultTable:
     def enter(self, now_ps: int, busy, lru_tails, os_keys: dict[int, int],
               hints: bool) -> None:
         """Before the loop: the OS's time, the (cpu, busy-until, busy time) of the CPUs whose
-        times changed since the loop last had them, every node's LRU tail, the pages of the
-        faults Python is handling (thread -> (pid << PID_SHIFT) | vpn), and whether local
-        hinting faults are served."""
+        times changed since the loop last had them, every node's LRU tail (None: unchanged
+        since the last call), the pages of the faults Python is handling (thread ->
+        (pid << PID_SHIFT) | vpn), and whether local hinting faults are served."""
         S = self.S
         kb = S.kf_busy
         for cpu, until, ps in busy:
             kb[cpu, 0] = until
             kb[cpu, 1] = ps
-        S.kf_tail[:] = lru_tails
+        if lru_tails is not None:
+            S.kf_tail[:] = lru_tails
         os_key = S.kf_th[:, KT_OS_KEY]
         if os_keys or self._os_keys:
             os_key[:] = -1

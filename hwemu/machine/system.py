@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwemu.errors import HwemuError
-from hwemu.machine.core import FAULT_KINDS, replay, replay_handle, replay_handle_os, replay_os
+from hwemu.machine.core import (FAULT_KINDS, idle_thread, replay, replay_handle,
+                                replay_handle_os, replay_os)
 from hwemu.machine.memops import meta_access_handle
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
 from hwemu.machine.stateref import new_handle, set_chunk, set_tables
@@ -474,18 +475,31 @@ class Machine:
             self._chunk = None
             return _CHUNK_DONE
         if r == R_EVENT or r == R_STARVED:
-            # Stops are immutable: one per (reason, thread) is kept and handed out again
-            # (creating a frozen dataclass costs about a microsecond per crossing)
-            key = (r, int(o[O_THREAD]))
-            st = self._stops.get(key)
-            if st is None:
-                st = Stop("event" if r == R_EVENT else "starved", thread=key[1])
-                self._stops[key] = st
-            return st
+            return self._stop(r, int(o[O_THREAD]))
         pte = int(o[O_PTE])
         st = pte & 3
         return Stop("fault", thread=int(o[O_THREAD]), vaddr=int(o[O_VADDR]), kind=int(o[O_KIND]),
                     pte=pte, fault=FAULT_KINDS[0 if st == 0 else st - 1])
+
+    def idle_stop(self, stop_ps: int | None) -> Stop | None:
+        """The ``event`` stop :meth:`run` with ``stop_ps`` would return at once, having done
+        nothing (every runnable thread is at or past ``stop_ps``, no fault the loop serves
+        ends by then), found without entering the loop; None if the loop would do anything
+        (then call :meth:`run`)."""
+        if self._chunk is None or stop_ps is None or not self._fast:
+            return None
+        th = int(idle_thread(self._handle(), int(stop_ps)))
+        return None if th < 0 else self._stop(R_EVENT, th)
+
+    def _stop(self, r: int, th: int) -> Stop:
+        """The ``event`` (``r`` R_EVENT) or ``starved`` stop of thread ``th``. Stops are
+        immutable: one per (reason, thread) is kept and handed out again (creating a frozen
+        dataclass costs about a microsecond per crossing)."""
+        key = (r, th)
+        st = self._stops.get(key)
+        if st is None:
+            st = self._stops[key] = Stop("event" if r == R_EVENT else "starved", thread=th)
+        return st
 
     def sim_time_ps(self) -> int:
         return int(self.S.th_clock.max())

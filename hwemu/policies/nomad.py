@@ -39,7 +39,7 @@ from typing import Generator
 from hwemu.engine import Sleep
 from hwemu.linux.kernel import KernelObserver, Meter
 from hwemu.linux.migrate import MR_NUMA_MISPLACED, FolioState, Migrator, alloc_on_node
-from hwemu.linux.mm import MIGRATED_FLAGS, PAGE_SHIFT, PG, Page, PteKind
+from hwemu.linux.mm import MIGRATED_FLAGS, NO_FLAGS, PAGE_SHIFT, PG, Page, PteKind
 from hwemu.linux.rmap import (RMAP_CYCLES, page_mappings, pte_test_and_clear, remove_migration_ptes,
                               try_to_migrate)
 from hwemu.policies.base import HintFault, Param, PolicyContext
@@ -326,7 +326,7 @@ class Nomad(Tpp):
         k.unlock_page(page)
         k.lru_add(shadow, m)
         k.folio_put(shadow)                      # the reference the shadow index held
-        page.flags = PG(0)
+        page.flags = NO_FLAGS
         page.mapping = None
         k.folio_put(page)                        # isolation reference: the fast page is freed
         assert page.freed

@@ -336,6 +336,8 @@ class CoSim(StopHandler):
             self.fault_stats.add("cosim.faults", f"{kind}_faults", 0, "faults")
             self.fault_stats.add("cosim.faults", f"{kind}_time", 0, "ps")
         self._moves = 0
+        self._moves_seen = -1          # kernel.thread_moves at the last _sync
+        self._cpus: list[int] = []     # the machine's thread CPUs at the last _sync
         self.blocked: dict[int, tuple] = {}
         self._syscall_after_fault: dict[int, int | None] = {}
         self._loaded = False
@@ -370,19 +372,24 @@ class CoSim(StopHandler):
         m, k = self.m, self.kernel
         busy = self.engine.cpus.busy_ps
         after_end = self._after_end
-        cur = m.thread_cpus()
-        kth = k.threads
-        for t in range(m.threads):
-            kcpu = kth[t].cpu
-            old = cur[t]
-            if kcpu != old:
-                m.move_thread(t, kcpu)
-                self._moves += 1
-                # the thread cannot run on its new CPU before the move happened
-                if not after_end:
-                    m.set_thread_clock(t, self.engine.now_ps)
-                self.policy.on_thread_moved(t, old, kcpu, self.engine.now_ps)
-                cur = m.thread_cpus()
+        if k.thread_moves != self._moves_seen:
+            # a thread was added or moved since the last sync (only _sync moves the machine's)
+            self._moves_seen = k.thread_moves
+            cur = m.thread_cpus()
+            kth = k.threads
+            for t in range(m.threads):
+                kcpu = kth[t].cpu
+                old = cur[t]
+                if kcpu != old:
+                    m.move_thread(t, kcpu)
+                    self._moves += 1
+                    # the thread cannot run on its new CPU before the move happened
+                    if not after_end:
+                        m.set_thread_clock(t, self.engine.now_ps)
+                    self.policy.on_thread_moved(t, old, kcpu, self.engine.now_ps)
+                    cur = m.thread_cpus()
+            self._cpus = cur
+        cur = self._cpus
         if after_end:
             # the trace has ended: OS work delays no thread (_run_late_events)
             self._snapshot_syscalls()
@@ -634,6 +641,12 @@ class CoSim(StopHandler):
     def returned(self, m, stop, stop_ps) -> None:
         if self.loop_faults is not None:
             self.loop_faults.after(stop, stop_ps)
+
+    def idle_skips_hooks(self) -> bool:
+        # around an entry that does nothing, LoopFaults.before only hands the loop what the
+        # next entry hands it anyway, and after does nothing unless faults are still pending
+        # in the loop (it may then make them the kernel's processes)
+        return self.loop_faults is None or not self.loop_faults.pending
 
     def chunk_end(self, m, starved: bool) -> None:
         # a starved slice is loaded again with the next records (Feeder)

@@ -80,17 +80,32 @@ class MachineHardware:
         self._cpu_node = [cfg.cpu_node(c) for c in range(cfg.num_cpus)]
         self._cpu_socket = [cfg.cpu_socket(c) for c in range(cfg.num_cpus)]
         # component "os.hw" of the run's statistics
-        self.stats = Stats()
+        self._stats = Stats()
         for key, unit in (("ipis", "count"), ("tlb_entries_dropped", "count"),
                           ("full_flushes", "count"), ("metadata_accesses", "count"),
                           ("copy_bytes", "bytes"), ("fill_bytes", "bytes")):
-            self.stats.add(HW_COMPONENT, key, 0, unit)
+            self._stats.add(HW_COMPONENT, key, 0, unit)
+        # metadata accesses counted one at a time (count_metadata, millions a run) wait here,
+        # per level, until the statistics are read; their rows are made when first counted,
+        # in the order counting them at once would make them
+        self._meta_n = [0] * len(W_NAMES)
+        self._meta_new = [True] * len(W_NAMES)
+        self._meta_pf = 0
+        self._pf_new = True
+        self._meta_due = False
         self._atomic_ps = cfg.cycles_ps(self.p.atomic_cycles)
         # per socket: when each of its DMA engines is free again (ps), made on first use
         self._dma_free: dict[int, list[int]] = {}
 
+    @property
+    def stats(self) -> Stats:
+        """Component "os.hw" of the run's statistics, up to date."""
+        if self._meta_due:
+            self._flush_metadata()
+        return self._stats
+
     def _count(self, stat: str, value: int = 1, unit: str = "count") -> None:
-        self.stats.inc(HW_COMPONENT, stat, value, unit)
+        self._stats.inc(HW_COMPONENT, stat, value, unit)
 
     def counter(self, stat: str) -> int:
         """The current value of one of the adapter's counters (0 if never counted)."""
@@ -142,7 +157,7 @@ class MachineHardware:
         indices, -1 for no access; ``npf``: their prefetches; arrays of any shape), if every
         counter they touch exists already (True); else nothing is counted (False) and the
         caller counts them one by one, so that new counters are made in that order."""
-        stats = self.stats
+        stats = self._stats
         # accesses per level: bincount of the codes + 1 (code -1, no access, lands in bin 0)
         per = np.bincount(np.ravel(where) + 1, minlength=len(W_NAMES) + 1)[1:].tolist()
         levels = [(_SERVED[W_NAMES[c]], n) for c, n in enumerate(per) if n]
@@ -161,11 +176,30 @@ class MachineHardware:
     def count_metadata(self, where: int, prefetches: int) -> None:
         """Count one metadata access served at level ``where`` (W_NAMES) and the prefetches
         of the metadata streamer it set off."""
-        inc = self.stats.inc
-        inc(HW_COMPONENT, "metadata_accesses", 1, "count")
-        inc(HW_COMPONENT, _SERVED[W_NAMES[where]], 1, "accesses")
+        if self._meta_new[where]:
+            self._meta_new[where] = False
+            self._stats.inc(HW_COMPONENT, _SERVED[W_NAMES[where]], 0, "accesses")
+        self._meta_n[where] += 1
         if prefetches:
-            inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
+            if self._pf_new:
+                self._pf_new = False
+                self._stats.inc(HW_COMPONENT, "metadata_prefetches", 0, "count")
+            self._meta_pf += prefetches
+        self._meta_due = True
+
+    def _flush_metadata(self) -> None:
+        """Add the counts :meth:`count_metadata` keeps waiting to the statistics."""
+        inc = self._stats.inc
+        n = self._meta_n
+        inc(HW_COMPONENT, "metadata_accesses", sum(n), "count")
+        for w, c in enumerate(n):
+            if c:
+                inc(HW_COMPONENT, _SERVED[W_NAMES[w]], c, "accesses")
+                n[w] = 0
+        if self._meta_pf:
+            inc(HW_COMPONENT, "metadata_prefetches", self._meta_pf, "count")
+            self._meta_pf = 0
+        self._meta_due = False
 
     def _targets(self, cpu: int, targets: Iterable[int]) -> tuple[bool, list[int]]:
         ts = sorted(set(targets))

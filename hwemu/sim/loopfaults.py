@@ -79,6 +79,7 @@ class LoopFaults:
         self._places: dict = {}
         self._rows: dict[tuple[int, int], int] = {}
         self._res_gen = [-1] * self.nn
+        self._lru_gen = -1
         self.served = 0
         # faults still pending in the loop after a return (tid -> id, log row, mm, page), the
         # pages of the faults started, by id; the handler processes made of loop faults
@@ -125,8 +126,13 @@ class LoopFaults:
         cpus = sim.engine.cpus
         busy = [(c, cpus.busy_until_ps[c], cpus.busy_ps[c]) for c in cpus.changed]
         cpus.changed.clear()
-        t.enter(sim.engine.now_ps, busy,
-                [k.lru_tail(n, LRU.INACTIVE_ANON) for n in range(self.nn)], os_keys, self.hints)
+        # the LRU tails, if the lists changed since the loop last had them (the loop keeps its
+        # copy current with its own first touches, which the kernel then makes: after())
+        tails = None
+        if k.lru_gen != self._lru_gen:
+            tails = [k.lru_tail(n, LRU.INACTIVE_ANON) for n in range(self.nn)]
+            self._lru_gen = k.lru_gen
+        t.enter(sim.engine.now_ps, busy, tails, os_keys, self.hints)
 
     def _rebuild(self) -> None:
         self.t.clear_regions()
