@@ -9,7 +9,7 @@ import pytest
 
 from hwemu.sim.cosim import CoSim
 
-from integ_kit import MOVE, assert_same_run, make_schedule, make_trace
+from integ_kit import MIGRATE, MOVE, assert_same_run, make_schedule, make_trace
 
 MACHINE = "skx-2s"
 
@@ -101,3 +101,37 @@ def test_bundled_threads_with_moves():
     served, _ = _both(str(ROOT / "traces" / "threads.parquet"),
                       schedule=str(ROOT / "docs" / "examples" / "threads.toml"))
     assert served > 50
+
+
+def test_entries_that_would_do_nothing_are_skipped_with_the_same_results(traces, tmp_path,
+                                                                         monkeypatch):
+    """The replay driver does not enter the loop when it would return at once having done
+    nothing (Machine.idle_stop), nor call the hooks around it (LoopFaults.before/after): the
+    run is the one made entering every time, with thread moves, a migrate_pages call whose
+    steps other threads' accesses run between, accesses waiting on migration entries."""
+    from hwemu.machine.system import Machine
+
+    sched = make_schedule(tmp_path / "s.toml", events=MOVE + MIGRATE)
+    kw = dict(schedule=sched, window_ps=20_000_000, migration="autonuma",
+              params={"scan_delay": "20us", "scan_period_min": "20us"})
+    skipped = []
+    real = Machine.idle_stop
+
+    def counting(self, stop_ps):
+        s = real(self, stop_ps)
+        skipped.append(s is not None)
+        return s
+
+    monkeypatch.setattr(Machine, "idle_stop", counting)
+    sa = CoSim(MACHINE, traces["two"], **kw)
+    a = (sa, sa.run())
+    assert sum(skipped) > 1000 and a[1].summary["pages_migrated"] > 300
+    assert a[1].summary["faults_handled"]["migration_entry"] > 0
+    monkeypatch.setattr(Machine, "idle_stop", lambda self, stop_ps: None)
+    sb = CoSim(MACHINE, traces["two"], **kw)
+    assert_same_run(a, (sb, sb.run()))
+    # with a fault still pending in the loop, the hooks run even around an entry that would
+    # do nothing: LoopFaults.after may make the fault the kernel's process then
+    assert sa.idle_skips_hooks()
+    sa.loop_faults.pending[0] = None
+    assert not sa.idle_skips_hooks()

@@ -243,3 +243,30 @@ def test_first_touch_in_the_loop_equals_the_python_handler(tiny):
     assert p0 == p1 and sum(p0) == len(np.unique(pages)) and p0[0] > 0 and p0[1] == 512
     assert map0 == map1 and n0 == n1 and u0 == u1
     assert s0.equals(s1)
+
+
+def test_idle_stop_names_the_event_the_loop_would_return_at_once(tiny):
+    """Machine.idle_stop: with every runnable thread at or past the stop time, the ``event``
+    stop the loop would return for the earliest thread (the first of equal clocks), found
+    without replaying; None when the loop would replay, or when nothing is loaded."""
+    m = mapped(tiny, threads=2, cpus=[0, 1])
+    assert m.idle_stop(0) is None                        # nothing loaded
+    m.load_chunk(chunk([L, L, L, L], [BASE, BASE + 64, BASE, BASE + 64], insts=[10] * 4,
+                       tid=[0, 1, 0, 1]))
+    m.set_thread_clock(0, 500 * NS)
+    m.set_thread_clock(1, 300 * NS)
+    assert m.idle_stop(None) is None
+    assert m.idle_stop(301 * NS) is None                 # thread 1 would replay
+    acc = m.S.th_acc.copy()
+    st = m.idle_stop(300 * NS)
+    assert (st.reason, st.thread) == ("event", 1)
+    assert st is m.run(300 * NS)                         # what the loop returns, the same stop
+    assert (m.S.th_acc == acc).all()                     # and nothing was replayed
+    m.set_thread_clock(1, 500 * NS)
+    assert m.idle_stop(500 * NS).thread == 0             # equal clocks: the first thread
+    # a fault the loop serves, ending by the earliest clock: the loop would install its page
+    ctl = m.S.kf_ctl
+    ctl[layout.KF_PENDING], ctl[layout.KF_NEXT_END] = 1, 500 * NS
+    assert m.idle_stop(500 * NS) is None
+    ctl[layout.KF_NEXT_END] = 501 * NS
+    assert m.idle_stop(500 * NS).thread == 0
