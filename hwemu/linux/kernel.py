@@ -80,7 +80,7 @@ class Meter:
 
     def page(self, page: Page, write: bool = False, atomic: bool = False) -> None:
         """Touch the struct page of ``page`` (in the memmap of its node)."""
-        self.touch(self.k.alloc.struct_page_paddr(page.pfn), write, atomic)
+        self.touch(self.k.alloc.nodes[page.node].struct_page_paddr(page.pfn), write, atomic)
 
     def add(self, ps: int) -> None:
         self.ps += int(ps)

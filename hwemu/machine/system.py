@@ -343,10 +343,10 @@ class Machine:
         prefetches issued)."""
         self.node_of_phys(phys)
         self._check_cpu(cpu)
-        lat, where, npf = meta_access_handle(self._handle(), int(cpu), int(phys), bool(write),
-                                             bool(atomic), int(atomic_ps), int(degree),
-                                             int(at_ps))
-        return int(lat), int(where), int(npf)
+        # no int()/bool() of the arguments: numba types a Python int and a numpy integer
+        # alike (int64), and this is called millions of times a run by the OS model
+        return meta_access_handle(self._handle(), cpu, phys, write, atomic, atomic_ps, degree,
+                                  at_ps)
 
     def meta_access_seq(self, cpu: int, gaps, paddrs, writes, atomics, atomic_ps: int,
                         degree: int, at_ps: int) -> tuple[int, np.ndarray, np.ndarray]:
