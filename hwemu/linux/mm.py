@@ -52,7 +52,7 @@ class PG:
     @classmethod
     def names(cls, flags: int) -> str:
         """``flags`` as names joined by ``|`` (``0`` for none), for messages."""
-        out = [n for n, v in vars(cls).items() if isinstance(v, int) and flags & v]
+        out = [n for n, v in vars(cls).items() if n.isupper() and flags & v]
         return "|".join(out) or "0"
 
 
