@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+from benchkit import synth_cached
 
 
 def main() -> int:
@@ -43,13 +43,8 @@ def main() -> int:
     from hwemu.cachesim.sim import CachegrindSim
     from hwemu.traces.format import TraceReader
 
-    wd = Path(a.workdir)
-    wd.mkdir(parents=True, exist_ok=True)
-    path = wd / f"strided-{a.records}-{a.footprint}.parquet"
-    if not path.exists():
-        subprocess.run([sys.executable, "-m", "hwemu", "trace", "synth", "strided", "--records",
-                        a.records, "--footprint", a.footprint, "--out", str(path)], check=True,
-                       stdout=subprocess.DEVNULL)
+    path = synth_cached(a.workdir, f"strided-{a.records}-{a.footprint}.parquet", "strided",
+                        "--records", a.records, "--footprint", a.footprint)
     n = TraceReader(path).num_records
     CachegrindSim().feed(next(TraceReader(path).iter_chunks()))      # compile or load
 

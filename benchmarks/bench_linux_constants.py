@@ -23,9 +23,8 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchkit import ROOT, synth_cached
 FOOTPRINT_PAGES = (1 << 30) // 4096
 
 
@@ -44,16 +43,9 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    trace = work / f"random-{args.records}-1GiB-t8-i20000.parquet"
-    if not trace.exists():
-        tmp = trace.with_suffix(".tmp.parquet")
-        subprocess.run(hwemu("trace", "synth", "random", "--records", args.records,
-                             "--footprint", "1GiB", "--threads", "8", "--insts", "20000",
-                             "--seed", "1", "--out", str(tmp)),
-                       check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-        tmp.rename(trace)
+    trace = synth_cached(args.workdir, f"random-{args.records}-1GiB-t8-i20000.parquet",
+                         "random", "--records", args.records, "--footprint", "1GiB",
+                         "--threads", "8", "--insts", "20000", "--seed", "1")
     # load or compile the kernels of the OS-model path before timing
     subprocess.run(hwemu("run", "--machine", args.machine, str(ROOT / "traces" / "threads.parquet"),
                          "--policy", "autonuma"), check=True, stdout=subprocess.DEVNULL,
