@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchkit import hwemu, synth_cached
 
 MODES = {
     "machine": [],
@@ -44,18 +44,10 @@ MODES = {
 }
 
 
-def hwemu(*args) -> list[str]:
-    return [sys.executable, "-c", "import sys; from hwemu.cli import main; sys.exit(main())",
-            *args]
-
-
 def trace(workdir: Path, records: str, footprint: str, threads: int) -> Path:
-    p = workdir / f"random-{records}-{footprint}-t{threads}.parquet"
-    if not p.exists():
-        subprocess.run(hwemu("trace", "synth", "random", "--records", records, "--footprint",
-                             footprint, "--threads", str(threads), "--out", str(p)),
-                       check=True, stdout=subprocess.DEVNULL)
-    return p
+    return synth_cached(workdir, f"random-{records}-{footprint}-t{threads}.parquet", "random",
+                        "--records", records, "--footprint", footprint,
+                        "--threads", str(threads))
 
 
 def run(machine: str, path: Path, mode: str) -> tuple[float, int, int]:

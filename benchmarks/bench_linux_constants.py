@@ -21,16 +21,10 @@ import argparse
 import json
 import resource
 import subprocess
-import sys
 import time
 
-from benchkit import ROOT, synth_cached
+from benchkit import ROOT, hwemu, synth_cached
 FOOTPRINT_PAGES = (1 << 30) // 4096
-
-
-def hwemu(*args) -> list[str]:
-    return [sys.executable, "-c", "import sys; from hwemu.cli import main; sys.exit(main())",
-            *args]
 
 
 def main() -> int:

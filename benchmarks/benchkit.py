@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: synthetic traces made once and kept in a work directory."""
+"""Shared by the benchmarks: the command line of ``hwemu`` in this interpreter, and synthetic
+traces made once and kept in a work directory."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def hwemu(*args: str) -> list[str]:
+    """The command line running ``hwemu ARGS...`` with this interpreter (the same install the
+    benchmark imports)."""
+    return [sys.executable, "-c", "import sys; from hwemu.cli import main; sys.exit(main())",
+            *args]
+
+
 def synth_cached(workdir, name: str, kind: str, *options: str) -> Path:
     """``workdir/name``, made by ``hwemu trace synth KIND OPTIONS...`` if it is not there yet
     (written under another name first, so that an interrupted run leaves no partial trace)."""
@@ -17,7 +25,7 @@ def synth_cached(workdir, name: str, kind: str, *options: str) -> Path:
     path = work / name
     if not path.exists():
         tmp = path.with_name("partial-" + path.name)
-        subprocess.run([sys.executable, "-m", "hwemu", "trace", "synth", kind, *options,
-                        "--out", str(tmp)], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+        subprocess.run(hwemu("trace", "synth", kind, *options, "--out", str(tmp)), check=True,
+                       stdout=subprocess.DEVNULL, cwd=ROOT)
         tmp.rename(path)
     return path

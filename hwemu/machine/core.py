@@ -187,6 +187,13 @@ def _earliest(th_clock, th_pos, th_end, th_more):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def _loop_fault_due(S, t):
+    """Whether a fault the loop serves (osfault.py) ends by time ``t``: the loop installs its
+    page before any access at ``t`` or later."""
+    return S.kf_ctl[KF_PENDING] != 0 and S.kf_ctl[KF_NEXT_END] <= t
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, os_faults):
     """Replay records until the chunk is done, ``stop_time`` is reached, or a fault."""
     ppi = S.cfg[C_PPI]
@@ -215,7 +222,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
     while True:
         t_sel, best, second = _earliest(th_clock, th_pos, th_end, th_more)
         if os_faults:
-            if S.kf_ctl[KF_PENDING] != 0 and S.kf_ctl[KF_NEXT_END] <= best:
+            if _loop_fault_due(S, best):
                 # a fault the loop served ends: its page appears before any later access
                 os_installs(R, k4, v4, best, stop_time)
         if t_sel < 0:
@@ -466,9 +473,7 @@ def idle_thread(h, stop_time):
     H = handle_ref(h)
     S = H.S
     t_sel, best, _ = _earliest(S.th_clock, S.th_pos, S.th_end, S.th_more)
-    if t_sel < 0 or best < stop_time:
-        return np.int64(-1)
-    if S.kf_ctl[KF_PENDING] != 0 and S.kf_ctl[KF_NEXT_END] <= best:
+    if t_sel < 0 or best < stop_time or _loop_fault_due(S, best):
         return np.int64(-1)
     return t_sel
 
