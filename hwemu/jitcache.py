@@ -6,7 +6,8 @@ cache core (``hwemu/cachesim/setassoc.py``), and the cachegrind replay (``hwemu/
 inlines the cache core too, so after any of them changes, cached machine code could be stale.
 On first import of each package, :func:`check_package` compares a hash of the package's modules
 (plus any extra source files its kernels inline) with the one stored beside the cache and, if it
-differs, drops the package's cached kernels so they are recompiled.
+differs, drops the package's cached kernels so they are recompiled: in the package's
+``__pycache__`` and, when ``NUMBA_CACHE_DIR`` is set, in the directory numba keeps them in there.
 """
 
 from __future__ import annotations
@@ -20,8 +21,29 @@ from pathlib import Path
 _DONE: set = set()
 
 
+def cache_dirs(pkg: Path) -> list[Path]:
+    """Where numba keeps the cached kernels of ``pkg``'s modules: the package's
+    ``__pycache__`` and, when ``NUMBA_CACHE_DIR`` is set, the directory numba derives from it
+    for that package (numba's ``UserProvidedCacheLocator``: the package directory's name and a
+    SHA-1 of its absolute path)."""
+    pkg = Path(pkg)
+    dirs = [pkg / "__pycache__"]
+    try:
+        from numba import config
+        root = config.CACHE_DIR
+    except ImportError:          # pragma: no cover - numba is a dependency
+        root = ""
+    if root:
+        sub = os.path.abspath(pkg / "x.py")
+        sub = os.path.dirname(sub)
+        name = os.path.split(sub)[-1] + "_" + hashlib.sha1(sub.encode()).hexdigest()
+        dirs.append(Path(root) / name)
+    return dirs
+
+
 def check_package(pkg: Path, extra: tuple[Path, ...] = ()) -> None:
-    """Drop ``pkg``'s cached numba kernels if any of its modules (or ``extra``) changed."""
+    """Drop ``pkg``'s cached numba kernels if any of its modules (or ``extra``) changed, in
+    every directory of :func:`cache_dirs`."""
     pkg = Path(pkg)
     if pkg in _DONE:
         return
@@ -31,20 +53,20 @@ def check_package(pkg: Path, extra: tuple[Path, ...] = ()) -> None:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     digest = h.hexdigest()
-    cache = pkg / "__pycache__"
-    stamp = cache / "hwemu-kernels.sha256"
-    try:
-        if stamp.read_text() == digest:
-            return
-    except OSError:
-        pass
-    try:
-        cache.mkdir(exist_ok=True)
-        for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
-            f.unlink(missing_ok=True)
-        stamp.write_text(digest)
-    except OSError:
-        pass  # read-only install: numba falls back to compiling in memory
+    for cache in cache_dirs(pkg):
+        stamp = cache / "hwemu-kernels.sha256"
+        try:
+            if stamp.read_text() == digest:
+                continue
+        except OSError:
+            pass
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+                f.unlink(missing_ok=True)
+            stamp.write_text(digest)
+        except OSError:
+            pass  # read-only install: numba falls back to compiling in memory
 
 
 # -- a notice when kernels compile -------------------------------------------------------------

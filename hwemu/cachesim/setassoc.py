@@ -446,15 +446,16 @@ def _next_random(c):
     return x * np.uint64(0x2545F4914F6CDD1D)
 
 
-@numba.njit(cache=True, _nrt=False)
+@numba.njit(cache=True, _nrt=False, inline="always")
 def victim_in_row(c, row):
-    """Flat index of the line to replace in ``row``: an invalid one first, else by policy."""
-    assoc = c.params[P_ASSOC]
-    base = np.int64(row) * assoc
-    tags = c.tags
+    """Flat index of the line to replace in ``row``: an invalid one first, else by policy.
+    LRU and FIFO (the usual policies) are inlined into the caller; the others are a call."""
     pol = c.params[P_POLICY]
-    repl = c.repl
     if pol == POLICY_LRU or pol == POLICY_FIFO:
+        assoc = c.params[P_ASSOC]
+        base = np.int64(row) * assoc
+        tags = c.tags
+        repl = c.repl
         # the first invalid way, else the oldest stamp (the first of equal ones): the first
         # smallest of 0 for an invalid way and stamp + 1 for a valid one, in one pass without
         # branches
@@ -466,6 +467,17 @@ def victim_in_row(c, row):
                 oldest = k
                 best = i
         return best
+    return _victim_other(c, row)
+
+
+@numba.njit(cache=True, _nrt=False)
+def _victim_other(c, row):
+    """:func:`victim_in_row` for the random, PLRU and SRRIP policies."""
+    assoc = c.params[P_ASSOC]
+    base = np.int64(row) * assoc
+    tags = c.tags
+    pol = c.params[P_POLICY]
+    repl = c.repl
     for i in range(base, base + assoc):
         if tags[i] == INVALID_TAG:
             return i

@@ -313,6 +313,17 @@ def _act_time(p, node, x, xr, bg, te):
     faw = p[node, DP_TFAW]
     if rs == 0 and rl == 0 and faw == 0:
         return te
+    # every recorded ACT at least the widest spacing before ``te`` (the usual case): none
+    # constrains it, and the search below would return ``te`` unmoved
+    newest = x[xr]
+    for i in range(1, NACT):
+        if x[xr + i] > newest:
+            newest = x[xr + i]
+    widest = rl if rl > rs else rs
+    if faw > widest:
+        widest = faw
+    if newest <= te - widest:
+        return te
     c = te
     for _ in range(4 * NACT):
         moved = False
