@@ -324,6 +324,15 @@ def _act_time(p, node, x, xr, bg, te):
         widest = faw
     if newest <= te - widest:
         return te
+    return _act_search(p, node, x, xr, bg, te)
+
+
+@njit(cache=True, _nrt=False)
+def _act_search(p, node, x, xr, bg, te):
+    """:func:`_act_time`'s search of the rank's ACT history, without its early return."""
+    rs = p[node, DP_TRRDS]
+    rl = p[node, DP_TRRDL]
+    faw = p[node, DP_TFAW]
     c = te
     for _ in range(4 * NACT):
         moved = False

@@ -222,6 +222,33 @@ def test_tfaw_allows_four_activates_per_window():
     assert [mc0(l, T) - T for l in lines][-1] == 40 * NS
 
 
+@pytest.mark.parametrize("timing", ['tRRD_S = "2ns"\ntRRD_L = "6ns"\ntFAW = "20ns"',
+                                    'tRRD_S = "3ns"\ntRRD_L = "5ns"',
+                                    'tFAW = "21ns"'])
+def test_act_time_early_return_equals_the_search(timing):
+    # _act_time returns te at once when no recorded ACT is within the widest spacing before
+    # it; on random histories (out of time order, some close to te, some far) and bank groups
+    # that answer is the full search's
+    mc = variant(timing, banks=8, bank_groups=4)
+    p = mc.p
+    rng = np.random.default_rng(7)
+    xr = int(p[0, layout.DP_X_RANK])
+    x = np.zeros(xr + D.XR, np.int64)
+    early = 0
+    for _ in range(4000):
+        te = int(rng.integers(100 * NS, 200 * NS))
+        # ACTs from `lo` to `lo + width` before te (negative: after it)
+        lo = int(rng.choice([-5 * NS, 0, 4 * NS, 10 * NS, 15 * NS]))
+        width = int(rng.choice([3 * NS, 10 * NS, 25 * NS, 60 * NS]))
+        x[xr:xr + D.NACT] = te - lo - rng.integers(0, width, D.NACT)
+        x[xr + D.NACT:xr + 2 * D.NACT] = rng.integers(0, 4, D.NACT)
+        bg = int(rng.integers(0, 4))
+        got = D._act_time(p, 0, x, xr, bg, te)
+        assert got == D._act_search(p, 0, x, xr, bg, te)
+        early += got == te
+    assert 0 < early < 4000        # both outcomes were exercised
+
+
 def test_write_queue_drains_between_watermarks_and_blocks_reads():
     # 4-entry queue: drain at 3 queued writes, down to 1; write-to-read turnaround 6 ns
     mc = variant('write_queue = 4\nwrite_high = 0.75\nwrite_low = 0.25\ntWTR_S = "6ns"\n'
