@@ -17,7 +17,7 @@ from hwemu.machine.core import (FAULT_KINDS, idle_thread, replay, replay_handle,
                                 replay_handle_os, replay_os)
 from hwemu.machine.memops import meta_access_handle
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
-from hwemu.machine.stateref import new_handle, set_chunk, set_tables
+from hwemu.machine.stateref import handle_address, new_handle, set_chunk, set_tables
 from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.times import NEVER as _NEVER
 from hwemu.machine.times import PARKED
@@ -76,6 +76,7 @@ class Machine:
         # holds (a table replaces its arrays when it grows), ``_fast`` whether it holds the
         # loaded chunk (chunks with unusual dtypes take the general path).
         self._h = None
+        self._hp = 0                    # the address of _h's payload (_handle)
         self._tables = None
         self._fast = False
         self._stops = {}
@@ -411,25 +412,28 @@ class Machine:
         self._fast = all(a.dtype == d and a.flags.writeable
                          for a, d in zip(self._chunk, _HANDLE_DTYPES))
         if self._fast:
-            set_chunk(self._handle(), *self._chunk)
+            self._handle()
+            set_chunk(self._h, *self._chunk)
 
-    def _handle(self):
-        """The compiled handle, made on first use; its page-table arrays brought up to date
-        (a table replaces its arrays when it grows)."""
+    def _handle(self) -> int:
+        """The compiled handle, made on first use, with its page-table arrays brought up to
+        date (a table replaces its arrays when it grows), as the address its compiled users
+        take (``stateref.handle_address``; the machine keeps the handle itself in ``_h``)."""
         t = self.pt
         t2, t4 = t.t2, t.t4
         o = self._tables
         if o is not None and t2.keys is o[0] and t2.vals is o[1] and t4.keys is o[2] \
                 and t4.vals is o[3]:
-            return self._h
+            return self._hp
         tabs = (t2.keys, t2.vals, t4.keys, t4.vals)
         if self._h is None:
             empty = tuple(np.zeros(0, d) for d in _HANDLE_DTYPES)
             self._h = new_handle(self.S, *tabs, *empty, self._out)
+            self._hp = handle_address(self._h)
         else:
             set_tables(self._h, *tabs)
         self._tables = tabs
-        return self._h
+        return self._hp
 
     def leftover(self):
         """The records of the loaded chunk not replayed yet, in trace order (a TraceChunk); a
