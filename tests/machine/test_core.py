@@ -270,3 +270,21 @@ def test_idle_stop_names_the_event_the_loop_would_return_at_once(tiny):
     assert m.idle_stop(500 * NS) is None
     ctl[layout.KF_NEXT_END] = 501 * NS
     assert m.idle_stop(500 * NS).thread == 0
+
+
+def test_handle_address_stays_and_sees_grown_page_tables(tiny):
+    """Python passes the compiled entries the handle's payload address (an int). It stays the
+    same when the page tables grow (their arrays are replaced in the handle in place), and the
+    loop then translates through the new arrays: no fault on pages mapped after the growth."""
+    m = mapped(tiny, pages=1)
+    hp = m._handle()
+    assert isinstance(hp, int) and hp == m._handle()
+    keys = m.pt.t4.keys
+    n = 3000                                             # more than the table's first room
+    for p in range(1, n):
+        m.map_page(0, BASE + p * 4096, 0, p)
+    assert m.pt.t4.keys is not keys                      # the table grew
+    assert m._handle() == hp
+    m.load_chunk(chunk([L] * 4, [BASE + p * 4096 for p in (0, 1, n // 2, n - 1)]))
+    assert m.run().reason == "chunk-done"
+    assert int(m.S.faults.sum()) == 0 and int(m.S.th_acc.sum()) == 4
