@@ -187,6 +187,7 @@ class Kernel:
         # it for what callers read back: the cost of each protocol step, failures by reason.
         self.stats = Stats()
         self.step_costs: dict[str, StepCost] = {}
+        self._step_keys: dict[str, tuple[str, str]] = {}     # charge_step's counter names
         self.failed_by_reason: dict[str, int] = {}
         self._store_seq = 0
         # Duration of one page's writeback I/O started by the model (step 15): a 4 KiB write
@@ -221,11 +222,13 @@ class Kernel:
         rec = self.step_costs.get(step)
         if rec is None:
             rec = self.step_costs[step] = StepCost(step)
+            self._step_keys[step] = (f"{step}_time", f"{step}_calls")
         rec.time_ps += elapsed_ps
         rec.calls += calls
-        self.count("linux.migrate.steps", f"{step}_time", elapsed_ps, "ps")
+        keys = self._step_keys[step]
+        self.count("linux.migrate.steps", keys[0], elapsed_ps, "ps")
         if calls:
-            self.count("linux.migrate.steps", f"{step}_calls", calls)
+            self.count("linux.migrate.steps", keys[1], calls)
 
     def count_failure(self, reason: str, pages: int) -> None:
         """Base pages a migration gave up on, by reason (the errno part: EAGAIN, EBUSY ...)."""

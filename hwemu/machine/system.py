@@ -66,6 +66,7 @@ class Machine:
         self.config = as_config(config)
         self.threads = max(1, int(threads))
         self._ncpus = self.config.num_cpus
+        self._cpu_arrays = {}           # _cpu_array's arrays by CPU tuple
         self.S = build_state(self.config, self.threads, seed)
         self.pt = PageTables()
         self._out = np.zeros(O_N, np.int64)
@@ -117,6 +118,20 @@ class Machine:
                           for n in range(self.config.num_nodes)))
             self._ranges = r
         return r[1]
+
+    def _phys_span(self) -> tuple[int, int]:
+        """(first, end) of a physical range that lies wholly inside the nodes: all of them
+        when they are contiguous (every preset), else the first node's."""
+        sp = self.__dict__.get("_span")
+        if sp is None:
+            r = sorted(self._node_ranges())
+            lo, hi = r[0]
+            for b, e in r[1:]:
+                if b != hi:
+                    break
+                hi = e
+            sp = self._span = (lo, hi)
+        return sp
 
     def frame_of_phys(self, pa: int) -> tuple[int, int]:
         n = self.node_of_phys(pa)
@@ -201,11 +216,19 @@ class Machine:
             tlb_flush_cpus_handle(self._handle(), idx)
 
     def _cpu_array(self, cpus) -> np.ndarray:
-        """``cpus`` as an int64 array, each checked against the machine's CPUs."""
-        idx = np.asarray(list(cpus) if not isinstance(cpus, np.ndarray) else cpus, np.int64)
+        """``cpus`` as an int64 array, each checked against the machine's CPUs. The arrays of
+        lists and tuples are remembered (the OS model flushes the same CPU sets over and
+        over); compiled code only reads them."""
+        key = None if isinstance(cpus, np.ndarray) else tuple(cpus)
+        idx = self._cpu_arrays.get(key) if key is not None else None
+        if idx is not None:
+            return idx
+        idx = np.asarray(list(key) if key is not None else cpus, np.int64)
         bad = idx[(idx < 0) | (idx >= self._ncpus)]
         if bad.size:
             self._check_cpu(int(bad[0]))        # raises
+        if key is not None and len(self._cpu_arrays) < 4096:
+            self._cpu_arrays[key] = idx
         return idx
 
     def _check_cpu(self, cpu: int) -> None:
@@ -342,7 +365,9 @@ class Machine:
         the caches, coherence, links and controllers, then the OS model's metadata streamer of
         ``degree`` lines). Returns (latency ps, where served as an index of W_NAMES,
         prefetches issued)."""
-        self.node_of_phys(phys)
+        lo, hi = self._phys_span()
+        if not lo <= phys < hi:
+            self.node_of_phys(phys)             # raises, or finds a node past a hole
         self._check_cpu(cpu)
         # no int()/bool() of the arguments: numba types a Python int and a numpy integer
         # alike (int64), and this is called millions of times a run by the OS model

@@ -79,6 +79,7 @@ class MachineHardware:
         self._hops = cfg.hops()
         self._cpu_node = [cfg.cpu_node(c) for c in range(cfg.num_cpus)]
         self._cpu_socket = [cfg.cpu_socket(c) for c in range(cfg.num_cpus)]
+        self._cycles = {}           # cycles_ps by cycle count
         # component "os.hw" of the run's statistics
         self._stats = Stats()
         for key, unit in (("ipis", "count"), ("tlb_entries_dropped", "count"),
@@ -131,7 +132,11 @@ class MachineHardware:
 
     # -- primitives -----------------------------------------------------------------------
     def cycles_ps(self, cpu: int, cycles: int) -> int:
-        return self.cfg.cycles_ps(cycles)
+        # a few distinct counts, converted millions of times a run: remembered
+        ps = self._cycles.get(cycles)
+        if ps is None:
+            ps = self._cycles[cycles] = self.cfg.cycles_ps(cycles)
+        return ps
 
     def mem_access_ps(self, cpu: int, paddr: int, write: bool, atomic: bool, at_ps: int) -> int:
         lat, where, npf = self.m.meta_access(cpu, paddr, write, atomic, self._atomic_ps,
