@@ -25,19 +25,16 @@ def cache_dirs(pkg: Path) -> list[Path]:
     """Where numba keeps the cached kernels of ``pkg``'s modules: the package's
     ``__pycache__`` and, when ``NUMBA_CACHE_DIR`` is set, the directory numba derives from it
     for that package (numba's ``UserProvidedCacheLocator``: the package directory's name and a
-    SHA-1 of its absolute path)."""
+    SHA-1 of its absolute path, named by numba's own function)."""
+    from numba import config
+    from numba.core.caching import _CacheLocator
+
     pkg = Path(pkg)
     dirs = [pkg / "__pycache__"]
-    try:
-        from numba import config
-        root = config.CACHE_DIR
-    except ImportError:          # pragma: no cover - numba is a dependency
-        root = ""
-    if root:
-        sub = os.path.abspath(pkg / "x.py")
-        sub = os.path.dirname(sub)
-        name = os.path.split(sub)[-1] + "_" + hashlib.sha1(sub.encode()).hexdigest()
-        dirs.append(Path(root) / name)
+    if config.CACHE_DIR:
+        # numba's own naming of a source file's directory under NUMBA_CACHE_DIR
+        sub = _CacheLocator.get_suitable_cache_subpath(os.path.abspath(pkg / "__init__.py"))
+        dirs.append(Path(config.CACHE_DIR) / sub)
     return dirs
 
 

@@ -120,8 +120,9 @@ class Machine:
         return r[1]
 
     def _phys_span(self) -> tuple[int, int]:
-        """(first, end) of a physical range that lies wholly inside the nodes: all of them
-        when they are contiguous (every preset), else the first node's."""
+        """(first, end) of a physical range that lies wholly inside the nodes: the lowest node
+        and those that follow it without a gap (all of them on every preset). An address in
+        it needs no search of the nodes to be known valid."""
         sp = self.__dict__.get("_span")
         if sp is None:
             r = sorted(self._node_ranges())
