@@ -111,28 +111,28 @@ class Machine:
     def _node_ranges(self) -> tuple:
         """(first, end) physical address of every node, as Python ints (read from the state
         once: node bases and sizes never change)."""
-        r = self.__dict__.get("_ranges")
-        if r is None or r[0] is not self.S:
-            S = self.S
-            r = (S, tuple((int(S.node_base[n]), int(S.node_base[n]) + int(S.node_size[n]))
-                          for n in range(self.config.num_nodes)))
-            self._ranges = r
-        return r[1]
+        return self._nodes_read()[1]
 
     def _phys_span(self) -> tuple[int, int]:
         """(first, end) of a physical range that lies wholly inside the nodes: the lowest node
         and those that follow it without a gap (all of them on every preset). An address in
         it needs no search of the nodes to be known valid."""
-        sp = self.__dict__.get("_span")
-        if sp is None:
-            r = sorted(self._node_ranges())
-            lo, hi = r[0]
-            for b, e in r[1:]:
+        return self._nodes_read()[2]
+
+    def _nodes_read(self) -> tuple:
+        """(S, the nodes' ranges, their span), made from the state ``S`` once."""
+        r = self.__dict__.get("_ranges")
+        if r is None or r[0] is not self.S:
+            S = self.S
+            ranges = tuple((int(S.node_base[n]), int(S.node_base[n]) + int(S.node_size[n]))
+                           for n in range(self.config.num_nodes))
+            lo, hi = min(ranges)
+            for b, e in sorted(ranges)[1:]:
                 if b != hi:
                     break
                 hi = e
-            sp = self._span = (lo, hi)
-        return sp
+            r = self._ranges = (S, ranges, (lo, hi))
+        return r
 
     def frame_of_phys(self, pa: int) -> tuple[int, int]:
         n = self.node_of_phys(pa)
@@ -384,7 +384,8 @@ class Machine:
 
         pas = np.asarray(paddrs, np.int64)
         self._check_cpu(cpu)
-        if len(pas):
+        lo, hi = self._phys_span()
+        if len(pas) and (pas.min() < lo or pas.max() >= hi):
             ranges = self._node_ranges()
             inside = np.zeros(len(pas), bool)
             for b, e in ranges:

@@ -1,7 +1,9 @@
 """The OS interface end to end: a page migrated at an event while a thread uses it."""
 
 import numpy as np
+import pytest
 
+from hwemu.errors import HwemuError
 from hwemu.machine import layout
 from hwemu.machine import pagetable as PT
 from hwemu.machine.replay import run_chunks
@@ -182,3 +184,21 @@ def test_make_ptes_is_make_pte_of_each():
         PT.make_ptes([0x1000], [0], [True], [1])
     with pytest.raises(ValueError, match="node"):
         PT.make_ptes([0x1000], [200], [False], [1])
+
+
+def test_metadata_access_outside_every_node_is_refused(tiny):
+    """meta_access and meta_access_seq name a physical address that no node holds, and serve
+    one at either end of the nodes' span."""
+    m = Machine(tiny)
+    ranges = m._node_ranges()
+    first, end = min(b for b, _ in ranges), max(e for _, e in ranges)
+    for pa in (first, end - 64):
+        m.meta_access(0, pa, False, False, 0, 0, 0)
+    m.meta_access_seq(0, [0, 0], [first, end - 64], [0, 0], [0, 0], 0, 0, 0)
+    with pytest.raises(HwemuError, match=f"{end:#x} is not in any node"):
+        m.meta_access(0, end, False, False, 0, 0, 0)
+    with pytest.raises(HwemuError, match=f"{end + 4096:#x} is not in any node"):
+        m.meta_access_seq(0, [0, 0], [first, end + 4096], [0, 0], [0, 0], 0, 0, 0)
+    if first > 0:
+        with pytest.raises(HwemuError, match="is not in any node"):
+            m.meta_access(0, first - 64, False, False, 0, 0, 0)
