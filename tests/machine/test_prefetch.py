@@ -235,3 +235,38 @@ def test_skx_saturation_latency_with_prefetcher(tmp_path):
     p.write_text('base = "skx-2s"\nname = "skx-nopf"\n[prefetch]\nenable = false\n')
     off = loaded_point(load_machine(str(p)), 0, 0, 0)
     assert off["latency_ns"] < 0.75 * on["latency_ns"]
+
+
+@pytest.mark.parametrize("streams", [1, 5, 32, 33])
+def test_stream_table_search_is_an_ordered_scan(tmp_path, streams):
+    """The tracked page, else the first of the least recently used streams (equal stamps
+    included), exactly as a scan in stream order that stops at the page finds them."""
+    m = machine(tmp_path, streams=streams)
+    tab = m.S.pf_tab
+    rng = np.random.default_rng(streams)
+    for trial in range(300):
+        cpu = int(rng.integers(0, 4))
+        tab[cpu, layout.PF_PAGE, :streams] = rng.integers(0, 2 * streams, streams)
+        tab[cpu, layout.PF_STAMP, :streams] = rng.integers(0, 4, streams)    # many ties
+        tab[cpu, layout.PF_DIR, :streams] = 0          # no stream trained: nothing prefetched
+        tab[cpu, layout.PF_CONF, :streams] = 0
+        tab[cpu, layout.PF_LAST, :streams] = 63
+        page, off = int(rng.integers(0, 2 * streams)), int(rng.integers(0, 63))
+        ctr = 100 + trial
+        m.S.ctr[0] = ctr
+        want = tab.copy()
+        pages = list(want[cpu, layout.PF_PAGE, :streams])
+        stamps = list(want[cpu, layout.PF_STAMP, :streams])
+        if page in pages:
+            e = pages.index(page)
+            want[cpu, layout.PF_DIR, e] = -1           # off < 63: a step down
+            want[cpu, layout.PF_CONF, e] = 1
+            want[cpu, layout.PF_FRONT, e] = off
+        else:
+            e = stamps.index(min(stamps))
+            want[cpu, layout.PF_PAGE, e] = page
+            want[cpu, layout.PF_FRONT, e] = off
+        want[cpu, layout.PF_LAST, e] = off
+        want[cpu, layout.PF_STAMP, e] = ctr
+        H.stream_train(m.S, cpu, 0, page * 64 + off, T)
+        np.testing.assert_array_equal(tab, want, err_msg=f"trial {trial}")
