@@ -670,28 +670,17 @@ def stream_train(S, cpu, node, line, t):
     page = line // PAGE_LINES
     off = line - page * PAGE_LINES
     ctr = S.ctr[0]
-    ns = S.cfg[C_PF_STREAMS]
-    # Whether the page is tracked, then which stream is least recently used: each a pass
-    # without an early exit, which the compiler makes a few vector operations (a search that
-    # stops at a random stream mispredicts there), and a scalar search only for the one stream
-    # a pass found (the first of equal stamps for the LRU, as an ordered scan finds).
-    hits = 0
-    for j in range(ns):
-        hits += 1 if tab[cpu, PF_PAGE, j] == page else 0
     e = -1
-    if hits != 0:
-        for j in range(ns):
-            if tab[cpu, PF_PAGE, j] == page:
-                e = j
-                break
-    else:
-        lru_stamp = tab[cpu, PF_STAMP, 0]
-        for j in range(1, ns):
-            v = tab[cpu, PF_STAMP, j]
-            lru_stamp = v if v < lru_stamp else lru_stamp
-        lru = 0
-        while tab[cpu, PF_STAMP, lru] != lru_stamp:
-            lru += 1
+    lru = 0
+    lru_stamp = tab[cpu, PF_STAMP, 0]
+    for j in range(S.cfg[C_PF_STREAMS]):
+        if tab[cpu, PF_PAGE, j] == page:
+            e = j
+            break
+        if tab[cpu, PF_STAMP, j] < lru_stamp:
+            lru_stamp = tab[cpu, PF_STAMP, j]
+            lru = j
+    if e < 0:
         tab[cpu, PF_PAGE, lru] = page
         tab[cpu, PF_LAST, lru] = off
         tab[cpu, PF_DIR, lru] = 0
