@@ -105,7 +105,7 @@ def main() -> int:
         sides = {"base": (base_root, work / "nbc-base"), "tree": (ROOT, work / "nbc-tree")}
         warm = synth_cached(work, "warm-64KiB-2k.parquet", "random", "--footprint", "64KiB",
                             "--records", "2000", "--seed", "1")
-        for name, (root, cache) in sides.items():       # compile (or load) the kernels
+        for root, cache in sides.values():              # compile (or load) the kernels
             _turn(root, cache, warm, args.machine, 1)
         for fp in args.footprints.split(","):
             trace = synth_cached(work, f"{args.kind}-{fp}-{args.records}.parquet", args.kind,
@@ -131,8 +131,10 @@ def main() -> int:
         return 1
     finally:
         if base_root.exists():
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(base_root)], capture_output=True)
+            try:
+                _git("worktree", "remove", "--force", str(base_root))
+            except Failed:
+                pass
     if args.json:
         print(json.dumps({"machine": args.machine, "rows": rows}, indent=1))
     return 0

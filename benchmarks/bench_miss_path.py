@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchkit import synth_cached
 
 
 def parse_size(s: str) -> int:
@@ -51,12 +49,8 @@ def parse_size(s: str) -> int:
 
 def synth(workdir: Path, kind: str, footprint: str, records: int, extra=()) -> Path:
     name = f"{kind}_{footprint}_{records}{'_' + '_'.join(extra) if extra else ''}.parquet"
-    out = workdir / name.replace("/", "")
-    if not out.exists():
-        cmd = [sys.executable, "-m", "hwemu", "trace", "synth", kind, "--footprint", footprint,
-               "--records", str(records), "--seed", "1", "--out", str(out), *extra]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return out
+    return synth_cached(workdir, name.replace("/", ""), kind, "--footprint", footprint,
+                        "--records", str(records), "--seed", "1", *extra)
 
 
 def main() -> int:
