@@ -95,12 +95,16 @@ class EventQueue:
         """Run every event with time <= ``time_ps``; then set now to ``time_ps``. Returns the
         number of events run."""
         n = 0
-        while True:
-            t = self.peek_time()
-            if t is None or t > time_ps:
+        heap = self._heap
+        while heap:
+            head = heap[0]
+            if head[3].cancelled:
+                heapq.heappop(heap)
+            elif head[0] > time_ps:
                 break
-            self.step()
-            n += 1
+            else:
+                self.step()
+                n += 1
         if time_ps > self.now_ps:
             self.now_ps = time_ps
         return n

@@ -718,12 +718,17 @@ class Kernel:
         return self._fault_done(mm, addr, start, kind, waited)
 
     def _fault_done(self, mm: MM, addr: int, start: int, kind: str, waited: int) -> FaultResult:
+        lat = self._count_fault(start, kind, waited)
         entry, is_pmd, page = self.entry_page(mm, addr)
+        return FaultResult(lat, page.pfn if page else -1, kind, waited)
+
+    def _count_fault(self, start: int, kind: str, waited: int) -> int:
+        """Count a fault of ``kind`` that started at ``start`` and ends now; its latency."""
         lat = self.engine.now_ps - start
         self.count("linux.fault", f"{kind}_faults")
         self.count("linux.fault", "fault_time", lat, "ps")
         self.count("linux.fault", "fault_wait_time", waited, "ps")
-        return FaultResult(lat, page.pfn if page else -1, kind, waited)
+        return lat
 
     # -- first touches the replay loop served (hwemu.machine.osfault, hwemu.sim.loopfaults) --
     def loop_fault_start(self, tid: int, addr: int, pfn: int) -> tuple[MM, Page]:
@@ -768,13 +773,18 @@ class Kernel:
         return mm, page
 
     def loop_fault_end(self, mm: MM, addr: int, page: Page, write: bool, start: int,
-                       mirrored: bool, hint: bool = False) -> FaultResult:
+                       mirrored: bool, hint: bool = False) -> FaultResult | None:
         """The last step of such a fault, at its end: a first touch's entry set
-        (``mirrored``: the loop has installed it in the machine already), the fault counted."""
-        if hint:
-            return self._fault_done(mm, addr, start, "numa_hint", 0)
-        self._map_new_anon(mm, addr, False, page, write, mirrored)
-        return self._fault_done(mm, addr, start, "anon", 0)
+        (``mirrored``: the loop has installed it in the machine already), the fault counted.
+        Returns the fault's result for its handler process (``mirrored`` False); a fault the
+        loop ended itself (``mirrored``) has none to return."""
+        kind = "numa_hint" if hint else "anon"
+        if not hint:
+            self._map_new_anon(mm, addr, False, page, write, mirrored)
+        if mirrored:
+            self._count_fault(start, kind, 0)
+            return None
+        return self._fault_done(mm, addr, start, kind, 0)
 
     def loop_fault_process(self, tid: int, mm: MM, addr: int, page: Page, write: bool,
                            start: int, hint: bool = False) -> Process:

@@ -203,16 +203,20 @@ def pt_set_bits(k2, v2, k4, v4, pid, vaddr, huge, bits):
 
 
 @njit(cache=True, _nrt=False)
-def pt_set_keep_ad(k2, v2, k4, v4, pid, vaddrs, ptes, out):
+def pt_set_keep_ad(k2, v2, k4, v4, pid, vaddrs, ptes, room2, room4, out):
     """Install ``ptes[i]`` at ``vaddrs[i]`` of ``pid`` (4 KiB or 2 MiB table by the PTE's huge
     bit), in order; an entry replacing one of the same frame and size keeps its A and D bits
     (pte_modify). ``out``: new slots used and keys added in the 2 MiB table, then in the 4 KiB
-    table. The caller makes sure both tables have room for every entry."""
+    table. Stops before the first entry whose table has no room left (``room2`` / ``room4``
+    new slots, less those used here, below zero: the table must grow first) and returns the
+    number of entries installed."""
     ad = np.int64(PTE_ACCESSED | PTE_DIRTY)
     for i in range(vaddrs.shape[0]):
         va = vaddrs[i]
         pte = ptes[i]
         huge = (pte & PTE_HUGE) != 0
+        if (room2 - out[0] if huge else room4 - out[2]) < 0:
+            return i
         old = translate(k2, v2, k4, v4, pid, va)
         if old != 0 and (old & ~np.int64(0xFFF)) == (pte & ~np.int64(0xFFF)) \
                 and ((old & PTE_HUGE) != 0) == huge:
@@ -227,6 +231,7 @@ def pt_set_keep_ad(k2, v2, k4, v4, pid, vaddrs, ptes, out):
             if ht_lookup(k4, v4, key) == 0:
                 out[3] += 1
             out[2] += ht_insert(k4, v4, key, pte)
+    return vaddrs.shape[0]
 
 
 class _Table:
@@ -316,8 +321,9 @@ class PageTables:
         self.set(pid, vaddr, pte)
 
     def set_many_keep_ad(self, pid: int, vaddrs: list[int], ptes: list[int]) -> None:
-        """:meth:`set_keep_ad` of ``ptes[i]`` at ``vaddrs[i]``, in order: one compiled call
-        when both tables have room for all of them, else one entry after another."""
+        """:meth:`set_keep_ad` of ``ptes[i]`` at ``vaddrs[i]``, in order: in one compiled call
+        up to the first entry whose table must grow (as :meth:`set` would grow it), the rest
+        one entry after another."""
         n = len(vaddrs)
         if not n:
             return
@@ -326,15 +332,14 @@ class PageTables:
         if min(vaddrs) < 0 or max(vaddrs) >= 1 << 57:
             bad = next(v for v in vaddrs if v < 0 or v >= 1 << 57)
             raise HwemuError(f"virtual address {bad:#x} out of range")
-        if self.t2.room() < n or self.t4.room() < n:
-            for va, pte in zip(vaddrs, ptes):
-                self.set_keep_ad(pid, va, int(pte))
-            return
         out = np.zeros(4, np.int64)
-        pt_set_keep_ad(self.t2.keys, self.t2.vals, self.t4.keys, self.t4.vals, pid,
-                       np.asarray(vaddrs, np.int64), np.asarray(ptes, np.int64), out)
+        done = pt_set_keep_ad(self.t2.keys, self.t2.vals, self.t4.keys, self.t4.vals, pid,
+                              np.asarray(vaddrs, np.int64), np.asarray(ptes, np.int64),
+                              self.t2.room(), self.t4.room(), out)
         self.t2.counted(int(out[0]), int(out[1]))
         self.t4.counted(int(out[2]), int(out[3]))
+        for va, pte in zip(vaddrs[done:], ptes[done:]):
+            self.set_keep_ad(pid, va, int(pte))
 
     def get(self, pid: int, vaddr: int) -> int:
         """The PTE that translates ``vaddr`` in ``pid`` (0 if not mapped)."""

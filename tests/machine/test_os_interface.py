@@ -147,31 +147,45 @@ def test_metadata_access_sequence_is_the_accesses_one_by_one(tiny):
 
 def test_page_table_batch_keeps_accessed_and_dirty_as_one_by_one():
     """PageTables.set_many_keep_ad: the entries one MachineSync.pte_changed each would leave,
-    through the compiled batch and, when a table is short of room, entry by entry."""
+    through the compiled batch and, from the entry where a table is short of room, entry by
+    entry (the table grows there, as it would one entry after another)."""
     rng = np.random.default_rng(5)
-    for fill in (50, 3000):                   # the second needs the tables to grow
+    cap2 = PT.PageTables().t2.room()
+    # (4 KiB entries, 2 MiB entries, share mapped before, a table grows): all fit; the 4 KiB
+    # table must grow mid-batch; the 2 MiB table must; more entries than the 2 MiB table has
+    # room for, all 4 KiB and mapped already (no new key)
+    for n4, n2, mapped, grows in ((50, 20, 0.5, False), (3000, 20, 0.5, True),
+                                  (40, cap2 + 300, 0.5, True), (cap2 + 500, 0, 1.0, False)):
         one, many = PT.PageTables(), PT.PageTables()
-        vas = [int(v) << 12 for v in rng.choice(1 << 20, fill, replace=False)]
-        for va in vas[: fill // 2]:           # half mapped, some young and dirty
-            pte = PT.make_pte((int(rng.integers(1, 1 << 20)) << 12), 1)
+        vas = [(int(v) << 12, False) for v in rng.choice(1 << 20, n4, replace=False)]
+        vas += [(int(v) << 21, True) for v in rng.choice(1 << 20, n2, replace=False) + (1 << 21)]
+        vas = [vas[i] for i in rng.permutation(len(vas))]
+        for va, huge in vas[: int(len(vas) * mapped)]:     # some young and dirty
+            pte = PT.make_pte(int(rng.integers(1, 1 << 20)) << (21 if huge else 12), 1, huge)
             pte |= int(rng.integers(0, 4)) << 10
             one.set(7, va, pte)
             many.set(7, va, pte)
         new = []
-        for va in vas:
+        for va, huge in vas:
             old = one.get(7, va)
             same = old and rng.random() < 0.7
-            phys = PT.pte_phys(old) if same else int(rng.integers(1, 1 << 20)) << 12
-            new.append(PT.make_pte(phys, 0, False, PT.PTE_PROTNONE))
-        for va, pte in zip(vas, new):
+            shift = 21 if huge else 12
+            phys = PT.pte_phys(old) if same else int(rng.integers(1, 1 << 20)) << shift
+            new.append(PT.make_pte(phys, 0, huge, PT.PTE_PROTNONE))
+        for (va, _), pte in zip(vas, new):
             old = one.get(7, va)
-            if old and PT.pte_phys(old) == PT.pte_phys(pte) and not PT.pte_huge(old):
+            if old and PT.pte_phys(old) == PT.pte_phys(pte) \
+                    and PT.pte_huge(old) == PT.pte_huge(pte):
                 pte |= int(old) & (PT.PTE_ACCESSED | PT.PTE_DIRTY)
             one.set(7, va, pte)
-        many.set_many_keep_ad(7, vas, new)
-        assert sorted(one.t4.items()) == sorted(many.t4.items())
-        assert (one.t4.live, one.t4.used) == (many.t4.live, many.t4.used)
-        assert any(one.get(7, va) & (PT.PTE_ACCESSED | PT.PTE_DIRTY) for va in vas)
+        shapes = (many.t2.keys.shape, many.t4.keys.shape)
+        many.set_many_keep_ad(7, [va for va, _ in vas], new)
+        for t in ("t2", "t4"):
+            a, b = getattr(one, t), getattr(many, t)
+            assert sorted(a.items()) == sorted(b.items())
+            assert (a.live, a.used, a.keys.shape) == (b.live, b.used, b.keys.shape)
+        assert (shapes != (many.t2.keys.shape, many.t4.keys.shape)) == grows
+        assert any(one.get(7, va) & (PT.PTE_ACCESSED | PT.PTE_DIRTY) for va, _ in vas)
 
 
 def test_make_ptes_is_make_pte_of_each():
