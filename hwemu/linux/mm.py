@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from hwemu.engine import WaitQueue
@@ -296,6 +297,7 @@ class MM:
     thp: bool = False                  # THP for new anonymous VMAs
     auto_vma: bool = True              # faults outside every VMA create an anonymous VMA
     kaddr: int = 0
+    _starts: tuple | None = field(default=None, repr=False)   # find_vma's (vmas, starts)
 
     def __setattr__(self, name, value):
         if name in ("vmas", "policy") and name in self.__dict__:
@@ -303,15 +305,17 @@ class MM:
         object.__setattr__(self, name, value)
 
     def find_vma(self, addr: int) -> VMA | None:
-        lo, hi = 0, len(self.vmas)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            v = self.vmas[mid]
-            if addr < v.start:
-                hi = mid
-            elif addr >= v.end:
-                lo = mid + 1
-            else:
+        """The VMA containing ``addr``, or None. VMAs never overlap and a VMA's start never
+        changes: the list is only appended to (then sorted) or replaced, so the starts are
+        kept for a binary search while the list object and its length are the same."""
+        vmas = self.vmas
+        key = self._starts
+        if key is None or key[0] is not vmas or len(key[1]) != len(vmas):
+            key = self._starts = (vmas, [v.start for v in vmas])
+        i = bisect_right(key[1], addr) - 1
+        if i >= 0:
+            v = vmas[i]
+            if addr < v.end:
                 return v
         return None
 

@@ -218,3 +218,47 @@ def test_parametric_hardware_comes_from_the_machine_file(tmp_path):
     f.write_text('base = "skx-2s"\n[parametric]\nremote_distance = 10\n')
     with pytest.raises(HwemuError, match=r"\[parametric\] remote_distance: must be above 10"):
         parametric_hardware(str(f))
+
+
+def test_find_vma_is_a_scan_of_the_vmas_as_they_change():
+    """MM.find_vma (a binary search over remembered starts) against a scan of the VMAs, while
+    VMAs are inserted in random order, grown at their end, split, and the list replaced."""
+    import random
+
+    from hwemu.linux.mm import MM, VMA
+
+    rng = random.Random(3)
+    mm = MM(pid=1)
+
+    def scan(addr):
+        return next((v for v in mm.vmas if v.start <= addr < v.end), None)
+
+    def check():
+        for _ in range(40):
+            a = rng.randrange(0, 130 << 21)
+            assert mm.find_vma(a) is scan(a)
+        for v in mm.vmas:
+            assert mm.find_vma(v.start) is v and mm.find_vma(v.end - 1) is v
+            assert mm.find_vma(v.end) is scan(v.end)
+
+    slots = list(range(0, 128, 2))
+    rng.shuffle(slots)
+    for n, s in enumerate(slots):
+        mm.insert_vma(VMA(mm=mm, start=s << 21, end=(s + 1) << 21, kind=VmaKind.ANON))
+        if n % 7 == 0:                                              # grown at its end
+            i = rng.randrange(len(mm.vmas))
+            nxt = mm.vmas[i + 1].start if i + 1 < len(mm.vmas) else 1 << 40
+            mm.vmas[i].end = min(mm.vmas[i].end + (1 << 20), nxt)
+        if n % 11 == 0:                                             # split, as mbind does
+            v = mm.vmas[rng.randrange(len(mm.vmas))]
+            mid = v.start + (1 << 12)
+            upper = VMA(mm=mm, start=mid, end=v.end, kind=v.kind)
+            v.end = mid
+            mm.vmas.append(upper)
+            mm.vmas.sort(key=lambda x: x.start)
+        check()
+    mm.vmas = sorted(mm.vmas[::2], key=lambda x: x.start)              # replaced
+    check()
+    mm.vmas = [VMA(mm=mm, start=v.start + (1 << 26), end=v.end + (1 << 26), kind=v.kind)
+               for v in mm.vmas]                              # replaced, the same length
+    check()
