@@ -1,5 +1,5 @@
 import sys
 
-from hwemu.cli import main
+from hwemu.cli import console
 
-sys.exit(main())
+sys.exit(console())

@@ -11,6 +11,7 @@ internal error (set ``HWEMU_DEBUG=1`` to see its traceback).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import shlex
@@ -112,9 +113,13 @@ def _install_sigterm() -> list:
         return []
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, process_ends: bool = False) -> int:
+    """Run the command ``argv`` (default: the process's arguments); its exit status.
+    ``process_ends``: the process ends when this returns (the ``hwemu`` command, see
+    :func:`console`), so a command may leave process-wide settings changed."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.process_ends = process_ends
     # the command as typed, for the provenance of reports
     args.command_line = shlex.join(["hwemu", *(sys.argv[1:] if argv is None else argv)])
     if not getattr(args, "func", None):
@@ -153,5 +158,15 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, old[0] if old[0] is not None else signal.SIG_DFL)
 
 
+def console() -> int:
+    """The ``hwemu`` command: :func:`main` for a process that ends when it returns. What the
+    command leaves behind is then frozen (``gc.freeze``), so that the interpreter's exit does
+    not have the collector examine and free it: after a large run that is millions of pages,
+    entries and list nodes, 3 s of host time at a 4 GiB footprint for nothing."""
+    status = main(process_ends=True)
+    gc.freeze()
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

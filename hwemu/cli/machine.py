@@ -438,7 +438,7 @@ def _cmd_run_os(args, cfg, cpus) -> int:
     from pathlib import Path
 
     from hwemu.cli.output import print_json
-    from hwemu.sim.cosim import CoSim
+    from hwemu.sim.cosim import CoSim, keep_fewer_collections
     from hwemu.fileio import atomic_path
     from hwemu.policies.registry import parse_policy_spec
     from hwemu.units import parse_time_ps
@@ -459,6 +459,8 @@ def _cmd_run_os(args, cfg, cpus) -> int:
     window = parse_time_ps(args.window, "--window") if args.window else None
     if window is not None and window <= 0:
         raise HwemuError("--window: must be positive")
+    if args.process_ends:
+        keep_fewer_collections()
     res = CoSim(cfg, args.trace, schedule=args.schedule, placement=placement,
                 migration=migration, seed=args.seed, cpus=cpus, window_ps=window,
                 progress=sys.stderr.isatty(), copy=copy,

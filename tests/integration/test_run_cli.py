@@ -97,3 +97,27 @@ def test_demo_cells_exist():
     for c in cells:
         for k in ("machine", "trace", "schedule"):
             assert __import__("os").path.isfile(c[k]), c[k]
+
+
+def test_the_command_ends_its_process_the_same(small_trace, tmp_path, capsys):
+    """`python -m hwemu run` (hwemu.cli.console: the run's collector thresholds kept to the
+    process's end, what it leaves frozen) prints what main() prints in-process, and main()
+    in-process leaves the interpreter's thresholds as they were."""
+    import gc
+    import subprocess
+    import sys
+
+    argv = ["run", "-m", DEMO_MACHINE, small_trace, "--policy", "autonuma", "--json"]
+    before = gc.get_threshold()
+    assert main(argv) == 0
+    assert gc.get_threshold() == before
+    here = capsys.readouterr().out
+    probe = ("import gc, sys; from hwemu.cli import console; from hwemu.sim import cosim; "
+             "sys.argv = ['hwemu'] + sys.argv[1:]; s = console(); "
+             "print(gc.get_threshold() == cosim.RUN_GC_THRESHOLDS, gc.get_freeze_count() > 0, "
+             "file=sys.stderr); sys.exit(s)")
+    p = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == here
+    assert p.stderr.strip().splitlines()[-1] == "True True"
