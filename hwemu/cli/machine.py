@@ -459,7 +459,7 @@ def _cmd_run_os(args, cfg, cpus) -> int:
     window = parse_time_ps(args.window, "--window") if args.window else None
     if window is not None and window <= 0:
         raise HwemuError("--window: must be positive")
-    if args.process_ends:
+    if getattr(args, "process_ends", False):
         keep_fewer_collections()
     res = CoSim(cfg, args.trace, schedule=args.schedule, placement=placement,
                 migration=migration, seed=args.seed, cpus=cpus, window_ps=window,
