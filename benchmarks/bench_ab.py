@@ -55,11 +55,16 @@ class Failed(Exception):
     pass
 
 
+def _last_line(r: subprocess.CompletedProcess) -> str:
+    """The last line ``r`` wrote to stderr (what went wrong), else its exit status."""
+    err = r.stderr.strip()
+    return err.splitlines()[-1] if err else f"exit {r.returncode}"
+
+
 def _git(*args: str) -> str:
     r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
     if r.returncode != 0:
-        last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"
-        raise Failed(f"git {' '.join(args)}: {last}")
+        raise Failed(f"git {' '.join(args)}: {_last_line(r)}")
     return r.stdout.strip()
 
 
@@ -68,8 +73,7 @@ def _turn(root: Path, cache: Path, trace: Path, machine: str, repeat: int) -> fl
     r = subprocess.run([sys.executable, "-c", _TURN, str(trace), machine, str(repeat)],
                        capture_output=True, text=True, env=env, cwd=str(root))
     if r.returncode != 0:
-        last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
-        raise Failed(f"replay under {root}: {last}")
+        raise Failed(f"replay under {root}: {_last_line(r)}")
     return float(r.stdout.strip().splitlines()[-1])
 
 

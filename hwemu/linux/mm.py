@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from hwemu.engine import WaitQueue
 from hwemu.linux.hw import PAGE_SHIFT, PAGE_SIZE
@@ -281,6 +282,9 @@ class Thread:
     pending_syscalls: list = field(default_factory=list)   # calls issued while inside one
 
 
+_VMA_START = attrgetter("start")     # find_vma's key: a C-level getter, no Python call
+
+
 @dataclass(eq=False)
 class MM:
     """mm_struct: VMAs, page tables (PTEs and PMDs) and the task memory policy."""
@@ -297,7 +301,6 @@ class MM:
     thp: bool = False                  # THP for new anonymous VMAs
     auto_vma: bool = True              # faults outside every VMA create an anonymous VMA
     kaddr: int = 0
-    _starts: tuple | None = field(default=None, repr=False)   # find_vma's (vmas, starts)
 
     def __setattr__(self, name, value):
         if name in ("vmas", "policy") and name in self.__dict__:
@@ -305,14 +308,10 @@ class MM:
         object.__setattr__(self, name, value)
 
     def find_vma(self, addr: int) -> VMA | None:
-        """The VMA containing ``addr``, or None. VMAs never overlap and a VMA's start never
-        changes: the list is only appended to (then sorted) or replaced, so the starts are
-        kept for a binary search while the list object and its length are the same."""
+        """The VMA containing ``addr``, or None (a binary search of :attr:`vmas`, which are
+        sorted by start and never overlap)."""
         vmas = self.vmas
-        key = self._starts
-        if key is None or key[0] is not vmas or len(key[1]) != len(vmas):
-            key = self._starts = (vmas, [v.start for v in vmas])
-        i = bisect_right(key[1], addr) - 1
+        i = bisect_right(vmas, addr, key=_VMA_START) - 1
         if i >= 0:
             v = vmas[i]
             if addr < v.end:

@@ -48,17 +48,13 @@ DEFAULT_SLICE = 1 << 20               # records loaded into the machine at once
 RUN_GC_THRESHOLDS = (50_000, 20, 100)
 
 
-_KEEP_THRESHOLDS = [False]       # keep_fewer_collections() was called
-
-
 def keep_fewer_collections() -> None:
     """The run's collector thresholds from now until the process ends, for a process that
-    ends after its run (``hwemu run``): :func:`fewer_collections` then leaves them as they
-    are. Restoring the defaults after a large run makes the next collection examine every
-    object the run made (1.8 s of host time at a 4 GiB footprint), which a process about to
-    end has no use for."""
+    ends after its run (``hwemu run``): :func:`fewer_collections` then finds them set and
+    restores them unchanged. Restoring the defaults after a large run makes the next
+    collection examine every object the run made (1.8 s of host time at a 4 GiB footprint),
+    which a process about to end has no use for."""
     gc.set_threshold(*RUN_GC_THRESHOLDS)
-    _KEEP_THRESHOLDS[0] = True
 
 
 @contextmanager
@@ -68,9 +64,6 @@ def fewer_collections():
     statistics entries), and with the default thresholds the collector examined them again
     every 700 allocations: 9% of the host time of a first-touch-heavy run (2M records over
     128 MiB). Collection itself is unchanged, only less frequent; results are the same."""
-    if _KEEP_THRESHOLDS[0]:
-        yield
-        return
     old = gc.get_threshold()
     gc.set_threshold(*RUN_GC_THRESHOLDS)
     try:

@@ -221,7 +221,7 @@ def test_parametric_hardware_comes_from_the_machine_file(tmp_path):
 
 
 def test_find_vma_is_a_scan_of_the_vmas_as_they_change():
-    """MM.find_vma (a binary search over remembered starts) against a scan of the VMAs, while
+    """MM.find_vma (a binary search of the VMAs by start) against a scan of them, while
     VMAs are inserted in random order, grown at their end, split, and the list replaced."""
     import random
 
