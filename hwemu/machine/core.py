@@ -56,8 +56,8 @@ from hwemu.machine.stateref import handle_ref, prefetch, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
                                      PTE_PROTNONE, ht_prefetch, translate, vkey)
 from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
-from hwemu.machine.layout import (C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI, C_ROB, FT_BUDGET,
-                                  K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
+from hwemu.machine.layout import (CT_HUGE_TLB, CT_STAMP, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI,
+                                  C_ROB, FT_BUDGET, K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
                                   KF_HINT, KF_NEXT_END, KF_ON, KF_PENDING,
                                   K_L1D_MISS, K_L1I_HIT, K_L1I_MISS, O_KIND, O_PTE, O_REASON,
                                   O_RECORD, O_THREAD, O_VADDR, R_CHUNK_DONE, R_EVENT, R_FAULT,
@@ -281,8 +281,9 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
                 key = vkey(pid, va >> 12)
                 pte = tlb_lookup(itlb, itlb_v, set_row(itlb, cpu, key), key)
             else:
-                key = vkey(pid, va >> 21)
-                pte = tlb_lookup(dtlb2, dtlb2_v, set_row(dtlb2, cpu, key), key)
+                if ctr[CT_HUGE_TLB] != 0:       # else no 2 MiB entry can hit
+                    key = vkey(pid, va >> 21)
+                    pte = tlb_lookup(dtlb2, dtlb2_v, set_row(dtlb2, cpu, key), key)
                 if pte == 0:
                     key = vkey(pid, va >> 12)
                     pte = tlb_lookup(dtlb4, dtlb4_v, set_row(dtlb4, cpu, key), key)
@@ -378,7 +379,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
                 else:
                     w1 = find_in_row(l1d, set_row(l1d, cpu, line), line)
                     hit = w1 >= 0 and (not is_write or l1d_coh[w1] >= ST_E)
-            ctr[0] += 1
+            ctr[CT_STAMP] += 1
             if hit:
                 if is_ifetch:
                     touch_line(l1i, w1)

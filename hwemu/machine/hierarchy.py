@@ -65,9 +65,10 @@ from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_
 from hwemu.machine.dram import dram_access, write_room
 from hwemu.machine.interconnect import traverse
 from hwemu.machine.stateref import prefetch, state_ref
-from hwemu.machine.layout import (C_CPS, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_MESH,
-                                  C_PF_DEG, C_PF_DIST, C_PF_ON, C_PF_STREAMS, C_SNOOP, C_SOCKETS,
-                                  C_SQ, DP_MC_LAT, K_INVAL_SENT, K_L1D_HIT, K_L1D_MISS, K_L1I_HIT,
+from hwemu.machine.layout import (CT_STAMP, C_CPS, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT,
+                                  C_MESH, C_PF_DEG, C_PF_DIST, C_PF_ON, C_PF_STREAMS, C_SNOOP,
+                                  C_SOCKETS, C_SQ, DP_MC_LAT, K_INVAL_SENT, K_L1D_HIT, K_L1D_MISS,
+                                  K_L1I_HIT,
                                   K_L1I_MISS, K_L1_WB, K_L2_HIT, K_L2_MISS, K_L2_WB, K_LLC_HIT,
                                   K_LLC_MISS, K_LLC_WB, K_PF_DROP, K_PF_ISSUED, K_PF_LATE,
                                   K_PF_LLC, K_PF_USEFUL, K_RT_WAIT, K_SNOOP, K_SQ_FULL, PF_CONF,
@@ -217,7 +218,7 @@ def core_invalidate(S, cpu, line):
     return had, (s1 == ST_M or s2 == ST_M)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def socket_probe(S, sock, line, exclusive, home, t):
     """Snoop ``line`` in socket ``sock`` (LLC and cores): invalidate if ``exclusive``, else
     downgrade to shared. Returns (present, was_dirty). A dirty line that is only downgraded is
@@ -265,7 +266,7 @@ def _llc_mark_dirty(S, cpu, line, t):
             mem_write(S, S.socket_node[sock], home, line, t)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def fill_l2(S, cpu, line, st, t):
     l2 = S.l2
     r = set_row(l2, cpu, line)
@@ -285,7 +286,7 @@ def fill_l2(S, cpu, line, st, t):
     S.l2_rdy[i] = 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def fill_l1(S, cpu, line, st, is_ifetch, t):
     if is_ifetch:
         l1i = S.l1i
@@ -318,7 +319,7 @@ def fill_l1(S, cpu, line, st, is_ifetch, t):
     install(l1d, i, line, st)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def llc_fill(S, sock, line, t):
     """Allocate ``line`` in socket ``sock``'s LLC (clean); evict and back-invalidate a victim.
     Returns the LLC line index."""
@@ -365,7 +366,7 @@ def l1_would_hit(S, cpu, line, is_write, is_ifetch):
 @njit(cache=True, _nrt=False)
 def l1_hit(S, cpu, line, is_write, is_ifetch):
     """Serve from L1 if possible (updating replacement and state). True on a hit."""
-    S.ctr[0] += 1
+    S.ctr[CT_STAMP] += 1
     if is_ifetch:
         l1i = S.l1i
         i = find_in_row(l1i, set_row(l1i, cpu, line), line)
@@ -387,7 +388,7 @@ def l1_hit(S, cpu, line, is_write, is_ifetch):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def sq_entry(S, cpu):
     """The superqueue entry of ``cpu`` that frees first, and when it frees."""
     e = 0
@@ -660,7 +661,7 @@ def prefetch_l2(S, cpu, node, line, t):
     return 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def stream_train(S, cpu, node, line, t):
     """The L2 streamer sees an L2 lookup of ``line`` at ``t``: track the line's 4 KiB page;
     once a page has seen ``PF_TRAIN`` steps in one direction, issue up to ``degree``
@@ -669,7 +670,7 @@ def stream_train(S, cpu, node, line, t):
     tab = S.pf_tab
     page = line // PAGE_LINES
     off = line - page * PAGE_LINES
-    ctr = S.ctr[0]
+    ctr = S.ctr[CT_STAMP]
     e = -1
     lru = 0
     lru_stamp = tab[cpu, PF_STAMP, 0]

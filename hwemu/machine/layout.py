@@ -98,6 +98,11 @@ SERVED_AT = (
 _number("W_", tuple(c for c, _ in SERVED_AT))
 W_NAMES = tuple(name for _, name in SERVED_AT)
 
+# -- S.ctr: machine-wide counters and flags: the L1 reference count (the stream table's time
+# stamps), and whether any TLB has ever held a 2 MiB entry (until one has, a lookup of one
+# cannot hit, and the replay loop skips it: host speed only)
+CTR_FIELDS = _number("CT_", ("CT_STAMP", "CT_HUGE_TLB"))
+
 # -- S.pf_tab: per CPU one row per field, one column per tracked prefetch stream -------------
 STREAM_FIELDS = _number("PF_", ("PF_PAGE", "PF_LAST", "PF_DIR", "PF_CONF", "PF_FRONT", "PF_STAMP"))
 

@@ -3,8 +3,9 @@
 :func:`build_state` turns a :class:`~hwemu.machine.config.MachineConfig` into the arrays every
 component works on. Field groups (see the component modules for their meaning):
 
-- ``cfg`` scalar parameters (indices ``C_*`` in hierarchy.py), ``ctr`` (an access counter:
-  time stamps of the prefetcher's stream table);
+- ``cfg`` scalar parameters (indices ``C_*`` in layout.py), ``ctr`` (columns ``CT_*`` in
+  layout.py: an access counter, the time stamps of the prefetcher's stream table; whether a TLB
+  has held a 2 MiB entry);
 - caches ``l1i``, ``l1d``, ``l2`` (one instance per CPU) and ``llc`` (one instance per socket):
   each a :class:`hwemu.cachesim.setassoc.CacheState`, the one set-associative core of hwemu,
   with its own replacement policy, clock and random generator; ``llc_cv`` core-valid masks
@@ -57,8 +58,8 @@ from hwemu.machine.config import MachineConfig
 from hwemu.machine.core import FAULT_KINDS, HIST_BINS, MAX_LFB
 from hwemu.machine.dram import dram_params, dram_state
 from hwemu.machine.interconnect import build_routes, link_arrays, link_calendar
-from hwemu.machine.layout import (FT_N, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_N, C_NNODES, C_PPI,
-                                  C_STLB_LAT, K_N, W_N, declared_columns)
+from hwemu.machine.layout import (CT_N, FT_N, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT, C_N,
+                                  C_NNODES, C_PPI, C_STLB_LAT, K_N, W_N, declared_columns)
 from hwemu.machine.memops import MP_PF_LINES, MP_RECENT_LINES
 from hwemu.machine.osfault import kf_arrays
 from hwemu.machine.params import PARAMS
@@ -176,7 +177,7 @@ def build_state(cfg: MachineConfig, threads: int = 1, seed: int = 0) -> State:
     node_base, node_size = node_layout(cfg)
     T = max(1, int(threads))
     return State(*_huge_fields((
-        c, np.zeros(1, np.int64),
+        c, np.zeros(CT_N, np.int64),
         l1i, l1d, l2, llc, llc_cv,
         *itlb, *dtlb4, *dtlb2, *stlb,
         dp, *dst,

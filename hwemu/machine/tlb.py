@@ -25,7 +25,8 @@ from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_SETS, find_in_row,
 from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
                                      translate, vkey)
 from hwemu.machine.stateref import handle_ref
-from hwemu.machine.layout import C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS, K_STLB_MISS
+from hwemu.machine.layout import (CT_HUGE_TLB, C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS,
+                                  K_STLB_MISS)
 
 # typed, not literal, constant arguments: numba compiles a callee once per literal value
 _ST_S, _ACCESSED = np.int64(MESI_S), np.int64(PTE_ACCESSED)
@@ -41,7 +42,7 @@ def tlb_lookup(c, vals, row, key):
     return vals[i]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _fill(c, vals, r, key, pte):
     """Cache ``pte`` under ``key`` in row ``r``, which does not hold ``key`` (the lookup that
     led here missed)."""
@@ -86,7 +87,7 @@ def stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
     rs4 = set_row(stlb, cpu, vpn4)
     rs2 = set_row(stlb, cpu, vpn2)
     pte = tlb_lookup(stlb, S.stlb_v, rs4, key4)
-    if pte == 0:
+    if pte == 0 and S.ctr[CT_HUGE_TLB] != 0:     # else no 2 MiB entry can hit
         pte = tlb_lookup(stlb, S.stlb_v, rs2, key2)
     if pte == 0:
         S.ccnt[cpu, K_STLB_MISS] += 1
@@ -98,6 +99,7 @@ def stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
             # the walker sets the accessed bit (no extra time in the model)
             pte = pt_set_bits(k2, v2, k4, v4, pid, vaddr, (pte & PTE_HUGE) != 0, _ACCESSED)
         if pte & PTE_HUGE:
+            S.ctr[CT_HUGE_TLB] = 1
             _fill(stlb, S.stlb_v, rs2, key2, pte)
         else:
             _fill(stlb, S.stlb_v, rs4, key4, pte)

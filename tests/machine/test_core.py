@@ -63,6 +63,24 @@ def test_tlb_costs_stlb_and_page_walk(tiny):
     assert int(m.S.th_lat_sum[0]) - before == 55 * NS + 2 * NS
 
 
+def test_tlb_2mib_entries_hit_in_the_l1_dtlb_and_the_stlb(tiny):
+    # The replay skips the 2 MiB lookups until a TLB has held a 2 MiB entry (layout.CT_HUGE_TLB):
+    # once one has, they must hit. Six 2 MiB pages; the 2 MiB L1 DTLB (2 sets x 2 ways) loses
+    # page 0 to pages 2 and 4, the STLB (8 sets) keeps all of them.
+    m = Machine(tiny)
+    for k in range(6):
+        m.map_page(0, BASE + k * (2 << 20), 0, k * 512, huge=True)
+    assert m.S.ctr[layout.CT_HUGE_TLB] == 0
+    m.load_chunk(chunk([L] * 8, [BASE, BASE + 8192] + [BASE + k * (2 << 20) for k in range(1, 6)]
+                       + [BASE + 4096]))
+    assert m.run().reason == "chunk-done"
+    assert m.S.ctr[layout.CT_HUGE_TLB] == 1
+    # BASE + 8192 hits page 0's L1 entry; BASE + 4096 at the end misses L1, hits the STLB
+    assert m.S.ccnt[0, layout.K_DTLB_MISS] == 7
+    assert m.S.ccnt[0, layout.K_STLB_MISS] == 6
+    assert m.S.faults[0].tolist() == [0, 0, 0]
+
+
 def test_fault_stops_costs_and_resumes(tiny):
     m = Machine(tiny)
     m.load_chunk(chunk([L, S_], [BASE + 100, BASE + 104]))
