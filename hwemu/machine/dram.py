@@ -406,7 +406,7 @@ def _bus_rank(chan_bus, gc, u):
     return v % BUS_CMD - 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _col_slot(p, node, x, xr, xg, chan_bus, gc, rank, tmin, lat, is_write):
     """First bus unit at which a burst of ``rank`` can start: its column command (start - lat)
     at or after ``tmin``, the burst's units free, ``tRTRS`` free units between it and a burst of
@@ -509,7 +509,7 @@ def _cmd_slot(chan_bus, gc, t, unit):
     return u * unit
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _act_cmd(p, node, x, xr, bg, te, chan_bus, gc, tcmd):
     """:func:`_act_time` on a free command-bus slot (``tcmd`` 0: no command bus)."""
     c = _act_time(p, node, x, xr, bg, te)
