@@ -49,10 +49,9 @@ from numba import njit
 
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import (ST_E, ST_M, access_below_l1, nt_store, prefetch_below_l1,
-                                     prefetch_row)
+from hwemu.machine.hierarchy import (ST_E, ST_M, access_below_l1, nt_store, prefetch_below_l1)
 from hwemu.machine.osfault import loop_map, os_first_touch, os_installs, os_local_hint
-from hwemu.machine.stateref import handle_ref, prefetch, state_ref
+from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
                                      PTE_PROTNONE, ht_prefetch, translate, vkey)
 from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
@@ -134,7 +133,9 @@ def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, kind, addr, order):
     thread ``th``'s current one: translated through the page table (read only; not through the
     TLBs, whose state it must not change), its rows below L1 (hierarchy.prefetch_below_l1);
     and for the record ``LOOKAHEAD`` records after that one, the 4 KiB page table's slot that
-    this translation will read then."""
+    this translation will read then. Not the TLBs' rows: a CPU's TLB arrays are small enough
+    to stay in the host's caches, and prefetching them made the 8 MiB chase 5% slower on
+    host B (docs/performance.md)."""
     j = S.th_pos[th] + LOOKAHEAD
     end = S.th_end[th]
     if j >= end:
@@ -152,16 +153,6 @@ def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, kind, addr, order):
         pa = (pte & ~np.int64(0x1FFFFF)) | (va & 0x1FFFFF)
     else:
         pa = (pte & ~np.int64(0xFFF)) | (va & 0xFFF)
-        # the rows of the 4 KiB translation in the L1 TLB and the STLB
-        vpn4 = vkey(pid, va >> 12)
-        t1, t1v = (S.itlb, S.itlb_v) if is_ifetch else (S.dtlb4, S.dtlb4_v)
-        b0, b1 = prefetch_row(t1, set_row(t1, cpu, vpn4))
-        prefetch(t1v, b0)
-        prefetch(t1v, b1)
-        b0, b1 = prefetch_row(S.stlb, set_row(S.stlb, cpu, vpn4))
-        prefetch(S.stlb_v, b0)
-        prefetch(S.stlb_v, (b0 + b1) >> 1)
-        prefetch(S.stlb_v, b1)
     prefetch_below_l1(S, cpu, pa >> 6, is_ifetch)
 
 
