@@ -320,12 +320,12 @@ def fill_l1(S, cpu, line, st, is_ifetch, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def llc_fill(S, sock, line, t):
-    """Allocate ``line`` in socket ``sock``'s LLC (clean); evict and back-invalidate a victim.
-    Returns the LLC line index."""
+def llc_fill(S, sock, line, t, rl):
+    """Allocate ``line`` in socket ``sock``'s LLC (clean; ``rl``: its row there); evict and
+    back-invalidate a victim. Returns the LLC line index."""
     cps = S.cfg[C_CPS]
     llc = S.llc
-    i = victim_in_row(llc, set_row(llc, sock, line))
+    i = victim_in_row(llc, rl)
     old = np.int64(llc.tags[i])
     if old >= 0:
         dirty = llc.coh[i] == ST_M
@@ -551,7 +551,8 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
                     if ta > tinv:
                         tinv = ta
             else:
-                if find_in_row(llc, set_row(llc, rs, line), line) >= 0:
+                # the same set in socket rs's LLC (set_row without its division)
+                if find_in_row(llc, rl + (rs - sock) * llc.params[P_SETS], line) >= 0:
                     others_sockets_have = True
         tt = tinv
         S.llc_cv[il] = cv | _bit(lcpu)
@@ -612,7 +613,7 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
         done = tinv
     if rt >= 0:
         S.rt_done[cpu, node, rt] = done
-    il = llc_fill(S, sock, line, done)
+    il = llc_fill(S, sock, line, done, rl)
     S.llc_cv[il] = _bit(lcpu)
     if is_write:
         st = ST_M
