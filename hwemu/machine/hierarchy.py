@@ -68,12 +68,12 @@ from hwemu.machine.stateref import prefetch, state_ref
 from hwemu.machine.layout import (CT_STAMP, C_CPS, C_L1D_LAT, C_L1I_LAT, C_L2_LAT, C_LLC_LAT,
                                   C_MESH, C_PF_DEG, C_PF_DIST, C_PF_ON, C_PF_STREAMS, C_SNOOP,
                                   C_SOCKETS, C_SQ, DP_MC_LAT, K_INVAL_SENT, K_L1D_HIT, K_L1D_MISS,
-                                  K_L1I_HIT,
-                                  K_L1I_MISS, K_L1_WB, K_L2_HIT, K_L2_MISS, K_L2_WB, K_LLC_HIT,
-                                  K_LLC_MISS, K_LLC_WB, K_PF_DROP, K_PF_ISSUED, K_PF_LATE,
-                                  K_PF_LLC, K_PF_USEFUL, K_RT_WAIT, K_SNOOP, K_SQ_FULL, PF_CONF,
-                                  PF_DIR, PF_FRONT, PF_LAST, PF_N, PF_PAGE, PF_STAMP, W_CXL, W_L1,
-                                  W_L2, W_LLC, W_LOCAL_DRAM, W_REMOTE_CACHE, W_REMOTE_DRAM)
+                                  K_L1I_HIT, K_L1I_MISS, K_L1_WB, K_L2_HIT, K_L2_MISS, K_L2_WB,
+                                  K_LLC_HIT, K_LLC_MISS, K_LLC_WB, K_PF_DROP, K_PF_ISSUED,
+                                  K_PF_LATE, K_PF_LLC, K_PF_USEFUL, K_RT_WAIT, K_SNOOP, K_SQ_FULL,
+                                  PF_CONF, PF_DIR, PF_FRONT, PF_LAST, PF_N, PF_PAGE, PF_STAMP,
+                                  W_CXL, W_L1, W_L2, W_LLC, W_LOCAL_DRAM, W_REMOTE_CACHE,
+                                  W_REMOTE_DRAM)
 
 W_RETRY = -1          # access_below_l1: no remote tracker free, stall and issue again
 
