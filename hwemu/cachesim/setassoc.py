@@ -76,6 +76,9 @@ written on top of them, so there is one copy of every policy.
 
 ``set_row(c, instance, block) -> row``
     the row ``block`` maps to in ``instance``.
+``same_set_row(c, row, instance, other) -> row``
+    the row of the same set in instance ``other`` as ``row`` in ``instance`` (set_row for
+    another instance, without its division).
 ``find_in_row(c, row, block) -> line``
     flat index of the line of ``row`` holding ``block``, or -1. Probing: no state changes.
 ``victim_in_row(c, row) -> line``
@@ -391,6 +394,12 @@ def set_row(c, instance, block):
     else:
         s = b % c.params[P_SETS]
     return np.int64(instance) * c.params[P_SETS] + s
+
+
+@numba.njit(cache=True, inline="always")
+def same_set_row(c, row, instance, other):
+    """The row of the same set in instance ``other`` as ``row`` in ``instance``."""
+    return row + (np.int64(other) - instance) * c.params[P_SETS]
 
 
 @numba.njit(cache=True, _nrt=False)

@@ -49,7 +49,7 @@ from numba import njit
 
 from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
-from hwemu.machine.hierarchy import (ST_E, ST_M, access_below_l1, nt_store, prefetch_below_l1)
+from hwemu.machine.hierarchy import ST_E, ST_M, access_below_l1, nt_store, prefetch_below_l1
 from hwemu.machine.osfault import loop_map, os_first_touch, os_installs, os_local_hint
 from hwemu.machine.stateref import handle_ref, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,

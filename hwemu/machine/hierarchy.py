@@ -59,9 +59,9 @@ import numpy as np
 from numba import njit
 
 from hwemu.cachesim.setassoc import MESI_E, MESI_I, MESI_M, MESI_S
-from hwemu.cachesim.setassoc import P_ASSOC, P_SETS
-from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, set_coh, set_row,
-                                     touch_line, victim_in_row)
+from hwemu.cachesim.setassoc import P_ASSOC
+from hwemu.cachesim.setassoc import (find_in_row, install, invalidate_line, same_set_row,
+                                     set_coh, set_row, touch_line, victim_in_row)
 from hwemu.machine.dram import dram_access, write_room
 from hwemu.machine.interconnect import traverse
 from hwemu.machine.stateref import prefetch, state_ref
@@ -464,11 +464,9 @@ def _prefetch_llc_rows(S, rl, sock):
     prefetch(S.llc_rdy, b0)
     prefetch(S.llc_rdy, bm)
     prefetch(S.llc_rdy, b1)
-    sets = llc.params[P_SETS]
-    s0 = rl - sock * sets
     for rs in range(S.cfg[C_SOCKETS]):
         if rs != sock:
-            r0 = (rs * sets + s0) * a
+            r0 = same_set_row(llc, rl, sock, rs) * a
             prefetch(llc.tags, r0)
             prefetch(llc.tags, r0 + (a - 1) // 2)
             prefetch(llc.tags, r0 + a - 1)
@@ -551,8 +549,7 @@ def beyond_l2(S, cpu, node, line, is_write, t, demand, ahead):
                     if ta > tinv:
                         tinv = ta
             else:
-                # the same set in socket rs's LLC (set_row without its division)
-                if find_in_row(llc, rl + (rs - sock) * llc.params[P_SETS], line) >= 0:
+                if find_in_row(llc, same_set_row(llc, rl, sock, rs), line) >= 0:
                     others_sockets_have = True
         tt = tinv
         S.llc_cv[il] = cv | _bit(lcpu)

@@ -323,3 +323,13 @@ def test_every_policy_fills_invalid_ways_first_and_stays_in_its_row(policy):
         st, victim = sa.access_in(c, 1, np.uint64(b), False)
         assert st in (sa.ST_HIT, sa.ST_EVICT)
     assert len(sa.resident_blocks(c, 1)) == 4 and len(sa.resident_blocks(c, 0)) == 0
+
+
+def test_same_set_row_is_set_row_in_the_other_instance():
+    # 3 sets (not a power of two: set_row divides) x 2 ways, 4 instances
+    c = sa.new_cache_sets(3, 2, instances=4)
+    for block in (0, 1, 2, 5, 1000, 2 ** 40 + 7):
+        for i in range(4):
+            for o in range(4):
+                row = sa.set_row(c, i, np.uint64(block))
+                assert sa.same_set_row(c, row, i, o) == sa.set_row(c, o, np.uint64(block))
