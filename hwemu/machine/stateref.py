@@ -17,11 +17,11 @@ access path at all. A reference must not outlive the frame that made it (it is n
 returned); the arrays themselves are owned by the Python-side ``Machine.S``.
 
 :class:`Handle` is the compiled-side half of a :class:`~hwemu.machine.system.Machine` for the
-replay loop's entry: a numba structref holding ``S``, the page-table arrays, the loaded chunk and
-the ``out`` array. Entering the compiled loop from Python then types and unboxes one object
-instead of a tuple of a hundred arrays plus ten more (~19 us per entry before, a few us after).
-Python passes the handle's payload address, an int, rather than the handle object
-(:func:`handle_address`): numba types an int in C, a structref in Python (0.14 vs 0.51 us for a
+replay loop's entry: ``S``, the page-table arrays, the loaded chunk and the ``out`` array, laid
+out in one buffer exactly as numba lays out a named tuple of them, built and updated from
+Python. A compiled entry takes the buffer's address, an int, and reads the fields through it
+(:func:`handle_ref`): numba types an int argument in C, where a tuple of a hundred arrays plus ten
+more took ~19 us per entry to type and unbox, and an object 0.51 us (0.14 us for an int, for a
 call that does almost nothing). Python keeps working on the same numpy arrays through
 ``Machine.S``.
 """
@@ -30,14 +30,15 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types, typeof
 from numba.core import cgutils
 from numba.core.extending import (infer_getattr, intrinsic, lower_getattr_generic, models,
                                   register_model)
 from numba.core.imputils import impl_ret_borrowed
+from numba.core.registry import cpu_target
 from numba.core.typing.templates import AttributeTemplate
-from numba.experimental import structref
 
 
 class StateRefType(types.Type):
@@ -92,101 +93,104 @@ def state_ref(typingctx, s):
 # the compiled handle of a machine
 
 
-@structref.register
-class HandleType(types.StructRef):
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(t)) for name, t in fields)
-
-
 HANDLE_FIELDS = ("S", "k2", "v2", "k4", "v4", "kind", "addr", "size", "insts", "order", "out")
 
 
 _HandleFields = namedtuple("_HandleFields", HANDLE_FIELDS)
 
 
-def _payload_type(h):
-    return types.NamedTuple([h.field_dict[f] for f in HANDLE_FIELDS], _HandleFields)
+def _words(ty) -> int:
+    """Machine words of numba's in-memory form of ``ty``: an array is its struct (meminfo,
+    parent, nitems, itemsize, data, shape, strides), a tuple its members one after another."""
+    if isinstance(ty, types.Array):
+        return 5 + 2 * ty.ndim
+    if isinstance(ty, types.BaseTuple):
+        return sum(_words(t) for t in ty.types)
+    raise TypeError(f"a machine handle holds arrays and tuples of arrays, not {ty}")
 
 
-# The handle type of every machine: the state's arrays and the handle's other fields have the
-# same dtypes and dimensions whatever the machine, so one type serves all (checked).
+def _fill(buf, off: int, ty, value) -> int:
+    """Write ``value`` (of numba type ``ty``) in numba's in-memory form into ``buf`` from word
+    ``off``; returns the word after it. An array's meminfo is null: nothing compiled behind
+    :func:`handle_ref` counts references (``_nrt=False``), and numba's reference counting skips
+    a null meminfo anyway; ``parent`` is the array object, as when numba unboxes it."""
+    if isinstance(ty, types.Array):
+        nd = ty.ndim
+        buf[off:off + 5] = (0, id(value), value.size, value.itemsize, value.ctypes.data)
+        buf[off + 5:off + 5 + nd] = value.shape
+        buf[off + 5 + nd:off + 5 + 2 * nd] = value.strides
+        return off + 5 + 2 * nd
+    for t, v in zip(ty.types, value):
+        off = _fill(buf, off, t, v)
+    return off
+
+
+# The payload type of every machine's handle: the state's arrays and the handle's other fields
+# have the same dtypes and dimensions whatever the machine, so one type serves all (checked).
 _HANDLE_TYPE = {"type": None}
 
 
 @intrinsic
 def handle_ref(typingctx, h):
-    """A :class:`StateRefType` reference to the fields of handle ``h`` (``R.S``, ``R.k2``...),
-    read straight from its payload: no reference counting, so usable with ``_nrt=False`` (a
-    structref's own attribute access needs the NRT and increfs what it returns). The payload
-    of a structref is laid out as a named tuple of its fields.
-
-    ``h`` may also be the payload's address as an integer (:func:`handle_address`): Python
-    calls the compiled entries that way, because numba types an int argument in C, against
-    about 0.45 us for a handle object on every call."""
-    if isinstance(h, types.Integer):
-        ht = _HANDLE_TYPE["type"]
-        if ht is None:
-            return None
-
-        def codegen_addr(context, builder, sig, args):
-            return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
-        return StateRefType(_payload_type(ht))(h), codegen_addr
-    if not isinstance(h, HandleType):
+    """A :class:`StateRefType` reference to the fields of a :class:`Handle` (``R.S``,
+    ``R.k2``...) from the address of its payload (:attr:`Handle.address`), an integer: numba
+    types an int argument in C, against about 0.45 us for an object on every call. Reading
+    the fields counts no references, so it is usable with ``_nrt=False``."""
+    if not isinstance(h, types.Integer):
+        return None
+    ht = _HANDLE_TYPE["type"]
+    if ht is None:
         return None
 
     def codegen(context, builder, sig, args):
-        meminfo = builder.extract_value(args[0], 0)
-        # NRT_MemInfo is {refct, dtor, dtor_info, data, size, ...}: data is field 3
-        mi = builder.bitcast(meminfo, cgutils.voidptr_t.as_pointer())
-        data = builder.load(cgutils.gep(builder, mi, 3))
-        return builder.bitcast(data, context.get_value_type(sig.return_type))
-    return StateRefType(_payload_type(h))(h), codegen
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    return StateRefType(ht)(h), codegen
 
 
-def handle_address(h) -> int:
-    """The address of handle ``h``'s payload, to pass to the compiled entries instead of ``h``
-    (:func:`handle_ref`). Valid while ``h`` lives: the machine keeps its handle for its own
-    lifetime, and a handle's fields are replaced in place, so the address never changes."""
-    from numba import typeof
+class Handle:
+    """State, page tables, loaded chunk and the ``out`` array of one machine, laid out as numba
+    lays out the named tuple of them (``HANDLE_FIELDS``) in one buffer, for the compiled
+    entries to read through :func:`handle_ref` (see the module docstring). Built and updated
+    from Python: no compiled constructor or setters (they were 2.5-3 s of the first run's
+    compilation). The handle keeps every array it points to alive; its address never changes,
+    and a field is replaced in place (:meth:`set`) between calls into compiled code."""
 
-    ht = typeof(h)
-    known = _HANDLE_TYPE["type"]
-    if known is None:
-        _HANDLE_TYPE["type"] = ht
-    elif known != ht:           # pragma: no cover - the handle's field types are fixed
-        raise TypeError(f"a machine handle of another type: {ht} (expected {known})")
-    return int(h._meminfo.data)
+    def __init__(self, S, k2, v2, k4, v4, kind, addr, size, insts, order, out):
+        values = _HandleFields(S, k2, v2, k4, v4, kind, addr, size, insts, order, out)
+        ty = typeof(values)
+        known = _HANDLE_TYPE["type"]
+        if known is None:
+            n = _words(ty)
+            ctx = cpu_target.target_context
+            if ctx.get_abi_sizeof(ctx.get_value_type(ty)) != 8 * n:  # pragma: no cover
+                raise TypeError(f"numba lays out {ty} in other than {n} words")
+            _HANDLE_TYPE["type"] = ty
+        elif known != ty:           # pragma: no cover - the handle's field types are fixed
+            raise TypeError(f"a machine handle of another type: {ty} (expected {known})")
+        self._type = ty
+        self._start = {}
+        off = 0
+        for f, t in zip(HANDLE_FIELDS, ty.types):
+            self._start[f] = off
+            off += _words(t)
+        self._buf = np.zeros(off, np.int64)
+        self._values = {}
+        self.set(**values._asdict())
 
+    @property
+    def address(self) -> int:
+        """The payload's address, for the compiled entries (:func:`handle_ref`)."""
+        return self._buf.ctypes.data
 
-class Handle(structref.StructRefProxy):
-    """State, page tables, loaded chunk and the ``out`` array of one machine, as one compiled
-    object (see the module docstring)."""
-
-
-structref.define_proxy(Handle, HandleType, list(HANDLE_FIELDS))
-
-
-@njit(cache=True)
-def new_handle(S, k2, v2, k4, v4, kind, addr, size, insts, order, out):
-    return Handle(S, k2, v2, k4, v4, kind, addr, size, insts, order, out)
-
-
-@njit(cache=True)
-def set_tables(h, k2, v2, k4, v4):
-    """The page tables' arrays (replaced when a table grows)."""
-    h.k2 = k2
-    h.v2 = v2
-    h.k4 = k4
-    h.v4 = v4
-
-
-@njit(cache=True)
-def set_chunk(h, kind, addr, size, insts, order):
-    h.kind = kind
-    h.addr = addr
-    h.size = size
-    h.insts = insts
-    h.order = order
+    def set(self, **fields) -> None:
+        """Replace fields (the page tables' arrays when a table grows, a newly loaded chunk)."""
+        for f, v in fields.items():
+            i = HANDLE_FIELDS.index(f)
+            t = self._type.types[i]
+            if typeof(v) != t:
+                raise TypeError(f"handle field {f}: {typeof(v)} is not {t}")
+            _fill(self._buf, self._start[f], t, v)
+            self._values[f] = v
 
 
 # ---------------------------------------------------------------------------------------------

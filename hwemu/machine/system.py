@@ -17,7 +17,7 @@ from hwemu.machine.core import (FAULT_KINDS, idle_thread, replay, replay_handle,
                                 replay_handle_os, replay_os)
 from hwemu.machine.memops import meta_access_handle
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
-from hwemu.machine.stateref import handle_address, new_handle, set_chunk, set_tables
+from hwemu.machine.stateref import Handle
 from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.times import NEVER as _NEVER
 from hwemu.machine.times import PARKED
@@ -440,12 +440,12 @@ class Machine:
                          for a, d in zip(self._chunk, _HANDLE_DTYPES))
         if self._fast:
             self._handle()
-            set_chunk(self._h, *self._chunk)
+            self._h.set(**dict(zip(("kind", "addr", "size", "insts", "order"), self._chunk)))
 
     def _handle(self) -> int:
         """The compiled handle, made on first use, with its page-table arrays brought up to
         date (a table replaces its arrays when it grows), as the address its compiled users
-        take (``stateref.handle_address``; the machine keeps the handle itself in ``_h``)."""
+        take (``stateref.Handle.address``; the machine keeps the handle itself in ``_h``)."""
         t = self.pt
         t2, t4 = t.t2, t.t4
         o = self._tables
@@ -455,10 +455,10 @@ class Machine:
         tabs = (t2.keys, t2.vals, t4.keys, t4.vals)
         if self._h is None:
             empty = tuple(np.zeros(0, d) for d in _HANDLE_DTYPES)
-            self._h = new_handle(self.S, *tabs, *empty, self._out)
-            self._hp = handle_address(self._h)
+            self._h = Handle(self.S, *tabs, *empty, self._out)
+            self._hp = self._h.address
         else:
-            set_tables(self._h, *tabs)
+            self._h.set(k2=tabs[0], v2=tabs[1], k4=tabs[2], v4=tabs[3])
         self._tables = tabs
         return self._hp
 
