@@ -127,7 +127,7 @@ def _first_touch(S, k4, v4, th, cpu, va):
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _prefetch_ahead(S, k2, v2, k4, v4, th, cpu, kind, addr, order):
     """Host-cache prefetch (no effect on results) for the record ``LOOKAHEAD`` records after
     thread ``th``'s current one: translated through the page table (read only; not through the
