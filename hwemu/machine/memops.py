@@ -7,7 +7,7 @@ from numba import njit
 
 from hwemu.machine.hierarchy import (DATA, access, mem_read, mem_write, node_of_line, send,
                                      socket_probe)
-from hwemu.machine.stateref import handle_ref, state_ref
+from hwemu.machine.stateref import handle_state, state_ref
 from hwemu.machine.layout import C_LLC_LAT, C_SOCKETS
 
 # plain (not literal) booleans: a literal one makes numba compile the callee again
@@ -126,8 +126,7 @@ def drop_lines(S0, pa, nbytes, t):
 @njit(cache=True, _nrt=False)
 def access_handle(h, cpu, node, pa, is_write, t):
     """:func:`hwemu.machine.hierarchy.access` (a data access) on the state of handle ``h``."""
-    H = handle_ref(h)
-    return access(H.S, cpu, node, pa, is_write, _F, t)
+    return access(handle_state(h), cpu, node, pa, is_write, _F, t)
 
 
 @njit(cache=True, _nrt=False)
@@ -200,15 +199,13 @@ def meta_access(S0, cpu, pa, is_write, atomic, atomic_ps, degree, t):
 @njit(cache=True, _nrt=False)
 def drop_lines_handle(h, pa, nbytes, t):
     """:func:`drop_lines` on the state of handle ``h``."""
-    H = handle_ref(h)
-    return drop_lines(H.S, pa, nbytes, t)
+    return drop_lines(handle_state(h), pa, nbytes, t)
 
 
 @njit(cache=True, _nrt=False)
 def meta_access_handle(h, cpu, pa, is_write, atomic, atomic_ps, degree, t):
     """:func:`meta_access` on the state of handle ``h``."""
-    H = handle_ref(h)
-    return meta_access(H.S, cpu, pa, is_write, atomic, atomic_ps, degree, t)
+    return meta_access(handle_state(h), cpu, pa, is_write, atomic, atomic_ps, degree, t)
 
 
 @njit(cache=True, _nrt=False)
@@ -219,13 +216,13 @@ def meta_access_seq_handle(h, cpu, gaps, pas, flags, atomic_ps, degree, t0, wher
     plus every gap up to and including ``gaps[i]`` and every latency before it. Fills
     ``where`` and ``npf`` per access; returns the total time (gaps and latencies), the same
     as one :func:`meta_access` per access from Python, without a crossing for each."""
-    H = handle_ref(h)
+    S = handle_state(h)
     t = t0
     for i in range(pas.shape[0]):
         t += gaps[i]
         f = flags[i]
-        lat, w, n = meta_access(H.S, cpu, pas[i], (f & 1) != 0, (f & 2) != 0, atomic_ps,
-                                degree, t)
+        lat, w, n = meta_access(S, cpu, pas[i], (f & 1) != 0, (f & 2) != 0, atomic_ps, degree,
+                                t)
         where[i] = w
         npf[i] = n
         t += lat
@@ -235,12 +232,10 @@ def meta_access_seq_handle(h, cpu, gaps, pas, flags, atomic_ps, degree, t0, wher
 @njit(cache=True)
 def copy_handle(h, cpu, src_pa, dst_pa, nbytes, t0, window):
     """:func:`copy_lines` on the state of handle ``h``."""
-    H = handle_ref(h)
-    return copy_lines(H.S, cpu, src_pa, dst_pa, nbytes, t0, window)
+    return copy_lines(handle_state(h), cpu, src_pa, dst_pa, nbytes, t0, window)
 
 
 @njit(cache=True)
 def engine_handle(h, socket, pa, nlines, t0, step, is_write, out):
     """:func:`engine_lines` on the state of handle ``h``."""
-    H = handle_ref(h)
-    engine_lines(H.S, socket, pa, nlines, t0, step, is_write, out)
+    engine_lines(handle_state(h), socket, pa, nlines, t0, step, is_write, out)

@@ -147,6 +147,26 @@ def handle_ref(typingctx, h):
     return StateRefType(ht)(h), codegen
 
 
+@intrinsic
+def handle_state(typingctx, h):
+    """A :class:`StateRefType` reference to the state ``S`` of the :class:`Handle` at address
+    ``h`` (a pointer to that field of the payload). What a handle's entry passes its helpers:
+    the same type as ``state_ref(S)`` in compiled code, so that a helper called from both is
+    compiled once, and a pointer, where ``handle_ref(h).S`` is a copy of the whole tuple on
+    every call."""
+    if not isinstance(h, types.Integer):
+        return None
+    ht = _HANDLE_TYPE["type"]
+    if ht is None:
+        return None
+    i = HANDLE_FIELDS.index("S")
+
+    def codegen(context, builder, sig, args):
+        payload = builder.inttoptr(args[0], context.get_value_type(ht).as_pointer())
+        return cgutils.gep_inbounds(builder, payload, 0, i)
+    return StateRefType(ht.types[i])(h), codegen
+
+
 class Handle:
     """State, page tables, loaded chunk and the ``out`` array of one machine, laid out as numba
     lays out the named tuple of them (``HANDLE_FIELDS``) in one buffer, for the compiled

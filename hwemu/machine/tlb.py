@@ -24,7 +24,7 @@ from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_SETS, find_in_row,
                                      install, invalidate_line, set_row, touch_line, victim_in_row)
 from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
                                      translate, vkey)
-from hwemu.machine.stateref import handle_ref
+from hwemu.machine.stateref import handle_state
 from hwemu.machine.layout import (CT_HUGE_TLB, C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS,
                                   K_STLB_MISS)
 
@@ -179,7 +179,7 @@ def tlb_flush_page(S, cpu, pid, vaddr, huge):
 def tlb_flush_page_handle(h, cpus, pid, vaddr, huge):
     """:func:`tlb_flush_page` on each CPU of ``cpus`` (int64 array), on the state of handle
     ``h``; returns how many entries were dropped."""
-    S = handle_ref(h).S
+    S = handle_state(h)
     n = 0
     for c in cpus:
         n += tlb_flush_page(S, c, pid, vaddr, huge)
@@ -191,7 +191,7 @@ def tlb_flush_cpus_handle(h, cpus):
     """Drop every translation cached by each CPU of ``cpus`` (int64 array, checked by the
     caller; full TLB flushes, as a shootdown does on all its targets), on the state of handle
     ``h``."""
-    S = handle_ref(h).S
+    S = handle_state(h)
     _clear_rows(cpus, S.itlb.tags, S.itlb.flags, S.itlb.coh, S.itlb_v, S.itlb.params)
     _clear_rows(cpus, S.dtlb4.tags, S.dtlb4.flags, S.dtlb4.coh, S.dtlb4_v, S.dtlb4.params)
     _clear_rows(cpus, S.dtlb2.tags, S.dtlb2.flags, S.dtlb2.coh, S.dtlb2_v, S.dtlb2.params)

@@ -60,3 +60,38 @@ def test_no_literal_arguments_to_compiled_helpers():
                         bad.append(f"{mod.__name__}.{name} line {first + call.lineno - 1}: "
                                    f"{call.func.id}(...) argument {i} is {ast.unparse(a)}")
     assert not bad, "literal arguments to compiled helpers:\n" + "\n".join(bad)
+
+
+def test_handle_entries_pass_the_state_by_reference():
+    """A handle's entry hands its compiled helpers ``handle_state(h)``, a reference to the
+    state: ``handle_ref(h).S`` passed on is a copy of the whole tuple on every call, and a
+    helper also called with the reference is then compiled twice (docs/machine.md)."""
+    bad = []
+    for mod in _modules():
+        g = vars(mod)
+        for name, fn in g.items():
+            if not isinstance(fn, CPUDispatcher) or fn.py_func.__module__ != mod.__name__:
+                continue
+            src, first = inspect.getsourcelines(fn.py_func)
+            tree = ast.parse("".join(src).lstrip())
+            refs = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                    and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Name)
+                    and n.value.func.id == "handle_ref" for t in n.targets
+                    if isinstance(t, ast.Name)}
+
+            def state_copy(a) -> bool:      # handle_ref(h).S, or H.S with H = handle_ref(h)
+                return isinstance(a, ast.Attribute) and a.attr == "S" and (
+                    (isinstance(a.value, ast.Name) and a.value.id in refs)
+                    or (isinstance(a.value, ast.Call) and isinstance(a.value.func, ast.Name)
+                        and a.value.func.id == "handle_ref"))
+            copies = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                      and state_copy(n.value) for t in n.targets if isinstance(t, ast.Name)}
+            for call in ast.walk(tree):
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                        and _is_helper(g.get(call.func.id))):
+                    continue
+                for a in call.args:
+                    if state_copy(a) or (isinstance(a, ast.Name) and a.id in copies):
+                        bad.append(f"{mod.__name__}.{name} line {first + call.lineno - 1}: "
+                                   f"{call.func.id}({ast.unparse(a)}, ...)")
+    assert not bad, "a handle's state passed by value:\n" + "\n".join(bad)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from hwemu.machine.stateref import handle_ref
+from hwemu.machine.stateref import handle_ref, handle_state
 from hwemu.machine.system import Machine
 
 
@@ -22,6 +22,13 @@ def _probe(h):
             H.k4.shape[0], H.order.shape[0])
 
 
+@njit(_nrt=False)
+def _state_probe(h):
+    S = handle_state(h)
+    S.ctr[0] += 1
+    return S.ctr[0], S.kf_place[1, 1, 2], S.mp_npf.shape[0]
+
+
 def test_compiled_code_reads_the_fields_python_wrote(tiny):
     m = Machine(tiny)
     hp = m._handle()
@@ -32,6 +39,9 @@ def test_compiled_code_reads_the_fields_python_wrote(tiny):
     assert m._out[0] == 77
     assert got == (S.cfg.shape[0], S.l1d.tags.shape[0], S.pf_tab.shape, S.pf_tab.strides,
                    12345, S.mp_npf.shape[0], m.pt.t4.keys.shape[0], 0)   # no chunk loaded yet
+
+    # the state alone, by reference (what a handle's entry passes its helpers)
+    assert _state_probe(hp) == (78, 12345, S.mp_npf.shape[0]) and S.ctr[0] == 78
 
     m._h.set(order=np.arange(5, dtype=np.int64))
     assert _probe(hp)[-1] == 5
