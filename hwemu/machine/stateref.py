@@ -194,8 +194,8 @@ class Handle:
             self._start[f] = off
             off += _words(t)
         self._buf = np.zeros(off, np.int64)
-        self._values = {}
-        self.set(**values._asdict())
+        _fill(self._buf, 0, ty, values)
+        self._values = values._asdict()     # what the buffer points into, kept alive
 
     @property
     def address(self) -> int:
