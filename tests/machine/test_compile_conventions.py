@@ -36,8 +36,9 @@ def _literal(node, g: dict) -> bool:
     return isinstance(node, ast.Name) and type(g.get(node.id)) in (bool, int)
 
 
-def test_no_literal_arguments_to_compiled_helpers():
-    bad = []
+def _helper_calls():
+    """Every call from a compiled function of the machine to a compiled helper: (module
+    globals, the function's qualified name and syntax tree, its first line, the call)."""
     for mod in _modules():
         g = vars(mod)
         for name, fn in g.items():
@@ -45,21 +46,35 @@ def test_no_literal_arguments_to_compiled_helpers():
                 continue
             src, first = inspect.getsourcelines(fn.py_func)
             tree = ast.parse("".join(src).lstrip())
-            # names bound inside the function shadow module globals
-            local = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
-                     and isinstance(n.ctx, ast.Store)}
-            local |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
             for call in ast.walk(tree):
-                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
-                    continue
-                callee = g.get(call.func.id)
-                if not _is_helper(callee):
-                    continue
-                for i, a in enumerate(call.args):
-                    if _literal(a, {k: v for k, v in g.items() if k not in local}):
-                        bad.append(f"{mod.__name__}.{name} line {first + call.lineno - 1}: "
-                                   f"{call.func.id}(...) argument {i} is {ast.unparse(a)}")
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) \
+                        and _is_helper(g.get(call.func.id)):
+                    yield g, f"{mod.__name__}.{name}", tree, first, call
+
+
+def _assigned(tree, value) -> set:
+    """Names the function binds to an expression for which ``value(expr)`` holds."""
+    return {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and value(n.value)
+            for t in n.targets if isinstance(t, ast.Name)}
+
+
+def test_no_literal_arguments_to_compiled_helpers():
+    bad = []
+    for g, where, tree, first, call in _helper_calls():
+        # names bound inside the function shadow module globals
+        local = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                 and isinstance(n.ctx, ast.Store)}
+        local |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+        for i, a in enumerate(call.args):
+            if _literal(a, {k: v for k, v in g.items() if k not in local}):
+                bad.append(f"{where} line {first + call.lineno - 1}: "
+                           f"{call.func.id}(...) argument {i} is {ast.unparse(a)}")
     assert not bad, "literal arguments to compiled helpers:\n" + "\n".join(bad)
+
+
+def _calls(node, fname) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+        and node.func.id == fname
 
 
 def test_handle_entries_pass_the_state_by_reference():
@@ -67,31 +82,16 @@ def test_handle_entries_pass_the_state_by_reference():
     state: ``handle_ref(h).S`` passed on is a copy of the whole tuple on every call, and a
     helper also called with the reference is then compiled twice (docs/machine.md)."""
     bad = []
-    for mod in _modules():
-        g = vars(mod)
-        for name, fn in g.items():
-            if not isinstance(fn, CPUDispatcher) or fn.py_func.__module__ != mod.__name__:
-                continue
-            src, first = inspect.getsourcelines(fn.py_func)
-            tree = ast.parse("".join(src).lstrip())
-            refs = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                    and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Name)
-                    and n.value.func.id == "handle_ref" for t in n.targets
-                    if isinstance(t, ast.Name)}
+    for _, where, tree, first, call in _helper_calls():
+        refs = _assigned(tree, lambda v: _calls(v, "handle_ref"))
 
-            def state_copy(a) -> bool:      # handle_ref(h).S, or H.S with H = handle_ref(h)
-                return isinstance(a, ast.Attribute) and a.attr == "S" and (
-                    (isinstance(a.value, ast.Name) and a.value.id in refs)
-                    or (isinstance(a.value, ast.Call) and isinstance(a.value.func, ast.Name)
-                        and a.value.func.id == "handle_ref"))
-            copies = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                      and state_copy(n.value) for t in n.targets if isinstance(t, ast.Name)}
-            for call in ast.walk(tree):
-                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-                        and _is_helper(g.get(call.func.id))):
-                    continue
-                for a in call.args:
-                    if state_copy(a) or (isinstance(a, ast.Name) and a.id in copies):
-                        bad.append(f"{mod.__name__}.{name} line {first + call.lineno - 1}: "
-                                   f"{call.func.id}({ast.unparse(a)}, ...)")
+        def state_copy(a) -> bool:      # handle_ref(h).S, or H.S with H = handle_ref(h)
+            return isinstance(a, ast.Attribute) and a.attr == "S" and (
+                (isinstance(a.value, ast.Name) and a.value.id in refs)
+                or _calls(a.value, "handle_ref"))
+        copies = _assigned(tree, state_copy)
+        for a in call.args:
+            if state_copy(a) or (isinstance(a, ast.Name) and a.id in copies):
+                bad.append(f"{where} line {first + call.lineno - 1}: "
+                           f"{call.func.id}({ast.unparse(a)}, ...)")
     assert not bad, "a handle's state passed by value:\n" + "\n".join(bad)
