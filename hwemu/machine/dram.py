@@ -823,7 +823,7 @@ def dram_access(p, node, line, t, is_write,
     return t
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _due_drain(p, node, xc, bank_row, bank_ready, bank_act, bank_wr_end, bank_last, chan_bus,
                x, cnt):
     """The watermark drain that became due at ``x[xc + XC_DUE]``: issue queued writes from then
@@ -842,7 +842,7 @@ def _due_drain(p, node, xc, bank_row, bank_ready, bank_act, bank_wr_end, bank_la
     return x[xc + XC_N]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def write_room(p, node, line, t, bank_wr_end):
     """When a write of node-local ``line`` arriving at ``t`` finds room in its channel's write
     queue: a queue of ``write_queue`` entries holds the writes whose bursts are still ahead,
