@@ -51,7 +51,7 @@ from hwemu.cachesim.setassoc import find_in_row, set_coh, set_row, touch_line
 from hwemu.machine.times import NEVER
 from hwemu.machine.hierarchy import ST_E, ST_M, access_below_l1, nt_store, prefetch_below_l1
 from hwemu.machine.osfault import loop_map, os_first_touch, os_installs, os_local_hint
-from hwemu.machine.stateref import handle_ref, state_ref
+from hwemu.machine.stateref import handle_ref, handle_state, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
                                      PTE_PROTNONE, ht_prefetch, translate, vkey)
 from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
@@ -462,8 +462,7 @@ def idle_thread(h, stop_time):
     ``event`` for at once, having changed nothing: every runnable thread is at or past
     ``stop_time`` and no fault the loop serves ends by then. -1 if the loop would do anything
     else (replay, end a fault, find the chunk done)."""
-    H = handle_ref(h)
-    S = H.S
+    S = handle_state(h)
     t_sel, best, _ = _earliest(S.th_clock, S.th_pos, S.th_end, S.th_more)
     if t_sel < 0 or best < stop_time or _loop_fault_due(S, best):
         return np.int64(-1)

@@ -94,6 +94,8 @@ def state_ref(typingctx, s):
 
 
 HANDLE_FIELDS = ("S", "k2", "v2", "k4", "v4", "kind", "addr", "size", "insts", "order", "out")
+TABLE_FIELDS = HANDLE_FIELDS[1:5]     # the page tables' arrays (replaced when a table grows)
+CHUNK_FIELDS = HANDLE_FIELDS[5:10]    # the loaded chunk's arrays
 
 
 _HandleFields = namedtuple("_HandleFields", HANDLE_FIELDS)
@@ -130,15 +132,19 @@ def _fill(buf, off: int, ty, value) -> int:
 _HANDLE_TYPE = {"type": None}
 
 
+def _payload_type(h):
+    """The handles' payload type if ``h`` (a compiled argument's type) is an address and a
+    handle exists (its type is known), else None."""
+    return _HANDLE_TYPE["type"] if isinstance(h, types.Integer) else None
+
+
 @intrinsic
 def handle_ref(typingctx, h):
     """A :class:`StateRefType` reference to the fields of a :class:`Handle` (``R.S``,
     ``R.k2``...) from the address of its payload (:attr:`Handle.address`), an integer: numba
     types an int argument in C, against about 0.45 us for an object on every call. Reading
     the fields counts no references, so it is usable with ``_nrt=False``."""
-    if not isinstance(h, types.Integer):
-        return None
-    ht = _HANDLE_TYPE["type"]
+    ht = _payload_type(h)
     if ht is None:
         return None
 
@@ -154,9 +160,7 @@ def handle_state(typingctx, h):
     the same type as ``state_ref(S)`` in compiled code, so that a helper called from both is
     compiled once, and a pointer, where ``handle_ref(h).S`` is a copy of the whole tuple on
     every call."""
-    if not isinstance(h, types.Integer):
-        return None
-    ht = _HANDLE_TYPE["type"]
+    ht = _payload_type(h)
     if ht is None:
         return None
     i = HANDLE_FIELDS.index("S")

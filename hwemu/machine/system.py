@@ -17,7 +17,7 @@ from hwemu.machine.core import (FAULT_KINDS, idle_thread, replay, replay_handle,
                                 replay_handle_os, replay_os)
 from hwemu.machine.memops import meta_access_handle
 from hwemu.machine.pagetable import PAGE_SHIFT, PTE_PRESENT, PageTables, make_pte
-from hwemu.machine.stateref import Handle
+from hwemu.machine.stateref import CHUNK_FIELDS, TABLE_FIELDS, Handle
 from hwemu.machine.config import MachineConfig, as_config
 from hwemu.machine.times import NEVER as _NEVER
 from hwemu.machine.times import PARKED
@@ -440,7 +440,7 @@ class Machine:
                          for a, d in zip(self._chunk, _HANDLE_DTYPES))
         if self._fast:
             self._handle()
-            self._h.set(**dict(zip(("kind", "addr", "size", "insts", "order"), self._chunk)))
+            self._h.set(**dict(zip(CHUNK_FIELDS, self._chunk)))
 
     def _handle(self) -> int:
         """The compiled handle, made on first use, with its page-table arrays brought up to
@@ -458,7 +458,7 @@ class Machine:
             self._h = Handle(self.S, *tabs, *empty, self._out)
             self._hp = self._h.address
         else:
-            self._h.set(k2=tabs[0], v2=tabs[1], k4=tabs[2], v4=tabs[3])
+            self._h.set(**dict(zip(TABLE_FIELDS, tabs)))
         self._tables = tabs
         return self._hp
 
