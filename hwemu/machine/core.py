@@ -395,7 +395,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
                     _prefetch_ahead(R, k2, v2, k4, v4, th, cpu, kind, addr, order)
                 # while prefetching ahead, this access's rows were prefetched records ago
                 d1, wh = access_below_l1(R, cpu, node, line << 6, is_write, is_ifetch, issue,
-                                         ln == 0, deep and ln == 0)
+                                         ln == 0, deep and ln == 0, w1)
                 deep = wh > W_L2
                 if wh < 0:
                     # no remote tracker free (hierarchy.remote_tracker_free): the core stalls

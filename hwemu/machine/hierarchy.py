@@ -101,6 +101,8 @@ ONE = np.uint64(1)
 _T, _F = np.bool_(True), np.bool_(False)
 ST_I, ST_S, ST_E, ST_M = np.int64(MESI_I), np.int64(MESI_S), np.int64(MESI_E), np.int64(MESI_M)
 REQ, DATA = np.int64(0), np.int64(64)      # payload bytes: a request, a line of data
+# where a caller's own lookup found a line (fill_l1, fill_l2): not held / not looked up
+ABSENT, UNKNOWN = np.int64(-1), np.int64(-2)
 
 
 @njit(cache=True, inline="always")
@@ -267,15 +269,20 @@ def _llc_mark_dirty(S, cpu, line, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def fill_l2(S, cpu, line, st, t):
+def fill_l2(S, cpu, line, st, t, i):
+    """Put ``line`` in ``cpu``'s L2 with state ``st`` (or update the copy it holds); a dirty
+    victim is marked dirty in the LLC. ``i``: where the line is in this L2 if the caller has
+    looked it up since the L2 last changed (``ABSENT``: not there), else ``UNKNOWN``. Returns
+    the line's index."""
     l2 = S.l2
     r = set_row(l2, cpu, line)
-    i = find_in_row(l2, r, line)
+    if i == UNKNOWN:
+        i = find_in_row(l2, r, line)
     if i >= 0:
         if st > l2.coh[i] or st == ST_S:
             set_coh(l2, i, st)
         touch_line(l2, i)
-        return
+        return i
     i = victim_in_row(l2, r)
     old = np.int64(l2.tags[i])            # -1: the line is invalid
     if old >= 0 and l2.coh[i] == ST_M:
@@ -284,14 +291,18 @@ def fill_l2(S, cpu, line, st, t):
     install(l2, i, line, st)
     S.l2_pf[i] = 0
     S.l2_rdy[i] = 0
+    return i
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def fill_l1(S, cpu, line, st, is_ifetch, t):
+def fill_l1(S, cpu, line, st, is_ifetch, t, i):
+    """Put ``line`` in ``cpu``'s L1I or L1D with state ``st`` (or update the copy it holds); a
+    dirty L1D victim is written into L2, or the LLC. ``i``: as for :func:`fill_l2`."""
     if is_ifetch:
         l1i = S.l1i
         r = set_row(l1i, cpu, line)
-        i = find_in_row(l1i, r, line)
+        if i == UNKNOWN:
+            i = find_in_row(l1i, r, line)
         if i >= 0:
             set_coh(l1i, i, ST_S)
             touch_line(l1i, i)
@@ -300,7 +311,8 @@ def fill_l1(S, cpu, line, st, is_ifetch, t):
         return
     l1d = S.l1d
     r = set_row(l1d, cpu, line)
-    i = find_in_row(l1d, r, line)
+    if i == UNKNOWN:
+        i = find_in_row(l1d, r, line)
     if i >= 0:
         set_coh(l1d, i, st)
         touch_line(l1d, i)
@@ -652,8 +664,7 @@ def prefetch_l2(S, cpu, node, line, t):
         return 0
     S.ccnt[cpu, K_PF_ISSUED] += 1
     S.sq_done[cpu, e] = done
-    fill_l2(S, cpu, line, st, done)
-    i2 = find_in_row(l2, r2, line)
+    i2 = fill_l2(S, cpu, line, st, done, ABSENT)    # beyond_l2 does not fill this L2
     S.l2_rdy[i2] = done
     S.l2_pf[i2] = 1
     return 1
@@ -737,8 +748,9 @@ def remote_tracker_free(S, cpu, node, line, t):
 
 
 @njit(cache=True, _nrt=False)
-def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead):
-    """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``.
+def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead, w1):
+    """An access that missed L1 (or must upgrade a shared L1 line), issued at ``t``; ``w1``
+    where the caller's lookup found the line in L1 (``ABSENT``, or ``UNKNOWN``: not looked up).
     Returns (done_time, where). With ``retry``, a demand LLC miss to a remote home that finds
     no free remote tracker changes nothing and returns (time one frees, W_RETRY): the core
     stalls until then and issues the access again (so that requests still reach the links in
@@ -766,7 +778,7 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead):
         st = l2.coh[i2]
         if is_write:
             st = ST_M
-        fill_l1(S, cpu, line, st, is_ifetch, t)
+        fill_l1(S, cpu, line, st, is_ifetch, t, w1)
         done = t + S.cfg[C_L2_LAT]
         if ready > done:
             done = ready
@@ -790,8 +802,10 @@ def access_below_l1(S, cpu, node, pa, is_write, is_ifetch, t, retry, ahead):
     if ready > done:
         done = ready
     S.sq_done[cpu, e] = done
-    fill_l2(S, cpu, line, st, done)
-    fill_l1(S, cpu, line, st, is_ifetch, done)
+    # beyond_l2 changes neither this line's L2 and L1 copies (it snoops other cores, and the
+    # LLC victim it may drop from this core is another line) nor fills them: the lookups hold
+    fill_l2(S, cpu, line, st, done, i2)
+    fill_l1(S, cpu, line, st, is_ifetch, done, w1)
     if S.cfg[C_PF_ON] != 0:
         stream_train(S, cpu, node, line, t)
     return done, where
@@ -824,4 +838,4 @@ def access(S, cpu, node, pa, is_write, is_ifetch, t):
     if l1_hit(R, cpu, pa >> 6, is_write, is_ifetch):
         lat = R.cfg[C_L1I_LAT] if is_ifetch else R.cfg[C_L1D_LAT]
         return t + lat, W_L1
-    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, _F, _F)
+    return access_below_l1(R, cpu, node, pa, is_write, is_ifetch, t, _F, _F, UNKNOWN)
