@@ -680,17 +680,25 @@ def stream_train(S, cpu, node, line, t):
     page = line // PAGE_LINES
     off = line - page * PAGE_LINES
     ctr = S.ctr[CT_STAMP]
-    e = -1
-    lru = 0
-    lru_stamp = tab[cpu, PF_STAMP, 0]
-    for j in range(S.cfg[C_PF_STREAMS]):
-        if tab[cpu, PF_PAGE, j] == page:
-            e = j
-            break
-        if tab[cpu, PF_STAMP, j] < lru_stamp:
-            lru_stamp = tab[cpu, PF_STAMP, j]
-            lru = j
-    if e < 0:
+    n = S.cfg[C_PF_STREAMS]
+    # Whether the page is tracked, and the oldest stamp, as loops without an exit (the
+    # compiler turns them into vector instructions), then a short scan for the index: the
+    # same stream as one ordered scan that stops at the page finds, in fewer instructions
+    # for the usual case of an untracked page.
+    tracked = False
+    for j in range(n):
+        tracked |= tab[cpu, PF_PAGE, j] == page
+    if tracked:
+        e = 0
+        while tab[cpu, PF_PAGE, e] != page:
+            e += 1
+    else:
+        oldest = tab[cpu, PF_STAMP, 0]
+        for j in range(n):             # from 0: a whole number of vectors
+            oldest = min(oldest, tab[cpu, PF_STAMP, j])
+        lru = 0
+        while tab[cpu, PF_STAMP, lru] != oldest:
+            lru += 1
         tab[cpu, PF_PAGE, lru] = page
         tab[cpu, PF_LAST, lru] = off
         tab[cpu, PF_DIR, lru] = 0
