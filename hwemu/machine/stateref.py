@@ -62,7 +62,8 @@ class _StateRefAttrs(AttributeTemplate):
     def generic_resolve(self, typ, attr):
         st = typ.state
         if attr in st.fields:
-            return st.types[st.fields.index(attr)]
+            t = st.types[st.fields.index(attr)]
+            return StateRefType(t) if isinstance(t, types.BaseNamedTuple) else t
         return None
 
 
@@ -70,7 +71,10 @@ class _StateRefAttrs(AttributeTemplate):
 def _stateref_getattr(context, builder, typ, val, attr):
     st = typ.state
     i = st.fields.index(attr)
-    v = builder.load(cgutils.gep_inbounds(builder, val, 0, i))
+    ptr = cgutils.gep_inbounds(builder, val, 0, i)
+    if isinstance(st.types[i], types.BaseNamedTuple):
+        return ptr                     # a named tuple field (a cache's arrays): by reference
+    v = builder.load(ptr)
     return impl_ret_borrowed(context, builder, st.types[i], v)
 
 
