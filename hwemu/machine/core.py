@@ -54,7 +54,7 @@ from hwemu.machine.osfault import loop_map, os_first_touch, os_installs, os_loca
 from hwemu.machine.stateref import handle_ref, handle_state, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
                                      PTE_PROTNONE, ht_prefetch, translate, vkey)
-from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
+from hwemu.machine.tlb import PageTables, stlb_translate, tlb_lookup, tlb_mark_dirty
 from hwemu.machine.layout import (CT_HUGE_TLB, CT_STAMP, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI,
                                   C_ROB, FT_BUDGET, K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
                                   KF_HINT, KF_NEXT_END, KF_ON, KF_PENDING,
@@ -207,6 +207,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
     # The helpers below get the state by reference: one pointer instead of the whole tuple
     # copied and reference counted per call (stateref.py).
     R = state_ref(S)
+    PT = state_ref(PageTables(k2, v2, k4, v4))      # what the STLB's walk reads (tlb.py)
     # the last access that missed L1 was served beyond L2: prefetch ahead (_prefetch_ahead,
     # host speed only), which costs more than it saves while misses hit L2
     deep = False
@@ -280,7 +281,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
                     pte = tlb_lookup(dtlb4, dtlb4_v, set_row(dtlb4, cpu, key), key)
             if pte == 0:
                 ccnt[cpu, K_ITLB_MISS if is_ifetch else K_DTLB_MISS] += 1
-                pte, tx = stlb_translate(R, k2, v2, k4, v4, cpu, pid, va, is_ifetch, clock)
+                pte, tx = stlb_translate(R, PT, cpu, pid, va, is_ifetch, clock)
             st = pte & 3
             if st != PTE_PRESENT:
                 th_clock[th] = clock + S.cfg[C_FAULT]

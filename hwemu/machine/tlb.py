@@ -16,6 +16,8 @@ with equal page numbers share a set) with a parallel array of the cached PTEs
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -24,9 +26,14 @@ from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_SETS, find_in_row,
                                      install, invalidate_line, set_row, touch_line, victim_in_row)
 from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
                                      translate, vkey)
-from hwemu.machine.stateref import handle_state
+from hwemu.machine.stateref import handle_state, state_ref
 from hwemu.machine.layout import (CT_HUGE_TLB, C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS,
                                   K_STLB_MISS)
+
+#: The page table's four arrays (2 MiB and 4 KiB keys and values), which the STLB's walk reads:
+#: :func:`stlb_translate` takes them by reference (``state_ref(PageTables(...))``), one pointer
+#: instead of four arrays copied into every call.
+PageTables = namedtuple("PageTables", ("k2", "v2", "k4", "v4"))
 
 # typed, not literal, constant arguments: numba compiles a callee once per literal value
 _ST_S, _ACCESSED = np.int64(MESI_S), np.int64(PTE_ACCESSED)
@@ -70,14 +77,14 @@ def tlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
         if pte != 0:
             return pte, t
         S.ccnt[cpu, K_DTLB_MISS] += 1
-    return stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t)
+    return stlb_translate(S, state_ref(PageTables(k2, v2, k4, v4)), cpu, pid, vaddr, is_ifetch, t)
 
 
 @njit(cache=True, _nrt=False)
-def stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
+def stlb_translate(S, T, cpu, pid, vaddr, is_ifetch, t):
     """:func:`tlb_translate` after its L1 TLB lookups missed (and the miss was counted): the
-    STLB, the page walk and the fills. The replay loop, which looks the L1 TLBs up itself,
-    calls it directly."""
+    STLB, the page walk and the fills; ``T``: the page table (:data:`PageTables`, by
+    reference). The replay loop, which looks the L1 TLBs up itself, calls it directly."""
     vpn4 = vkey(pid, vaddr >> 12)
     vpn2 = vkey(pid, vaddr >> 21)
     t += S.cfg[C_STLB_LAT]
@@ -92,12 +99,13 @@ def stlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
     if pte == 0:
         S.ccnt[cpu, K_STLB_MISS] += 1
         t += S.cfg[C_WALK]
-        pte = translate(k2, v2, k4, v4, pid, vaddr)
+        pte = translate(T.k2, T.v2, T.k4, T.v4, pid, vaddr)
         if (pte & 3) != PTE_PRESENT:
             return pte, t
         if (pte & PTE_ACCESSED) == 0:
             # the walker sets the accessed bit (no extra time in the model)
-            pte = pt_set_bits(k2, v2, k4, v4, pid, vaddr, (pte & PTE_HUGE) != 0, _ACCESSED)
+            pte = pt_set_bits(T.k2, T.v2, T.k4, T.v4, pid, vaddr, (pte & PTE_HUGE) != 0,
+                              _ACCESSED)
         if pte & PTE_HUGE:
             S.ctr[CT_HUGE_TLB] = 1
             _fill(stlb, S.stlb_v, rs2, key2, pte)
