@@ -9,9 +9,12 @@ such calls per access (measured: ``stream_train`` 1 us per call, 0.1 us with ``_
 ~0.005 us through a reference).
 
 :func:`state_ref` turns ``S`` into a :class:`StateRefType` value: a pointer to one copy of the
-tuple, stored once in the caller's stack frame. Attribute access on it (``S.l2``, ``S.cfg``)
-loads just that field through the pointer, so helper code reads the same whether it is given
-the tuple or the reference, and a call passes one pointer. The helpers that take ``S`` are
+tuple, stored once in the caller's stack frame. Attribute access on it (``S.cfg``) loads just
+that field through the pointer, so helper code reads the same whether it is given the tuple or
+the reference, and a call passes one pointer. A field that is itself a named tuple (a cache,
+``S.l2``) is handed out as a reference too: loaded by value, a cache's five arrays (35 words)
+were copied to the stack wherever a call might take the cache, on every access (the cold call
+of the non-LRU replacement policies was enough; docs/performance.md). The helpers that take ``S`` are
 compiled with ``_nrt=False`` (they never allocate), so no reference counting happens on the
 access path at all. A reference must not outlive the frame that made it (it is never stored or
 returned); the arrays themselves are owned by the Python-side ``Machine.S``.
