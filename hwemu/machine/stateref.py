@@ -14,9 +14,9 @@ that field through the pointer, so helper code reads the same whether it is give
 the reference, and a call passes one pointer. A field that is itself a named tuple (a cache,
 ``S.l2``) is handed out as a reference too: loaded by value, a cache's five arrays (35 words)
 were copied to the stack wherever a call might take the cache, on every access (the cold call
-of the non-LRU replacement policies was enough; docs/performance.md). The helpers that take ``S`` are
-compiled with ``_nrt=False`` (they never allocate), so no reference counting happens on the
-access path at all. A reference must not outlive the frame that made it (it is never stored or
+of the non-LRU replacement policies was enough; docs/performance.md). The helpers that take
+``S`` are compiled with ``_nrt=False`` (they never allocate), so no reference counting happens
+on the access path at all. A reference must not outlive the frame that made it (it is never stored or
 returned); the arrays themselves are owned by the Python-side ``Machine.S``.
 
 :class:`Handle` is the compiled-side half of a :class:`~hwemu.machine.system.Machine` for the
@@ -45,7 +45,8 @@ from numba.core.typing.templates import AttributeTemplate
 
 
 class StateRefType(types.Type):
-    """A pointer to a named tuple (the machine state) in the stack frame of a caller."""
+    """A pointer to a named tuple (the machine state, one of its caches) in the stack frame of a
+    caller or in a :class:`Handle`."""
 
     def __init__(self, state):
         self.state = state

@@ -77,7 +77,8 @@ def tlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
         if pte != 0:
             return pte, t
         S.ccnt[cpu, K_DTLB_MISS] += 1
-    return stlb_translate(S, state_ref(PageTables(k2, v2, k4, v4)), cpu, pid, vaddr, is_ifetch, t)
+    T = state_ref(PageTables(k2, v2, k4, v4))
+    return stlb_translate(S, T, cpu, pid, vaddr, is_ifetch, t)
 
 
 @njit(cache=True, _nrt=False)

@@ -3,7 +3,7 @@ numba's layout of them, read by compiled code through its address (stateref.py).
 
 import numpy as np
 import pytest
-from numba import njit
+from numba import njit, types
 
 from hwemu.machine.stateref import handle_ref, handle_state
 from hwemu.machine.system import Machine
@@ -53,3 +53,29 @@ def test_a_field_of_another_type_is_refused(tiny):
     m._handle()
     with pytest.raises(TypeError, match="order"):
         m._h.set(order=np.arange(5, dtype=np.int32))
+
+
+@njit(_nrt=False)
+def _l2_tag(h, i, v):
+    c = handle_state(h).l2          # a cache of the state: a reference into the handle
+    c.tags[i] = v
+    return c.tags[i], c.params.shape[0]
+
+
+def test_a_cache_of_the_state_is_handed_out_by_reference(tiny):
+    """A named-tuple field of a reference (a cache) is typed as a reference too, not as a copy
+    of its arrays (docs/performance.md, "Hidden copies of whole caches"), and writes through
+    it reach the machine's arrays."""
+    from numba import typeof
+    from numba.core.registry import cpu_target
+
+    from hwemu.machine.stateref import StateRefType
+
+    m = Machine(tiny)
+    ref = StateRefType(typeof(m.S))
+    ctx = cpu_target.typing_context
+    assert isinstance(ctx.resolve_getattr(ref, "l2"), StateRefType)
+    assert isinstance(ctx.resolve_getattr(StateRefType(typeof(m.S.l2)), "tags"), types.Array)
+    assert not isinstance(ctx.resolve_getattr(ref, "cfg"), StateRefType)
+    assert _l2_tag(m._handle(), 3, np.uint64(42)) == (42, m.S.l2.params.shape[0])
+    assert m.S.l2.tags[3] == 42
