@@ -30,7 +30,6 @@ import bisect
 import collections
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import ROOT, synth_cached  # noqa: E402
+from benchkit import ROOT, parse_size, synth_cached  # noqa: E402
 
 # CPU features of the default target (Haswell: AVX2, no AVX-512), spelled out because numba
 # keys its kernel cache on them and would otherwise use the host's
@@ -49,13 +48,6 @@ WARM = 2000            # records replayed before the counted replay (loads the k
 
 class Failed(Exception):
     pass
-
-
-def parse_count(s: str) -> int:
-    m = re.fullmatch(r"(\d+)([kKmM]?)", s.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a record count: {s!r} (e.g. 200k, 1M)")
-    return int(m.group(1)) * {"": 1, "k": 1000, "m": 1_000_000}[m.group(2).lower()]
 
 
 # -- the replay, in the process Valgrind runs -----------------------------------------------
@@ -170,8 +162,8 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", default="chase", help="hwemu trace synth kind (default chase)")
     ap.add_argument("--footprint", default="8MiB", help="working set (default 8MiB)")
-    ap.add_argument("--short", type=parse_count, default=200_000, help="default 200k")
-    ap.add_argument("--long", type=parse_count, default=1_000_000, help="default 1M")
+    ap.add_argument("--short", type=parse_size, default=200_000, help="default 200k")
+    ap.add_argument("--long", type=parse_size, default=1_000_000, help="default 1M")
     ap.add_argument("--machine", default="skx-2s")
     ap.add_argument("--cpu", default="haswell", choices=sorted(CPUS),
                     help="CPU the kernels are compiled for (default haswell)")

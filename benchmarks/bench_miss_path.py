@@ -35,16 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchkit import synth_cached
-
-
-def parse_size(s: str) -> int:
-    s = s.strip()
-    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "k": 1000, "M": 10**6, "G": 10**9}
-    for u, m in units.items():
-        if s.endswith(u):
-            return int(float(s[: -len(u)]) * m)
-    return int(s)
+from benchkit import parse_size, synth_cached
 
 
 def synth(workdir: Path, kind: str, footprint: str, records: int, extra=()) -> Path:

@@ -29,3 +29,14 @@ def synth_cached(workdir, name: str, kind: str, *options: str) -> Path:
                        stdout=subprocess.DEVNULL, cwd=ROOT)
         tmp.rename(path)
     return path
+
+
+def parse_size(s: str) -> int:
+    """A size or a count as the benchmarks take them: ``64MiB`` (binary units), ``100k``, ``1M``
+    (decimal), or a plain integer."""
+    s = s.strip()
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "k": 1000, "M": 10**6, "G": 10**9}
+    for u, m in units.items():
+        if s.endswith(u):
+            return int(float(s[: -len(u)]) * m)
+    return int(s)

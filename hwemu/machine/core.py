@@ -53,8 +53,8 @@ from hwemu.machine.hierarchy import ST_E, ST_M, access_below_l1, nt_store, prefe
 from hwemu.machine.osfault import loop_map, os_first_touch, os_installs, os_local_hint
 from hwemu.machine.stateref import handle_ref, handle_state, state_ref
 from hwemu.machine.pagetable import (PTE_DIRTY, PTE_HUGE, PTE_NOT_PRESENT, PTE_PRESENT,
-                                     PTE_PROTNONE, ht_prefetch, translate, vkey)
-from hwemu.machine.tlb import PageTables, stlb_translate, tlb_lookup, tlb_mark_dirty
+                                     PTE_PROTNONE, TableArrays, ht_prefetch, translate, vkey)
+from hwemu.machine.tlb import stlb_translate, tlb_lookup, tlb_mark_dirty
 from hwemu.machine.layout import (CT_HUGE_TLB, CT_STAMP, C_FAULT, C_L1D_LAT, C_L1I_LAT, C_PPI,
                                   C_ROB, FT_BUDGET, K_DTLB_MISS, K_ITLB_MISS, K_L1D_HIT,
                                   KF_HINT, KF_NEXT_END, KF_ON, KF_PENDING,
@@ -207,7 +207,7 @@ def _replay(S, k2, v2, k4, v4, kind, addr, size, insts, order, stop_time, out, o
     # The helpers below get the state by reference: one pointer instead of the whole tuple
     # copied and reference counted per call (stateref.py).
     R = state_ref(S)
-    PT = state_ref(PageTables(k2, v2, k4, v4))      # what the STLB's walk reads (tlb.py)
+    PT = state_ref(TableArrays(k2, v2, k4, v4))     # what the STLB's walk reads (tlb.py)
     # the last access that missed L1 was served beyond L2: prefetch ahead (_prefetch_ahead,
     # host speed only), which costs more than it saves while misses hit L2
     deep = False

@@ -101,7 +101,7 @@ ONE = np.uint64(1)
 _T, _F = np.bool_(True), np.bool_(False)
 ST_I, ST_S, ST_E, ST_M = np.int64(MESI_I), np.int64(MESI_S), np.int64(MESI_E), np.int64(MESI_M)
 REQ, DATA = np.int64(0), np.int64(64)      # payload bytes: a request, a line of data
-# where a caller's own lookup found a line (fill_l1, fill_l2): not held / not looked up
+# where a caller's own lookup found a line (fill_l1, fill_l2): not held / not looked up (L1)
 ABSENT, UNKNOWN = np.int64(-1), np.int64(-2)
 
 
@@ -271,13 +271,11 @@ def _llc_mark_dirty(S, cpu, line, t):
 @njit(cache=True, _nrt=False, inline="always")
 def fill_l2(S, cpu, line, st, t, i):
     """Put ``line`` in ``cpu``'s L2 with state ``st`` (or update the copy it holds); a dirty
-    victim is marked dirty in the LLC. ``i``: where the line is in this L2 if the caller has
-    looked it up since the L2 last changed (``ABSENT``: not there), else ``UNKNOWN``. Returns
-    the line's index."""
+    victim is marked dirty in the LLC. ``i``: where the caller's lookup, made since the L2 last
+    changed, found the line in this L2 (``ABSENT``: not there; every caller has looked).
+    Returns the line's index."""
     l2 = S.l2
     r = set_row(l2, cpu, line)
-    if i == UNKNOWN:
-        i = find_in_row(l2, r, line)
     if i >= 0:
         if st > l2.coh[i] or st == ST_S:
             set_coh(l2, i, st)
@@ -297,7 +295,8 @@ def fill_l2(S, cpu, line, st, t, i):
 @njit(cache=True, _nrt=False, inline="always")
 def fill_l1(S, cpu, line, st, is_ifetch, t, i):
     """Put ``line`` in ``cpu``'s L1I or L1D with state ``st`` (or update the copy it holds); a
-    dirty L1D victim is written into L2, or the LLC. ``i``: as for :func:`fill_l2`."""
+    dirty L1D victim is written into L2, or the LLC. ``i``: as for :func:`fill_l2`, or
+    ``UNKNOWN`` when the caller has not looked the line up (:func:`access`)."""
     if is_ifetch:
         l1i = S.l1i
         r = set_row(l1i, cpu, line)

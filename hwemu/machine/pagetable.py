@@ -24,6 +24,8 @@ An absent key reads as PTE 0 (not present).
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -168,6 +170,13 @@ MAX_PID = 1 << 15
 def vkey(pid, vpn):
     """Hash/TLB key of a virtual page number in process ``pid``."""
     return (np.int64(pid) << PID_SHIFT) | np.int64(vpn)
+
+
+#: The four arrays of a :class:`PageTables` (keys and values of its 2 MiB and 4 KiB tables), as
+#: :func:`translate` and :func:`pt_set_bits` take them, in one named tuple: compiled code that
+#: passes them on takes a reference to it (``state_ref(TableArrays(...))``, one pointer, not four
+#: arrays copied into every call; the STLB's walk, hwemu.machine.tlb).
+TableArrays = namedtuple("TableArrays", ("k2", "v2", "k4", "v4"))
 
 
 @njit(cache=True, inline="always")

@@ -16,8 +16,8 @@ the reference, and a call passes one pointer. A field that is itself a named tup
 were copied to the stack wherever a call might take the cache, on every access (the cold call
 of the non-LRU replacement policies was enough; docs/performance.md). The helpers that take
 ``S`` are compiled with ``_nrt=False`` (they never allocate), so no reference counting happens
-on the access path at all. A reference must not outlive the frame that made it (it is never stored or
-returned); the arrays themselves are owned by the Python-side ``Machine.S``.
+on the access path at all. A reference must not outlive the frame that made it (it is never
+stored or returned); the arrays themselves are owned by the Python-side ``Machine.S``.
 
 :class:`Handle` is the compiled-side half of a :class:`~hwemu.machine.system.Machine` for the
 replay loop's entry: ``S``, the page-table arrays, the loaded chunk and the ``out`` array, laid
@@ -35,7 +35,7 @@ from collections import namedtuple
 
 import numpy as np
 from llvmlite import ir
-from numba import types, typeof
+from numba import njit, types, typeof
 from numba.core import cgutils
 from numba.core.extending import (infer_getattr, intrinsic, lower_getattr_generic, models,
                                   register_model)
@@ -161,22 +161,13 @@ def handle_ref(typingctx, h):
     return StateRefType(ht)(h), codegen
 
 
-@intrinsic
-def handle_state(typingctx, h):
+@njit(cache=True, _nrt=False, inline="always")
+def handle_state(h):
     """A :class:`StateRefType` reference to the state ``S`` of the :class:`Handle` at address
-    ``h`` (a pointer to that field of the payload). What a handle's entry passes its helpers:
-    the same type as ``state_ref(S)`` in compiled code, so that a helper called from both is
-    compiled once, and a pointer, where ``handle_ref(h).S`` is a copy of the whole tuple on
-    every call."""
-    ht = _payload_type(h)
-    if ht is None:
-        return None
-    i = HANDLE_FIELDS.index("S")
-
-    def codegen(context, builder, sig, args):
-        payload = builder.inttoptr(args[0], context.get_value_type(ht).as_pointer())
-        return cgutils.gep_inbounds(builder, payload, 0, i)
-    return StateRefType(ht.types[i])(h), codegen
+    ``h``: ``handle_ref(h).S``, a pointer into the payload (a named-tuple field of a reference
+    is a reference), the same type as ``state_ref(S)`` in compiled code, so that a helper
+    called from both is compiled once. What a handle's entries pass their helpers."""
+    return handle_ref(h).S
 
 
 class Handle:

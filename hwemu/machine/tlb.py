@@ -16,24 +16,17 @@ with equal page numbers share a set) with a parallel array of the cached PTEs
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numpy as np
 from numba import njit
 
 from hwemu.cachesim.setassoc import MESI_I, MESI_S
 from hwemu.cachesim.setassoc import (INVALID_TAG, P_ASSOC, P_SETS, find_in_row,
                                      install, invalidate_line, set_row, touch_line, victim_in_row)
-from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, pt_set_bits,
-                                     translate, vkey)
+from hwemu.machine.pagetable import (PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT,
+                                     TableArrays, pt_set_bits, translate, vkey)
 from hwemu.machine.stateref import handle_state, state_ref
 from hwemu.machine.layout import (CT_HUGE_TLB, C_STLB_LAT, C_WALK, K_DTLB_MISS, K_ITLB_MISS,
                                   K_STLB_MISS)
-
-#: The page table's four arrays (2 MiB and 4 KiB keys and values), which the STLB's walk reads:
-#: :func:`stlb_translate` takes them by reference (``state_ref(PageTables(...))``), one pointer
-#: instead of four arrays copied into every call.
-PageTables = namedtuple("PageTables", ("k2", "v2", "k4", "v4"))
 
 # typed, not literal, constant arguments: numba compiles a callee once per literal value
 _ST_S, _ACCESSED = np.int64(MESI_S), np.int64(PTE_ACCESSED)
@@ -77,15 +70,16 @@ def tlb_translate(S, k2, v2, k4, v4, cpu, pid, vaddr, is_ifetch, t):
         if pte != 0:
             return pte, t
         S.ccnt[cpu, K_DTLB_MISS] += 1
-    T = state_ref(PageTables(k2, v2, k4, v4))
+    T = state_ref(TableArrays(k2, v2, k4, v4))
     return stlb_translate(S, T, cpu, pid, vaddr, is_ifetch, t)
 
 
 @njit(cache=True, _nrt=False)
 def stlb_translate(S, T, cpu, pid, vaddr, is_ifetch, t):
     """:func:`tlb_translate` after its L1 TLB lookups missed (and the miss was counted): the
-    STLB, the page walk and the fills; ``T``: the page table (:data:`PageTables`, by
-    reference). The replay loop, which looks the L1 TLBs up itself, calls it directly."""
+    STLB, the page walk and the fills; ``T``: the page table's arrays (a
+    :data:`~hwemu.machine.pagetable.TableArrays`, by reference). The replay loop, which looks
+    the L1 TLBs up itself, calls it directly."""
     vpn4 = vkey(pid, vaddr >> 12)
     vpn2 = vkey(pid, vaddr >> 21)
     t += S.cfg[C_STLB_LAT]

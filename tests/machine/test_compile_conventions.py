@@ -78,9 +78,10 @@ def _calls(node, fname) -> bool:
 
 
 def test_handle_entries_pass_the_state_by_reference():
-    """A handle's entry hands its compiled helpers ``handle_state(h)``, a reference to the
-    state: ``handle_ref(h).S`` passed on is a copy of the whole tuple on every call, and a
-    helper also called with the reference is then compiled twice (docs/machine.md)."""
+    """A handle's entry hands its compiled helpers ``handle_state(h)``, the one spelling of the
+    reference to the state (docs/machine.md): a copy of the whole tuple on every call, which
+    ``handle_ref(h).S`` was while a reference handed its named-tuple fields out by value, also
+    made a helper the loop calls with the reference compile twice."""
     bad = []
     for _, where, tree, first, call in _helper_calls():
         refs = _assigned(tree, lambda v: _calls(v, "handle_ref"))
