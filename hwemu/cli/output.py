@@ -12,8 +12,8 @@ from hwemu.units import format_bytes as size  # noqa: F401  (sizes: one formatte
 
 def print_json(obj) -> None:
     """Print ``obj`` as JSON on stdout (the ``--json`` output of every command)."""
-    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=_json_default)
-    sys.stdout.write("\n")
+    # one write: json.dump would make one per token (millions for a long run's records)
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(obj):

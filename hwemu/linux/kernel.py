@@ -916,15 +916,18 @@ class Kernel:
         PROT_NONE hinting entries (the next access takes a NUMA hinting fault, which records
         last_cpupid and restores the entry). One flush of the range. Returns entries changed."""
         mm = self.mm(pid)
-        m = Meter(self, cpu)
         items = []
-        for table in (mm.pmds, mm.ptes):
-            shift = HPAGE_SHIFT if table is mm.pmds else PAGE_SHIFT
-            is_pmd = table is mm.pmds
-            for key in sorted(k for k in table if start <= (k << shift) < end):
-                e = table[key]
-                if e.kind is PteKind.PRESENT:
-                    items.append((key << shift, is_pmd, e))
+        present = PteKind.PRESENT
+        for is_pmd, shift in ((True, HPAGE_SHIFT), (False, PAGE_SHIFT)):
+            keys, entries = mm.entries_in(is_pmd, start, end)
+            items += [(k << shift, is_pmd, e) for k, e in zip(keys, entries) if e.kind is present]
+        return self.change_prot_numa_entries(pid, items, cpu)
+
+    def change_prot_numa_entries(self, pid: int, items: list, cpu: int = 0) -> int:
+        """:meth:`change_prot_numa` of the present entries ``items`` ((addr, is_pmd, entry), the
+        PMDs then the PTEs of the range, each in address order), found by the caller."""
+        mm = self.mm(pid)
+        m = Meter(self, cpu)
         changed = self.make_protnone(m, mm, items)
         n = len(changed)
         if n:

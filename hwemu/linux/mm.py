@@ -22,6 +22,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from sortedcontainers import SortedDict
+
 from hwemu.engine import WaitQueue
 from hwemu.linux.hw import PAGE_SHIFT, PAGE_SIZE
 
@@ -292,8 +294,10 @@ class MM:
     pid: int
     name: str = ""
     vmas: list[VMA] = field(default_factory=list)     # sorted by start
-    ptes: dict[int, Pte] = field(default_factory=dict)  # vpn -> Pte
-    pmds: dict[int, Pte] = field(default_factory=dict)  # huge page number -> Pte (2 MiB)
+    # vpn -> Pte and huge page number -> Pte (2 MiB), in key order: a range of addresses is
+    # found without walking the whole table (keys_from); lookups are a plain dict's
+    ptes: SortedDict = field(default_factory=SortedDict)
+    pmds: SortedDict = field(default_factory=SortedDict)
     pte_tables: dict[int, int] = field(default_factory=dict)  # vaddr>>21 -> pfn of PTE table
     pmd_tables: dict[int, int] = field(default_factory=dict)  # vaddr>>30 -> pfn of PMD table
     policy: object | None = None        # task mempolicy (set_mempolicy)
@@ -337,6 +341,16 @@ class MM:
         if pmd is not None and pmd.kind is not PteKind.NONE:
             return pmd, True
         return self.ptes.get(addr >> PAGE_SHIFT), False
+
+    def entries_in(self, is_pmd: bool, start: int, end: int | None = None) -> tuple[list, list]:
+        """(keys, entries) of the PMD (``is_pmd``: keys are ``address >> 21``) or PTE table
+        (keys are ``address >> 12``) for ``start <= address < end`` (no ``end``: to the top),
+        in address order; the range is found by bisection, not by walking the table."""
+        table, shift = (self.pmds, HPAGE_SHIFT) if is_pmd else (self.ptes, PAGE_SHIFT)
+        i = table.bisect_left(-(-start >> shift))
+        j = len(table) if end is None else table.bisect_left(-(-end >> shift))
+        keys = table.keys()[i:j]
+        return keys, [table[k] for k in keys]
 
     def pte_paddr(self, addr: int, is_pmd: bool) -> int | None:
         if is_pmd:

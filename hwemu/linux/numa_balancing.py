@@ -101,23 +101,36 @@ class NumaBalancing:
         budget = self.p.scan_size_bytes >> PAGE_SHIFT
         end = max((v.end for v in mm.vmas), default=0)
         start = st.scan_offset
-        # Collect the entries at or after the scan offset, in address order, up to the budget.
-        todo = sorted([key << HPAGE_SHIFT for key, e in mm.pmds.items()
-                       if e.kind is PteKind.PRESENT and key << HPAGE_SHIFT >= start]
-                      + [key << PAGE_SHIFT for key, e in mm.ptes.items()
-                         if e.kind is PteKind.PRESENT and key << PAGE_SHIFT >= start])
-        taken, pages, last = [], 0, start
-        for a in todo:
-            nr = 512 if (a >> HPAGE_SHIFT) in mm.pmds and mm.pmds[a >> HPAGE_SHIFT].kind is PteKind.PRESENT \
-                and a % (1 << HPAGE_SHIFT) == 0 else 1
-            if pages + nr > budget:
-                break
-            taken.append(a)
-            pages += nr
-            last = a + 1
-        if taken:
-            lo, hi = taken[0], taken[-1] + 1
-            k.change_prot_numa(pid, lo, hi, cpu)
+        # The present entries at or after the scan offset, in address order (each table is in
+        # key order), taken up to the budget.
+        present = PteKind.PRESENT
+        keys, entries = mm.entries_in(True, start)
+        huge = [key << HPAGE_SHIFT for key, e in zip(keys, entries) if e.kind is present]
+        keys, entries = mm.entries_in(False, start)
+        if not huge:
+            # 4 KiB pages only (a present PMD at or after the offset would be in huge): the
+            # first ``budget`` present PTEs are all the present entries of their range
+            todo = [(key, e) for key, e in zip(keys, entries) if e.kind is present]
+            taken = todo[:budget]
+            if taken:
+                k.change_prot_numa_entries(pid, [(key << PAGE_SHIFT, False, e)
+                                                 for key, e in taken], cpu)
+            last = ((taken[-1][0] << PAGE_SHIFT) + 1) if taken else start
+        else:
+            todo = sorted(huge + [key << PAGE_SHIFT for key, e in zip(keys, entries)
+                                  if e.kind is present])
+            pmds, hmask = mm.pmds, (1 << HPAGE_SHIFT) - 1
+            taken, pages, last = [], 0, start
+            for a in todo:
+                nr = 512 if a & hmask == 0 and (e := pmds.get(a >> HPAGE_SHIFT)) is not None \
+                    and e.kind is present else 1
+                if pages + nr > budget:
+                    break
+                taken.append(a)
+                pages += nr
+                last = a + 1
+            if taken:
+                k.change_prot_numa(pid, taken[0], taken[-1] + 1, cpu)
         if not taken or last >= end or len(taken) == len(todo):
             st.scan_offset = 0
             st.scan_seq += 1

@@ -967,7 +967,8 @@ def cosim_summary(st: Stats, m, sim) -> dict:
         "fault_lock_wait_ns": round(get("cosim.faults", "lock_wait_time") / 1000, 3),
         "vmstat": vmstat(st),
         "numastat": numastat(st, sim.cfg.num_nodes),
-        "numastat_p": numastat_p(sim.kernel),
+        "numastat_p": numastat_p(sim.kernel, {s["pid"]: s["vmas"] for s in sim.numa_maps
+                                              if s["when"] == "end"}),
     }
 
 
@@ -980,15 +981,18 @@ def numastat(st: Stats, num_nodes: int) -> dict:
             for n in range(num_nodes)}
 
 
-def numastat_p(kernel) -> dict:
+def numastat_p(kernel, at_end: dict | None = None) -> dict:
     """numastat -p: each process's resident memory per node at the end, in MiB (the pages its
-    numa_maps counts, a THP as 512)."""
+    numa_maps counts, a THP as 512). ``at_end``: pid -> the numa_maps rows already taken at
+    the end (not made again)."""
     from hwemu.linux.syscalls import numa_maps
 
     out = {}
+    at_end = at_end or {}
     for pid in sorted(kernel.mms):
         per: dict[int, int] = {}
-        for row in numa_maps(kernel, pid)[1]:
+        rows = at_end.get(pid)
+        for row in (rows if rows is not None else numa_maps(kernel, pid)[1]):
             for node, pages in row["nodes"].items():
                 per[node] = per.get(node, 0) + pages
         out[str(pid)] = {f"node{n}": round(v * 4096 / (1 << 20), 2) for n, v in sorted(per.items())}
