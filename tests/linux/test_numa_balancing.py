@@ -93,3 +93,83 @@ def test_compressed_divides_linux_times_and_keeps_the_scan_size():
         200 * US, 200 * US, 12_000 * US)
     assert (c.scan_size_bytes, c.min_free_frames) == (1 << 20, 8)
     assert compressed(None, 3).scan_delay_ps == 333_333_333_333
+
+
+def _reference_scan(mm, start, budget):
+    """The scan's choice written out plainly: every present entry at or after ``start`` (a THP
+    at its 2 MiB base), in address order, as many as fit in ``budget`` pages."""
+    todo = sorted([key << 21 for key, e in mm.pmds.items() if e.kind is PteKind.PRESENT
+                   and key << 21 >= start]
+                  + [key << 12 for key, e in mm.ptes.items() if e.kind is PteKind.PRESENT
+                     and key << 12 >= start])
+    taken, pages = [], 0
+    for a in todo:
+        nr = 512 if (a >> 12) not in mm.ptes else 1
+        if pages + nr > budget:
+            break
+        taken.append(a)
+        pages += nr
+    return taken
+
+
+def test_a_scan_takes_the_present_entries_from_its_offset_up_to_its_budget():
+    """Between PROT_NONE entries left by earlier scans, and with a THP among the 4 KiB pages,
+    each scan marks exactly the entries the plain definition picks, and wraps at the end."""
+    from hwemu.linux.hw import ParametricHardware
+    from hwemu.linux.kernel import Kernel
+    from hwemu.linux.mm import VmaKind
+
+    k = Kernel(ParametricHardware(cpus_per_node=2, mem_per_node_bytes=64 << 20))
+    k.create_process(1)
+    k.add_thread(1, 1, 0)
+    k.mmap(1, BASE, 2 << 20, VmaKind.ANON)                        # 4 KiB pages
+    k.mmap(1, BASE + (2 << 20), 2 << 20, VmaKind.ANON, thp=True)  # one THP
+    k.mmap(1, BASE + (4 << 20), 2 << 20, VmaKind.ANON)
+    for i in range(0, 512, 3):
+        touch(k, 1, BASE + i * P)
+    touch(k, 1, BASE + (2 << 20) + 7 * P)
+    for i in range(0, 512, 5):
+        touch(k, 1, BASE + (4 << 20) + i * P)
+    mm = k.mm(1)
+    assert mm.pmds[(BASE >> 21) + 1].kind is PteKind.PRESENT
+    nb = NumaBalancing(k, params(scan_size_bytes=600 * P, scan_period_min_ps=10 * US,
+                                 scan_period_max_ps=10 * US))
+    nb.start(1)
+    st = nb.tasks[1]
+    seqs = []
+    for step in range(12):
+        start = st.scan_offset
+        want = set(_reference_scan(mm, start, 600))
+        before = {a for a, e in [(key << 21, e) for key, e in mm.pmds.items()]
+                  + [(key << 12, e) for key, e in mm.ptes.items()] if e.kind is PteKind.PROTNONE}
+        k.engine.run_until(k.engine.now_ps + 10 * US)            # one scan
+        after = {a for a, e in [(key << 21, e) for key, e in mm.pmds.items()]
+                 + [(key << 12, e) for key, e in mm.ptes.items()] if e.kind is PteKind.PROTNONE}
+        assert after - before == want, step
+        seqs.append(st.scan_seq)
+        # fault a few of them back, so that the next scans find gaps
+        for a in sorted(want)[::4]:
+            touch(k, 1, a, False)
+    assert seqs[-1] >= 2                                          # wrapped at least twice
+
+
+def test_entries_in_is_the_address_range():
+    from hypothesis import given, settings
+    from hypothesis import strategies as s
+
+    from hwemu.linux.mm import MM, Pte
+
+    @settings(max_examples=200, deadline=None)
+    @given(s.sets(s.integers(0, 5000)), s.integers(0, 5000 << 12), s.integers(0, 5000 << 12),
+           s.booleans(), s.booleans())
+    def check(keys, lo, hi, is_pmd, open_end):
+        mm = MM(1)
+        table, shift = (mm.pmds, 21) if is_pmd else (mm.ptes, 12)
+        for key in keys:
+            table[key] = Pte(PteKind.PRESENT, key)
+        got_keys, got = mm.entries_in(is_pmd, lo, None if open_end else hi)
+        want = sorted(key for key in keys if key << shift >= lo
+                      and (open_end or key << shift < hi))
+        assert got_keys == want and [e.pfn for e in got] == want
+
+    check()
