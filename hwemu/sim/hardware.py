@@ -162,20 +162,18 @@ class MachineHardware:
         indices, -1 for no access; ``npf``: their prefetches; arrays of any shape), if every
         counter they touch exists already (True); else nothing is counted (False) and the
         caller counts them one by one, so that new counters are made in that order."""
-        stats = self._stats
         # accesses per level: bincount of the codes + 1 (code -1, no access, lands in bin 0)
         per = np.bincount(np.ravel(where) + 1, minlength=len(W_NAMES) + 1)[1:].tolist()
-        levels = [(_SERVED[W_NAMES[c]], n) for c, n in enumerate(per) if n]
         prefetches = int(np.sum(npf))
-        needed = [nm for nm, _ in levels] + (["metadata_prefetches"] if prefetches else [])
-        if any(stats.get(HW_COMPONENT, nm) is None for nm in needed):
+        new = self._meta_new
+        if any(n and new[c] for c, n in enumerate(per)) or (prefetches and self._pf_new):
             return False
-        inc = stats.inc
-        inc(HW_COMPONENT, "metadata_accesses", sum(per), "count")
-        for nm, n in levels:
-            inc(HW_COMPONENT, nm, n, "accesses")
-        if prefetches:
-            inc(HW_COMPONENT, "metadata_prefetches", prefetches, "count")
+        # added to count_metadata's waiting counts (their rows exist: none is new)
+        counts = self._meta_n
+        for c, n in enumerate(per):
+            counts[c] += n
+        self._meta_pf += prefetches
+        self._meta_due = True
         return True
 
     def count_metadata(self, where: int, prefetches: int) -> None:

@@ -279,7 +279,7 @@ class LoopFaults:
             self.m.park_thread(tid)
         if not keep:
             self.t.drop_pending()
-        touches = int((log[:, KL_KIND] == KIND_FIRST_TOUCH).sum())
+        touches = sum(1 for r in rows if r[KL_KIND] == KIND_FIRST_TOUCH)
         if touches:
             self.hw.stats.inc(HW_COMPONENT, "fill_bytes", 4096 * touches, "bytes")
         # what CoSim._unblock counts, for the faults that ended in the loop (both kinds'
