@@ -22,7 +22,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict, SortedSet
 
 from hwemu.engine import WaitQueue
 from hwemu.linux.hw import PAGE_SHIFT, PAGE_SIZE
@@ -298,6 +298,9 @@ class MM:
     # found without walking the whole table (keys_from); lookups are a plain dict's
     ptes: SortedDict = field(default_factory=SortedDict)
     pmds: SortedDict = field(default_factory=SortedDict)
+    # the vpns of the present PTEs, in order (kept by Kernel.notify_pte / notify_ptes, which
+    # every change of an entry goes through): a NUMA scan takes its next run from here
+    present: SortedSet = field(default_factory=SortedSet)
     pte_tables: dict[int, int] = field(default_factory=dict)  # vaddr>>21 -> pfn of PTE table
     pmd_tables: dict[int, int] = field(default_factory=dict)  # vaddr>>30 -> pfn of PMD table
     policy: object | None = None        # task mempolicy (set_mempolicy)

@@ -106,17 +106,21 @@ class NumaBalancing:
         present = PteKind.PRESENT
         keys, entries = mm.entries_in(True, start)
         huge = [key << HPAGE_SHIFT for key, e in zip(keys, entries) if e.kind is present]
-        keys, entries = mm.entries_in(False, start)
         if not huge:
             # 4 KiB pages only (a present PMD at or after the offset would be in huge): the
-            # first ``budget`` present PTEs are all the present entries of their range
-            todo = [(key, e) for key, e in zip(keys, entries) if e.kind is present]
-            taken = todo[:budget]
+            # next ``budget`` present PTEs (mm.present) are all the present entries of their
+            # range
+            i = mm.present.bisect_left(-(-start >> PAGE_SHIFT))
+            taken = mm.present[i:i + budget]
+            todo = len(mm.present) - i
             if taken:
-                k.change_prot_numa_entries(pid, [(key << PAGE_SHIFT, False, e)
-                                                 for key, e in taken], cpu)
-            last = ((taken[-1][0] << PAGE_SHIFT) + 1) if taken else start
+                ptes = mm.ptes
+                k.change_prot_numa_entries(pid, [(vpn << PAGE_SHIFT, False, ptes[vpn])
+                                                 for vpn in taken], cpu)
+            last = ((taken[-1] << PAGE_SHIFT) + 1) if taken else start
+            all_taken = len(taken) == todo
         else:
+            keys, entries = mm.entries_in(False, start)
             todo = sorted(huge + [key << PAGE_SHIFT for key, e in zip(keys, entries)
                                   if e.kind is present])
             pmds, hmask = mm.pmds, (1 << HPAGE_SHIFT) - 1
@@ -131,7 +135,8 @@ class NumaBalancing:
                 last = a + 1
             if taken:
                 k.change_prot_numa(pid, taken[0], taken[-1] + 1, cpu)
-        if not taken or last >= end or len(taken) == len(todo):
+            all_taken = len(taken) == len(todo)
+        if not taken or last >= end or all_taken:
             st.scan_offset = 0
             st.scan_seq += 1
         else:
