@@ -295,7 +295,7 @@ class MM:
     name: str = ""
     vmas: list[VMA] = field(default_factory=list)     # sorted by start
     # vpn -> Pte and huge page number -> Pte (2 MiB), in key order: a range of addresses is
-    # found without walking the whole table (keys_from); lookups are a plain dict's
+    # found without walking the whole table (entries_in); lookups are a plain dict's
     ptes: SortedDict = field(default_factory=SortedDict)
     pmds: SortedDict = field(default_factory=SortedDict)
     # the vpns of the present PTEs, in order (kept by Kernel.notify_pte / notify_ptes, which
