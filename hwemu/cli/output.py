@@ -12,8 +12,16 @@ from hwemu.units import format_bytes as size  # noqa: F401  (sizes: one formatte
 
 def print_json(obj) -> None:
     """Print ``obj`` as JSON on stdout (the ``--json`` output of every command)."""
-    # one write: json.dump would make one per token (millions for a long run's records)
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    # written in pieces of many tokens: json.dump writes each token (millions for a long run's
+    # records), json.dumps holds them all at once
+    out, parts = sys.stdout, []
+    for token in json.JSONEncoder(indent=2, default=_json_default).iterencode(obj):
+        parts.append(token)
+        if len(parts) >= 8192:
+            out.write("".join(parts))
+            parts.clear()
+    parts.append("\n")
+    out.write("".join(parts))
 
 
 def _json_default(obj):

@@ -376,7 +376,7 @@ class Kernel:
         already holds it (the replay loop installed it), so observers that mirror the page
         tables (``mirrors_page_tables``) are not told. Every change of an entry comes here
         (or to :meth:`notify_ptes`): it also keeps ``mm.present``."""
-        if not is_pmd:
+        if not is_pmd and mm.present is not None:
             if entry is not None and entry.kind is PteKind.PRESENT:
                 mm.present.add(addr >> PAGE_SHIFT)
             else:
@@ -402,7 +402,7 @@ class Kernel:
         told of all of them in one ``ptes_changed`` call."""
         present, kind = mm.present, PteKind.PRESENT
         gone = []
-        for addr, is_pmd, entry in items:
+        for addr, is_pmd, entry in (items if present is not None else ()):
             if not is_pmd:
                 if entry is not None and entry.kind is kind:
                     present.add(addr >> PAGE_SHIFT)
@@ -939,10 +939,13 @@ class Kernel:
         last_cpupid and restores the entry). One flush of the range. Returns entries changed."""
         mm = self.mm(pid)
         items = []
-        present = PteKind.PRESENT
-        for is_pmd, shift in ((True, HPAGE_SHIFT), (False, PAGE_SHIFT)):
-            keys, entries = mm.entries_in(is_pmd, start, end)
-            items += [(k << shift, is_pmd, e) for k, e in zip(keys, entries) if e.kind is present]
+        for table in (mm.pmds, mm.ptes):
+            shift = HPAGE_SHIFT if table is mm.pmds else PAGE_SHIFT
+            is_pmd = table is mm.pmds
+            for key in sorted(k for k in table if start <= (k << shift) < end):
+                e = table[key]
+                if e.kind is PteKind.PRESENT:
+                    items.append((key << shift, is_pmd, e))
         return self.change_prot_numa_entries(pid, items, cpu)
 
     def change_prot_numa_entries(self, pid: int, items: list, cpu: int = 0) -> int:

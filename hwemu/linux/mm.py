@@ -22,7 +22,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from sortedcontainers import SortedDict, SortedSet
+from sortedcontainers import SortedSet
 
 from hwemu.engine import WaitQueue
 from hwemu.linux.hw import PAGE_SHIFT, PAGE_SIZE
@@ -294,13 +294,12 @@ class MM:
     pid: int
     name: str = ""
     vmas: list[VMA] = field(default_factory=list)     # sorted by start
-    # vpn -> Pte and huge page number -> Pte (2 MiB), in key order: a range of addresses is
-    # found without walking the whole table (entries_in); lookups are a plain dict's
-    ptes: SortedDict = field(default_factory=SortedDict)
-    pmds: SortedDict = field(default_factory=SortedDict)
-    # the vpns of the present PTEs, in order (kept by Kernel.notify_pte / notify_ptes, which
-    # every change of an entry goes through): a NUMA scan takes its next run from here
-    present: SortedSet = field(default_factory=SortedSet)
+    ptes: dict[int, Pte] = field(default_factory=dict)  # vpn -> Pte
+    pmds: dict[int, Pte] = field(default_factory=dict)  # huge page number -> Pte (2 MiB)
+    # the vpns of the present PTEs, in order, made by the first NUMA scan (present_index) and
+    # from then on kept by Kernel.notify_pte / notify_ptes, which every change of an entry
+    # goes through: a scan takes its next run from here without walking the table
+    present: SortedSet | None = None
     pte_tables: dict[int, int] = field(default_factory=dict)  # vaddr>>21 -> pfn of PTE table
     pmd_tables: dict[int, int] = field(default_factory=dict)  # vaddr>>30 -> pfn of PMD table
     policy: object | None = None        # task mempolicy (set_mempolicy)
@@ -345,15 +344,12 @@ class MM:
             return pmd, True
         return self.ptes.get(addr >> PAGE_SHIFT), False
 
-    def entries_in(self, is_pmd: bool, start: int, end: int | None = None) -> tuple[list, list]:
-        """(keys, entries) of the PMD (``is_pmd``: keys are ``address >> 21``) or PTE table
-        (keys are ``address >> 12``) for ``start <= address < end`` (no ``end``: to the top),
-        in address order; the range is found by bisection, not by walking the table."""
-        table, shift = (self.pmds, HPAGE_SHIFT) if is_pmd else (self.ptes, PAGE_SHIFT)
-        i = table.bisect_left(-(-start >> shift))
-        j = len(table) if end is None else table.bisect_left(-(-end >> shift))
-        keys = table.keys()[i:j]
-        return keys, [table[k] for k in keys]
+    def present_index(self) -> SortedSet:
+        """:attr:`present`, made from the PTEs on first use."""
+        if self.present is None:
+            self.present = SortedSet(vpn for vpn, e in self.ptes.items()
+                                     if e.kind is PteKind.PRESENT)
+        return self.present
 
     def pte_paddr(self, addr: int, is_pmd: bool) -> int | None:
         if is_pmd:

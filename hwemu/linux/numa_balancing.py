@@ -101,28 +101,27 @@ class NumaBalancing:
         budget = self.p.scan_size_bytes >> PAGE_SHIFT
         end = max((v.end for v in mm.vmas), default=0)
         start = st.scan_offset
-        # The present entries at or after the scan offset, in address order (each table is in
-        # key order), taken up to the budget.
+        # The present entries at or after the scan offset, in address order, taken up to the
+        # budget.
         present = PteKind.PRESENT
-        keys, entries = mm.entries_in(True, start)
-        huge = [key << HPAGE_SHIFT for key, e in zip(keys, entries) if e.kind is present]
+        huge = [key << HPAGE_SHIFT for key, e in mm.pmds.items()
+                if e.kind is present and key << HPAGE_SHIFT >= start]
         if not huge:
             # 4 KiB pages only (a present PMD at or after the offset would be in huge): the
-            # next ``budget`` present PTEs (mm.present) are all the present entries of their
-            # range
-            i = mm.present.bisect_left(-(-start >> PAGE_SHIFT))
-            taken = mm.present[i:i + budget]
-            todo = len(mm.present) - i
+            # next ``budget`` present PTEs (the index mm.present) are all the present entries
+            # of their range
+            index = mm.present_index()
+            i = index.bisect_left(-(-start >> PAGE_SHIFT))
+            taken = index[i:i + budget]
+            all_taken = len(taken) == len(index) - i
             if taken:
                 ptes = mm.ptes
                 k.change_prot_numa_entries(pid, [(vpn << PAGE_SHIFT, False, ptes[vpn])
                                                  for vpn in taken], cpu)
             last = ((taken[-1] << PAGE_SHIFT) + 1) if taken else start
-            all_taken = len(taken) == todo
         else:
-            keys, entries = mm.entries_in(False, start)
-            todo = sorted(huge + [key << PAGE_SHIFT for key, e in zip(keys, entries)
-                                  if e.kind is present])
+            todo = sorted(huge + [key << PAGE_SHIFT for key, e in mm.ptes.items()
+                                  if e.kind is present and key << PAGE_SHIFT >= start])
             pmds, hmask = mm.pmds, (1 << HPAGE_SHIFT) - 1
             taken, pages, last = [], 0, start
             for a in todo:

@@ -12,6 +12,7 @@ page did not move is reported separately (``MovePagesResult.reasons``).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Generator
 
@@ -210,11 +211,13 @@ def _queue_pages(kernel: Kernel, m: Meter, mm, vmas, want, flags: int) -> tuple[
     out, seen, failed = [], set(), 0
     for vma in vmas:
         lo, hi = vma.start, vma.end
-        for e in mm.entries_in(True, lo, hi)[1]:
+        for key in sorted(k for k in mm.pmds if lo <= (k << HPAGE_SHIFT) < hi):
+            e = mm.pmds[key]
             if e.kind not in (PteKind.PRESENT, PteKind.PROTNONE):
                 continue
             failed += _queue_one(kernel, m, kernel.pages[e.pfn], want, flags, out, seen)
-        for e in mm.entries_in(False, lo, hi)[1]:       # a VMA's bounds are page-aligned
+        for vpn in sorted(k for k in mm.ptes if lo >> PAGE_SHIFT <= k < hi >> PAGE_SHIFT):
+            e = mm.ptes[vpn]
             if e.kind not in (PteKind.PRESENT, PteKind.PROTNONE):
                 continue
             m.cycles(20)
@@ -409,10 +412,17 @@ def set_mempolicy(kernel: Kernel, pid: int, policy: Mempolicy) -> int:
 
 
 # -- /proc/<pid>/numa_maps -------------------------------------------------------------------
+def _keys_in(keys: list[int], lo: int, hi: int) -> list[int]:
+    """The keys ``k`` of the sorted list ``keys`` with ``lo <= k < hi``."""
+    return keys[bisect.bisect_left(keys, lo):bisect.bisect_left(keys, hi)]
+
+
 def numa_maps(kernel: Kernel, pid: int) -> tuple[str, list[dict]]:
     """(text as /proc/<pid>/numa_maps prints it, one dict per VMA)."""
     mm = kernel.mm(pid)
     lines, rows = [], []
+    # the mapped huge and 4 KiB pages in address order, once: each VMA takes its slice
+    pmd_keys, pte_keys = sorted(mm.pmds), sorted(mm.ptes)
     for vma in mm.vmas:
         pol = vma.policy or mm.policy
         desc = pol.describe() if pol is not None else "default"
@@ -432,10 +442,15 @@ def numa_maps(kernel: Kernel, pid: int) -> tuple[str, list[dict]]:
                 md["writeback"] += nr
             md["nodes"][page.node] = md["nodes"].get(page.node, 0) + nr
 
-        for is_pmd in (True, False):            # a VMA's bounds are page-aligned
-            for e in mm.entries_in(is_pmd, vma.start, vma.end)[1]:
-                if e.kind in (PteKind.PRESENT, PteKind.PROTNONE):
-                    gather(kernel.pages[e.pfn], e, 512 if is_pmd else 1)
+        # huge-page keys k with start <= k << 21 < end
+        for key in _keys_in(pmd_keys, -(-vma.start >> HPAGE_SHIFT), -(-vma.end >> HPAGE_SHIFT)):
+            e = mm.pmds[key]
+            if e.kind in (PteKind.PRESENT, PteKind.PROTNONE):
+                gather(kernel.pages[e.pfn], e, 512)
+        for vpn in _keys_in(pte_keys, vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT):
+            e = mm.ptes[vpn]
+            if e.kind in (PteKind.PRESENT, PteKind.PROTNONE):
+                gather(kernel.pages[e.pfn], e, 1)
         text = f"{vma.start:08x} {desc}"
         if vma.kind is VmaKind.FILE:
             text += f" file={vma.file.name}"
