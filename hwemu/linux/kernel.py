@@ -375,12 +375,10 @@ class Kernel:
         """Tell the observers that an entry changed; ``mirrored``: the machine's page table
         already holds it (the replay loop installed it), so observers that mirror the page
         tables (``mirrors_page_tables``) are not told. Every change of an entry comes here
-        (or to :meth:`notify_ptes`): it also keeps ``mm.present``."""
-        if not is_pmd and mm.present is not None:
-            if entry is not None and entry.kind is PteKind.PRESENT:
-                mm.present.add(addr >> PAGE_SHIFT)
-            else:
-                mm.present.discard(addr >> PAGE_SHIFT)
+        (or to :meth:`notify_ptes`), which also keeps the mm's index of present PTEs
+        (:meth:`MM.keep_present`)."""
+        if mm.present is not None:
+            mm.keep_present(((addr, is_pmd, entry),))
         if not self.observers:
             return
         change = self._pte_change(addr, is_pmd, entry)
@@ -400,22 +398,7 @@ class Kernel:
     def notify_ptes(self, mm: MM, items: list) -> None:
         """:meth:`notify_pte` for entries ``items`` ((addr, is_pmd, entry)), each observer
         told of all of them in one ``ptes_changed`` call."""
-        present, kind = mm.present, PteKind.PRESENT
-        gone = []
-        for addr, is_pmd, entry in (items if present is not None else ()):
-            if not is_pmd:
-                if entry is not None and entry.kind is kind:
-                    present.add(addr >> PAGE_SHIFT)
-                else:
-                    gone.append(addr >> PAGE_SHIFT)
-        if gone:
-            # a scan's run of present entries is a run of the index: cut out at once
-            i = present.bisect_left(gone[0])
-            if present[i:i + len(gone)] == gone:
-                del present[i:i + len(gone)]
-            else:
-                for vpn in gone:
-                    present.discard(vpn)
+        mm.keep_present(items)
         if not self.observers or not items:
             return
         changes = [self._pte_change(addr, is_pmd, entry) for addr, is_pmd, entry in items]

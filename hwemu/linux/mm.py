@@ -351,6 +351,28 @@ class MM:
                                      if e.kind is PteKind.PRESENT)
         return self.present
 
+    def keep_present(self, items) -> None:
+        """Bring :attr:`present`, once made, up to date with the changed entries ``items``
+        ((addr, is_pmd, entry or None), each as it is now)."""
+        present = self.present
+        if present is None:
+            return
+        gone = []
+        for addr, is_pmd, entry in items:
+            if not is_pmd:
+                if entry is not None and entry.kind is PteKind.PRESENT:
+                    present.add(addr >> PAGE_SHIFT)
+                else:
+                    gone.append(addr >> PAGE_SHIFT)
+        if len(gone) > 1:
+            # a scan's run of present entries is a run of the index: cut out at once
+            i = present.bisect_left(gone[0])
+            if present[i:i + len(gone)] == gone:
+                del present[i:i + len(gone)]
+                return
+        for vpn in gone:
+            present.discard(vpn)
+
     def pte_paddr(self, addr: int, is_pmd: bool) -> int | None:
         if is_pmd:
             t = self.pmd_tables.get(addr >> 30)

@@ -103,9 +103,9 @@ class NumaBalancing:
         start = st.scan_offset
         # The present entries at or after the scan offset, in address order, taken up to the
         # budget.
-        present = PteKind.PRESENT
+        PRESENT = PteKind.PRESENT
         huge = [key << HPAGE_SHIFT for key, e in mm.pmds.items()
-                if e.kind is present and key << HPAGE_SHIFT >= start]
+                if e.kind is PRESENT and key << HPAGE_SHIFT >= start]
         if not huge:
             # 4 KiB pages only (a present PMD at or after the offset would be in huge): the
             # next ``budget`` present PTEs (the index mm.present) are all the present entries
@@ -121,12 +121,12 @@ class NumaBalancing:
             last = ((taken[-1] << PAGE_SHIFT) + 1) if taken else start
         else:
             todo = sorted(huge + [key << PAGE_SHIFT for key, e in mm.ptes.items()
-                                  if e.kind is present and key << PAGE_SHIFT >= start])
+                                  if e.kind is PRESENT and key << PAGE_SHIFT >= start])
             pmds, hmask = mm.pmds, (1 << HPAGE_SHIFT) - 1
             taken, pages, last = [], 0, start
             for a in todo:
                 nr = 512 if a & hmask == 0 and (e := pmds.get(a >> HPAGE_SHIFT)) is not None \
-                    and e.kind is present else 1
+                    and e.kind is PRESENT else 1
                 if pages + nr > budget:
                     break
                 taken.append(a)
